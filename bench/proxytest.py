@@ -1,0 +1,173 @@
+"""Check the delay proxy: added RTT, and no loss at high rates from one client socket.
+
+    python3 bench/proxytest.py [--delay 40] [--queries 20000] [--window 2000]
+
+Builds the proxy, writes a lab, starts rbldnsd and the proxy, then:
+  1. RTT of single queries, direct to rbldnsd and through the proxy (median of 20);
+  2. a flood: QUERIES distinct queries from ONE UDP socket with up to WINDOW in flight, all with
+     DNS IDs i % 500 (so ~4 queries in flight share each ID, the hard case for routing); every reply must come back, exactly
+     once, to the right question (the QNAME is checked), and the answer must match truth.json;
+  3. the drop rule: a query for z50.lab.test must get no reply.
+Everything talks to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import dns.message
+import dns.query
+import dns.rcode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import lab  # noqa: E402
+from run import Proxy, build_proxy, free_port  # noqa: E402
+
+
+def rtt(port: int, name: str, n: int = 20) -> float:
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        dns.query.udp(dns.message.make_query(name, "A"), "127.0.0.1", port=port, timeout=2)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1000
+
+
+class Flood(asyncio.DatagramProtocol):
+    def __init__(self, port: int, names: list[str], window: int, id_mod: int) -> None:
+        self.port, self.names, self.window, self.id_mod = port, names, window, id_mod
+        self.pending: dict[str, tuple[float, int]] = {}
+        self.answers: dict[str, list[str] | None] = {}
+        self.duplicates = self.mismatched = 0
+        self.next = 0
+        self.done = asyncio.get_running_loop().create_future()
+        self.rtts: list[float] = []
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        self.transport = transport
+        self.fill()
+
+    def fill(self) -> None:
+        while self.next < len(self.names) and len(self.pending) < self.window:
+            name = self.names[self.next]
+            self.next += 1
+            msg = dns.message.make_query(name, "A")
+            msg.id = self.next % self.id_mod  # many queries in flight share an ID
+            self.pending[name] = (time.perf_counter(), msg.id)
+            self.transport.sendto(msg.to_wire(), ("127.0.0.1", self.port))
+
+    def datagram_received(self, data: bytes, addr) -> None:  # type: ignore[override]
+        reply = dns.message.from_wire(data)
+        name = reply.question[0].name.to_text().rstrip(".").lower()
+        if name in self.answers:
+            self.duplicates += 1
+            return
+        sent = self.pending.pop(name, None)
+        if sent is None or reply.id != sent[1]:  # unknown question, or its ID not restored
+            self.mismatched += 1
+            return
+        start = sent[0]
+        self.rtts.append(time.perf_counter() - start)
+        self.answers[name] = (
+            None
+            if reply.rcode() == dns.rcode.NXDOMAIN
+            else sorted((r.address for rr in reply.answer for r in rr), key=lab.code_key)
+        )
+        self.fill()
+        if len(self.answers) == len(self.names) and not self.done.done():
+            self.done.set_result(None)
+
+
+async def flood(port: int, names: list[str], window: int, id_mod: int, timeout: float):
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    sock.bind(("127.0.0.1", 0))
+    transport, proto = await loop.create_datagram_endpoint(
+        lambda: Flood(port, names, window, id_mod), sock=sock
+    )
+    t0 = time.perf_counter()
+    try:
+        await asyncio.wait_for(asyncio.shield(proto.done), timeout)
+    except asyncio.TimeoutError:
+        pass
+    elapsed = time.perf_counter() - t0
+    transport.close()
+    return proto, elapsed
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--delay", type=float, default=40.0)
+    ap.add_argument("--queries", type=int, default=20000)
+    ap.add_argument("--window", type=int, default=2000)
+    args = ap.parse_args()
+
+    binary = build_proxy()
+    with tempfile.TemporaryDirectory(prefix="blm-proxytest-") as tmp:
+        labdir = Path(tmp) / "lab"
+        truth = lab.generate(labdir, 1024)
+        rbl_port, proxy_port = free_port(), free_port()
+        rbl = lab.start_rbldnsd(labdir, rbl_port)
+        proxy = Proxy(binary, proxy_port, rbl_port, args.delay, drop=["z50.lab.test"])
+        ok = True
+        try:
+            test = "2.0.0.127.z01.lab.test"
+            direct, through = rtt(rbl_port, test), rtt(proxy_port, test)
+            print(f"RTT (median of 20): direct {direct:.2f} ms, through proxy {through:.2f} ms, "
+                  f"added {through - direct:.2f} ms (want {args.delay:.0f})")  # fmt: skip
+            if abs(through - direct - args.delay) > max(5.0, args.delay * 0.15):
+                ok = False
+
+            # distinct (ip, zone) questions over zones z01..z46 with known answers
+            pairs = [
+                (ip, z)
+                for ip in truth["targets"]
+                for z in truth["zones"][:46]
+            ][: args.queries]
+            names = [".".join(reversed(ip.split("."))) + "." + z for ip, z in pairs]
+            before = proxy.counters()
+            proto, elapsed = asyncio.run(flood(proxy_port, names, args.window, 500, 60))
+            after = proxy.counters()
+            wrong = 0
+            for (ip, z), name in zip(pairs, names):
+                want = truth["pairs"][ip][z]
+                expect = want["codes"] if want["status"] == "listed" else None
+                if name in proto.answers and proto.answers[name] != expect:
+                    wrong += 1
+            answered = len(proto.answers)
+            rtts = sorted(proto.rtts)
+            print(f"flood: {len(names)} queries, window {args.window}, one socket, DNS IDs i % 500: "
+                  f"{answered} answered in {elapsed:.2f} s ({answered / elapsed:.0f} q/s), "
+                  f"{len(names) - answered} lost, {wrong} wrong answers, {proto.duplicates} duplicates, "
+                  f"{proto.mismatched} mismatched; RTT p50 {rtts[len(rtts) // 2] * 1000:.1f} ms, "
+                  f"p99 {rtts[int(len(rtts) * 0.99)] * 1000:.1f} ms")  # fmt: skip
+            delta = {k: after[k] - before.get(k, 0) for k in after if k != "max_queued"}
+            print(f"proxy counters during the flood: {delta}, max_queued {after.get('max_queued')}")
+            if answered != len(names) or wrong or proto.duplicates or proto.mismatched:
+                ok = False
+
+            try:
+                lab.query_a("2.0.0.127.z50.lab.test", proxy_port, timeout=1.0)
+                print("drop rule: z50 ANSWERED (bad)")
+                ok = False
+            except Exception as exc:  # dns.exception.Timeout
+                print(f"drop rule: z50 query got no reply ({type(exc).__name__}), as intended")
+        finally:
+            final = proxy.stop()
+            rbl.terminate()
+            rbl.wait()
+        print(f"proxy at exit: {final}")
+    print("PASS" if ok else "FAIL")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""The one exception tree of blmonitor.
+
+Expected DNS outcomes (NXDOMAIN, timeouts, operator error codes) are data, not exceptions:
+these classes are for what stops a command: bad input, a broken catalog or config.
+
+    BlmonitorError
+    ├── UsageError          a bad command-line value or target          (exit 2)
+    ├── ConfigError         a config file that cannot be used            (exit 2)
+    ├── CatalogError        a zone catalog (lists/*.toml) that is broken (exit 2)
+    └── DiscoveryError      the public IP could not be found             (exit 3)
+"""
+
+
+class BlmonitorError(Exception):
+    """Root of every error blmonitor raises on purpose; its message is one line for a person."""
+
+    exit_code = 2
+
+
+class UsageError(BlmonitorError):
+    """A command-line value or target that cannot be used."""
+
+
+class ConfigError(BlmonitorError):
+    """A configuration file or value that cannot be used; the message names the key."""
+
+
+class CatalogError(BlmonitorError):
+    """A zone catalog that cannot be loaded; the message names the file and the zone."""
+
+    def __init__(self, source: str, message: str) -> None:
+        super().__init__(f"{source}: {message}")
+        self.source = source
+
+
+class DiscoveryError(BlmonitorError):
+    """No public address could be determined, so nothing can be checked."""
+
+    exit_code = 3

@@ -1,0 +1,213 @@
+"""The nouns of blmonitor: frozen dataclasses and enums shared by every module.
+
+Nothing here does I/O; a Zone is catalog data, an Answer is what one DNS lookup returned,
+a Result is the verdict for one (target, zone) pair and a Report is one whole check.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class TargetKind(enum.StrEnum):
+    IPV4 = "ipv4"
+    IPV6 = "ipv6"
+    DOMAIN = "domain"
+
+
+class ZoneKind(enum.StrEnum):
+    BLOCK = "block"
+    REPUTATION = "reputation"
+    POLICY = "policy"
+    ALLOW = "allow"
+
+
+class ZoneStatus(enum.StrEnum):
+    """What the catalog's cited source said of a zone on its date."""
+
+    ALIVE = "alive"
+    DEAD = "dead"
+    LISTS_EVERYTHING = "lists-everything"
+    UNKNOWN = "unknown"
+
+
+class Severity(enum.IntEnum):
+    """How much a listing hurts: critical means major receivers reject on it."""
+
+    INFO = 1
+    WARNING = 2
+    CRITICAL = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            raise ValueError(f"unknown severity {text!r} (use info, warning or critical)") from None
+
+
+class ErrorKind(enum.StrEnum):
+    """Why an operator answered with an error code instead of a listing."""
+
+    REFUSED = "refused"  # our resolver or querier is blocked (public resolver, no key)
+    RATE_LIMITED = "rate-limited"
+    WRONG_QUERY = "wrong-query"  # e.g. an IP sent to a domain list, a typo in the zone
+    OTHER = "other"
+
+
+class Status(enum.StrEnum):
+    LISTED = "listed"
+    CLEAN = "clean"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+
+class Health(enum.StrEnum):
+    OK = "ok"
+    DEAD = "dead"
+    LISTS_EVERYTHING = "lists-everything"
+    REFUSED = "refused"
+    UNREACHABLE = "unreachable"
+    UNTESTED = "untested"
+
+    @property
+    def trusted(self) -> bool:
+        return self in (Health.OK, Health.UNTESTED)
+
+
+class Verdict(enum.StrEnum):
+    CLEAN = "clean"
+    LISTED = "listed"
+    UNKNOWN = "unknown"
+
+
+class Outcome(enum.StrEnum):
+    """What one DNS lookup came back with, before any DNSBL meaning is put on it."""
+
+    RECORDS = "records"
+    NXDOMAIN = "nxdomain"
+    NODATA = "nodata"
+    SERVFAIL = "servfail"
+    REFUSED = "refused"
+    TIMEOUT = "timeout"
+    FAILED = "failed"  # any other rcode or a malformed answer; detail says which
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """An address or domain to check; `text` is normalised (compressed IP, lower-case IDNA)."""
+
+    text: str
+    kind: TargetKind
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    """One listing code of a zone: an exact 127.x.y.z value, or a bit of the last octet."""
+
+    meaning: str
+    severity: Severity
+    value: str | None = None
+    bit: int | None = None
+    delist_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorCode:
+    """An answer that is an operator's error message, never a listing."""
+
+    kind: ErrorKind
+    meaning: str
+    value: str | None = None
+    bit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Zone:
+    """One DNS zone of the catalog, or a generic RFC 5782 zone named on the command line.
+
+    `query_zone` is the name actually queried; for Spamhaus DQS it holds the secret key, so
+    it is kept out of repr() and must never be printed: `name` is what people see.
+    """
+
+    id: str
+    name: str
+    takes: frozenset[TargetKind]
+    kind: ZoneKind = ZoneKind.BLOCK
+    operator: str = ""
+    default: bool = False
+    status: ZoneStatus = ZoneStatus.UNKNOWN
+    status_date: str = ""
+    status_source: str = ""
+    lookup_url: str = ""
+    delist_url: str = ""
+    fair_use: str = ""
+    access: str = "free"
+    bitmask: bool = False
+    strict: bool = False
+    codes: tuple[Code, ...] = ()
+    errors: tuple[ErrorCode, ...] = ()
+    test_listed: tuple[tuple[TargetKind, str], ...] = ()
+    test_unlisted: tuple[tuple[TargetKind, str], ...] = ()
+    max_inflight: int = 8
+    dqs: str = ""
+    generic: bool = False
+    query_zone: str = field(default="", repr=False)
+
+    @property
+    def queried(self) -> str:
+        return self.query_zone or self.name
+
+    @property
+    def label(self) -> str:
+        """The name to show a person: never the DQS key."""
+        return f"{self.name} (DQS)" if self.query_zone else self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One DNS lookup's outcome: A addresses (sorted) or TXT strings, or why there are none."""
+
+    outcome: Outcome
+    records: tuple[str, ...] = ()
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The verdict for one (target, zone) pair: exactly one Status."""
+
+    target: Target
+    zone: Zone
+    status: Status
+    codes: tuple[str, ...] = ()
+    meanings: tuple[str, ...] = ()
+    severity: Severity | None = None
+    txt: tuple[str, ...] = ()
+    error: str = ""
+    delist_url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneHealth:
+    zone: Zone
+    health: Health
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """One whole check: every result, every zone's health, and the overall verdict."""
+
+    results: tuple[Result, ...]
+    zones: tuple[ZoneHealth, ...]
+    verdict: Verdict
+    warnings: tuple[str, ...] = ()
+    queries: int = 0
+    retries: int = 0
+    seconds: float = 0.0
