@@ -61,11 +61,12 @@ def rbldnsd(workdir: Path, zones: dict[str, list[tuple[str, str]]]) -> Iterator[
             path.chmod(0o644)
             specs.append(f"{zone}:{kind}:{path.name}")
     port = free_port()
+    log = (workdir / "rbldnsd.log").open("wb")
     proc = subprocess.Popen(
         [RBLDNSD, "-n", "-e", "-q", "-u", "nobody", "-w", str(workdir), "-t", "60",
          "-b", f"127.0.0.1/{port}", *specs],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
         wait_answering(port)
@@ -73,6 +74,7 @@ def rbldnsd(workdir: Path, zones: dict[str, list[tuple[str, str]]]) -> Iterator[
     finally:
         proc.terminate()
         proc.wait(5)
+        log.close()
 
 
 Rule = Callable[[dns.message.Message], dns.message.Message | None]
@@ -181,7 +183,8 @@ def truncating(*values: str, txt: str = "") -> Rule:
         if question.rdtype == dns.rdatatype.A:
             reply.answer.append(dns.rrset.from_text(question.name, 60, "IN", "A", *values))
         else:
-            reply.answer.append(dns.rrset.from_text(question.name, 60, "IN", "TXT", f'"{txt}"'))
+            chunks = " ".join(f'"{txt[i : i + 200]}"' for i in range(0, len(txt), 200))
+            reply.answer.append(dns.rrset.from_text(question.name, 60, "IN", "TXT", chunks))
         return reply
 
     rule.truncate_udp = True  # type: ignore[attr-defined]

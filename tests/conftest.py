@@ -1,0 +1,69 @@
+"""Fixtures: a DNS lab on 127.0.0.1 (rbldnsd + our misbehaving resolver). Nothing leaves loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dns.rcode
+import pytest
+
+from blmonitor.zones import Catalog, load_catalog
+from tests import dnsservers
+
+DATA = Path(__file__).parent / "data"
+
+# rbldnsd datasets per zone: (type, text). Listings are for 203.0.113.0/24 and example domains.
+LAB_ZONES: dict[str, list[tuple[str, str]]] = {
+    "bl.lab.test": [
+        ("ip4set", ":127.0.0.2:Listed, see https://bl.lab.test/$\n127.0.0.2\n"
+                   "203.0.113.5 :127.0.0.2:Spam sent from $ on 2026-11-01\n"
+                   "203.0.113.6 :127.0.0.4:Infected\n"
+                   "203.0.113.7 :127.0.0.10:Dynamic range\n"
+                   "203.0.113.8 :127.0.0.77:New category\n"),
+        ("ip4set", "203.0.113.6 :127.0.0.2:Also spam\n"),
+        ("ip6trie", "::ffff:7f00:2 :127.0.0.2:test point\n2001:db8::25 :127.0.0.3:IPv6 snowshoe\n"),
+    ],
+    "dead.lab.test": [("ip4set", "192.0.2.1 :127.0.0.2:\n")],
+    "world.lab.test": [("ip4trie", "0.0.0.0/0 :127.0.0.2:everything\n")],
+    "refusing.lab.test": [("ip4trie", "0.0.0.0/0 :127.255.255.254:Error: open resolver\n")],
+    "strict.lab.test": [("ip4set", "127.0.0.2 :127.0.0.2:\n203.0.113.5 :127.0.0.9:\n")],
+    "dom.lab.test": [("dnset", "test :127.0.1.2:test\nbad.example :127.0.1.2:Spam domain\n")],
+    "bits.lab.test": [("dnset", "test :127.0.0.2:\nspam.example :127.0.0.10:\n"
+                                "grey.example :127.0.0.4:\n")],
+    "odd.lab.test": [("ip4set", "127.0.0.99 :127.0.0.99:test\n203.0.113.5 :127.0.0.2:\n")],
+}  # fmt: skip
+
+
+@dataclass
+class Lab:
+    port: int  # our resolver: misbehaving zones, the rest forwarded to rbldnsd
+    rbldnsd_port: int
+    resolver: dnsservers.FakeResolver
+    catalog_path: Path
+
+    @property
+    def catalog(self) -> Catalog:
+        return load_catalog(self.catalog_path)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    workdir = tmp_path_factory.mktemp("rbldnsd")
+    with dnsservers.rbldnsd(workdir, LAB_ZONES) as port:
+        resolver = dnsservers.FakeResolver(upstream=port)
+        resolver.add("slow.lab.test", dnsservers.drop)
+        resolver.add("servfail.lab.test", dnsservers.rcode(dns.rcode.SERVFAIL))
+        resolver.add("refused-rcode.lab.test", dnsservers.rcode(dns.rcode.REFUSED))
+        resolver.add("outside.lab.test", dnsservers.records("10.1.2.3"))
+        resolver.add("blocked.example.bits.lab.test", dnsservers.records("127.0.0.1"))
+        resolver.add("trunc.lab.test", dnsservers.truncating("127.0.0.2", txt="long " * 100))
+        try:
+            yield Lab(resolver.port, port, resolver, DATA / "lab.toml")
+        finally:
+            resolver.close()

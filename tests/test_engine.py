@@ -1,0 +1,144 @@
+"""The engine on the loopback lab: verdicts, codes, TXT, zone health, and a slow zone."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from blmonitor import dnsbl, engine
+from blmonitor.models import Health, Report, Severity, Status, Verdict
+from blmonitor.resolver import DnsClient, Nameserver
+from blmonitor.zones import select_zones
+
+
+def run(lab, targets, zones, *, timeout=1.0, **options) -> Report:
+    chosen, _ = select_zones(lab.catalog, zones)
+
+    async def go() -> Report:
+        async with DnsClient([Nameserver("127.0.0.1", lab.port)], timeout=timeout) as client:
+            return await engine.check(dnsbl.expand_targets(targets), chosen, client, **options)
+
+    return asyncio.run(go())
+
+
+def by_pair(report: Report) -> dict[tuple[str, str], object]:
+    return {(r.target.text, r.zone.name): r for r in report.results}
+
+
+def test_listings_codes_txt_and_clean(lab) -> None:
+    report = run(lab, ["203.0.113.5", "203.0.113.6", "203.0.113.9", "2001:db8::25"], ["bl"])
+    got = by_pair(report)
+    five = got[("203.0.113.5", "bl.lab.test")]
+    assert (five.status, five.codes, five.txt) == (
+        Status.LISTED, ("127.0.0.2",), ("Spam sent from 203.0.113.5 on 2026-11-01",),
+    )  # fmt: skip
+    six = got[("203.0.113.6", "bl.lab.test")]
+    assert six.codes == ("127.0.0.2", "127.0.0.4")
+    assert six.meanings == ("spam source", "exploited host")
+    assert six.txt == ("Also spam", "Infected")
+    assert got[("203.0.113.9", "bl.lab.test")].status is Status.CLEAN
+    v6 = got[("2001:db8::25", "bl.lab.test")]
+    assert (v6.status, v6.codes, v6.severity) == (Status.LISTED, ("127.0.0.3",), Severity.WARNING)
+    assert [(z.zone.name, z.health) for z in report.zones] == [("bl.lab.test", Health.OK)]
+    assert report.verdict is Verdict.LISTED
+
+
+@pytest.mark.parametrize(
+    ("zone", "health", "detail"),
+    [
+        ("dead", Health.DEAD, "is not listed"),
+        ("world", Health.LISTS_EVERYTHING, "lists everything"),
+        ("refusing", Health.REFUSED, "your resolver is refused by refusing.lab.test"),
+        ("outside.lab.test", Health.LISTS_EVERYTHING, "outside 127.0.0.0/8"),
+        ("servfail.lab.test", Health.UNREACHABLE, "SERVFAIL"),
+        ("refused-rcode.lab.test", Health.REFUSED, "REFUSED"),
+        ("slow.lab.test", Health.UNREACHABLE, "timed out"),
+    ],
+)
+def test_sick_zones_never_list_and_never_clean(lab, zone, health, detail) -> None:
+    report = run(lab, ["203.0.113.5", "203.0.113.9"], [zone], timeout=0.6)
+    [zh] = report.zones
+    assert zh.health is health
+    assert detail in zh.detail
+    assert {r.status for r in report.results} == {Status.ERROR}
+    assert report.verdict is Verdict.UNKNOWN
+
+
+def test_domain_and_bitmask_zones(lab) -> None:
+    report = run(lab, ["bad.example", "good.example", "spam.example", "blocked.example", "203.0.113.5"],
+                 ["dom", "bits"])  # fmt: skip
+    got = {(t, z): (r.status, r.codes) for (t, z), r in by_pair(report).items()}
+    assert got[("bad.example", "dom.lab.test")] == (Status.LISTED, ("127.0.1.2",))
+    assert got[("good.example", "dom.lab.test")] == (Status.CLEAN, ())
+    assert got[("spam.example", "bits.lab.test")] == (Status.LISTED, ("127.0.0.10",))
+    assert got[("blocked.example", "bits.lab.test")][0] is Status.ERROR  # bit 1: query blocked
+    assert got[("203.0.113.5", "dom.lab.test")][0] is Status.SKIPPED
+    assert {z.health for z in report.zones} == {Health.OK}
+
+
+def test_custom_test_point_and_strict_codes(lab) -> None:
+    report = run(lab, ["203.0.113.5"], ["odd", "strict"])
+    assert [(z.zone.id, z.health) for z in report.zones] == [
+        ("odd", Health.OK), ("strict", Health.OK),
+    ]  # fmt: skip
+    got = by_pair(report)
+    assert got[("203.0.113.5", "odd.lab.test")].status is Status.LISTED
+    strict = got[("203.0.113.5", "strict.lab.test")]
+    assert strict.status is Status.ERROR and "no such code" in strict.error
+
+
+def test_slow_zone_does_not_hold_up_the_others(lab) -> None:
+    """Other zones' answers are in before the slow zone's timeout; the whole run ends with it."""
+    seen: list[tuple[int, float]] = []
+    started = time.monotonic()
+    report = run(
+        lab,
+        [f"203.0.113.{i}" for i in range(1, 41)],
+        ["bl", "slow.lab.test", "dom"],
+        timeout=1.0,
+        progress=lambda done, total: seen.append((done, time.monotonic() - started)),
+    )
+    elapsed = time.monotonic() - started
+    assert elapsed < 2.5
+    healthy_done = [t for done, t in seen if done <= 43]  # bl: 40 targets + 3 probes
+    assert max(healthy_done) < 0.9
+    slow = [r for r in report.results if r.zone.name == "slow.lab.test"]
+    assert len(slow) == 40 and {r.status for r in slow} == {Status.ERROR}
+    bl = [r for r in report.results if r.zone.name == "bl.lab.test"]
+    assert {r.status for r in bl} == {Status.LISTED, Status.CLEAN}
+    # the slow zone's queued targets were never sent once its probes failed
+    asked = sum(1 for n in lab.resolver.seen if n.endswith("slow.lab.test.") and "113.0.203" in n)
+    assert asked <= 3 * 8  # per-zone window of 8, three attempts each
+
+
+def test_bounded_concurrency_and_per_zone_window(lab) -> None:
+    class Counting:
+        def __init__(self, client) -> None:
+            self.client = client
+            self.now = self.peak = 0
+
+        async def query(self, name, rdtype):
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+            try:
+                return await self.client.query(name, rdtype)
+            finally:
+                self.now -= 1
+
+    chosen, _ = select_zones(lab.catalog, ["bl", "dom"])
+
+    async def go(**options):
+        async with DnsClient([Nameserver("127.0.0.1", lab.port)], timeout=1) as client:
+            counting = Counting(client)
+            report = await engine.check(
+                dnsbl.expand_targets(["203.0.113.0/26", "bad.example"]), chosen, counting, **options
+            )
+            return counting.peak, report
+
+    peak, report = asyncio.run(go(concurrency=5))
+    assert peak == 5
+    peak, _ = asyncio.run(go(concurrency=100, zone_concurrency=3))
+    assert peak <= 6
+    assert len(report.results) == 65 * 2
