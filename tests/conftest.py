@@ -13,6 +13,7 @@ from blmonitor.zones import Catalog, load_catalog
 from tests import dnsservers
 
 DATA = Path(__file__).parent / "data"
+DQS_KEY = "k3yk3yk3yk3yk3yk3yk3yk3yk3"  # a made-up 26-character Spamhaus DQS key
 
 # rbldnsd datasets per zone: (type, text). Listings are for 203.0.113.0/24 and example domains.
 LAB_ZONES: dict[str, list[tuple[str, str]]] = {
@@ -21,7 +22,8 @@ LAB_ZONES: dict[str, list[tuple[str, str]]] = {
                    "203.0.113.5 :127.0.0.2:Spam sent from $ on 2026-11-01\n"
                    "203.0.113.6 :127.0.0.4:Infected\n"
                    "203.0.113.7 :127.0.0.10:Dynamic range\n"
-                   "203.0.113.8 :127.0.0.77:New category\n"),
+                   "203.0.113.8 :127.0.0.77:New category\n"
+                   "11.22.33.44 :127.0.0.4:Infected\n"),
         ("ip4set", "203.0.113.6 :127.0.0.2:Also spam\n"),
         ("ip6trie", "::ffff:7f00:2 :127.0.0.2:test point\n2001:db8::25 :127.0.0.3:IPv6 snowshoe\n"),
     ],
@@ -32,6 +34,9 @@ LAB_ZONES: dict[str, list[tuple[str, str]]] = {
     "dom.lab.test": [("dnset", "test :127.0.1.2:test\nbad.example :127.0.1.2:Spam domain\n")],
     "bits.lab.test": [("dnset", "test :127.0.0.2:\nspam.example :127.0.0.10:\n"
                                 "grey.example :127.0.0.4:\n")],
+    f"{DQS_KEY}.refusing.dq.spamhaus.net": [
+        ("ip4set", ":127.0.0.2:DQS listed $\n127.0.0.2\n203.0.113.5\n"),
+    ],
     "odd.lab.test": [("ip4set", "127.0.0.99 :127.0.0.99:test\n203.0.113.5 :127.0.0.2:\n")],
 }  # fmt: skip
 

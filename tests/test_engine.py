@@ -92,6 +92,7 @@ def test_custom_test_point_and_strict_codes(lab) -> None:
 def test_slow_zone_does_not_hold_up_the_others(lab) -> None:
     """Other zones' answers are in before the slow zone's timeout; the whole run ends with it."""
     seen: list[tuple[int, float]] = []
+    before = len(lab.resolver.seen)
     started = time.monotonic()
     report = run(
         lab,
@@ -109,7 +110,7 @@ def test_slow_zone_does_not_hold_up_the_others(lab) -> None:
     bl = [r for r in report.results if r.zone.name == "bl.lab.test"]
     assert {r.status for r in bl} == {Status.LISTED, Status.CLEAN}
     # the slow zone's queued targets were never sent once its probes failed
-    asked = sum(1 for n in lab.resolver.seen if n.endswith("slow.lab.test.") and "113.0.203" in n)
+    asked = sum(1 for n in lab.resolver.seen[before:] if n.endswith("113.0.203.slow.lab.test."))
     assert asked <= 3 * 8  # per-zone window of 8, three attempts each
 
 

@@ -73,7 +73,10 @@ def test_second_resolver_answers_when_the_first_is_silent(lab) -> None:
     silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     silent.bind(("127.0.0.1", 0))
     try:
-        servers = [Nameserver("127.0.0.1", silent.getsockname()[1]), Nameserver("127.0.0.1", lab.port)]
+        servers = [
+            Nameserver("127.0.0.1", silent.getsockname()[1]),
+            Nameserver("127.0.0.1", lab.port),
+        ]
         got = ask(0, "5.113.0.203.bl.lab.test", servers=servers, timeout=1.5)
     finally:
         silent.close()

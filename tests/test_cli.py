@@ -1,0 +1,194 @@
+"""The CLI through click's CliRunner and as a real subprocess: exit codes, JSON, the table."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from blmonitor import cli
+from tests import httpservers
+from tests.conftest import DQS_KEY
+
+ROOT = Path(__file__).parent.parent
+
+
+def invoke(lab, *args: str):
+    runner = CliRunner()
+    return runner.invoke(
+        cli.main,
+        ["check", "--lists", str(lab.catalog_path), "--resolver", lab.address, "--timeout", "0.6",
+         *args],
+    )  # fmt: skip
+
+
+# One table for the exit codes: 0 clean, 1 listed, 2 usage/config, 3 could not determine.
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["203.0.113.9", "--zone", "bl"], cli.EXIT_CLEAN),
+        (["203.0.113.5", "--zone", "bl"], cli.EXIT_LISTED),
+        (["203.0.113.7", "--zone", "bl"], cli.EXIT_CLEAN),  # info listing (policy) only
+        (["203.0.113.7", "--zone", "bl", "--fail-on", "info"], cli.EXIT_LISTED),
+        (["203.0.113.9", "--zone", "dead"], cli.EXIT_UNKNOWN),
+        (["203.0.113.9", "--zone", "bl", "--zone", "slow.lab.test"], cli.EXIT_UNKNOWN),
+        (["203.0.113.5", "--zone", "bl", "--zone", "slow.lab.test"], cli.EXIT_LISTED),
+        (["not_an_ip!"], cli.EXIT_USAGE),
+        (["203.0.113.9", "--resolver", "dns.example"], cli.EXIT_USAGE),
+        (["203.0.113.9", "--zone", "bad zone!"], cli.EXIT_USAGE),
+        (["10.0.0.0/8"], cli.EXIT_USAGE),
+        (["203.0.113.9", "--timeout", "0"], cli.EXIT_USAGE),
+    ],
+)
+def test_exit_codes(lab, args, code) -> None:
+    result = invoke(lab, *args)
+    assert result.exit_code == code, result.output
+
+
+def test_json_report(lab) -> None:
+    result = invoke(lab, "203.0.113.6", "bad.example", "--zone", "bl", "--zone", "dom",
+                    "--zone", "world", "--json")  # fmt: skip
+    assert result.exit_code == cli.EXIT_LISTED
+    data = json.loads(result.output)
+    assert data["verdict"] == "listed"
+    pairs = {(r["target"], r["zone"]): r for r in data["results"]}
+    assert pairs[("203.0.113.6", "bl.lab.test")] == {
+        "target": "203.0.113.6",
+        "zone": "bl.lab.test",
+        "status": "listed",
+        "codes": ["127.0.0.2", "127.0.0.4"],
+        "txt": ["Also spam", "Infected"],
+        "meaning": "spam source; exploited host",
+        "severity": "critical",
+        "error": None,
+        "delist_url": "https://bl.lab.test/remove?ip=203.0.113.6",
+    }
+    assert pairs[("bad.example", "dom.lab.test")]["status"] == "listed"
+    assert pairs[("203.0.113.6", "dom.lab.test")]["status"] == "skipped"
+    world = pairs[("203.0.113.6", "world.lab.test")]
+    assert world["status"] == "error" and world["severity"] is None
+    assert [(z["zone"], z["health"]) for z in data["zones"]] == [
+        ("bl.lab.test", "ok"), ("dom.lab.test", "ok"), ("world.lab.test", "lists-everything"),
+    ]  # fmt: skip
+    assert data["stats"]["lookups"] == 3
+    assert data["stats"]["retries"] == 0
+
+
+def test_human_table(lab) -> None:
+    result = invoke(lab, "203.0.113.5", "203.0.113.9", "--zone", "bl", "--zone", "refusing")
+    assert result.exit_code == cli.EXIT_LISTED
+    lines = result.output.splitlines()
+    assert lines[0] == "LISTED (1)"
+    assert lines[1].split() == ["target", "zone", "codes", "severity", "meaning"]
+    assert lines[2].split() == ["203.0.113.5", "bl.lab.test", "127.0.0.2", "critical", "spam",
+                                "source"]  # fmt: skip
+    assert "      says: Spam sent from 203.0.113.5 on 2026-11-01" in lines
+    assert "      delist: https://bl.lab.test/remove?ip=203.0.113.5" in lines
+    assert "ZONE HEALTH (1 not usable or not tested)" in lines
+    health = next(line for line in lines if line.startswith("  refusing.lab.test"))
+    assert "refused" in health and "your resolver is refused by refusing.lab.test" in health
+    assert lines[-1] == "LISTED: 203.0.113.5 on bl.lab.test (2 target(s) × 2 zone(s))"
+
+
+def test_dqs_key_is_used_and_never_shown(lab, tmp_path) -> None:
+    key_file = tmp_path / "dqs.key"
+    key_file.write_text(DQS_KEY + "\n")
+    for output in ("--json", None):
+        args = ["203.0.113.5", "--zone", "refusing", "--dqs-key-file", str(key_file)]
+        result = invoke(lab, *args, *([output] if output else []))
+        assert result.exit_code == cli.EXIT_LISTED, result.output
+        assert DQS_KEY not in result.output
+        assert "refusing.lab.test (DQS)" in result.output
+    assert f"5.113.0.203.{DQS_KEY}.refusing.dq.spamhaus.net." in lab.resolver.seen
+
+
+def test_bad_dqs_key_and_broken_catalog(lab, tmp_path) -> None:
+    key_file = tmp_path / "dqs.key"
+    key_file.write_text("short")
+    result = invoke(lab, "203.0.113.5", "--zone", "refusing", "--dqs-key-file", str(key_file))
+    assert result.exit_code == cli.EXIT_USAGE
+    assert "DQS key is not 20-40 letters" in result.output
+    broken = tmp_path / "broken.toml"
+    broken.write_text('[[zone]]\nid = "x"\nname = "x.example"\ntakes = ["ipv5"]\n')
+    result = CliRunner().invoke(cli.main, ["check", "--lists", str(broken), "203.0.113.5"])
+    assert result.exit_code == cli.EXIT_USAGE
+    assert result.output.startswith(f"blmonitor: error: {broken}: zone x:")
+
+
+def test_targets_file_and_warnings(lab, tmp_path) -> None:
+    targets = tmp_path / "targets.txt"
+    targets.write_text("# our outbound IPs\n203.0.113.9\n203.0.113.10  # backup MX\n\n")
+    result = invoke(lab, "-f", str(targets), "--zone", "bl", "--zone", "notinlist.lab.test",
+                    "--json")  # fmt: skip
+    data = json.loads(result.output)
+    assert {r["target"] for r in data["results"]} == {"203.0.113.9", "203.0.113.10"}
+    assert any("notinlist.lab.test is not in the catalog" in w for w in data["warnings"])
+
+
+def test_dead_zone_from_catalog_warns() -> None:
+    result = CliRunner().invoke(cli.main, ["zones", "--all", "--json"])
+    assert result.exit_code == 0
+    zones = {z["zone"]: z for z in json.loads(result.output)}
+    assert zones["dnsbl.sorbs.net"]["status"] == "dead"
+    result = CliRunner().invoke(cli.main, ["zones"])
+    assert result.output.splitlines()[0].split() == ["id", "zone", "takes", "kind", "status",
+                                                     "default"]  # fmt: skip
+    assert "zen.spamhaus.org" in result.output and "sorbs" not in result.output
+
+
+def test_dead_catalog_zone_named_in_check_gets_a_warning(lab) -> None:
+    result = CliRunner().invoke(
+        cli.main,
+        ["check", "203.0.113.9", "--zone", "ix.dnsbl.manitu.net", "--resolver", lab.address,
+         "--timeout", "0.6", "--json"],
+    )  # fmt: skip
+    data = json.loads(result.output)
+    assert any(w.startswith("ix.dnsbl.manitu.net is known as dead") for w in data["warnings"])
+    assert data["verdict"] == "unknown"  # the lab does not serve it: never "clean"
+
+
+def test_no_target_checks_the_discovered_public_ip(lab) -> None:
+    routes = {"/1": (200, "11.22.33.44\n"), "/2": (200, "11.22.33.44\n")}
+    with httpservers.serve(routes) as base:
+        result = invoke(lab, "--zone", "bl", "--ip-url", f"{base}/1", "--ip-url", f"{base}/2",
+                        "--json")  # fmt: skip
+    assert result.exit_code == cli.EXIT_LISTED
+    [row] = json.loads(result.output)["results"]
+    assert (row["target"], row["codes"]) == ("11.22.33.44", ["127.0.0.4"])
+
+
+def test_discovery_failure_is_exit_3(lab) -> None:
+    with httpservers.serve({}) as base:
+        result = invoke(lab, "--zone", "bl", "--ip-url", f"{base}/none")
+    assert result.exit_code == cli.EXIT_UNKNOWN
+    assert "could not find this machine's public IP" in result.output
+
+
+def test_subprocess_json_and_exit_code(lab) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "blmonitor", "check", "203.0.113.5", "2001:db8::25",
+         "--lists", str(lab.catalog_path), "--zone", "bl", "--resolver", lab.address, "--json"],
+        capture_output=True, text=True, env=env, timeout=30, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    data = json.loads(proc.stdout)
+    assert [(r["target"], r["status"]) for r in data["results"]] == [
+        ("203.0.113.5", "listed"), ("2001:db8::25", "listed"),
+    ]  # fmt: skip
+    assert proc.stderr == ""
+
+
+def test_subprocess_usage_error_is_one_line(lab) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "blmonitor", "check", "nonsense!", "--resolver", lab.address],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=30,
+        check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("blmonitor: error:")

@@ -1,0 +1,37 @@
+"""The README documents every command and every option, and starts with the two commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pytest
+
+from blmonitor import cli
+
+README = (Path(__file__).parent.parent / "README.md").read_text()
+CI_RUN = (Path(__file__).parent.parent / ".ci" / "run").read_text()
+
+
+@pytest.mark.parametrize("name", sorted(cli.main.commands))
+def test_every_command_is_documented(name: str) -> None:
+    assert f"### `blmonitor {name}" in README
+    command = cli.main.commands[name]
+    assert command.help and "Example" in command.help
+    for param in command.params:
+        if isinstance(param, click.Option) and not param.hidden:
+            assert any(f"`{opt}" in README or f", {opt}" in README for opt in param.opts), (
+                f"{name} {param.opts[0]} is not in the README"
+            )
+
+
+def test_readme_starts_with_install_and_test_commands() -> None:
+    block = README.split("```sh\n", 1)[1].split("```", 1)[0].splitlines()
+    assert block[0].startswith("pip install . && blmonitor check")
+    assert block[1].startswith("scripts/check --setup")
+    assert "scripts/check --setup" in CI_RUN
+
+
+def test_every_exit_code_is_documented() -> None:
+    for code in (cli.EXIT_CLEAN, cli.EXIT_LISTED, cli.EXIT_USAGE, cli.EXIT_UNKNOWN):
+        assert f"| {code} |" in README
