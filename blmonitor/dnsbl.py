@@ -104,20 +104,34 @@ def query_name(target: Target, zone: Zone) -> dns.name.Name | None:
     """The name to look up for `target` in `zone`, or None when the zone does not take it."""
     if target.kind not in zone.takes:
         return None
-    return _name_for(target.kind, target.text, zone)
+    return relative_name(target.kind, target.text).concatenate(zone_origin(zone))
 
 
-def _name_for(kind: TargetKind, text: str, zone: Zone) -> dns.name.Name:
-    origin = dns.name.from_text(zone.queried)
+def zone_origin(zone: Zone) -> dns.name.Name:
+    return dns.name.from_text(zone.queried)
+
+
+def relative_name(kind: TargetKind, text: str) -> dns.name.Name:
+    """The part of a DNSBL query name that comes before the zone (RFC 5782 §2.1, §2.4, §3)."""
     if kind is TargetKind.DOMAIN:
-        return dns.name.from_text(text, origin=None).concatenate(origin)
+        return dns.name.from_text(text, origin=None)
     address = ipaddress.ip_address(text)
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         # dnspython turns IPv4-mapped addresses into in-addr names; RFC 5782 §5's IPv6 test
         # points are exactly such addresses and must be asked as 32 nibbles.
-        nibbles = address.exploded.replace(":", "")[::-1]
-        return dns.name.from_text(".".join(nibbles), origin=origin)
-    return dns.reversename.from_address(address.compressed, v4_origin=origin, v6_origin=origin)
+        return dns.name.from_text(".".join(address.exploded.replace(":", "")[::-1]), origin=None)
+    return dns.reversename.from_address(
+        address.compressed, v4_origin=dns.name.empty, v6_origin=dns.name.empty
+    )
+
+
+def wire_labels(name: dns.name.Name) -> bytes:
+    """Uncompressed wire form of a name's labels; of a relative name, without the root."""
+    return b"".join(bytes((len(label),)) + label for label in name.labels)
+
+
+def _name_for(kind: TargetKind, text: str, zone: Zone) -> dns.name.Name:
+    return relative_name(kind, text).concatenate(zone_origin(zone))
 
 
 # --- answers → results ---------------------------------------------------------------------
@@ -133,6 +147,9 @@ class _Decoded:
     delist_url: str = ""
 
 
+_CLEAN = _Decoded(Status.CLEAN)
+
+
 def _matches(code: Code | ErrorCode, address: ipaddress.IPv4Address, bitmask: bool) -> bool:
     if code.bit is not None:
         return bitmask and bool(int(address) & 0xFF & code.bit)
@@ -141,8 +158,8 @@ def _matches(code: Code | ErrorCode, address: ipaddress.IPv4Address, bitmask: bo
 
 def decode(zone: Zone, outcome: Outcome, records: Sequence[str], detail: str = "") -> _Decoded:
     """Meaning of one A lookup for a zone: listed, clean or error (with its kind)."""
-    if outcome in (Outcome.NXDOMAIN, Outcome.NODATA):
-        return _Decoded(Status.CLEAN)
+    if outcome is Outcome.NXDOMAIN or outcome is Outcome.NODATA:
+        return _CLEAN
     if outcome is not Outcome.RECORDS:
         return _Decoded(Status.ERROR, error=_outcome_error(outcome, detail))
     addresses = []

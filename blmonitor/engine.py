@@ -14,17 +14,39 @@ import secrets
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import dns.name
 import dns.rdatatype
 
 from . import dnsbl
-from .models import Answer, Health, Report, Result, Severity, Status, Target, Zone, ZoneHealth
+from .models import (
+    Answer,
+    Health,
+    Outcome,
+    Report,
+    Result,
+    Severity,
+    Status,
+    Target,
+    Zone,
+    ZoneHealth,
+)
 
 
 class Lookup(Protocol):
-    async def query(self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> Answer: ...
+    """Starts one DNS lookup and calls back with its Answer (the DnsClient does this)."""
+
+    def submit(
+        self,
+        name: dns.name.Name | bytes,
+        rdtype: dns.rdatatype.RdataType,
+        callback: Callable[[Answer], None],
+    ) -> None: ...
+
+
+A = dns.rdatatype.A
+TXT = dns.rdatatype.TXT
 
 
 Progress = Callable[[int, int], None]
@@ -35,13 +57,19 @@ class _ZoneRun:
     index: int
     zone: Zone
     limit: int
-    # (target index, probe index, name): exactly one of the two indexes is >= 0
-    queue: deque[tuple[int, int, dns.name.Name]] = field(default_factory=deque)
+    origin: bytes  # the zone's name in wire form, appended to each target's labels
+    todo: list[int] = field(default_factory=list)  # indexes of the targets it takes
+    cursor: int = 0
+    probe_queue: deque[int] = field(default_factory=deque)
     probes: list[dnsbl.ProbeQuery] = field(default_factory=list)
     probe_answers: list[tuple[dnsbl.ProbeQuery, Answer]] = field(default_factory=list)
     inflight: int = 0
     ready: bool = False
     health: ZoneHealth | None = None
+
+    @property
+    def waiting(self) -> bool:
+        return bool(self.probe_queue) or self.cursor < len(self.todo)
 
 
 async def check(
@@ -58,73 +86,93 @@ async def check(
     """Check every target against every zone that takes it; see the module docstring."""
     nonce = nonce or secrets.token_hex(6)
     kinds = {t.kind for t in targets}
+    # Query names are built lazily from two wire-form halves: one per target, one per zone.
+    prefixes = [dnsbl.wire_labels(dnsbl.relative_name(t.kind, t.text)) for t in targets]
     runs: list[_ZoneRun] = []
+    skipped: list[Result] = []
     for zi, zone in enumerate(zones):
-        run = _ZoneRun(zi, zone, max(1, min(zone_concurrency or zone.max_inflight, concurrency)))
+        limit = max(1, min(zone_concurrency or zone.max_inflight, concurrency))
+        run = _ZoneRun(zi, zone, limit, dnsbl.wire_labels(dnsbl.zone_origin(zone)))
         if kinds & zone.takes:
             run.probes = dnsbl.health_probes(zone, kinds, nonce)
-        run.queue.extend((-1, pi, p.name) for pi, p in enumerate(run.probes))
-        runs.append(run)
-    skipped: list[Result] = []
-    for ti, target in enumerate(targets):
-        for run in runs:
-            name = dnsbl.query_name(target, run.zone)
-            if name is None:
-                skipped.append(dnsbl.judge(target, run.zone, None))
+        run.probe_queue.extend(range(len(run.probes)))
+        for ti, target in enumerate(targets):
+            if target.kind in zone.takes:
+                run.todo.append(ti)
             else:
-                run.queue.append((ti, -1, name))
+                skipped.append(dnsbl.judge(target, zone, None))
+        runs.append(run)
 
     answers: dict[tuple[int, int], tuple[Answer, Answer | None]] = {}
-    total = sum(len(r.queue) for r in runs)
+    total = sum(len(r.probes) + len(r.todo) for r in runs)
     done = inflight = 0
     ready: deque[_ZoneRun] = deque()
     finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    tasks: set[asyncio.Task[None]] = set()
 
     def mark_ready(run: _ZoneRun) -> None:
-        if run.queue and not run.ready and run.inflight < run.limit:
+        if not run.ready and run.inflight < run.limit and run.waiting:
             run.ready = True
             ready.append(run)
 
-    async def job(run: _ZoneRun, ti: int, pi: int, name: dns.name.Name) -> None:
-        nonlocal done
-        answer = await lookup.query(name, dns.rdatatype.A)
-        if pi >= 0:
-            run.probe_answers.append((run.probes[pi], answer))
-            if len(run.probe_answers) == len(run.probes):
-                run.health = dnsbl.judge_health(run.zone, run.probe_answers)
-                if not run.health.health.trusted:
-                    done += len(run.queue)  # never sent: reported as "not asked"
-                    run.queue.clear()
-            return
-        txt = None
-        if dnsbl.decode(run.zone, answer.outcome, answer.records).status is Status.LISTED:
-            txt = await lookup.query(name, dns.rdatatype.TXT)
-        answers[(ti, run.index)] = (answer, txt)
+    def guarded(step: Callable[..., None]) -> Callable[..., None]:
+        """Callbacks run inside the resolver's reader: a bug must end the run, not hang it."""
+
+        def call(*args: Any) -> None:
+            try:
+                step(*args)
+            except BaseException as exc:
+                if not finished.done():
+                    finished.set_exception(exc)
+
+        return call
 
     def launch() -> None:
         nonlocal inflight
         while inflight < concurrency and ready:
             run = ready.popleft()
             run.ready = False
-            ti, pi, name = run.queue.popleft()
+            if run.probe_queue:
+                pi = run.probe_queue.popleft()
+                lookup.submit(run.probes[pi].name, A, functools.partial(on_probe, run, pi))
+            else:
+                ti = run.todo[run.cursor]
+                run.cursor += 1
+                name = prefixes[ti] + run.origin
+                lookup.submit(name, A, functools.partial(on_answer, run, ti, name))
             run.inflight += 1
             inflight += 1
-            task = asyncio.ensure_future(job(run, ti, pi, name))
-            tasks.add(task)
-            task.add_done_callback(functools.partial(complete, run))
             mark_ready(run)
 
-    def complete(run: _ZoneRun, task: asyncio.Task[None]) -> None:
+    @guarded
+    def on_probe(run: _ZoneRun, pi: int, answer: Answer) -> None:
+        nonlocal done
+        run.probe_answers.append((run.probes[pi], answer))
+        if len(run.probe_answers) == len(run.probes):
+            run.health = dnsbl.judge_health(run.zone, run.probe_answers)
+            if not run.health.health.trusted:
+                done += len(run.todo) - run.cursor  # never sent: reported as "not asked"
+                run.cursor = len(run.todo)
+        complete(run)
+
+    @guarded
+    def on_answer(run: _ZoneRun, ti: int, name: bytes, answer: Answer) -> None:
+        if (
+            answer.outcome is Outcome.RECORDS
+            and dnsbl.decode(run.zone, answer.outcome, answer.records).status is Status.LISTED
+        ):
+            # The TXT record at the same name says why; the zone's slot stays taken meanwhile.
+            lookup.submit(name, TXT, functools.partial(on_txt, run, ti, answer))
+            return
+        answers[(ti, run.index)] = (answer, None)
+        complete(run)
+
+    @guarded
+    def on_txt(run: _ZoneRun, ti: int, answer: Answer, txt: Answer) -> None:
+        answers[(ti, run.index)] = (answer, txt)
+        complete(run)
+
+    def complete(run: _ZoneRun) -> None:
         nonlocal inflight, done
-        tasks.discard(task)
-        if finished.done():
-            return
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            for other in tasks:
-                other.cancel()
-            finished.set_exception(exc)
-            return
         run.inflight -= 1
         inflight -= 1
         done += 1
@@ -132,7 +180,7 @@ async def check(
             progress(done, total)
         mark_ready(run)
         launch()
-        if done >= total:
+        if done >= total and not finished.done():
             finished.set_result(None)
 
     for run in runs:

@@ -200,7 +200,7 @@ class ZoneHealth:
     detail: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Report:
     """One whole check: every result, every zone's health, and the overall verdict."""
 
@@ -211,3 +211,11 @@ class Report:
     queries: int = 0
     retries: int = 0
     seconds: float = 0.0
+
+    def __repr__(self) -> str:
+        # Short on purpose: asyncio formats the result of a finished main task when the run
+        # ends (signal handler restore), and a full repr of 50,000 results costs seconds.
+        return (
+            f"Report(verdict={self.verdict}, results={len(self.results)}, "
+            f"zones={len(self.zones)}, queries={self.queries})"
+        )

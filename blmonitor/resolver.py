@@ -10,15 +10,15 @@ which is what lets one process keep thousands of lookups in flight.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import os
 import random
 import socket
 import struct
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import cast
 
 import dns.asyncquery
 import dns.exception
@@ -37,8 +37,14 @@ _FLAGS_RD = 0x0100
 _FLAG_QR = 0x8000
 _FLAG_TC = 0x0200
 _CLASS_IN = 1
-_RCVBUF = 4 * 1024 * 1024
+_SOCKBUF = 4 * 1024 * 1024
 _SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+_SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
+_BATCH = 256  # datagrams read per wake-up, so one busy socket cannot starve the loop
+_SWEEP = 0.01  # seconds: timeouts are noticed within this
+_NXDOMAIN = Answer(Outcome.NXDOMAIN)
+_NODATA = Answer(Outcome.NODATA)
+_TYPECLASS = {t: struct.pack("!HH", t, _CLASS_IN) for t in dns.rdatatype.RdataType}
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,67 +86,92 @@ def system_nameservers() -> list[Nameserver]:
     return [parse_nameserver(str(ns)) for ns in conf.nameservers]
 
 
-class _Pending:
+Callback = Callable[[Answer], None]
+
+
+class _Lookup:
     """One lookup in flight: every attempt's ID points here, so a late reply still counts."""
 
-    __slots__ = ("failure", "qname", "reply", "typeclass", "waiter")
+    __slots__ = (
+        "attempt",
+        "callback",
+        "deadline",
+        "failure",
+        "keys",
+        "qname",
+        "rdtype",
+        "typeclass",
+    )
 
-    def __init__(self, qname: bytes, typeclass: bytes) -> None:
+    def __init__(
+        self, qname: bytes, rdtype: dns.rdatatype.RdataType, callback: Callback, deadline: float
+    ) -> None:
         self.qname = qname
-        self.typeclass = typeclass
-        self.reply: bytes | None = None
+        self.rdtype = rdtype
+        self.typeclass = _TYPECLASS[rdtype]
+        self.callback: Callback | None = callback
+        self.deadline = deadline
+        self.attempt = 0
         self.failure = ""
-        self.waiter: asyncio.Future[None] | None = None
-
-    def wake(self) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
+        self.keys: list[tuple[_Endpoint, int]] = []
 
 
-class _Endpoint(asyncio.DatagramProtocol):
-    def __init__(self, server: Nameserver) -> None:
+class _Endpoint:
+    """One connected, non-blocking UDP socket to one resolver, read in batches."""
+
+    def __init__(self, server: Nameserver, client: DnsClient) -> None:
         self.server = server
-        self.pending: dict[int, _Pending] = {}
-        self.transport: asyncio.DatagramTransport | None = None
+        self.client = client
+        self.pending: dict[int, _Lookup] = {}
+        family = socket.AF_INET6 if ":" in server.host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        self.sock.setblocking(False)
+        for level in ((_SO_RCVBUFFORCE, socket.SO_RCVBUF), (_SO_SNDBUFFORCE, socket.SO_SNDBUF)):
+            for option in level:
+                try:
+                    self.sock.setsockopt(socket.SOL_SOCKET, option, _SOCKBUF)
+                    break
+                except OSError:
+                    continue
+        # connect(): the kernel drops datagrams from any other source, and reports ICMP
+        # "port unreachable" as ECONNREFUSED on the next recv.
+        self.sock.connect((server.host, server.port))
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-        sock = transport.get_extra_info("socket")
-        for option in (_SO_RCVBUFFORCE, socket.SO_RCVBUF):
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, option, _RCVBUF)
-                break
+    def drain(self) -> None:
+        for _ in range(_BATCH):
+            try:
+                data = self.sock.recv(65535)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                # Nothing listens there: waiting lookups move on to their next attempt now.
+                for lookup in dict.fromkeys(self.pending.values()):
+                    if lookup.keys[-1][0] is self:  # its latest attempt went here
+                        lookup.failure = f"{self.server}: {exc.strerror or exc}"
+                        self.client._retry(lookup)
+                return
+            self.deliver(data)
 
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        if len(data) < 12:
+    def deliver(self, data: bytes) -> None:
+        if len(data) < 12 or not data[2] & 0x80:
             return
-        pending = self.pending.get((data[0] << 8) | data[1])
-        if pending is None or pending.reply is not None:
+        lookup = self.pending.get((data[0] << 8) | data[1])
+        if lookup is None:
             return
         # The reply must echo our question (case-insensitively: some resolvers use 0x20).
-        end = 12 + len(pending.qname)
-        if (
-            data[12:end].lower() != pending.qname
-            or data[end : end + 4] != pending.typeclass
-            or not data[2] & 0x80
-        ):
+        end = 12 + len(lookup.qname)
+        if data[12:end].lower() != lookup.qname or data[end : end + 4] != lookup.typeclass:
             return
-        pending.reply = data
-        pending.wake()
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable on a connected socket: nothing listens there. Every lookup
-        # waiting on this resolver moves on to its next attempt now rather than time out.
-        for pending in self.pending.values():
-            pending.failure = f"{self.server}: {exc.strerror if isinstance(exc, OSError) else exc}"
-            pending.wake()
+        self.client._answered(lookup, data, self.server)
 
 
 class DnsClient:
-    """Async lookups through one or more recursive resolvers, with timeouts and retries.
+    """Lookups through one or more recursive resolvers, with timeouts and retries.
 
     `timeout` is the whole budget of one lookup, spread over `attempts` sends that rotate
-    through the resolvers. Use as `async with DnsClient(...) as client:`.
+    through the resolvers. `submit()` calls back with the Answer (no task or future per
+    lookup, which is what keeps thousands in flight cheap); `query()` is its awaitable form.
+    Use as `async with DnsClient(...) as client:`.
     """
 
     def __init__(
@@ -155,19 +186,27 @@ class DnsClient:
         self.attempts = attempts
         self.queries = 0
         self.retries = 0
+        self._step = timeout / attempts
         self._endpoints: list[_Endpoint] = []
         self._random = random.Random(os.urandom(16))
         self._next = 0
+        # Attempts in the order they were sent; with one step length for all of them this is
+        # also the order they expire in, so one sweep handles every timeout in O(1).
+        self._expiries: deque[tuple[float, _Lookup, int]] = deque()
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> DnsClient:
-        loop = asyncio.get_running_loop()
-        for server in self.servers:
-            endpoint = _Endpoint(server)
-            await loop.create_datagram_endpoint(
-                lambda e=endpoint: e,  # type: ignore[misc]
-                remote_addr=(server.host, server.port),
-            )
-            self._endpoints.append(endpoint)
+        self._loop = asyncio.get_running_loop()
+        try:
+            for server in self.servers:
+                endpoint = _Endpoint(server, self)
+                self._endpoints.append(endpoint)
+                self._loop.add_reader(endpoint.sock.fileno(), endpoint.drain)
+        except OSError as exc:
+            self._close()
+            raise UsageError(f"cannot use resolver {server}: {exc.strerror or exc}") from exc
         return self
 
     async def __aexit__(
@@ -176,92 +215,142 @@ class DnsClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        for task in self._tasks:
+            task.cancel()
+        self._close()
+
+    def _close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for endpoint in self._endpoints:
-            if endpoint.transport is not None:
-                endpoint.transport.close()
+            if self._loop is not None:
+                self._loop.remove_reader(endpoint.sock.fileno())
+            endpoint.sock.close()
         self._endpoints.clear()
 
-    def _new_id(self, endpoint: _Endpoint) -> int:
+    def submit(
+        self, name: dns.name.Name | bytes, rdtype: dns.rdatatype.RdataType, callback: Callback
+    ) -> None:
+        """Start looking up `name` (a Name, or its wire form); `callback(answer)` follows."""
+        if self._loop is None or not self._endpoints:
+            raise RuntimeError("DnsClient used outside 'async with'")
+        qname = name if isinstance(name, bytes) else name.to_wire()
+        assert qname is not None
+        lookup = _Lookup(qname.lower(), rdtype, callback, self._loop.time() + self.timeout)
+        self._send(lookup)
+
+    async def query(self, name: dns.name.Name | bytes, rdtype: dns.rdatatype.RdataType) -> Answer:
+        """Look up `name` and return what came back as an Answer."""
+        assert self._loop is not None
+        future: asyncio.Future[Answer] = self._loop.create_future()
+        self.submit(name, rdtype, future.set_result)
+        return await future
+
+    def _send(self, lookup: _Lookup) -> None:
+        assert self._loop is not None
+        endpoint = self._endpoints[(self._next + lookup.attempt) % len(self._endpoints)]
+        if not lookup.attempt:
+            self._next = (self._next + 1) % len(self._endpoints)
         while True:
             qid = self._random.getrandbits(16)
             if qid not in endpoint.pending:
-                return qid
-
-    async def query(self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> Answer:
-        if not self._endpoints:
-            raise RuntimeError("DnsClient used outside 'async with'")
-        loop = asyncio.get_running_loop()
-        qname = name.to_wire()
-        assert qname is not None
-        pending = _Pending(qname.lower(), struct.pack("!HH", rdtype, _CLASS_IN))
-        question = qname + pending.typeclass
-        deadline = loop.time() + self.timeout
-        step = self.timeout / self.attempts
-        first = self._next
-        self._next = (self._next + 1) % len(self._endpoints)
-        keys: list[tuple[_Endpoint, int]] = []
+                break
+        endpoint.pending[qid] = lookup
+        lookup.keys.append((endpoint, qid))
+        lookup.attempt += 1
+        now = self._loop.time()
+        self._expiries.append((min(lookup.deadline, now + self._step), lookup, lookup.attempt))
+        if self._sweeper is None:
+            self._sweeper = self._loop.call_at(now + self._step, self._sweep)
         try:
-            for attempt in range(self.attempts):
-                now = loop.time()
-                if pending.reply is not None or now >= deadline:
-                    break
-                endpoint = self._endpoints[(first + attempt) % len(self._endpoints)]
-                qid = self._new_id(endpoint)
-                endpoint.pending[qid] = pending
-                keys.append((endpoint, qid))
-                assert endpoint.transport is not None
-                endpoint.transport.sendto(_HEADER.pack(qid, _FLAGS_RD, 1, 0, 0, 0) + question)
-                self.queries += 1
-                if attempt:
-                    self.retries += 1
-                pending.failure = ""
-                waiter: asyncio.Future[None] = loop.create_future()
-                pending.waiter = waiter
-                timer = loop.call_at(min(deadline, now + step), _expire, waiter)
-                try:
-                    await waiter
-                finally:
-                    timer.cancel()
-        finally:
-            for endpoint, qid in keys:
-                del endpoint.pending[qid]
-        if pending.reply is None:
-            if pending.failure:
-                return Answer(Outcome.FAILED, detail=pending.failure)
-            servers = ", ".join(str(e.server) for e, _ in keys)
-            return Answer(Outcome.TIMEOUT, detail=f"{self.timeout:g}s, asked {servers}")
-        return await self._read(pending.reply, name, rdtype, keys[-1][0].server, deadline)
+            endpoint.sock.send(
+                _HEADER.pack(qid, _FLAGS_RD, 1, 0, 0, 0) + lookup.qname + lookup.typeclass
+            )
+        except BlockingIOError:
+            pass  # send buffer full: this attempt is lost, its timeout moves on to the next
+        except OSError as exc:
+            lookup.failure = f"{endpoint.server}: {exc.strerror or exc}"
+            self._loop.call_soon(self._retry, lookup)
+            return
+        self.queries += 1
+        if lookup.attempt > 1:
+            self.retries += 1
 
-    async def _read(
-        self,
-        reply: bytes,
-        name: dns.name.Name,
-        rdtype: dns.rdatatype.RdataType,
-        server: Nameserver,
-        deadline: float,
-    ) -> Answer:
+    def _retry(self, lookup: _Lookup) -> None:
+        """The current attempt failed or timed out: send again, or report the failure."""
+        if lookup.callback is None:
+            return
+        assert self._loop is not None
+        if lookup.attempt < self.attempts and self._loop.time() < lookup.deadline:
+            self._send(lookup)
+        elif lookup.failure:
+            self._finish(lookup, Answer(Outcome.FAILED, detail=lookup.failure))
+        else:
+            servers = ", ".join(dict.fromkeys(str(e.server) for e, _ in lookup.keys))
+            self._finish(
+                lookup, Answer(Outcome.TIMEOUT, detail=f"{self.timeout:g}s, asked {servers}")
+            )
+
+    def _sweep(self) -> None:
+        assert self._loop is not None
+        now = self._loop.time()
+        expiries = self._expiries
+        while expiries and expiries[0][0] <= now:
+            _, lookup, attempt = expiries.popleft()
+            if lookup.attempt == attempt and lookup.callback is not None:
+                self._retry(lookup)
+        self._sweeper = (
+            self._loop.call_at(max(expiries[0][0], now + _SWEEP), self._sweep) if expiries else None
+        )
+
+    def _finish(self, lookup: _Lookup, answer: Answer) -> None:
+        callback, lookup.callback = lookup.callback, None
+        for endpoint, qid in lookup.keys:
+            del endpoint.pending[qid]
+        if callback is not None:
+            callback(answer)
+
+    def _answered(self, lookup: _Lookup, reply: bytes, server: Nameserver) -> None:
+        # The header alone settles the common cases; only records need dnspython's parser.
         flags = (reply[2] << 8) | reply[3]
         rcode = flags & 0x000F
         if flags & _FLAG_TC:
-            return await self._query_tcp(name, rdtype, server, deadline)
-        if rcode == dns.rcode.NXDOMAIN:
-            return Answer(Outcome.NXDOMAIN)
-        if rcode == dns.rcode.NOERROR and reply[6:8] == b"\0\0":
-            return Answer(Outcome.NODATA)
-        try:
-            message = dns.message.from_wire(reply)
-        except dns.exception.DNSException as exc:
-            return Answer(Outcome.FAILED, detail=f"malformed reply from {server}: {exc}")
-        return _answer_of(message, server)
+            self._finish_over_tcp(lookup, server)
+        elif rcode == dns.rcode.NXDOMAIN:
+            self._finish(lookup, _NXDOMAIN)
+        elif rcode == dns.rcode.NOERROR and reply[6:8] == b"\0\0":
+            self._finish(lookup, _NODATA)
+        else:
+            try:
+                answer = _answer_of(dns.message.from_wire(reply), server)
+            except dns.exception.DNSException as exc:
+                answer = Answer(Outcome.FAILED, detail=f"malformed reply from {server}: {exc}")
+            self._finish(lookup, answer)
+
+    def _finish_over_tcp(self, lookup: _Lookup, server: Nameserver) -> None:
+        """A truncated reply: ask the same resolver again over TCP, then finish."""
+        assert self._loop is not None
+        for endpoint, qid in lookup.keys:
+            del endpoint.pending[qid]
+        lookup.keys.clear()
+        name = dns.name.from_wire(lookup.qname, 0)[0]
+        remaining = lookup.deadline - self._loop.time()
+
+        async def ask() -> None:
+            self._finish(lookup, await self._query_tcp(name, lookup.rdtype, server, remaining))
+
+        task = self._loop.create_task(ask())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _query_tcp(
         self,
         name: dns.name.Name,
         rdtype: dns.rdatatype.RdataType,
         server: Nameserver,
-        deadline: float,
+        remaining: float,
     ) -> Answer:
-        remaining = deadline - asyncio.get_running_loop().time()
         query = dns.message.make_query(name, rdtype)
         self.queries += 1
         try:
@@ -273,11 +362,6 @@ class DnsClient:
         except (OSError, dns.exception.DNSException) as exc:
             return Answer(Outcome.FAILED, detail=f"TCP retry after truncation, {server}: {exc}")
         return _answer_of(message, server)
-
-
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 def _answer_of(message: dns.message.Message, server: Nameserver) -> Answer:

@@ -120,13 +120,15 @@ def test_bounded_concurrency_and_per_zone_window(lab) -> None:
             self.client = client
             self.now = self.peak = 0
 
-        async def query(self, name, rdtype):
+        def submit(self, name, rdtype, callback):
             self.now += 1
             self.peak = max(self.peak, self.now)
-            try:
-                return await self.client.query(name, rdtype)
-            finally:
+
+            def done(answer):
                 self.now -= 1
+                callback(answer)
+
+            self.client.submit(name, rdtype, done)
 
     chosen, _ = select_zones(lab.catalog, ["bl", "dom"])
 
