@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 import click
 
-from . import __version__, dnsbl, engine, publicip, render
+from . import __version__, dnsbl, engine, render
 from .errors import BlmonitorError, UsageError
 from .models import Report, Severity, Target, Verdict, Zone
 from .resolver import DnsClient, Nameserver, parse_nameserver, system_nameservers
@@ -101,6 +101,8 @@ def _nameservers(resolvers: Sequence[str]) -> tuple[list[Nameserver], list[str]]
 
 
 def _discover(ip_urls: Sequence[str], timeout: float) -> list[Target]:
+    from . import publicip  # httpx is slow to import and only needed here
+
     if ip_urls:
         found = asyncio.run(
             publicip.discover(http_urls=ip_urls, dns_sources=(), use_route=False, timeout=timeout)

@@ -20,14 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 
-import dns.asyncquery
 import dns.exception
 import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
 import dns.rdatatype
-import dns.resolver
 
 from .errors import UsageError
 from .models import Answer, Outcome
@@ -79,6 +77,8 @@ def parse_nameserver(text: str) -> Nameserver:
 
 def system_nameservers() -> list[Nameserver]:
     """The resolvers of /etc/resolv.conf (read only: nothing is queried here)."""
+    import dns.resolver  # pulls in dns.query and httpx: slow, and needed only here
+
     try:
         conf = dns.resolver.Resolver(configure=True)
     except dns.exception.DNSException as exc:
@@ -351,6 +351,8 @@ class DnsClient:
         server: Nameserver,
         remaining: float,
     ) -> Answer:
+        import dns.asyncquery  # pulls in httpx: slow, and needed only after truncation
+
         query = dns.message.make_query(name, rdtype)
         self.queries += 1
         try:
