@@ -306,10 +306,16 @@ def judge_health(zone: Zone, answers: Sequence[tuple[ProbeQuery, Answer]]) -> Zo
     for probe, answer in answers:
         what = f"the {probe.probe.value} {probe.point}"
         decoded = decode(zone, answer.outcome, answer.records, answer.detail)
-        if answer.outcome is Outcome.REFUSED or decoded.error_kind in (
-            ErrorKind.REFUSED,
-            ErrorKind.RATE_LIMITED,
-        ):
+        if answer.outcome is Outcome.REFUSED:
+            findings.append(
+                (
+                    Health.REFUSED,
+                    f"the resolver ({answer.detail or '?'}) answered REFUSED for {zone.label}: "
+                    "it does not resolve this zone for us (check its access rules"
+                    + ("; with DQS, that the key covers this zone)" if zone.query_zone else ")"),
+                )
+            )
+        elif decoded.error_kind in (ErrorKind.REFUSED, ErrorKind.RATE_LIMITED):
             findings.append(
                 (
                     Health.REFUSED,
