@@ -216,5 +216,7 @@ def _report(
     target_order = {t: i for i, t in enumerate(targets)}
     zone_order = {run.zone.name: run.index for run in runs}
     results.sort(key=lambda r: (target_order[r.target], zone_order[r.zone.name]))
-    verdict = dnsbl.decide(results, healths, fail_on=fail_on)
-    return Report(results=tuple(results), zones=tuple(healths), verdict=verdict)
+    # A zone that takes none of the targets was not asked anything: it is no part of the run.
+    used = tuple(h for h, run in zip(healths, runs, strict=True) if run.probes)
+    verdict = dnsbl.decide(results, used, fail_on=fail_on)
+    return Report(results=tuple(results), zones=used, verdict=verdict)

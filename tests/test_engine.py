@@ -145,3 +145,13 @@ def test_bounded_concurrency_and_per_zone_window(lab) -> None:
     peak, _ = asyncio.run(go(concurrency=100, zone_concurrency=3))
     assert peak <= 6
     assert len(report.results) == 65 * 2
+
+
+def test_zones_that_take_no_target_are_left_out(lab) -> None:
+    report = run(lab, ["2001:db8::25"], ["bl", "dead", "dom"])
+    assert [z.zone.id for z in report.zones] == ["bl"]
+    assert [(r.zone.id, r.status) for r in report.results] == [
+        ("bl", Status.LISTED), ("dead", Status.SKIPPED), ("dom", Status.SKIPPED),
+    ]  # fmt: skip
+    assert report.verdict is Verdict.LISTED
+    assert not any(".dead.lab.test." in n for n in lab.resolver.seen[-20:])
