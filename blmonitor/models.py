@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from datetime import datetime
 
 
 class TargetKind(enum.StrEnum):
@@ -219,3 +220,37 @@ class Report:
             f"Report(verdict={self.verdict}, results={len(self.results)}, "
             f"zones={len(self.zones)}, queries={self.queries})"
         )
+
+
+class EventKind(enum.StrEnum):
+    """What the monitor tells people about: changes only, never a steady state."""
+
+    LISTED = "listed"
+    DELISTED = "delisted"
+    ZONE_UNUSABLE = "zone-unusable"  # dead, lists everything, unreachable
+    ZONE_RECOVERED = "zone-recovered"
+    RESOLVER_REFUSED = "resolver-refused"  # a zone refuses our resolver (127.255.255.254…)
+    ADDRESS_CHANGED = "address-changed"
+    CHECKS_FAILING = "checks-failing"  # whole runs fail (no resolver, no public IP)
+    CHECKS_RECOVERED = "checks-recovered"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One confirmed change, ready to be stored and notified.
+
+    Times are timezone-aware UTC datetimes. `since` is when the listing or problem began
+    (for DELISTED and *_RECOVERED: when the episode that just ended began).
+    """
+
+    kind: EventKind
+    severity: Severity
+    at: datetime
+    target: str = ""
+    zone: str = ""  # Zone.label: never the DQS key
+    codes: tuple[str, ...] = ()
+    meaning: str = ""
+    txt: tuple[str, ...] = ()
+    delist_url: str = ""
+    since: datetime | None = None
+    detail: str = ""
