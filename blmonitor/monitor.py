@@ -1,0 +1,310 @@
+"""Monitor logic, pure: a new Report plus the stored state give the new state and the events.
+
+A change counts only after `confirm` runs in a row agree on it (no flapping); an error or a
+zone that failed its health check is no observation at all, so it neither confirms nor breaks
+a streak. Zone health gets the same treatment, and so do whole runs that fail. No clock and no
+storage here: `now` and the previous MonitorState come in, the next MonitorState goes out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from .models import (
+    Event,
+    EventKind,
+    Health,
+    Report,
+    Result,
+    Severity,
+    Status,
+    ZoneHealth,
+)
+
+PairKey = tuple[str, str]  # (target, zone name)
+
+
+@dataclass(frozen=True, slots=True)
+class PairState:
+    """Confirmed listing state of one (target, zone) pair, and a change in the making."""
+
+    target: str
+    zone: str
+    listed: bool = False
+    codes: tuple[str, ...] = ()
+    meaning: str = ""
+    severity: Severity | None = None
+    txt: tuple[str, ...] = ()
+    delist_url: str = ""
+    since: datetime | None = None  # when the confirmed state began
+    candidate: bool | None = None  # an observed state that differs from the confirmed one
+    streak: int = 0  # runs in a row that observed the candidate
+    candidate_since: datetime | None = None
+    label: str = ""  # the zone as people see it
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneState:
+    """Confirmed health of one zone (usable or not), and a change in the making."""
+
+    zone: str
+    usable: bool = True
+    health: str = "ok"
+    detail: str = ""
+    since: datetime | None = None
+    candidate: bool | None = None
+    candidate_health: str = ""
+    candidate_detail: str = ""
+    streak: int = 0
+    candidate_since: datetime | None = None
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorState:
+    pairs: Mapping[PairKey, PairState] = field(default_factory=dict)
+    zones: Mapping[str, ZoneState] = field(default_factory=dict)
+    addresses: tuple[str, ...] = ()  # the public addresses found last time ("auto")
+    failing_runs: int = 0
+    failing_since: datetime | None = None
+    failing_reported: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not self.pairs and not self.zones
+
+
+def evaluate(
+    report: Report,
+    state: MonitorState,
+    *,
+    now: datetime,
+    confirm: int,
+    silent: bool = False,
+) -> tuple[MonitorState, list[Event]]:
+    """The next state and the confirmed changes, from one run's report.
+
+    With `silent` (a silent first run), what is seen is taken as the confirmed state at once
+    and nothing is reported.
+    """
+    events: list[Event] = []
+    pairs = dict(state.pairs)
+    for result in report.results:
+        key = (result.target.text, result.zone.name)
+        observed = _observe(result)
+        if observed is None:
+            continue
+        previous = pairs.get(key) or PairState(
+            result.target.text, result.zone.name, label=result.zone.label
+        )
+        pairs[key], event = _step_pair(previous, result, observed, now, confirm, silent)
+        if event is not None:
+            events.append(event)
+    zones = dict(state.zones)
+    for health in report.zones:
+        previous_zone = zones.get(health.zone.name) or ZoneState(
+            health.zone.name, label=health.zone.label
+        )
+        zones[health.zone.name], event = _step_zone(previous_zone, health, now, confirm, silent)
+        if event is not None:
+            events.append(event)
+    next_state = replace(state, pairs=pairs, zones=zones)
+    next_state, event = _step_failing(next_state, None, now, confirm)
+    if event is not None:
+        events.append(event)
+    return next_state, events
+
+
+def evaluate_failure(
+    state: MonitorState, error: str, *, now: datetime, confirm: int
+) -> tuple[MonitorState, list[Event]]:
+    """A run that could not check anything (no public IP, no resolver)."""
+    next_state, event = _step_failing(state, error, now, confirm)
+    return next_state, [event] if event is not None else []
+
+
+def evaluate_addresses(
+    state: MonitorState, found: Sequence[str], *, now: datetime
+) -> tuple[MonitorState, list[Event]]:
+    """Discovered public addresses: a change of address is an event (per family)."""
+    events = []
+    if state.addresses:
+        old = set(state.addresses)
+        for address in found:
+            if address in old:
+                continue
+            family = ":" in address
+            before = [a for a in state.addresses if (":" in a) == family]
+            events.append(
+                Event(
+                    EventKind.ADDRESS_CHANGED,
+                    Severity.WARNING,
+                    now,
+                    target=address,
+                    detail=f"{', '.join(before) or 'none'} → {address}",
+                )
+            )
+    return replace(state, addresses=tuple(found)), events
+
+
+def _observe(result: Result) -> bool | None:
+    if result.status is Status.LISTED:
+        return True
+    if result.status is Status.CLEAN:
+        return False
+    return None  # errors and skips say nothing
+
+
+def _step_pair(
+    state: PairState,
+    result: Result,
+    observed: bool,
+    now: datetime,
+    confirm: int,
+    silent: bool,
+) -> tuple[PairState, Event | None]:
+    listing = {
+        "codes": result.codes,
+        "meaning": "; ".join(result.meanings),
+        "severity": result.severity,
+        "txt": result.txt,
+        "delist_url": result.delist_url,
+    }
+    if silent and state.since is None:
+        new = replace(state, listed=observed, since=now, label=result.zone.label)
+        return (replace(new, **listing) if observed else new), None  # type: ignore[arg-type]
+    if observed == state.listed:
+        new = replace(
+            state, candidate=None, streak=0, candidate_since=None, since=state.since or now
+        )
+        if observed:
+            new = replace(new, **listing)  # type: ignore[arg-type]
+        return new, None
+    streak = state.streak + 1 if state.candidate == observed else 1
+    began = state.candidate_since if state.candidate == observed else now
+    if streak < confirm:
+        return replace(state, candidate=observed, streak=streak, candidate_since=began), None
+    if observed:
+        new = _with_listing(
+            replace(state, listed=True, since=began, candidate=None, streak=0,
+                    candidate_since=None, label=result.zone.label),
+            result,
+        )  # fmt: skip
+        event = Event(
+            EventKind.LISTED,
+            result.severity or Severity.WARNING,
+            now,
+            target=state.target,
+            zone=result.zone.label,
+            codes=result.codes,
+            meaning=new.meaning,
+            txt=result.txt,
+            delist_url=result.delist_url,
+            since=began,
+        )
+        return new, event
+    event = Event(
+        EventKind.DELISTED,
+        state.severity or Severity.WARNING,
+        now,
+        target=state.target,
+        zone=state.label or result.zone.label,
+        codes=state.codes,
+        meaning=state.meaning,
+        delist_url=state.delist_url,
+        since=state.since,
+        detail=f"not listed since {began.isoformat(timespec='minutes')}" if began else "",
+    )
+    new = PairState(state.target, state.zone, since=began, label=state.label)
+    return new, event
+
+
+def _with_listing(state: PairState, result: Result) -> PairState:
+    """The listing details (codes can change while listed) from the latest result."""
+    return replace(
+        state,
+        codes=result.codes,
+        meaning="; ".join(result.meanings),
+        severity=result.severity,
+        txt=result.txt,
+        delist_url=result.delist_url,
+    )
+
+
+_UNUSABLE = {
+    Health.DEAD.value, Health.LISTS_EVERYTHING.value, Health.UNREACHABLE.value,
+    Health.REFUSED.value,
+}  # fmt: skip
+
+
+def _step_zone(
+    state: ZoneState, health: ZoneHealth, now: datetime, confirm: int, silent: bool
+) -> tuple[ZoneState, Event | None]:
+    usable = health.health.value not in _UNUSABLE
+    if silent and state.since is None:
+        return (
+            replace(
+                state,
+                usable=usable,
+                health=str(health.health),
+                detail=health.detail,
+                since=now,
+                label=health.zone.label,
+            ),
+            None,
+        )
+    if usable == state.usable:
+        if not usable:  # still sick: keep the latest reason
+            return replace(state, health=str(health.health), detail=health.detail, candidate=None,
+                           streak=0, candidate_since=None), None  # fmt: skip
+        return replace(state, candidate=None, streak=0, candidate_since=None,
+                       since=state.since or now), None  # fmt: skip
+    streak = state.streak + 1 if state.candidate == usable else 1
+    began = state.candidate_since if state.candidate == usable else now
+    if streak < confirm:
+        return replace(state, candidate=usable, streak=streak, candidate_since=began), None
+    label = health.zone.label
+    if usable:
+        event = Event(
+            EventKind.ZONE_RECOVERED, Severity.INFO, now, zone=label, since=state.since,
+            detail=f"was {state.health}: {state.detail}",
+        )  # fmt: skip
+    else:
+        kind = (
+            EventKind.RESOLVER_REFUSED if health.health is Health.REFUSED
+            else EventKind.ZONE_UNUSABLE
+        )  # fmt: skip
+        event = Event(
+            kind, Severity.WARNING, now, zone=label, since=began,
+            detail=f"{health.health}: {health.detail}",
+        )  # fmt: skip
+    new = ZoneState(
+        state.zone, usable=usable, health=str(health.health), detail=health.detail, since=began,
+        label=label,
+    )  # fmt: skip
+    return new, event
+
+
+def _step_failing(
+    state: MonitorState, error: str | None, now: datetime, confirm: int
+) -> tuple[MonitorState, Event | None]:
+    if error is None:
+        if state.failing_reported:
+            event = Event(
+                EventKind.CHECKS_RECOVERED, Severity.INFO, now, since=state.failing_since,
+                detail="checks run again",
+            )  # fmt: skip
+            return replace(state, failing_runs=0, failing_since=None, failing_reported=False), event
+        return replace(state, failing_runs=0, failing_since=None), None
+    runs = state.failing_runs + 1
+    since = state.failing_since or now
+    if runs >= confirm and not state.failing_reported:
+        event = Event(EventKind.CHECKS_FAILING, Severity.WARNING, now, since=since, detail=error)
+        return replace(state, failing_runs=runs, failing_since=since, failing_reported=True), event
+    return replace(state, failing_runs=runs, failing_since=since), None
+
+
+def open_listings(state: MonitorState) -> Iterable[PairState]:
+    return (p for p in state.pairs.values() if p.listed)
