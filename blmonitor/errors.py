@@ -7,6 +7,7 @@ these classes are for what stops a command: bad input, a broken catalog or confi
     ├── UsageError          a bad command-line value or target          (exit 2)
     ├── ConfigError         a config file that cannot be used            (exit 2)
     ├── CatalogError        a zone catalog (lists/*.toml) that is broken (exit 2)
+    ├── StoreError          the history database cannot be used          (exit 2)
     └── DiscoveryError      the public IP could not be found             (exit 3)
 """
 
@@ -31,6 +32,10 @@ class CatalogError(BlmonitorError):
     def __init__(self, source: str, message: str) -> None:
         super().__init__(f"{source}: {message}")
         self.source = source
+
+
+class StoreError(BlmonitorError):
+    """The history database cannot be opened, migrated or written."""
 
 
 class DiscoveryError(BlmonitorError):

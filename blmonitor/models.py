@@ -240,7 +240,8 @@ class Event:
     """One confirmed change, ready to be stored and notified.
 
     Times are timezone-aware UTC datetimes. `since` is when the listing or problem began
-    (for DELISTED and *_RECOVERED: when the episode that just ended began).
+    (for DELISTED and *_RECOVERED: when the episode that just ended began, and `ended` when
+    it was first seen gone).
     """
 
     kind: EventKind
@@ -254,3 +255,4 @@ class Event:
     delist_url: str = ""
     since: datetime | None = None
     detail: str = ""
+    ended: datetime | None = None  # DELISTED, *_RECOVERED: the first run that saw it gone

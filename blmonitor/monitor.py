@@ -215,7 +215,7 @@ def _step_pair(
         meaning=state.meaning,
         delist_url=state.delist_url,
         since=state.since,
-        detail=f"not listed since {began.isoformat(timespec='minutes')}" if began else "",
+        ended=began,
     )
     new = PairState(state.target, state.zone, since=began, label=state.label)
     return new, event
@@ -269,7 +269,7 @@ def _step_zone(
     if usable:
         event = Event(
             EventKind.ZONE_RECOVERED, Severity.INFO, now, zone=label, since=state.since,
-            detail=f"was {state.health}: {state.detail}",
+            detail=f"was {state.health}: {state.detail}", ended=began,
         )  # fmt: skip
     else:
         kind = (
@@ -294,7 +294,7 @@ def _step_failing(
         if state.failing_reported:
             event = Event(
                 EventKind.CHECKS_RECOVERED, Severity.INFO, now, since=state.failing_since,
-                detail="checks run again",
+                detail="checks run again", ended=now,
             )  # fmt: skip
             return replace(state, failing_runs=0, failing_since=None, failing_reported=False), event
         return replace(state, failing_runs=0, failing_since=None), None

@@ -95,9 +95,9 @@ def test_delisted_event_says_since_when_and_for_how_long() -> None:
 
 
 def test_silent_first_run_takes_the_state_as_it_is() -> None:
-    state, timeline = play([L, L, C, C], confirm=2, silent=True)
+    _, timeline = play([L, L, C, C], confirm=2, silent=True)
     assert timeline == [(3, EventKind.DELISTED, at(0))]
-    state, timeline = play([C, L, L], confirm=2, silent=True)
+    _, timeline = play([C, L, L], confirm=2, silent=True)
     assert timeline == [(2, EventKind.LISTED, at(1))]
 
 

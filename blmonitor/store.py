@@ -1,0 +1,401 @@
+"""History in SQLite through sqlite-utils: check runs, listing and zone episodes, events,
+notifications, and the monitor's state between runs.
+
+Changes are stored, not every clean answer: one row per run, one row per (target, zone) pair
+updated in place only when it changes, and one episode per listing. Each run is written in one
+transaction (WAL mode), so a kill -9 at any point leaves the database as it was before the run
+or after it, never half-written. The schema is versioned with PRAGMA user_version.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from .errors import StoreError
+from .models import Event, EventKind, Report, Severity, Status
+from .monitor import MonitorState, PairState, ZoneState
+
+
+def _ts(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") if value is not None else None
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _severity(value: int | None) -> Severity | None:
+    return Severity(value) if value else None
+
+
+def _meta(state: MonitorState) -> dict[str, Any]:
+    return {
+        "addresses": list(state.addresses),
+        "failing_runs": state.failing_runs,
+        "failing_since": _ts(state.failing_since),
+        "failing_reported": state.failing_reported,
+    }
+
+
+# --- schema --------------------------------------------------------------------------------
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db.table("runs").create(
+        {"id": int, "started": str, "finished": str, "seconds": float, "targets": int,
+         "zones": int, "lookups": int, "verdict": str, "listed": int, "errors": int,
+         "queries": int, "retries": int, "error": str},
+        pk="id",
+    )  # fmt: skip
+    db.table("pair_state").create(
+        {"target": str, "zone": str, "label": str, "listed": int, "codes": str, "meaning": str,
+         "severity": int, "txt": str, "delist_url": str, "since": str, "candidate": int,
+         "streak": int, "candidate_since": str},
+        pk=("target", "zone"),
+    )  # fmt: skip
+    db.table("zone_state").create(
+        {"zone": str, "label": str, "usable": int, "health": str, "detail": str, "since": str,
+         "candidate": int, "streak": int, "candidate_since": str},
+        pk="zone",
+    )  # fmt: skip
+    db.table("monitor_meta").create({"key": str, "value": str}, pk="key")
+    db.table("episodes").create(
+        {"id": int, "target": str, "zone": str, "codes": str, "meaning": str, "severity": int,
+         "txt": str, "delist_url": str, "first_seen": str, "last_seen": str, "ended": str},
+        pk="id",
+    )  # fmt: skip
+    db.table("episodes").create_index(["target", "zone", "ended"])
+    db.table("zone_episodes").create(
+        {"id": int, "zone": str, "health": str, "detail": str, "first_seen": str,
+         "last_seen": str, "ended": str},
+        pk="id",
+    )  # fmt: skip
+    db.table("events").create(
+        {"id": int, "run_id": int, "at": str, "kind": str, "severity": int, "target": str,
+         "zone": str, "codes": str, "meaning": str, "delist_url": str, "since": str,
+         "ended": str, "detail": str},
+        pk="id",
+    )  # fmt: skip
+    db.table("events").create_index(["at"])
+    db.table("notifications").create(
+        {"id": int, "created": str, "title": str, "body": str, "severity": int, "status": str,
+         "attempts": int, "last_error": str, "sent_at": str},
+        pk="id",
+    )  # fmt: skip
+    db.table("notifications").create_index(["status"])
+
+
+# Append only: a database at version N runs MIGRATIONS[N:] (bounces and smart-host actions
+# arrive here as later versions).
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    started: datetime
+    finished: datetime
+    report: Report | None  # None: the run could not check anything
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    id: int
+    created: datetime
+    title: str
+    body: str
+    severity: Severity
+    status: str
+    attempts: int
+    last_error: str
+
+
+class Store:
+    """The history database; `Store(path)` opens (creating and migrating) it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite_utils.Database(path)
+            self.db.execute("PRAGMA busy_timeout = 5000")
+            self.db.enable_wal()
+            self._migrate()
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(
+                f"cannot use the history database {path}: {exc} "
+                "(check the directory's permissions and free space, or set [monitor] database)"
+            ) from exc
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"{self.path} was written by a newer blmonitor (schema {version}): upgrade"
+            )
+        for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.db.atomic():
+                migration(self.db)
+                self.db.execute(f"PRAGMA user_version = {number}")
+
+    # --- monitor state ---------------------------------------------------------------------
+
+    def load_state(self) -> MonitorState:
+        pairs = {}
+        for row in self.db.table("pair_state").rows:
+            pair = PairState(
+                target=row["target"], zone=row["zone"], label=row["label"] or row["zone"],
+                listed=bool(row["listed"]), codes=tuple(json.loads(row["codes"] or "[]")),
+                meaning=row["meaning"] or "", severity=_severity(row["severity"]),
+                txt=tuple(json.loads(row["txt"] or "[]")), delist_url=row["delist_url"] or "",
+                since=_dt(row["since"]),
+                candidate=None if row["candidate"] is None else bool(row["candidate"]),
+                streak=row["streak"] or 0, candidate_since=_dt(row["candidate_since"]),
+            )  # fmt: skip
+            pairs[(pair.target, pair.zone)] = pair
+        zones = {}
+        for row in self.db.table("zone_state").rows:
+            zone = ZoneState(
+                zone=row["zone"], label=row["label"] or row["zone"], usable=bool(row["usable"]),
+                health=row["health"], detail=row["detail"] or "", since=_dt(row["since"]),
+                candidate=None if row["candidate"] is None else bool(row["candidate"]),
+                streak=row["streak"] or 0, candidate_since=_dt(row["candidate_since"]),
+            )  # fmt: skip
+            zones[zone.zone] = zone
+        meta = {row["key"]: json.loads(row["value"]) for row in self.db.table("monitor_meta").rows}
+        return MonitorState(
+            pairs=pairs,
+            zones=zones,
+            addresses=tuple(meta.get("addresses", ())),
+            failing_runs=meta.get("failing_runs", 0),
+            failing_since=_dt(meta.get("failing_since")),
+            failing_reported=meta.get("failing_reported", False),
+        )
+
+    def record_run(
+        self,
+        run: RunRecord,
+        before: MonitorState,
+        after: MonitorState,
+        events: Sequence[Event],
+        notifications: Iterable[tuple[str, str, Severity]] = (),
+    ) -> int:
+        """Store one run, the state it left and what it found, all or nothing."""
+        with self.db.atomic():
+            run_id = self._insert_run(run)
+            self._save_state(before, after)
+            self._record_events(run_id, events)
+            if run.report is not None:
+                self._touch_episodes(run)
+            for title, body, severity in notifications:
+                self.db.table("notifications").insert(
+                    {"created": _ts(run.finished), "title": title, "body": body,
+                     "severity": int(severity), "status": "pending", "attempts": 0,
+                     "last_error": ""},
+                )  # fmt: skip
+        return run_id
+
+    def _insert_run(self, run: RunRecord) -> int:
+        report = run.report
+        results = report.results if report is not None else ()
+        counts = {status: 0 for status in Status}
+        for result in results:
+            counts[result.status] += 1
+        row = {
+            "started": _ts(run.started),
+            "finished": _ts(run.finished),
+            "seconds": round((run.finished - run.started).total_seconds(), 3),
+            "targets": len({r.target for r in results}),
+            "zones": len(report.zones) if report is not None else 0,
+            "lookups": len(results) - counts[Status.SKIPPED],
+            "verdict": str(report.verdict) if report is not None else "unknown",
+            "listed": counts[Status.LISTED],
+            "errors": counts[Status.ERROR],
+            "queries": report.queries if report is not None else 0,
+            "retries": report.retries if report is not None else 0,
+            "error": run.error,
+        }
+        last = self.db.table("runs").insert(row).last_pk
+        assert isinstance(last, int)
+        return last
+
+    def _save_state(self, before: MonitorState, after: MonitorState) -> None:
+        changed_pairs = [p for k, p in after.pairs.items() if before.pairs.get(k) != p]
+        self.db.table("pair_state").upsert_all(
+            [
+                {"target": p.target, "zone": p.zone, "label": p.label, "listed": int(p.listed),
+                 "codes": json.dumps(p.codes), "meaning": p.meaning,
+                 "severity": int(p.severity) if p.severity else None, "txt": json.dumps(p.txt),
+                 "delist_url": p.delist_url, "since": _ts(p.since),
+                 "candidate": None if p.candidate is None else int(p.candidate),
+                 "streak": p.streak, "candidate_since": _ts(p.candidate_since)}
+                for p in changed_pairs
+            ],
+            pk=("target", "zone"),
+        )  # fmt: skip
+        changed_zones = [z for k, z in after.zones.items() if before.zones.get(k) != z]
+        self.db.table("zone_state").upsert_all(
+            [
+                {"zone": z.zone, "label": z.label, "usable": int(z.usable), "health": z.health,
+                 "detail": z.detail, "since": _ts(z.since),
+                 "candidate": None if z.candidate is None else int(z.candidate),
+                 "streak": z.streak, "candidate_since": _ts(z.candidate_since)}
+                for z in changed_zones
+            ],
+            pk="zone",
+        )  # fmt: skip
+        meta = _meta(after)
+        if meta != _meta(before):
+            self.db.table("monitor_meta").upsert_all(
+                [{"key": key, "value": json.dumps(value)} for key, value in meta.items()],
+                pk="key",
+            )
+
+    def _record_events(self, run_id: int, events: Sequence[Event]) -> None:
+        for event in events:
+            self.db.table("events").insert(
+                {"run_id": run_id, "at": _ts(event.at), "kind": str(event.kind),
+                 "severity": int(event.severity), "target": event.target, "zone": event.zone,
+                 "codes": json.dumps(event.codes), "meaning": event.meaning,
+                 "delist_url": event.delist_url, "since": _ts(event.since),
+                 "ended": _ts(event.ended), "detail": event.detail},
+            )  # fmt: skip
+            at = _ts(event.at)
+            if event.kind is EventKind.LISTED:
+                self.db.table("episodes").insert(
+                    {"target": event.target, "zone": event.zone, "codes": json.dumps(event.codes),
+                     "meaning": event.meaning, "severity": int(event.severity),
+                     "txt": json.dumps(event.txt), "delist_url": event.delist_url,
+                     "first_seen": _ts(event.since), "last_seen": at, "ended": None},
+                )  # fmt: skip
+            elif event.kind is EventKind.DELISTED:
+                self.db.execute(
+                    "UPDATE episodes SET ended = ? WHERE target = ? AND zone = ? AND ended IS NULL",
+                    [_ts(event.ended or event.at), event.target, event.zone],
+                )
+            elif event.kind in (EventKind.ZONE_UNUSABLE, EventKind.RESOLVER_REFUSED):
+                self.db.table("zone_episodes").insert(
+                    {"zone": event.zone, "health": event.detail.partition(":")[0],
+                     "detail": event.detail, "first_seen": _ts(event.since), "last_seen": at,
+                     "ended": None},
+                )  # fmt: skip
+            elif event.kind is EventKind.ZONE_RECOVERED:
+                self.db.execute(
+                    "UPDATE zone_episodes SET ended = ? WHERE zone = ? AND ended IS NULL",
+                    [_ts(event.ended or event.at), event.zone],
+                )
+
+    def _touch_episodes(self, run: RunRecord) -> None:
+        assert run.report is not None
+        at = _ts(run.finished)
+        listed = {(r.target.text, r.zone.label) for r in run.report.results
+                  if r.status is Status.LISTED}  # fmt: skip
+        self.db.conn.executemany(
+            "UPDATE episodes SET last_seen = ? WHERE target = ? AND zone = ? AND ended IS NULL",
+            [(at, target, zone) for target, zone in sorted(listed)],
+        )
+        sick = [z.zone.label for z in run.report.zones if not z.health.trusted]
+        self.db.conn.executemany(
+            "UPDATE zone_episodes SET last_seen = ? WHERE zone = ? AND ended IS NULL",
+            [(at, zone) for zone in sick],
+        )
+
+    # --- notifications ---------------------------------------------------------------------
+
+    def pending_notifications(self) -> list[Notification]:
+        rows = self.db.query("SELECT * FROM notifications WHERE status != 'sent' ORDER BY id")
+        return [
+            Notification(
+                id=row["id"],
+                created=_dt(row["created"]) or datetime.min,
+                title=row["title"],
+                body=row["body"],
+                severity=Severity(row["severity"]),
+                status=row["status"],
+                attempts=row["attempts"],
+                last_error=row["last_error"] or "",
+            )
+            for row in rows
+        ]
+
+    def mark_notification(
+        self, notification_id: int, *, ok: bool, attempts: int, error: str, now: datetime
+    ) -> None:
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE notifications SET status = ?, attempts = attempts + ?, last_error = ?,"
+                " sent_at = ? WHERE id = ?",
+                ["sent" if ok else "failed", attempts, error, _ts(now) if ok else None,
+                 notification_id],
+            )  # fmt: skip
+
+    # --- queries for people ----------------------------------------------------------------
+
+    def last_run(self) -> dict[str, Any] | None:
+        rows = list(self.db.query("SELECT * FROM runs ORDER BY id DESC LIMIT 1"))
+        return rows[0] if rows else None
+
+    def episodes(
+        self, *, since: datetime | None = None, target: str = "", zone: str = ""
+    ) -> list[dict[str, Any]]:
+        """Listing episodes, newest first; `since` keeps those still open or ended after it."""
+        where, params = ["1 = 1"], []
+        if since is not None:
+            where.append("(ended IS NULL OR ended >= ?)")
+            params.append(_ts(since))
+        if target:
+            where.append("target = ?")
+            params.append(target)
+        if zone:
+            where.append("zone = ?")
+            params.append(zone)
+        sql = (
+            f"SELECT * FROM episodes WHERE {' AND '.join(where)} ORDER BY first_seen DESC, id DESC"
+        )
+        return [
+            {
+                **row,
+                "codes": json.loads(row["codes"] or "[]"),
+                "txt": json.loads(row["txt"] or "[]"),
+            }
+            for row in self.db.query(sql, params)
+        ]
+
+    def zone_episodes(
+        self, *, since: datetime | None = None, zone: str = ""
+    ) -> list[dict[str, Any]]:
+        where, params = ["1 = 1"], []
+        if since is not None:
+            where.append("(ended IS NULL OR ended >= ?)")
+            params.append(_ts(since))
+        if zone:
+            where.append("zone = ?")
+            params.append(zone)
+        sql = f"SELECT * FROM zone_episodes WHERE {' AND '.join(where)} ORDER BY first_seen DESC"
+        return list(self.db.query(sql, params))
+
+    def prune(self, before: datetime) -> int:
+        """Drop runs, events, ended episodes and sent notifications older than `before`."""
+        cutoff = _ts(before)
+        removed = 0
+        with self.db.atomic():
+            for sql in (
+                "DELETE FROM runs WHERE finished < ?",
+                "DELETE FROM events WHERE at < ?",
+                "DELETE FROM episodes WHERE ended IS NOT NULL AND ended < ?",
+                "DELETE FROM zone_episodes WHERE ended IS NOT NULL AND ended < ?",
+                "DELETE FROM notifications WHERE status = 'sent' AND sent_at < ?",
+            ):
+                removed += self.db.execute(sql, [cutoff]).rowcount
+        return removed

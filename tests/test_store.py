@@ -1,0 +1,123 @@
+"""The history database on a real temp file: state round trip, episodes, notifications."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+
+import pytest
+
+from blmonitor import monitor
+from blmonitor.errors import StoreError
+from blmonitor.models import EventKind, Health, Severity, Status
+from blmonitor.store import MIGRATIONS, RunRecord, Store
+from tests.test_monitor import at, report
+
+
+def run_series(store: Store, statuses, *, confirm=2, health=Health.OK):
+    kinds = []
+    for i, status in enumerate(statuses):
+        before = store.load_state()
+        rep = report(status, health)
+        after, events = monitor.evaluate(rep, before, now=at(i), confirm=confirm)
+        store.record_run(RunRecord(at(i), at(i) + timedelta(seconds=2), rep), before, after, events,
+                         [(f"run {i}", "body", Severity.WARNING)] if events else [])  # fmt: skip
+        kinds += [e.kind for e in events]
+    return kinds
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "sub" / "blmonitor.db")
+    yield s
+    s.close()
+
+
+def test_schema_is_versioned_and_in_wal_mode(store) -> None:
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert set(store.db.table_names()) >= {"runs", "pair_state", "episodes", "notifications"}
+
+
+def test_state_round_trips_between_processes(store, tmp_path) -> None:
+    run_series(store, [Status.LISTED])
+    again = Store(tmp_path / "sub" / "blmonitor.db")
+    try:
+        state = again.load_state()
+    finally:
+        again.close()
+    pair = state.pairs[("203.0.113.5", "bl.lab.test")]
+    assert (pair.listed, pair.candidate, pair.streak, pair.candidate_since) == (
+        False,
+        True,
+        1,
+        at(0),
+    )
+    assert state.zones["bl.lab.test"].usable
+
+
+def test_an_episode_from_listed_to_delisted(store) -> None:
+    kinds = run_series(store, [Status.CLEAN, Status.LISTED, Status.LISTED, Status.LISTED,
+                               Status.CLEAN, Status.CLEAN])  # fmt: skip
+    assert kinds == [EventKind.LISTED, EventKind.DELISTED]
+    [episode] = store.episodes()
+    assert (episode["target"], episode["zone"], episode["codes"]) == (
+        "203.0.113.5", "bl.lab.test", ["127.0.0.2"],
+    )  # fmt: skip
+    assert episode["first_seen"] == at(1).isoformat()
+    assert episode["last_seen"] == (at(3) + timedelta(seconds=2)).isoformat()
+    assert episode["ended"] == at(4).isoformat()
+    assert store.episodes(target="198.51.100.1") == []
+    assert store.episodes(since=at(5)) == []
+    assert len(store.episodes(since=at(4))) == 1
+    assert store.last_run()["verdict"] == "unknown"
+    assert store.db.execute("SELECT count(*) FROM runs").fetchone()[0] == 6
+
+
+def test_clean_runs_write_no_pair_rows_after_the_first(store) -> None:
+    run_series(store, [Status.CLEAN])
+    changes = store.db.conn.total_changes
+    run_series(store, [Status.CLEAN])
+    # the run's own row, and nothing else: no pair, zone or meta row was rewritten
+    assert store.db.conn.total_changes - changes == 1
+
+
+def test_zone_episode(store) -> None:
+    kinds = run_series(store, [None, None], health=Health.DEAD)
+    assert kinds == [EventKind.ZONE_UNUSABLE]
+    [row] = store.zone_episodes()
+    assert row["zone"] == "bl.lab.test" and row["ended"] is None and row["health"] == "dead"
+
+
+def test_notifications_pending_sent_failed(store) -> None:
+    run_series(store, [Status.LISTED, Status.LISTED])
+    [pending] = store.pending_notifications()
+    assert (pending.title, pending.status, pending.attempts) == ("run 1", "pending", 0)
+    store.mark_notification(pending.id, ok=False, attempts=3, error="timeout", now=at(2))
+    [failed] = store.pending_notifications()
+    assert (failed.status, failed.attempts, failed.last_error) == ("failed", 3, "timeout")
+    store.mark_notification(pending.id, ok=True, attempts=1, error="", now=at(3))
+    assert store.pending_notifications() == []
+
+
+def test_prune_keeps_open_episodes(store) -> None:
+    run_series(store, [Status.LISTED, Status.LISTED])
+    removed = store.prune(at(10))
+    assert removed >= 2
+    assert store.db.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
+    assert len(store.episodes()) == 1
+
+
+def test_unusable_path_is_one_clear_error(tmp_path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(StoreError, match="cannot use the history database"):
+        Store(blocker / "blmonitor.db")
+
+
+def test_newer_schema_is_refused(tmp_path) -> None:
+    path = tmp_path / "db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    with pytest.raises(StoreError, match="newer blmonitor"):
+        Store(path)
