@@ -47,6 +47,7 @@ class Lab:
     rbldnsd_port: int
     resolver: dnsservers.FakeResolver
     catalog_path: Path
+    flip: dnsservers.Switchable
 
     @property
     def catalog(self) -> Catalog:
@@ -68,7 +69,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         resolver.add("outside.lab.test", dnsservers.records("10.1.2.3"))
         resolver.add("blocked.example.bits.lab.test", dnsservers.records("127.0.0.1"))
         resolver.add("trunc.lab.test", dnsservers.truncating("127.0.0.2", txt="long " * 100))
+        flip = dnsservers.Switchable()
+        resolver.add("flip.lab.test", flip)
         try:
-            yield Lab(resolver.port, port, resolver, DATA / "lab.toml")
+            yield Lab(resolver.port, port, resolver, DATA / "lab.toml", flip)
         finally:
             resolver.close()

@@ -189,3 +189,23 @@ def truncating(*values: str, txt: str = "") -> Rule:
 
     rule.truncate_udp = True  # type: ignore[attr-defined]
     return rule
+
+
+class Switchable:
+    """A well-behaved IPv4 DNSBL whose listings a test changes between runs."""
+
+    def __init__(self) -> None:
+        self.listed: set[str] = set()
+
+    def __call__(self, query: dns.message.Message) -> dns.message.Message:
+        question = query.question[0]
+        reply = dns.message.make_response(query)
+        labels = [label.decode() for label in question.name.labels[:4]]
+        address = ".".join(reversed(labels))
+        if address == "127.0.0.2" or address in self.listed:
+            text = "127.0.0.2" if question.rdtype == dns.rdatatype.A else '"listed"'
+            kind = "A" if question.rdtype == dns.rdatatype.A else "TXT"
+            reply.answer.append(dns.rrset.from_text(question.name, 60, "IN", kind, text))
+        else:
+            reply.set_rcode(dns.rcode.NXDOMAIN)
+        return reply

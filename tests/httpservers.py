@@ -1,4 +1,4 @@
-"""A small HTTP server on 127.0.0.1 for IP-discovery tests: path → (status, body)."""
+"""A small HTTP server on 127.0.0.1: GET path → (status, body) for IP discovery, and a\nrecord of POSTed bodies for webhook notifications."""
 
 from __future__ import annotations
 
@@ -9,10 +9,24 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 @contextlib.contextmanager
-def serve(routes: dict[str, tuple[int, str]]) -> Iterator[str]:
-    """Yields the base URL, e.g. http://127.0.0.1:PORT."""
+def serve(
+    routes: dict[str, tuple[int, str]], posted: list[tuple[str, str]] | None = None
+) -> Iterator[str]:
+    """Yields the base URL, e.g. http://127.0.0.1:PORT; POSTed bodies go to `posted`."""
+    if posted is None:
+        posted = []
 
     class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            posted.append((self.path, self.rfile.read(length).decode("utf-8", "replace")))
+            status, body = routes.get(self.path, (200, "ok"))
+            data = body.encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
         def do_GET(self) -> None:
             status, body = routes.get(self.path, (404, "not found"))
             data = body.encode()

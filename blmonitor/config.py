@@ -1,0 +1,441 @@
+"""The configuration file: one TOML file parsed into frozen dataclasses, every check made here.
+
+`parse_config(text)` is pure: no disk, no environment. `load_config(path)` reads the file and takes
+the defaults that depend on the user (root or not, XDG) from the environment. Every mistake is
+one line that names the file, the table and the key; unknown keys are mistakes too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .dnsbl import expand_targets
+from .errors import ConfigError, UsageError
+from .models import Severity
+from .resolver import Nameserver, parse_nameserver
+
+DEFAULT_PATH = Path("/etc/blmonitor/config.toml")
+ROOT_DATABASE = Path("/var/lib/blmonitor/blmonitor.db")
+AUTO = "auto"  # the target that means: discover this machine's public addresses
+
+DEFAULT_INTERVAL = 15 * 60.0
+MIN_INTERVAL = 60.0  # DNSBL operators block clients that ask too often
+MAX_DEFAULT_JITTER = 5 * 60.0
+DEFAULT_RETENTION = 400 * 86400.0
+MIN_RETENTION = 86400.0
+MAX_TIMEOUT = 60.0  # a larger value is almost certainly milliseconds
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"(?:\d+(?:\.\d+)?[smhd])+")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_DURATION_HINT = "(e.g. 15m, 1h, 900s)"
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+@dataclass(frozen=True, slots=True)
+class Defaults:
+    """The defaults that depend on who runs blmonitor, found by `environment_defaults()`."""
+
+    database: Path
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorConfig:
+    """[monitor]: what is checked, how often, and when a change counts."""
+
+    targets: tuple[str, ...]  # as written; AUTO at most once
+    zones: tuple[
+        str, ...
+    ]  # "default", catalog ids or zone names: checked against the catalog later
+    lists: Path | None
+    interval: float  # seconds
+    jitter: float  # seconds
+    confirm: int
+    silent_first_run: bool
+    fail_on: Severity
+    database: Path
+    retention: float  # seconds
+
+    @property
+    def discover(self) -> bool:
+        """Whether this machine's public addresses are to be discovered and checked."""
+        return AUTO in self.targets
+
+    @property
+    def fixed_targets(self) -> tuple[str, ...]:
+        """The targets written out: addresses, CIDR blocks and domains, without AUTO."""
+        return tuple(t for t in self.targets if t != AUTO)
+
+
+@dataclass(frozen=True, slots=True)
+class DnsConfig:
+    """[dns]: how the lists are asked. An empty `resolver` means the system's resolvers."""
+
+    resolver: tuple[Nameserver, ...]
+    dqs_key_file: Path | None  # never read here: the key is a secret
+    timeout: float  # seconds
+    concurrency: int  # 0: the catalog's polite per-zone limits
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyConfig:
+    """[notify]: where changes are sent (apprise URLs) and which ones."""
+
+    urls: tuple[str, ...] = field(repr=False)  # they hold passwords and tokens
+    apprise_config: Path | None
+    min_severity: Severity
+    retry: int
+    title_prefix: str
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    monitor: MonitorConfig
+    dns: DnsConfig
+    notify: NotifyConfig
+    source: str  # the file it came from, for messages
+
+    def error(self, table: str, key: str, message: str) -> ConfigError:
+        """An error about one key, for the checks made later (zones against the catalog)."""
+        return _key_error(self.source, table, key, message)
+
+
+# The keys each table accepts: the dataclass fields, so the parser and the sample cannot drift.
+KEYS: Mapping[str, tuple[str, ...]] = {
+    table: tuple(f.name for f in dataclasses.fields(cls))
+    for table, cls in (("monitor", MonitorConfig), ("dns", DnsConfig), ("notify", NotifyConfig))
+}
+
+
+# --- durations -----------------------------------------------------------------------------
+
+
+def parse_duration(text: str | int) -> float:
+    """Seconds from "90s", "15m", "1h", "1d" (or a sum such as "1h30m") or integer seconds.
+
+    A string needs a unit: "400" could mean seconds or days. ValueError names the value.
+    """
+    if isinstance(text, int) and not isinstance(text, bool) and text >= 0:
+        return float(text)
+    if isinstance(text, str) and _DURATION.fullmatch(raw := text.strip()):
+        return sum(float(number) * _UNITS[unit] for number, unit in _DURATION_PART.findall(raw))
+    raise ValueError(f"{text!r} is not a duration {_DURATION_HINT}")
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest text `parse_duration` reads back: 900 → "15m", 90 → "90s", 34560000 → "400d"."""
+    if seconds == int(seconds):
+        whole = int(seconds)
+        for unit, size in sorted(_UNITS.items(), key=lambda item: -item[1]):
+            if whole and whole % size == 0:
+                return f"{whole // size}{unit}"
+        return "0s"
+    return f"{seconds:g}s"
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+
+def parse_config(text: str, *, source: str, defaults: Defaults) -> Config:
+    """The Config of one file's text; ConfigError names `source`, the table and the key."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    for name, value in data.items():
+        if name not in KEYS:
+            raise ConfigError(f"{source}: {_unknown_top_level(name, value)}")
+        if not isinstance(value, dict):
+            raise ConfigError(
+                f"{source}: {name}: expected a table [{name}], got {_describe(value)}"
+            )
+    return Config(
+        monitor=_parse_monitor(_Table(source, "monitor", data.get("monitor", {})), defaults),
+        dns=_parse_dns(_Table(source, "dns", data.get("dns", {}))),
+        notify=_parse_notify(_Table(source, "notify", data.get("notify", {}))),
+        source=source,
+    )
+
+
+def _parse_monitor(table: _Table, defaults: Defaults) -> MonitorConfig:
+    targets = table.strings("targets", (AUTO,))
+    _check_targets(table, targets)
+    zones = table.strings("zones", ("default",))
+    if not zones:
+        raise table.fail("zones", 'is empty: use ["default"] or name the zones to check')
+    if not all(zones):
+        raise table.fail("zones", "holds an empty string")
+    interval = table.duration("interval", DEFAULT_INTERVAL)
+    if interval < MIN_INTERVAL:
+        raise table.fail(
+            "interval",
+            f"{table.shown('interval')} is less than the minimum of 60s: "
+            "DNSBL operators block clients that ask too often",
+        )
+    jitter = table.duration("jitter", min(interval / 10, MAX_DEFAULT_JITTER))
+    if jitter >= interval:
+        raise table.fail(
+            "jitter",
+            f"{table.shown('jitter')} must be shorter than interval ({format_duration(interval)})",
+        )
+    retention = table.duration("retention", DEFAULT_RETENTION)
+    if retention < MIN_RETENTION:
+        raise table.fail("retention", f"{table.shown('retention')} is less than the minimum of 1d")
+    return MonitorConfig(
+        targets=targets,
+        zones=zones,
+        lists=table.optional_path("lists"),
+        interval=interval,
+        jitter=jitter,
+        confirm=table.integer("confirm", 2, low=1, high=10),
+        silent_first_run=table.boolean("silent_first_run", True),
+        fail_on=table.severity("fail_on", Severity.WARNING),
+        database=table.path("database", defaults.database),
+        retention=retention,
+    )
+
+
+def _check_targets(table: _Table, targets: tuple[str, ...]) -> None:
+    if not targets:
+        raise table.fail(
+            "targets", 'is empty: use ["auto"] for this machine\'s public addresses, or list them'
+        )
+    seen: set[str] = set()
+    for text in targets:
+        if text in seen:
+            raise table.fail("targets", f"{text!r} appears twice")
+        seen.add(text)
+        if text == AUTO:
+            continue
+        try:
+            found = expand_targets([text])
+        except UsageError as exc:
+            raise table.fail("targets", str(exc)) from exc
+        if not found:  # "" and "# …" are skipped by expand_targets, as in a targets file
+            raise table.fail(
+                "targets", f'{text!r} is not "auto", an IP address, a CIDR block or a domain'
+            )
+
+
+def _parse_dns(table: _Table) -> DnsConfig:
+    servers = []
+    for text in table.strings("resolver", ()):
+        try:
+            servers.append(parse_nameserver(text))
+        except UsageError as exc:
+            raise table.fail("resolver", str(exc).removeprefix("resolver ")) from exc
+    timeout = table.number("timeout", 5.0)
+    if not 0 < timeout <= MAX_TIMEOUT:
+        raise table.fail(
+            "timeout", f"expected seconds above 0 and at most {MAX_TIMEOUT:g}, got {timeout:g}"
+        )
+    return DnsConfig(
+        resolver=tuple(servers),
+        dqs_key_file=table.optional_path("dqs_key_file"),
+        timeout=timeout,
+        concurrency=table.integer("concurrency", 0, low=0, high=None),
+    )
+
+
+def _parse_notify(table: _Table) -> NotifyConfig:
+    urls = table.strings("urls", ())
+    for number, url in enumerate(urls, 1):
+        # The URL itself is never shown: apprise URLs carry passwords and tokens.
+        scheme = _SCHEME.match(url)
+        if scheme is None:
+            raise table.fail(
+                "urls", f"URL #{number} has no scheme:// (e.g. mailtos://, slack://, json://)"
+            )
+        if scheme.end() == len(url) or any(c.isspace() for c in url):
+            raise table.fail("urls", f"URL #{number} is empty after its scheme or holds spaces")
+    return NotifyConfig(
+        urls=urls,
+        apprise_config=table.optional_path("apprise_config"),
+        min_severity=table.severity("min_severity", Severity.WARNING),
+        retry=table.integer("retry", 3, low=1, high=10),
+        title_prefix=table.string("title_prefix", "[blmonitor]"),
+    )
+
+
+class _Table:
+    """One [table] of the file: typed getters whose errors name the key."""
+
+    def __init__(self, source: str, name: str, raw: Mapping[str, Any]) -> None:
+        self.source = source
+        self.name = name
+        self.raw = raw
+        for key in raw:
+            if key not in KEYS[name]:
+                raise self.fail(key, _unknown_key(name, key))
+
+    def fail(self, key: str, message: str) -> ConfigError:
+        return _key_error(self.source, self.name, key, message)
+
+    def shown(self, key: str) -> str:
+        return repr(self.raw[key])
+
+    def string(self, key: str, default: str) -> str:
+        value = self.raw.get(key, default)
+        if not isinstance(value, str):
+            raise self.fail(key, f"expected a string, got {_describe(value)}")
+        return value
+
+    def strings(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = self.raw.get(key, default)
+        if not isinstance(value, list | tuple):
+            raise self.fail(key, f"expected a list of strings, got {_describe(value)}")
+        for number, item in enumerate(value, 1):
+            if not isinstance(item, str):
+                raise self.fail(
+                    key, f"expected a list of strings, item {number} is {_describe(item)}"
+                )
+        return tuple(item.strip() for item in value)
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.raw.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(key, f"expected true or false, got {_describe(value)}")
+        return value
+
+    def integer(self, key: str, default: int, *, low: int, high: int | None) -> int:
+        value = self.raw.get(key, default)
+        wanted = f"an integer from {low} to {high}" if high is not None else f"an integer ≥ {low}"
+        if (
+            not isinstance(value, int)
+            or isinstance(value, bool)
+            or value < low
+            or (high is not None and value > high)
+        ):
+            raise self.fail(key, f"expected {wanted}, got {_describe(value)}")
+        return value
+
+    def number(self, key: str, default: float) -> float:
+        value = self.raw.get(key, default)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise self.fail(key, f"expected a number of seconds, got {_describe(value)}")
+        return float(value)
+
+    def duration(self, key: str, default: float) -> float:
+        if key not in self.raw:
+            return default
+        try:
+            return parse_duration(self.raw[key])
+        except ValueError as exc:
+            raise self.fail(key, str(exc)) from exc
+
+    def severity(self, key: str, default: Severity) -> Severity:
+        value = self.raw.get(key, default.label)
+        if not isinstance(value, str):
+            raise self.fail(key, f"expected info, warning or critical, got {_describe(value)}")
+        try:
+            return Severity.parse(value)
+        except ValueError as exc:
+            raise self.fail(key, str(exc)) from exc
+
+    def optional_path(self, key: str) -> Path | None:
+        """A path, or None when the key is missing or "" ."""
+        text = self.string(key, "")
+        return self._absolute(key, text) if text else None
+
+    def path(self, key: str, default: Path) -> Path:
+        if key not in self.raw:
+            return default
+        text = self.string(key, "")
+        if not text:
+            raise self.fail(key, f"is empty: leave the key out for the default ({default})")
+        return self._absolute(key, text)
+
+    def _absolute(self, key: str, text: str) -> Path:
+        # A daemon's working directory is /, and "~" is not expanded: relative paths mislead.
+        if not Path(text).is_absolute():
+            raise self.fail(key, f"{text!r} is not an absolute path (e.g. /etc/blmonitor/…)")
+        return Path(text)
+
+
+def _key_error(source: str, table: str, key: str, message: str) -> ConfigError:
+    return ConfigError(f"{source}: [{table}] {key}: {message}")
+
+
+def _unknown_key(table: str, key: str) -> str:
+    for other, keys in KEYS.items():
+        if key in keys:
+            return f"unknown key (it belongs in [{other}])"
+    close = difflib.get_close_matches(key, KEYS[table], n=1)
+    if close:
+        return f"unknown key (did you mean {close[0]}?)"
+    return f"unknown key (known keys: {', '.join(KEYS[table])})"
+
+
+def _unknown_top_level(name: str, value: object) -> str:
+    if not isinstance(value, dict):
+        for table, keys in KEYS.items():
+            if name in keys:
+                return f"{name}: unknown key at the top level (put it under [{table}])"
+        return f"{name}: unknown key at the top level (keys go under [monitor], [dns] or [notify])"
+    close = difflib.get_close_matches(name, KEYS, n=1)
+    hint = f"did you mean [{close[0]}]?" if close else "use [monitor], [dns] or [notify]"
+    return f"[{name}]: unknown table ({hint})"
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, int):
+        return f"the integer {value}"
+    if isinstance(value, float):
+        return f"the number {value:g}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return f"a {type(value).__name__}"  # TOML dates and times
+
+
+# --- the file and the environment ----------------------------------------------------------
+
+
+def default_database(is_root: bool, env: Mapping[str, str], home: Path) -> Path:
+    """Where the history lives when `database` is not set: /var/lib for root, else XDG."""
+    if is_root:
+        return ROOT_DATABASE
+    data_home = env.get("XDG_DATA_HOME", "")
+    # XDG Base Directory spec: a relative XDG_DATA_HOME is invalid and must be ignored.
+    base = Path(data_home) if Path(data_home).is_absolute() else home / ".local" / "share"
+    return base / "blmonitor" / "blmonitor.db"
+
+
+def environment_defaults() -> Defaults:
+    """The Defaults for the user running this process."""
+    return Defaults(database=default_database(os.geteuid() == 0, os.environ, Path.home()))
+
+
+def load_config(path: Path | None, *, defaults: Defaults | None = None) -> Config:
+    """Read and parse `path`, or DEFAULT_PATH when None.
+
+    A missing DEFAULT_PATH means every default; a missing `path` given explicitly is an error.
+    `defaults` (for tests) replaces those found in the environment.
+    """
+    file = path if path is not None else DEFAULT_PATH
+    try:
+        text = file.read_text("utf-8")
+    except FileNotFoundError as exc:
+        if path is not None:
+            raise ConfigError(f"{file}: no such config file") from exc
+        text = ""
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read the config file: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file}: not UTF-8 text (byte {exc.start})") from exc
+    if defaults is None:
+        defaults = environment_defaults()
+    return parse_config(text, source=str(file), defaults=defaults)
