@@ -1,7 +1,7 @@
 /*
  * delayproxy: a UDP DNS proxy on 127.0.0.1 that adds a constant delay, for the blmonitor bench.
  *
- *   delayproxy [-d SUFFIX]... [-q] LISTEN_PORT UPSTREAM_PORT DELAY_MS
+ *   delayproxy [-d SUFFIX]... [-m MAX_OUTSTANDING] [-q] LISTEN_PORT UPSTREAM_PORT DELAY_MS
  *
  * Every query received on 127.0.0.1:LISTEN_PORT is sent to 127.0.0.1:UPSTREAM_PORT after
  * DELAY_MS/2, and every reply goes back to its client after the other half, so a round trip
@@ -10,9 +10,15 @@
  *
  * -d SUFFIX (repeatable): drop every query whose QNAME is SUFFIX or ends with ".SUFFIX"
  *    (case-insensitive): the zone "times out".
+ * -m N: at most N queries waiting at the upstream at once (default 100, 0 = no limit). rbldnsd
+ *    keeps the kernel's default socket buffer (~200 packets); a burst released by the proxy at
+ *    memory speed would overflow it and the lab itself would lose queries. Queries over the
+ *    limit wait in the proxy (in order) until replies come back; rbldnsd answers in
+ *    microseconds, so this costs nothing until rbldnsd itself is saturated. An upstream query
+ *    unanswered after 1 s is counted as lost_upstream and stops counting against the limit.
  * -q: do not print the "listening" line.
  *
- * Design: one thread, epoll, non-blocking sockets. The delay is constant, so each direction is
+ * Design: one thread, epoll, non-blocking sockets, recvmmsg/sendmmsg in batches of 64. The delay is constant, so each direction is
  * a FIFO (arrival order = departure order) and one timerfd armed at the head's due time is
  * enough. Client <-> upstream mapping: the DNS ID of each forwarded query is rewritten to a
  * proxy-owned ID (a 65536-slot table holding the client address and its original ID), so any
@@ -22,7 +28,10 @@
  * as "unmatched".
  *
  * Counters go to stderr as one key=value line on SIGTERM/SIGINT (then exit 0) and on SIGUSR1
- * (and the proxy keeps running).
+ * (and the proxy keeps running): received (from clients), forwarded (to the upstream), dropped
+ * (-d rules), replies_in (from the upstream), replied (to clients), unmatched (reply with an
+ * unknown or reused ID), overwritten, malformed, send_errors, max_queued (peak packets held in
+ * the two FIFOs), lost_upstream, throttled (times the -m limit held the query queue).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -44,12 +53,14 @@
 #define MAXPKT 4096          /* EDNS answers from rbldnsd stay far below this */
 #define BUFBYTES (32 << 20)  /* socket buffers: 32 MiB */
 #define MAXSUFFIX 32
+#define BATCH 64             /* packets per recvmmsg/sendmmsg */
 
 struct pkt {
     struct pkt *next;
     uint64_t due_ns;
-    struct sockaddr_in addr;  /* client (reply queue) or client being served (query queue) */
+    struct sockaddr_in addr;  /* the client (it sent the query / gets the reply) */
     uint16_t len;
+    uint16_t orig_id;         /* the client's DNS ID while the query carries ours */
     unsigned char data[];
 };
 
@@ -60,19 +71,22 @@ struct fifo {
 
 struct slot {
     struct sockaddr_in client;
+    uint64_t sent_ns;
     uint16_t orig_id;
     uint8_t used;
 };
 
 static struct slot table[65536];
-static uint16_t next_id;
+static uint16_t next_id, oldest_id; /* slots [oldest_id, next_id) may be waiting upstream */
+static unsigned outstanding, max_outstanding = 100;
+#define LOST_NS 1000000000ull /* an upstream query unanswered after 1 s is lost */
 static char *suffixes[MAXSUFFIX];
 static size_t suffix_len[MAXSUFFIX];
 static int nsuffix;
 
 static struct {
     unsigned long long received, forwarded, dropped, replies_in, replied, unmatched, overwritten,
-        malformed, send_errors, max_queued;
+        malformed, send_errors, max_queued, lost_upstream, throttled;
 } ctr;
 
 static uint64_t now_ns(void) {
@@ -162,20 +176,43 @@ static int must_drop(const unsigned char *m, size_t len) {
 static void print_counters(const char *why) {
     fprintf(stderr,
             "delayproxy: %s received=%llu forwarded=%llu dropped=%llu replies_in=%llu replied=%llu "
-            "unmatched=%llu overwritten=%llu malformed=%llu send_errors=%llu max_queued=%llu\n",
+            "unmatched=%llu overwritten=%llu malformed=%llu send_errors=%llu max_queued=%llu "
+            "lost_upstream=%llu throttled=%llu\n",
             why, ctr.received, ctr.forwarded, ctr.dropped, ctr.replies_in, ctr.replied, ctr.unmatched,
-            ctr.overwritten, ctr.malformed, ctr.send_errors, ctr.max_queued);
+            ctr.overwritten, ctr.malformed, ctr.send_errors, ctr.max_queued, ctr.lost_upstream,
+            ctr.throttled);
     fflush(stderr);
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: delayproxy [-d SUFFIX]... [-q] LISTEN_PORT UPSTREAM_PORT DELAY_MS\n");
+    fprintf(stderr, "usage: delayproxy [-d SUFFIX]... [-m MAX_OUTSTANDING] [-q] LISTEN_PORT UPSTREAM_PORT DELAY_MS\n");
     exit(2);
 }
 
+/* forget upstream queries unanswered for LOST_NS (so the throttle cannot leak) */
+static void expire_upstream(uint64_t now) {
+    while (oldest_id != next_id) {
+        struct slot *s = &table[oldest_id];
+        if (s->used) {
+            if (now - s->sent_ns < LOST_NS) break;
+            s->used = 0;
+            outstanding--;
+            ctr.lost_upstream++;
+        }
+        oldest_id++;
+    }
+}
+
+static int throttled(void) { return max_outstanding && outstanding >= max_outstanding; }
+
 static void arm(int tfd, struct fifo *a, struct fifo *b, int blocked_a, int blocked_b) {
     uint64_t due = 0;
-    if (a->head && !blocked_a) due = a->head->due_ns;
+    if (a->head && !blocked_a) {
+        if (!throttled())
+            due = a->head->due_ns;
+        else if (oldest_id != next_id) /* replies wake us up; this is for lost ones */
+            due = table[oldest_id].sent_ns + LOST_NS;
+    }
     if (b->head && !blocked_b && (!due || b->head->due_ns < due)) due = b->head->due_ns;
     struct itimerspec its = {0};
     if (due) {
@@ -188,7 +225,7 @@ static void arm(int tfd, struct fifo *a, struct fifo *b, int blocked_a, int bloc
 
 int main(int argc, char **argv) {
     int opt, quiet = 0;
-    while ((opt = getopt(argc, argv, "d:q")) != -1) {
+    while ((opt = getopt(argc, argv, "d:m:q")) != -1) {
         if (opt == 'd') {
             if (nsuffix == MAXSUFFIX) usage();
             char *s = strdup(optarg);
@@ -198,6 +235,8 @@ int main(int argc, char **argv) {
                 if (s[k] >= 'A' && s[k] <= 'Z') s[k] += 32;
             suffixes[nsuffix] = s;
             suffix_len[nsuffix++] = l;
+        } else if (opt == 'm') {
+            max_outstanding = (unsigned)atoi(optarg);
         } else if (opt == 'q') {
             quiet = 1;
         } else {
@@ -242,7 +281,11 @@ int main(int argc, char **argv) {
     /* queries waiting to go upstream, replies waiting to go back to their client */
     struct fifo qq = {0}, rq = {0};
     int q_blocked = 0, r_blocked = 0; /* send buffer full: wait for EPOLLOUT */
-    unsigned char buf[MAXPKT];
+    static unsigned char bufs[BATCH][MAXPKT];
+    static struct mmsghdr msgs[BATCH];
+    static struct iovec iovs[BATCH];
+    static struct sockaddr_in froms[BATCH];
+    static struct pkt *batch[BATCH];
 
     if (!quiet) {
         fprintf(stderr, "delayproxy: listening on 127.0.0.1:%d -> 127.0.0.1:%d, +%.1f ms RTT, %d drop suffix(es)\n",
@@ -271,57 +314,70 @@ int main(int argc, char **argv) {
                         return 0;
                     }
                 }
-            } else if (fd == lfd && (what & EPOLLIN)) {
-                for (;;) {
-                    struct sockaddr_in from;
-                    socklen_t fl = sizeof from;
-                    ssize_t r = recvfrom(lfd, buf, sizeof buf, 0, (struct sockaddr *)&from, &fl);
-                    if (r < 0) break; /* EAGAIN */
-                    ctr.received++;
-                    if (r < 12) {
-                        ctr.malformed++;
-                        continue;
+            } else if ((fd == lfd || fd == ufd) && (what & EPOLLIN)) {
+                /* drain up to 16 batches, then let the other sockets and the timer have a turn */
+                for (int round = 0; round < 16; round++) {
+                    for (int i = 0; i < BATCH; i++) {
+                        iovs[i].iov_base = bufs[i];
+                        iovs[i].iov_len = MAXPKT;
+                        memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
+                        msgs[i].msg_hdr.msg_iov = &iovs[i];
+                        msgs[i].msg_hdr.msg_iovlen = 1;
+                        msgs[i].msg_hdr.msg_name = &froms[i];
+                        msgs[i].msg_hdr.msg_namelen = sizeof froms[i];
                     }
-                    if (must_drop(buf, (size_t)r)) {
-                        ctr.dropped++;
-                        continue;
+                    int got = recvmmsg(fd, msgs, BATCH, MSG_DONTWAIT, NULL);
+                    if (got <= 0) {
+                        if (got < 0 && fd == ufd && errno != EAGAIN && errno != EWOULDBLOCK)
+                            continue; /* e.g. ECONNREFUSED (ICMP): the upstream is not up */
+                        break;
                     }
-                    struct pkt *p = malloc(sizeof *p + (size_t)r);
-                    p->due_ns = now_ns() + q_delay;
-                    p->addr = from;
-                    p->len = (uint16_t)r;
-                    memcpy(p->data, buf, (size_t)r);
-                    fifo_push(&qq, p);
+                    uint64_t t = now_ns();
+                    for (int i = 0; i < got; i++) {
+                        unsigned char *m = bufs[i];
+                        size_t len = msgs[i].msg_len;
+                        struct sockaddr_in to;
+                        if (fd == lfd) {
+                            ctr.received++;
+                            if (len < 12) {
+                                ctr.malformed++;
+                                continue;
+                            }
+                            if (must_drop(m, len)) {
+                                ctr.dropped++;
+                                continue;
+                            }
+                            to = froms[i];
+                        } else {
+                            ctr.replies_in++;
+                            if (len < 12) {
+                                ctr.malformed++;
+                                continue;
+                            }
+                            struct slot *sl = &table[(uint16_t)(m[0] << 8 | m[1])];
+                            if (!sl->used) {
+                                ctr.unmatched++;
+                                continue;
+                            }
+                            sl->used = 0;
+                            outstanding--;
+                            m[0] = (unsigned char)(sl->orig_id >> 8);
+                            m[1] = (unsigned char)(sl->orig_id & 0xff);
+                            to = sl->client;
+                        }
+                        struct pkt *p = malloc(sizeof *p + len);
+                        if (!p) {
+                            perror("malloc");
+                            return 2;
+                        }
+                        p->due_ns = t + (fd == lfd ? q_delay : r_delay);
+                        p->addr = to;
+                        p->len = (uint16_t)len;
+                        memcpy(p->data, m, len);
+                        fifo_push(fd == lfd ? &qq : &rq, p);
+                    }
                     if (qq.n + rq.n > ctr.max_queued) ctr.max_queued = qq.n + rq.n;
-                }
-            } else if (fd == ufd && (what & EPOLLIN)) {
-                for (;;) {
-                    ssize_t r = recv(ufd, buf, sizeof buf, 0);
-                    if (r < 0) {
-                        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-                        continue; /* e.g. ECONNREFUSED from an ICMP: upstream not up */
-                    }
-                    ctr.replies_in++;
-                    if (r < 12) {
-                        ctr.malformed++;
-                        continue;
-                    }
-                    uint16_t id = (uint16_t)(buf[0] << 8 | buf[1]);
-                    struct slot *s = &table[id];
-                    if (!s->used) {
-                        ctr.unmatched++;
-                        continue;
-                    }
-                    s->used = 0;
-                    buf[0] = (unsigned char)(s->orig_id >> 8);
-                    buf[1] = (unsigned char)(s->orig_id & 0xff);
-                    struct pkt *p = malloc(sizeof *p + (size_t)r);
-                    p->due_ns = now_ns() + r_delay;
-                    p->addr = s->client;
-                    p->len = (uint16_t)r;
-                    memcpy(p->data, buf, (size_t)r);
-                    fifo_push(&rq, p);
-                    if (qq.n + rq.n > ctr.max_queued) ctr.max_queued = qq.n + rq.n;
+                    if (got < BATCH) break;
                 }
             } else if (fd == tfd) {
                 uint64_t expirations;
@@ -336,49 +392,83 @@ int main(int argc, char **argv) {
             }
         }
 
-        /* send everything that is due, in FIFO order */
+        /* send everything that is due, in FIFO order, BATCH packets per sendmmsg */
         uint64_t now = now_ns();
-        while (!q_blocked && qq.head && qq.head->due_ns <= now) {
-            struct pkt *p = qq.head;
-            uint16_t id = next_id++;
-            struct slot *s = &table[id];
-            if (s->used) ctr.overwritten++;
-            uint16_t orig = (uint16_t)(p->data[0] << 8 | p->data[1]);
-            p->data[0] = (unsigned char)(id >> 8);
-            p->data[1] = (unsigned char)(id & 0xff);
-            if (send(ufd, p->data, p->len, 0) < 0) {
-                if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
-                    next_id--; /* retry this one with the same ID when writable */
-                    p->data[0] = (unsigned char)(orig >> 8);
-                    p->data[1] = (unsigned char)(orig & 0xff);
-                    q_blocked = 1;
-                    struct epoll_event mod = {.events = EPOLLIN | EPOLLOUT, .data.fd = ufd};
-                    epoll_ctl(ep, EPOLL_CTL_MOD, ufd, &mod);
-                    break;
+        expire_upstream(now);
+        for (int dir = 0; dir < 2; dir++) {
+            struct fifo *q = dir == 0 ? &qq : &rq;
+            int *blocked = dir == 0 ? &q_blocked : &r_blocked;
+            int fd = dir == 0 ? ufd : lfd;
+            while (!*blocked && q->head && q->head->due_ns <= now) {
+                int count = 0;
+                unsigned room = BATCH;
+                if (dir == 0 && max_outstanding) {
+                    if (outstanding >= max_outstanding) {
+                        ctr.throttled++;
+                        break;
+                    }
+                    if (max_outstanding - outstanding < room) room = max_outstanding - outstanding;
                 }
-                ctr.send_errors++;
-            } else {
-                s->used = 1;
-                s->client = p->addr;
-                s->orig_id = orig;
-                ctr.forwarded++;
-            }
-            free(fifo_pop(&qq));
-        }
-        while (!r_blocked && rq.head && rq.head->due_ns <= now) {
-            struct pkt *p = rq.head;
-            if (sendto(lfd, p->data, p->len, 0, (struct sockaddr *)&p->addr, sizeof p->addr) < 0) {
-                if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
-                    r_blocked = 1;
-                    struct epoll_event mod = {.events = EPOLLIN | EPOLLOUT, .data.fd = lfd};
-                    epoll_ctl(ep, EPOLL_CTL_MOD, lfd, &mod);
-                    break;
+                for (struct pkt *p = q->head; p && p->due_ns <= now && (unsigned)count < room; p = p->next) {
+                    batch[count] = p;
+                    iovs[count].iov_base = p->data;
+                    iovs[count].iov_len = p->len;
+                    memset(&msgs[count].msg_hdr, 0, sizeof msgs[count].msg_hdr);
+                    msgs[count].msg_hdr.msg_iov = &iovs[count];
+                    msgs[count].msg_hdr.msg_iovlen = 1;
+                    if (dir == 0) { /* connected socket; rewrite the ID */
+                        uint16_t id = (uint16_t)(next_id + count);
+                        uint16_t orig = (uint16_t)(p->data[0] << 8 | p->data[1]);
+                        p->data[0] = (unsigned char)(id >> 8);
+                        p->data[1] = (unsigned char)(id & 0xff);
+                        p->orig_id = orig;
+                    } else {
+                        msgs[count].msg_hdr.msg_name = &p->addr;
+                        msgs[count].msg_hdr.msg_namelen = sizeof p->addr;
+                    }
+                    count++;
                 }
-                ctr.send_errors++;
-            } else {
-                ctr.replied++;
+                int sent = sendmmsg(fd, msgs, (unsigned)count, MSG_DONTWAIT);
+                int err = sent < 0 ? errno : 0;
+                if (sent < 0) sent = 0;
+                for (int i = 0; i < count; i++) {
+                    struct pkt *p = batch[i];
+                    if (dir == 0 && i >= sent) { /* not sent: give the client's ID back */
+                        p->data[0] = (unsigned char)(p->orig_id >> 8);
+                        p->data[1] = (unsigned char)(p->orig_id & 0xff);
+                        continue;
+                    }
+                    if (i >= sent) continue;
+                    if (dir == 0) {
+                        struct slot *sl = &table[next_id];
+                        if (sl->used) { /* 65536 queries later and still unanswered: lost */
+                            ctr.overwritten++;
+                            outstanding--;
+                        }
+                        sl->used = 1;
+                        sl->sent_ns = now;
+                        sl->client = p->addr;
+                        sl->orig_id = p->orig_id;
+                        next_id++;
+                        outstanding++;
+                        ctr.forwarded++;
+                    } else {
+                        ctr.replied++;
+                    }
+                    free(fifo_pop(q));
+                }
+                if (sent < count || err) {
+                    if (sent > 0) continue; /* partial: the next call reports the error */
+                    if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) {
+                        *blocked = 1;
+                        struct epoll_event mod = {.events = EPOLLIN | EPOLLOUT, .data.fd = fd};
+                        epoll_ctl(ep, EPOLL_CTL_MOD, fd, &mod);
+                        break;
+                    }
+                    ctr.send_errors++; /* a hard error for the head packet: drop it */
+                    free(fifo_pop(q));
+                }
             }
-            free(fifo_pop(&rq));
         }
         arm(tfd, &qq, &rq, q_blocked, r_blocked);
     }

@@ -62,7 +62,7 @@ class Proxy:
 
     def __init__(self, binary: Path, port: int, upstream: int, delay_ms: float, drop: list[str]):
         self.port = port
-        self.log = tempfile.NamedTemporaryFile("w+", prefix="delayproxy-", suffix=".log")
+        self.log = tempfile.NamedTemporaryFile("w+", prefix="delayproxy-", suffix=".log")  # noqa: SIM115
         cmd = [str(binary)]
         for suffix in drop:
             cmd += ["-d", suffix]
@@ -135,7 +135,9 @@ def run_child(cmd: list[str], timeout: float, env: dict | None = None) -> dict:
 # ---------------------------------------------------------------- scoring
 
 
-def score(results: list[dict], zone_health: list[dict] | None, truth: dict, targets: list[str]) -> dict:
+def score(
+    results: list[dict], zone_health: list[dict] | None, truth: dict, targets: list[str]
+) -> dict:
     """Compare a tool's per-(ip, zone) results (and zone health) with truth.json."""
     zones = truth["zones"]
     special = truth["special"]  # zone -> dead | lists-everything | refused | unreachable
@@ -154,7 +156,9 @@ def score(results: list[dict], zone_health: list[dict] | None, truth: dict, targ
         "false_listed_special": 0, "clean_special": 0, "z47_clean": 0, "z50_clean": 0,
         "by_special_zone": {},
     }  # fmt: skip
-    per_special = {z: {"listed": 0, "clean": 0, "error": 0, "skipped": 0, "missing": 0} for z in special}
+    per_special = {
+        z: {"listed": 0, "clean": 0, "error": 0, "skipped": 0, "missing": 0} for z in special
+    }
     samples: list[str] = []
     for ip in targets:
         for z in zones:
@@ -201,20 +205,22 @@ def score(results: list[dict], zone_health: list[dict] | None, truth: dict, targ
             if ok:
                 s["correct"] += 1
             elif len(samples) < 8:
-                samples.append(f"{ip} {z}: want {want}, got {status} {codes} {(r or {}).get('error', '')}")
+                samples.append(
+                    f"{ip} {z}: want {want}, got {status} {codes} {(r or {}).get('error', '')}"
+                )
     s["by_special_zone"] = per_special
     s["wrong_samples"] = samples
     s["correct_pct"] = 100.0 * s["correct"] / s["pairs"] if s["pairs"] else 0.0
-    s["normal_correct_pct"] = 100.0 * s["normal_correct"] / s["normal_pairs"] if s["normal_pairs"] else 0.0
+    s["normal_correct_pct"] = (
+        100.0 * s["normal_correct"] / s["normal_pairs"] if s["normal_pairs"] else 0.0
+    )
     if zone_health is not None:
         health = {h.get("zone"): h.get("health") for h in zone_health}
         want_health = truth["health"]
         s["health"] = {z: health.get(z) for z in special}
         s["health_special_right"] = sum(1 for z in special if health.get(z) == want_health[z])
         s["health_normal_ok"] = sum(1 for z in zones if z not in special and health.get(z) == "ok")
-        s["health_wrong"] = {
-            z: health.get(z) for z in zones if health.get(z) != want_health[z]
-        }
+        s["health_wrong"] = {z: health.get(z) for z in zones if health.get(z) != want_health[z]}
     return s
 
 
@@ -255,7 +261,9 @@ def blmonitor_cmd(
 
 def child_env() -> dict:
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = str(ROOT) + (
+        os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
+    )
     env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
     return env
 
@@ -278,12 +286,13 @@ def parse_output(tool: str, run: dict) -> tuple[dict | None, str]:
 
 def fmt_row(r: dict) -> str:
     if r.get("failed"):
-        return (
-            f"| {r['scenario']} | {r['tool']} | {r['lookups']} | failed (exit {r['exit']}): "
-            f"{r['failed']} |" + " |" * 11
-        )
+        cells = [r["scenario"], r["tool"], str(r["lookups"]), f"{r['wall']:.2f}", "", "", ""]
+        cells += [f"FAILED: {r['failed']}".replace("|", "/")] + [""] * 7 + [str(r["exit"])]
+        return "| " + " | ".join(cells) + " |"
     s = r["score"]
-    health = f"{s['health_special_right']}/4 + {s['health_normal_ok']}/46" if "health" in s else "n/a"
+    health = (
+        f"{s['health_special_right']}/4 + {s['health_normal_ok']}/46" if "health" in s else "n/a"
+    )
     retries = r["stats"].get("retries", "")
     queries = f"{r['stats'].get('queries', '')}" + (f" / {retries}" if retries != "" else "")
     return (
@@ -292,14 +301,15 @@ def fmt_row(r: dict) -> str:
         f"{r['maxrss_kb'] / 1024:.1f} | {s['correct_pct']:.2f} | {s['normal_correct_pct']:.2f} | "
         f"{s['listed_found'] - s['wrong_codes']}/{s['listed_expected']} | "
         f"{s['false_listed_special']} | {s['z47_clean']} / {s['z50_clean']} | {health} | "
-        f"{r['proxy'].get('forwarded', '?')} / {r['proxy'].get('dropped', '?')} | {queries} | {r['exit']} |"
+        f"{r['proxy'].get('forwarded', '?')} / {r['proxy'].get('dropped', '?')} | {queries} | "
+        f"{r['exit']} |"
     )
 
 
 HEADER = (
-    "| scen. | tool | lookups | wall s | tool s | lookups/s | peak RSS MB | correct % | normal zones % "
-    "| listings found | false listed z47-49 | clean z47 / z50 | health right (special + ok) "
-    "| proxy fwd / dropped | queries / retries | exit |\n"
+    "| scen. | tool | lookups | wall s | tool s | lookups/s | peak RSS MB | correct % "
+    "| normal zones % | listings found | false listed z47-49 | clean z47 / z50 "
+    "| health right (special + ok) | proxy fwd / dropped | queries / retries | exit |\n"
     "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"
 )
 
@@ -308,18 +318,24 @@ HEADER = (
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--ips", type=int, default=1024, help="targets in scenario B (default 1024)")
     ap.add_argument("--delay", type=float, default=40.0, help="added RTT in ms (default 40)")
     ap.add_argument("--concurrency", type=int, default=200, help="blmonitor --concurrency (200)")
-    ap.add_argument("--pydnsbl-concurrency", type=int, default=200, help="pydnsbl semaphore (its default, 200)")
+    ap.add_argument(
+        "--pydnsbl-concurrency", type=int, default=200, help="pydnsbl semaphore (its default, 200)"
+    )
     ap.add_argument("--timeout", type=float, default=5.0, help="DNS timeout for both tools (5 s)")
     ap.add_argument("--tries", type=int, default=2, help="DNS tries for both tools (2)")
     ap.add_argument("--only", choices=["pydnsbl", "blmonitor"])
     ap.add_argument("--scenarios", default="AB", help="which scenarios to run (default AB)")
     ap.add_argument("--seed", type=int, default=5782)
     ap.add_argument("--child-timeout", type=float, default=900.0, help="kill a tool after this (s)")
-    ap.add_argument("--blmonitor-arg", action="append", default=[], help="extra arg for blmonitor check")
+    ap.add_argument(
+        "--blmonitor-arg", action="append", default=[], help="extra arg for blmonitor check"
+    )
     ap.add_argument("--keep-lab", action="store_true", help="do not delete the lab directory")
     a = ap.parse_args()
 
@@ -376,7 +392,9 @@ def main() -> int:
                     "stderr_tail": run["stderr"][-3000:],
                 }  # fmt: skip
                 if data is None or not ok_exit or run["killed_after_timeout"]:
-                    rec["failed"] = why or ("killed after timeout" if run["killed_after_timeout"] else "bad exit")
+                    rec["failed"] = why or (
+                        "killed after timeout" if run["killed_after_timeout"] else "bad exit"
+                    )
                     tail = run["stderr"].strip().splitlines()[-1:] or [""]
                     rec["failed"] += f" ({tail[0][:160]})" if tail[0] else ""
                 else:
@@ -384,7 +402,10 @@ def main() -> int:
                     rec["verdict"] = data.get("verdict")
                     rec["zones"] = data.get("zones")
                     rec["score"] = score(
-                        data["results"], data.get("zones") if tool == "blmonitor" else None, truth, targets
+                        data["results"],
+                        data.get("zones") if tool == "blmonitor" else None,
+                        truth,
+                        targets,
                     )
                     errs: dict[str, int] = {}
                     for r in data["results"]:
@@ -416,7 +437,8 @@ def main() -> int:
             s = rec["score"]
             print(
                 f"\n{rec['scenario']} {rec['tool']}: special zones {s['by_special_zone']}; "
-                f"normal zones: {s['listed_missed']} listings missed, {s['wrong_codes']} wrong codes, "
+                f"normal zones: {s['listed_missed']} listings missed, "
+                f"{s['wrong_codes']} wrong codes, "
                 f"{s['false_listed_normal']} false listings, {s['errors_normal']} errors, "
                 f"{s['skipped_normal']} skipped, {s['missing']} pairs missing"
                 + (f"; zone health {s['health']}" if "health" in s else "")

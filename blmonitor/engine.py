@@ -131,6 +131,8 @@ async def check(
         while inflight < concurrency and ready:
             run = ready.popleft()
             run.ready = False
+            if not run.waiting:  # its health check failed after it was queued: nothing to send
+                continue
             if run.probe_queue:
                 pi = run.probe_queue.popleft()
                 lookup.submit(run.probes[pi].name, A, functools.partial(on_probe, run, pi))

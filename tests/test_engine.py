@@ -155,3 +155,16 @@ def test_zones_that_take_no_target_are_left_out(lab) -> None:
     ]  # fmt: skip
     assert report.verdict is Verdict.LISTED
     assert not any(".dead.lab.test." in n for n in lab.resolver.seen[-20:])
+
+
+@pytest.mark.parametrize("concurrency", [1, 4, 200])
+def test_zone_failing_while_queued_for_a_slot(lab, concurrency) -> None:
+    """A zone whose health fails while it waits in the ready queue is skipped, not crashed on."""
+    report = run(lab, ["203.0.113.0/25"], ["bl", "dead", "world", "refusing"],
+                 concurrency=concurrency, zone_concurrency=concurrency)  # fmt: skip
+    healths = {z.zone.id: z.health for z in report.zones}
+    assert healths == {"bl": Health.OK, "dead": Health.DEAD, "world": Health.LISTS_EVERYTHING,
+                       "refusing": Health.REFUSED}  # fmt: skip
+    assert len(report.results) == 128 * 4
+    bad = [r for r in report.results if r.zone.id != "bl"]
+    assert {r.status for r in bad} == {Status.ERROR}
