@@ -89,7 +89,6 @@ async def check(
     # Query names are built lazily from two wire-form halves: one per target, one per zone.
     prefixes = [dnsbl.wire_labels(dnsbl.relative_name(t.kind, t.text)) for t in targets]
     runs: list[_ZoneRun] = []
-    skipped: list[Result] = []
     for zi, zone in enumerate(zones):
         limit = max(1, min(zone_concurrency or zone.max_inflight, concurrency))
         run = _ZoneRun(zi, zone, limit, dnsbl.wire_labels(dnsbl.zone_origin(zone)))
@@ -99,8 +98,6 @@ async def check(
         for ti, target in enumerate(targets):
             if target.kind in zone.takes:
                 run.todo.append(ti)
-            else:
-                skipped.append(dnsbl.judge(target, zone, None))
         runs.append(run)
 
     answers: dict[tuple[int, int], tuple[Answer, Answer | None]] = {}
@@ -110,6 +107,10 @@ async def check(
     finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def mark_ready(run: _ZoneRun) -> None:
+        # Until its health check is done a zone sends its probes and one target, no more, so
+        # a dead or silent zone cannot hold the shared window for a whole timeout.
+        if run.health is None and not run.probe_queue and run.cursor >= 1:
+            return
         if not run.ready and run.inflight < run.limit and run.waiting:
             run.ready = True
             ready.append(run)
@@ -190,34 +191,33 @@ async def check(
     if total:
         launch()
         await finished
-    return _report(targets, runs, answers, skipped, fail_on)
+    return _report(targets, runs, answers, fail_on)
 
 
 def _report(
     targets: Sequence[Target],
     runs: list[_ZoneRun],
     answers: dict[tuple[int, int], tuple[Answer, Answer | None]],
-    skipped: list[Result],
     fail_on: Severity,
 ) -> Report:
     healths = [
         run.health or ZoneHealth(run.zone, Health.UNTESTED, "no target of a kind it takes")
         for run in runs
     ]
-    results: list[Result] = list(skipped)
-    for ti, target in enumerate(targets):
+    results: list[Result] = []
+    for ti, target in enumerate(targets):  # target-major, zones in the order asked
         for run, health in zip(runs, healths, strict=True):
             if target.kind not in run.zone.takes:
+                results.append(dnsbl.judge(target, run.zone, None))
                 continue
             got = answers.get((ti, run.index))
             if got is None:
                 why = f"not asked: zone {health.health}: {health.detail}"
                 results.append(Result(target, run.zone, Status.ERROR, error=why))
+            elif health.health.trusted:
+                results.append(dnsbl.judge(target, run.zone, *got))
             else:
                 results.append(dnsbl.distrust(dnsbl.judge(target, run.zone, *got), health))
-    target_order = {t: i for i, t in enumerate(targets)}
-    zone_order = {run.zone.name: run.index for run in runs}
-    results.sort(key=lambda r: (target_order[r.target], zone_order[r.zone.name]))
     # A zone that takes none of the targets was not asked anything: it is no part of the run.
     used = tuple(h for h, run in zip(healths, runs, strict=True) if run.probes)
     verdict = dnsbl.decide(results, used, fail_on=fail_on)

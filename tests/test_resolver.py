@@ -50,6 +50,53 @@ def test_outcomes(lab, name, rdtype, expected) -> None:
     assert (got.outcome, got.records) == (expected.outcome, expected.records)
 
 
+def test_cname_chain_and_foreign_records() -> None:
+    """Only records of the asked type at the end of the CNAME chain count."""
+
+    def chained(query):
+        import dns.message
+        import dns.rrset
+
+        name = query.question[0].name
+        reply = dns.message.make_response(query)
+        target = dns.name.from_text("real.example.")
+        reply.answer.append(dns.rrset.from_text(name, 60, "IN", "CNAME", "real.example."))
+        reply.answer.append(dns.rrset.from_text(target, 60, "IN", "A", "127.0.0.4", "127.0.0.2"))
+        reply.answer.append(dns.rrset.from_text("other.example.", 60, "IN", "A", "127.0.0.9"))
+        return reply
+
+    server = dnsservers.FakeResolver()
+    server.add("alias.test", chained)
+    try:
+        got = ask(server.port, "x.alias.test")
+    finally:
+        server.close()
+    assert (got.outcome, got.records) == (Outcome.RECORDS, ("127.0.0.2", "127.0.0.4"))
+
+
+def test_malformed_reply_is_a_failure() -> None:
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    server.bind(("127.0.0.1", 0))
+
+    def garbage() -> None:
+        data, addr = server.recvfrom(512)
+        # a valid header and question claiming one answer record that is cut short
+        server.sendto(
+            data[:2] + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00" + data[12:] + b"\xc0", addr
+        )
+
+    import threading
+
+    thread = threading.Thread(target=garbage)
+    thread.start()
+    try:
+        got = ask(server.getsockname()[1], "2.0.0.127.bl.lab.test", timeout=1)
+    finally:
+        thread.join()
+        server.close()
+    assert got.outcome is Outcome.FAILED and "malformed reply" in got.detail
+
+
 def test_timeout_is_an_outcome_after_retries(lab) -> None:
     started = time.monotonic()
     got = ask(lab.port, "x.slow.lab.test", timeout=0.6)
