@@ -112,6 +112,15 @@ def _discover(ip_urls: Sequence[str], timeout: float) -> list[Target]:
     return [dnsbl.parse_target(str(address)) for address in found]
 
 
+def _echo_json(data: Any) -> None:
+    """Indented for a person at a terminal; compact for programs (the C encoder is many
+    times faster, which matters for a 50,000-result report)."""
+    if sys.stdout.isatty():
+        click.echo(json.dumps(data, indent=1))
+    else:
+        click.echo(json.dumps(data, separators=(",", ":")))
+
+
 def _progress_bar(total: int) -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
     if total < 500 or not sys.stderr.isatty():
         return None, lambda: None
@@ -270,7 +279,7 @@ def check(
         seconds=time.monotonic() - started,
     )
     if as_json:
-        click.echo(json.dumps(render.report_json(report), indent=1))
+        _echo_json(render.report_json(report))
     else:
         click.echo(render.render_text(report))
     sys.exit(EXIT_CODES[report.verdict])
@@ -317,3 +326,257 @@ def zones(lists: Path | None, show_all: bool, as_json: bool) -> None:
         for z in chosen
     ]  # fmt: skip
     click.echo("\n".join(line[2:] for line in render.table(rows)))
+
+
+# --- the monitor ---------------------------------------------------------------------------
+
+_CONFIG_OPTION = click.option(
+    "-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+    help="Config file (default /etc/blmonitor/config.toml; all defaults when it is missing).",
+)  # fmt: skip
+
+
+def _open(config_path: Path | None) -> tuple[Any, Any]:
+    from .config import load_config
+    from .store import Store
+
+    config = load_config(config_path)
+    return config, Store(config.monitor.database)
+
+
+@main.command()
+@_CONFIG_OPTION
+@click.option("--once", is_flag=True, help="One run, then exit (for cron and systemd timers).")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages too.")
+def run(config_path: Path | None, once: bool, verbose: bool) -> None:
+    """Monitor: check now, then every [monitor] interval; notify changes only.
+
+    Logs go to stderr (journald-friendly). SIGTERM ends after the current run's write;
+    SIGHUP reloads the config.
+
+    \b
+    Examples:
+      blmonitor run --config /etc/blmonitor/config.toml
+      blmonitor run --once
+    """
+    from .daemon import serve, setup_logging
+
+    setup_logging(verbose=verbose)
+    sys.exit(serve(config_path, once=once))
+
+
+def _ago(moment: str | None, now: Any) -> str:
+    from datetime import datetime
+
+    if not moment:
+        return "?"
+    span = now - datetime.fromisoformat(moment)
+    minutes = int(span.total_seconds() // 60)
+    if minutes < 120:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h {minutes % 60} min"
+    return f"{minutes // 1440} d {minutes % 1440 // 60} h"
+
+
+@main.command()
+@_CONFIG_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status(config_path: Path | None, as_json: bool) -> None:
+    """What is listed now, since when, and what to do; zone health; last and next check.
+
+    Exit status: 0 nothing listed, 1 listed, 3 no check has run yet or the last one failed.
+
+    \b
+    Examples:
+      blmonitor status
+      blmonitor status --json
+    """
+    from datetime import UTC, datetime, timedelta
+
+    config, store = _open(config_path)
+    try:
+        state = store.load_state()
+        last = store.last_run()
+    finally:
+        store.close()
+    now = datetime.now(UTC)
+    listed = sorted((p for p in state.pairs.values() if p.listed), key=lambda p: (p.target, p.zone))
+    pending = sorted(
+        (p for p in state.pairs.values() if p.candidate is not None),
+        key=lambda p: (p.target, p.zone),
+    )
+    sick = sorted((z for z in state.zones.values() if not z.usable), key=lambda z: z.zone)
+    next_run = (
+        datetime.fromisoformat(last["started"]) + timedelta(seconds=config.monitor.interval)
+        if last
+        else None
+    )
+    data = {
+        "listed": [
+            {"target": p.target, "zone": p.label, "codes": list(p.codes), "meaning": p.meaning,
+             "severity": p.severity.label if p.severity else None,
+             "since": p.since.isoformat() if p.since else None, "delist_url": p.delist_url or None}
+            for p in listed
+        ],
+        "pending": [
+            {"target": p.target, "zone": p.label, "change": "listed" if p.candidate else "delisted",
+             "seen": p.streak, "of": config.monitor.confirm,
+             "since": p.candidate_since.isoformat() if p.candidate_since else None}
+            for p in pending
+        ],
+        "zones": [
+            {"zone": z.label, "health": z.health, "detail": z.detail,
+             "since": z.since.isoformat() if z.since else None}
+            for z in sick
+        ],
+        "last_run": last,
+        "next_run": next_run.isoformat() if next_run else None,
+        "database": str(config.monitor.database),
+    }  # fmt: skip
+    code = EXIT_UNKNOWN if not last or last["error"] else EXIT_LISTED if listed else EXIT_CLEAN
+    if as_json:
+        click.echo(json.dumps(data, indent=1))
+        sys.exit(code)
+    if not last:
+        click.echo(f"no check has run yet (database {config.monitor.database}): "
+                   "start one with 'blmonitor run --once'")  # fmt: skip
+        sys.exit(code)
+    if listed:
+        click.echo(f"LISTED ({len(listed)})")
+        rows = [["target", "zone", "codes", "severity", "since", "for"]]
+        for p in listed:
+            since = p.since.isoformat(timespec="minutes") if p.since else "?"
+            rows.append([p.target, p.label, ",".join(p.codes),
+                         p.severity.label if p.severity else "", since,
+                         _ago(p.since.isoformat() if p.since else None, now)])  # fmt: skip
+        click.echo("\n".join(render.table(rows)))
+        for p in listed:
+            click.echo(f"  {p.target} on {p.label}: {p.meaning}")
+            if p.delist_url:
+                click.echo(f"      delist: {p.delist_url}")
+        click.echo("")
+    if pending:
+        click.echo("CHANGES NOT CONFIRMED YET")
+        for p in pending:
+            change = "listed" if p.candidate else "delisted"
+            click.echo(f"  {p.target} {change} on {p.label}: seen {p.streak} of "
+                       f"{config.monitor.confirm} runs")  # fmt: skip
+        click.echo("")
+    if sick:
+        click.echo("ZONES NOT USABLE")
+        click.echo("\n".join(render.table(
+            [["zone", "health", "since", "why"]]
+            + [[z.label, z.health, z.since.isoformat(timespec="minutes") if z.since else "?",
+                z.detail] for z in sick])))  # fmt: skip
+        click.echo("")
+    verdict = "LISTED" if listed else "CLEAN"
+    failed = f", failed: {last['error']}" if last["error"] else ""
+    upcoming = next_run.isoformat(timespec="minutes") if next_run else "?"
+    click.echo(
+        f"{verdict}: last check {last['finished']} ({_ago(last['finished'], now)} ago, "
+        f"{last['verdict']}{failed}); next about {upcoming}"
+    )
+    sys.exit(code)
+
+
+@main.command()
+@_CONFIG_OPTION
+@click.option("--since", help="Only episodes open or ended after this: 7d, 24h, or a date "
+                              "(2026-11-01).")  # fmt: skip
+@click.option("--target", default="", help="Only this address or domain.")
+@click.option("--zone", default="", help="Only this zone (as shown, e.g. zen.spamhaus.org).")
+@click.option("--json", "as_json", is_flag=True, help="Print the episodes as JSON.")
+def history(
+    config_path: Path | None, since: str | None, target: str, zone: str, as_json: bool
+) -> None:
+    """Listing episodes: since when, how often, for how long.
+
+    \b
+    Examples:
+      blmonitor history
+      blmonitor history --since 30d --target 203.0.113.5 --json
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from .config import parse_duration
+    from .errors import ConfigError
+
+    now = datetime.now(UTC)
+    cutoff = None
+    if since:
+        try:
+            cutoff = now - timedelta(seconds=parse_duration(since))
+        except ConfigError:
+            try:
+                cutoff = datetime.fromisoformat(since)
+            except ValueError:
+                raise UsageError(f"--since {since!r}: give a duration (7d, 24h) or a date "
+                                 "(2026-11-01)") from None  # fmt: skip
+            if cutoff.tzinfo is None:
+                cutoff = cutoff.replace(tzinfo=UTC)
+    _, store = _open(config_path)
+    try:
+        episodes = store.episodes(since=cutoff, target=target, zone=zone)
+        zone_episodes = store.zone_episodes(since=cutoff, zone=zone)
+    finally:
+        store.close()
+    for episode in episodes:
+        end = datetime.fromisoformat(episode["ended"] or episode["last_seen"])
+        episode["seconds"] = int(
+            (end - datetime.fromisoformat(episode["first_seen"])).total_seconds()
+        )
+        episode["severity"] = Severity(episode["severity"]).label if episode["severity"] else None
+    if as_json:
+        click.echo(json.dumps({"episodes": episodes, "zone_episodes": zone_episodes}, indent=1))
+        return
+    if not episodes and not zone_episodes:
+        click.echo(
+            "no listing episodes"
+            + (f" since {cutoff.isoformat(timespec='minutes')}" if cutoff else "")
+        )
+        return
+    if episodes:
+        rows = [["target", "zone", "codes", "first seen", "ended", "lasted"]]
+        for e in episodes:
+            hours, rest = divmod(e["seconds"] // 60, 60)
+            rows.append([e["target"], e["zone"], ",".join(e["codes"]), e["first_seen"],
+                         e["ended"] or "still listed", f"{hours} h {rest} min"])  # fmt: skip
+        click.echo(f"LISTING EPISODES ({len(episodes)})")
+        click.echo("\n".join(render.table(rows)))
+    if zone_episodes:
+        click.echo(f"ZONE EPISODES ({len(zone_episodes)})")
+        click.echo("\n".join(render.table(
+            [["zone", "health", "first seen", "ended"]]
+            + [[z["zone"], z["health"], z["first_seen"], z["ended"] or "ongoing"]
+               for z in zone_episodes])))  # fmt: skip
+
+
+@main.command()
+@_CONFIG_OPTION
+@click.option("--test", "send_test", is_flag=True, required=True,
+              help="Send a test message to every configured target.")  # fmt: skip
+def notify(config_path: Path | None, send_test: bool) -> None:
+    """Send a test notification to every target in [notify].
+
+    \b
+    Example:
+      blmonitor notify --test --config /etc/blmonitor/config.toml
+    """
+    import socket
+
+    from .config import load_config
+    from .daemon import notifier_for
+    from .notify import render_test_message
+
+    config = load_config(config_path)
+    notifier = notifier_for(config)
+    if notifier is None:
+        raise UsageError(f"{config.source}: [notify] has no urls and no apprise_config")
+    for target in notifier.targets():
+        click.echo(f"target: {target}")
+    delivery = notifier.send(render_test_message(socket.getfqdn(), config.notify.title_prefix))
+    if not delivery.ok:
+        _fail(f"test notification failed after {delivery.attempts} attempt(s): {delivery.error}",
+              EXIT_UNKNOWN)  # fmt: skip
+    click.echo(f"sent to {len(notifier.targets())} target(s)")

@@ -12,24 +12,26 @@ from typing import Any
 from .models import Health, Report, Result, Status, Verdict
 
 
-def result_json(result: Result) -> dict[str, Any]:
+def result_json(result: Result, label: str | None = None) -> dict[str, Any]:
+    severity = result.severity
     return {
         "target": result.target.text,
-        "zone": result.zone.label,
-        "status": str(result.status),
+        "zone": label or result.zone.label,
+        "status": result.status.value,
         "codes": list(result.codes),
         "txt": list(result.txt),
         "meaning": "; ".join(result.meanings),
-        "severity": result.severity.label if result.severity is not None else None,
+        "severity": severity.label if severity is not None else None,
         "error": result.error or None,
         "delist_url": result.delist_url or None,
     }
 
 
 def report_json(report: Report) -> dict[str, Any]:
+    labels = {r.zone.name: r.zone.label for r in report.results}
     return {
         "verdict": str(report.verdict),
-        "results": [result_json(r) for r in report.results],
+        "results": [result_json(r, labels[r.zone.name]) for r in report.results],
         "zones": [
             {
                 "zone": z.zone.label,

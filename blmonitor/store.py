@@ -86,8 +86,8 @@ def _v1(db: sqlite_utils.Database) -> None:
     )  # fmt: skip
     db.table("events").create_index(["at"])
     db.table("notifications").create(
-        {"id": int, "created": str, "title": str, "body": str, "severity": int, "status": str,
-         "attempts": int, "last_error": str, "sent_at": str},
+        {"id": int, "created": str, "title": str, "body": str, "severity": int, "kinds": str,
+         "status": str, "attempts": int, "last_error": str, "owed": str, "sent_at": str},
         pk="id",
     )  # fmt: skip
     db.table("notifications").create_index(["status"])
@@ -116,6 +116,8 @@ class Notification:
     status: str
     attempts: int
     last_error: str
+    kinds: tuple[str, ...] = ()
+    owed: tuple[str, ...] = ()  # targets still to be sent to; empty: all of them
 
 
 class Store:
@@ -189,7 +191,7 @@ class Store:
         before: MonitorState,
         after: MonitorState,
         events: Sequence[Event],
-        notifications: Iterable[tuple[str, str, Severity]] = (),
+        notifications: Iterable[tuple[str, str, Severity, tuple[str, ...]]] = (),
     ) -> int:
         """Store one run, the state it left and what it found, all or nothing."""
         with self.db.atomic():
@@ -198,11 +200,11 @@ class Store:
             self._record_events(run_id, events)
             if run.report is not None:
                 self._touch_episodes(run)
-            for title, body, severity in notifications:
+            for title, body, severity, kinds in notifications:
                 self.db.table("notifications").insert(
                     {"created": _ts(run.finished), "title": title, "body": body,
-                     "severity": int(severity), "status": "pending", "attempts": 0,
-                     "last_error": ""},
+                     "severity": int(severity), "kinds": json.dumps(kinds), "status": "pending",
+                     "attempts": 0, "last_error": "", "owed": "[]"},
                 )  # fmt: skip
         return run_id
 
@@ -325,19 +327,29 @@ class Store:
                 status=row["status"],
                 attempts=row["attempts"],
                 last_error=row["last_error"] or "",
+                kinds=tuple(json.loads(row["kinds"] or "[]")),
+                owed=tuple(json.loads(row["owed"] or "[]")),
             )
             for row in rows
         ]
 
     def mark_notification(
-        self, notification_id: int, *, ok: bool, attempts: int, error: str, now: datetime
+        self,
+        notification_id: int,
+        *,
+        ok: bool,
+        attempts: int,
+        error: str,
+        now: datetime,
+        owed: Sequence[str] = (),
     ) -> None:
+        """Record a delivery; `owed` names the targets that still have to get it."""
         with self.db.atomic():
             self.db.execute(
                 "UPDATE notifications SET status = ?, attempts = attempts + ?, last_error = ?,"
-                " sent_at = ? WHERE id = ?",
+                " sent_at = ?, owed = ? WHERE id = ?",
                 ["sent" if ok else "failed", attempts, error, _ts(now) if ok else None,
-                 notification_id],
+                 json.dumps(list(owed)), notification_id],
             )  # fmt: skip
 
     # --- queries for people ----------------------------------------------------------------

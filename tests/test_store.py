@@ -21,7 +21,7 @@ def run_series(store: Store, statuses, *, confirm=2, health=Health.OK):
         rep = report(status, health)
         after, events = monitor.evaluate(rep, before, now=at(i), confirm=confirm)
         store.record_run(RunRecord(at(i), at(i) + timedelta(seconds=2), rep), before, after, events,
-                         [(f"run {i}", "body", Severity.WARNING)] if events else [])  # fmt: skip
+                         [(f"run {i}", "body", Severity.WARNING, ("listed",))] if events else [])  # fmt: skip
         kinds += [e.kind for e in events]
     return kinds
 

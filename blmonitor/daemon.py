@@ -1,0 +1,288 @@
+"""The daemon: one monitoring run (`run_once`) and the loop that repeats it (`serve`).
+
+Wires the parts together — config, public-IP discovery, the check engine, the monitor logic,
+the history database and the notifier — and is, with cli.py, the only place that does. A run
+is written to the database in one transaction before anything is sent, so a failed delivery
+is retried next run and a kill at any point loses nothing committed. SIGTERM lets the current
+run finish its write, then exits; SIGHUP reloads the config between runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import ClassVar
+
+import schedule
+
+from . import dnsbl, engine, monitor
+from .config import Config, load_config
+from .errors import BlmonitorError, UsageError
+from .models import Event, Report, Verdict
+from .notify import Message, Notifier, render_batch
+from .resolver import DnsClient, system_nameservers
+from .store import RunRecord, Store
+from .zones import Catalog, embedded_catalog, load_catalog, select_zones
+
+log = logging.getLogger("blmonitor")
+
+Clock = Callable[[], datetime]
+Discover = Callable[[float], list[str]]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def discover_public(timeout: float) -> list[str]:
+    from . import publicip
+
+    return [str(a) for a in asyncio.run(publicip.discover(timeout=timeout))]
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    verdict: Verdict
+    events: tuple[Event, ...]
+    delivered: int
+    failed: int
+    error: str = ""
+
+
+def read_key(path: Path | None) -> str:
+    if path is None:
+        return ""
+    try:
+        return path.read_text("utf-8").strip()
+    except OSError as exc:
+        raise UsageError(f"cannot read the DQS key file {path}: {exc.strerror}") from exc
+
+
+def catalog_for(config: Config) -> Catalog:
+    lists = config.monitor.lists
+    return load_catalog(lists) if lists is not None else embedded_catalog()
+
+
+def check_once(config: Config, catalog: Catalog, targets: list[str]) -> Report:
+    """One check of `targets` with the config's zones, resolvers and limits."""
+    zones, warnings = select_zones(
+        catalog, config.monitor.zones, dqs_key=read_key(config.dns.dqs_key_file)
+    )
+    for warning in warnings:
+        log.warning("%s", warning)
+    if not zones:
+        raise UsageError(f"{config.source}: [monitor] zones: no zone to check")
+    parsed = dnsbl.expand_targets(targets)
+    if not parsed:
+        raise UsageError(f"{config.source}: [monitor] targets: nothing to check")
+    servers = list(config.dns.resolver) or system_nameservers()
+    concurrency = config.dns.concurrency or None
+
+    async def go() -> Report:
+        async with DnsClient(servers, timeout=config.dns.timeout) as client:
+            report = await engine.check(
+                parsed,
+                zones,
+                client,
+                concurrency=concurrency or 256,
+                zone_concurrency=concurrency,
+                fail_on=config.monitor.fail_on,
+            )
+            return replace(report, queries=client.queries, retries=client.retries)
+
+    return asyncio.run(go())
+
+
+def run_once(
+    config: Config,
+    store: Store,
+    notifier: Notifier | None,
+    *,
+    catalog: Catalog | None = None,
+    clock: Clock = utcnow,
+    discover: Discover = discover_public,
+    host: str = "",
+) -> RunSummary:
+    """Check, compare with the stored state, store the run, then send what is pending."""
+    started = clock()
+    before = store.load_state()
+    silent = config.monitor.silent_first_run and before.empty
+    confirm = config.monitor.confirm
+    found: list[str] = []
+    report: Report | None = None
+    error = ""
+    try:
+        if config.monitor.discover:
+            found = discover(config.dns.timeout)
+            log.info("public address(es): %s", ", ".join(found))
+        report = check_once(
+            config, catalog or catalog_for(config), [*config.monitor.fixed_targets, *found]
+        )
+    except BlmonitorError as exc:
+        error = str(exc)
+        log.error("run failed: %s", error)
+    finished = clock()
+    if report is None:
+        after, events = monitor.evaluate_failure(before, error, now=finished, confirm=confirm)
+    else:
+        after, events = monitor.evaluate(
+            report, before, now=finished, confirm=confirm, silent=silent
+        )
+        if config.monitor.discover:
+            after, moved = monitor.evaluate_addresses(after, found, now=finished)
+            events += moved
+    for event in events:
+        log.warning("%s: %s %s %s", event.kind, event.target, event.zone, event.detail)
+    queued = []
+    if events and notifier is not None:
+        message = render_batch(
+            events, host=host or socket.getfqdn(), title_prefix=config.notify.title_prefix
+        )
+        if message.severity >= config.notify.min_severity:
+            queued.append((message.title, message.body, message.severity, message.kinds))
+    store.record_run(RunRecord(started, finished, report, error), before, after, events, queued)
+    store.prune(finished - timedelta(seconds=config.monitor.retention))
+    delivered, failed = deliver_pending(store, notifier, clock)
+    verdict = report.verdict if report is not None else Verdict.UNKNOWN
+    log.info(
+        "run done: %s, %d event(s), %d notification(s) sent, %d failed",
+        verdict, len(events), delivered, failed,
+    )  # fmt: skip
+    return RunSummary(verdict, tuple(events), delivered, failed, error)
+
+
+def deliver_pending(store: Store, notifier: Notifier | None, clock: Clock) -> tuple[int, int]:
+    """Send every stored notification not sent yet (this run's and earlier failures)."""
+    if notifier is None:
+        return 0, 0
+    delivered = failed = 0
+    for pending in store.pending_notifications():
+        message = Message(pending.title, pending.body, pending.severity, pending.kinds)
+        # A retry goes only to the targets that did not get it, never twice to the others.
+        delivery = notifier.send(message, only=set(pending.owed) or None)
+        store.mark_notification(
+            pending.id,
+            ok=delivery.ok,
+            attempts=delivery.attempts,
+            error=delivery.error,
+            now=clock(),
+            owed=delivery.failed,
+        )
+        if delivery.ok:
+            delivered += 1
+        else:
+            failed += 1
+            log.error("notification %d not delivered: %s", pending.id, delivery.error)
+    return delivered, failed
+
+
+def notifier_for(config: Config) -> Notifier | None:
+    if not config.notify.urls and config.notify.apprise_config is None:
+        return None
+    return Notifier(
+        urls=config.notify.urls,
+        apprise_config=config.notify.apprise_config,
+        min_severity=config.notify.min_severity,
+        retries=config.notify.retry,
+    )
+
+
+# --- the loop ------------------------------------------------------------------------------
+
+
+class _Signals:
+    """SIGTERM/SIGINT ask to stop after the current run; SIGHUP asks for a reload."""
+
+    def __init__(self) -> None:
+        self.stop = False
+        self.reload = False
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_reload)
+
+    def _on_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stop = True
+
+    def _on_reload(self, signum: int, frame: FrameType | None) -> None:
+        self.reload = True
+
+
+def serve(config_path: Path | None, *, once: bool = False) -> int:
+    """`blmonitor run`: run now, then every interval (with jitter) until SIGTERM."""
+    config = load_config(config_path)
+    signals = _Signals()
+    signals.install()
+    store = Store(config.monitor.database)
+    try:
+        summary = run_once(config, store, notifier_for(config))
+        if once:
+            return 0 if not summary.error else 3
+        scheduler = schedule.Scheduler()
+
+        def plan(cfg: Config) -> None:
+            scheduler.clear()
+            low = max(int(cfg.monitor.interval), 1)
+            scheduler.every(low).to(low + int(cfg.monitor.jitter)).seconds.do(job)
+            log.info("next run at %s", scheduler.next_run)
+
+        def job() -> None:
+            run_once(config, store, notifier_for(config))
+
+        plan(config)
+        while not signals.stop:
+            if signals.reload:
+                signals.reload = False
+                try:
+                    fresh = load_config(config_path)
+                except BlmonitorError as exc:
+                    log.error("reload failed, keeping the running config: %s", exc)
+                else:
+                    if fresh.monitor.database != config.monitor.database:
+                        log.warning("[monitor] database changes only with a restart")
+                    config = replace(
+                        fresh, monitor=replace(fresh.monitor, database=config.monitor.database)
+                    )
+                    plan(config)
+                    log.info("config reloaded from %s", config.source)
+            scheduler.run_pending()
+            idle = scheduler.idle_seconds
+            time.sleep(min(max(idle if idle is not None else 1.0, 0.05), 1.0))
+        log.info("stopping")
+        return 0
+    finally:
+        store.close()
+
+
+class _JournalFormatter(logging.Formatter):
+    """journald reads a `<N>` syslog priority at the start of each stderr line."""
+
+    PRIORITY: ClassVar[dict[int, int]] = {
+        logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
+        logging.CRITICAL: 2,
+    }  # fmt: skip
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"<{self.PRIORITY.get(record.levelno, 6)}>{super().format(record)}"
+
+
+def setup_logging(*, verbose: bool = False) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if os.environ.get("JOURNAL_STREAM"):
+        handler.setFormatter(_JournalFormatter("%(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    log.propagate = False

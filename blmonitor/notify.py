@@ -1,0 +1,395 @@
+"""Tell people what changed: one plain-text message per batch of events, sent through apprise.
+
+`render_batch` and `render_test_message` are pure (no clock, no socket, no apprise); `Notifier`
+is the apprise adapter, imported lazily so that rendering never pays for apprise.
+
+Severity rule. A message has the highest severity of its events. An *ending* event (delisted,
+zone-recovered, checks-recovered) carries the severity of the episode it ends — the monitor
+sets it so — hence a recovery reaches exactly the people who heard of the problem:
+- `min_severity`: a message below it is not sent (`Delivery(ok=True, attempts=0, …)`); a batch
+  that reaches it is sent whole, lower events included as context.
+- severity tags in the apprise config name the *lowest* severity a service wants: `warning`
+  gets warning and critical messages, `critical` only critical, `info` everything. A service
+  with none of these tags (untagged, `always`, or only tags such as `chat`) gets every message
+  that passes `min_severity`. URLs given directly (`urls`) are untagged.
+- apprise type: critical → failure, warning → warning, info → info; a batch made only of
+  endings is sent as success (green in chat apps), the test message as info.
+
+Delivery never raises: each target gets up to `retries` attempts with exponential backoff
+(2 s, 4 s, 8 s… by default, at most 5 min); a target that succeeded is not sent the message
+again. Secrets never reach our log lines, a `Delivery.error` or a ConfigError:
+`describe_target` names targets.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import warnings
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
+
+from .errors import ConfigError
+from .models import Event, EventKind, Severity
+
+if TYPE_CHECKING:
+    from apprise import NotifyType
+    from apprise.plugins.base import NotifyBase
+
+_log = logging.getLogger(__name__)
+
+ENDINGS = frozenset({EventKind.DELISTED, EventKind.ZONE_RECOVERED, EventKind.CHECKS_RECOVERED})
+TEST_KIND = "test"
+SEVERITY_TAGS = {s.label: s for s in Severity}
+
+# Generic webhooks do not know which part of their path is a secret, so apprise's privacy
+# mode shows it whole; there, a long path segment with a digit in it is masked.
+GENERIC_SCHEMES = frozenset({"json", "jsons", "form", "forms", "xml", "xmls"})
+_TOKEN_LIKE = re.compile(r"(?=.*\d)[^/]{16,}")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One notification: what `Notifier.send` delivers and the caller stores on failure."""
+
+    title: str
+    body: str
+    severity: Severity
+    kinds: tuple[str, ...]  # distinct EventKind values (or "test"), in body order
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """How sending one message went. `ok` False means: store it and retry next run."""
+
+    ok: bool
+    attempts: int
+    error: str = ""
+    failed: tuple[str, ...] = ()  # the targets (as `describe_target` names them) still owed
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering [pure]
+
+
+def render_batch(
+    events: Sequence[Event], *, host: str, title_prefix: str = "[blmonitor]"
+) -> Message:
+    """One message for a batch of events: the worst event in the title, every event in the body.
+
+    Events are listed worst first (severity, then problems before endings, then batch order).
+    """
+    if not events:
+        raise ValueError("render_batch needs at least one event")
+    ordered = sorted(events, key=_rank)
+    more = len(ordered) - 1
+    title = f"{title_prefix} {host}: {_headline(ordered[0])}"
+    if more:
+        title += f" (+{more} more change{'s' if more > 1 else ''})"
+    blocks = ["\n".join(_describe(event)) for event in ordered]
+    body = "\n\n".join([*blocks, f"-- \nblmonitor on {host}"])
+    kinds = tuple(dict.fromkeys(str(event.kind) for event in ordered))
+    return Message(title, body, max(event.severity for event in events), kinds)
+
+
+def render_test_message(host: str, title_prefix: str = "[blmonitor]") -> Message:
+    """What `blmonitor notify --test` sends: critical, so every tagged target gets it."""
+    body = (
+        f"This is a test notification from blmonitor on {host}.\n"
+        "If you can read it, blocklist alerts will reach you here.\n"
+        "next step: no action.\n\n"
+        f"-- \nblmonitor on {host}"
+    )
+    return Message(
+        f"{title_prefix} {host}: test notification", body, Severity.CRITICAL, (TEST_KIND,)
+    )
+
+
+def _rank(event: Event) -> tuple[int, int]:
+    return (-event.severity, event.kind in ENDINGS)
+
+
+def _headline(event: Event) -> str:
+    kind, target, zone = event.kind, event.target, event.zone
+    if kind is EventKind.LISTED:
+        return f"{target} LISTED on {zone}"
+    if kind is EventKind.DELISTED:
+        return f"{target} delisted from {zone}"
+    if kind is EventKind.ZONE_UNUSABLE:
+        return f"zone {zone} unusable"
+    if kind is EventKind.ZONE_RECOVERED:
+        return f"zone {zone} usable again"
+    if kind is EventKind.RESOLVER_REFUSED:
+        return f"{zone} refuses our resolver"
+    if kind is EventKind.ADDRESS_CHANGED:
+        return f"public address changed to {target}"
+    if kind is EventKind.CHECKS_FAILING:
+        return "checks failing"
+    return "checks working again"
+
+
+def _is_policy(event: Event) -> bool:
+    """A policy listing (Spamhaus PBL and the like) says "should not send direct", not "spam".
+
+    Only when every meaning is a policy one: SBL plus PBL is still a spam listing.
+    """
+    meanings = [part for part in event.meaning.split(";") if part.strip()]
+    return event.severity is Severity.INFO or (bool(meanings) and all("PBL" in m for m in meanings))
+
+
+def _next_step(event: Event) -> str:
+    kind = event.kind
+    link = event.delist_url or "the list's website"
+    if kind is EventKind.LISTED and _is_policy(event):
+        yourself = f" (or remove it yourself at {event.delist_url})" if event.delist_url else ""
+        return (
+            "this is a policy listing, not a spam report: the address is in a range its owner "
+            "says should not send mail directly. Ask your ISP for a static address with "
+            f"matching reverse DNS (rDNS) and to take it out of the policy list{yourself}, "
+            "or relay through your ISP's smart host"
+        )
+    if kind is EventKind.LISTED:
+        return (
+            "find the cause first (open relay, compromised account, infected host, NDR "
+            f"backscatter), fix it, then request delisting at {link}; while listed, consider "
+            "relaying through your ISP's smart host"
+        )
+    if kind is EventKind.ZONE_UNUSABLE:
+        return (
+            "its answers are ignored until it recovers; if it is dead, remove it from "
+            "[monitor] zones"
+        )
+    if kind is EventKind.RESOLVER_REFUSED:
+        return "use a local recursive resolver (unbound) or a Spamhaus DQS key"
+    if kind is EventKind.ADDRESS_CHANGED:
+        return "the new address is now monitored; check its reputation before sending"
+    if kind is EventKind.CHECKS_FAILING:
+        return (
+            "until checks work again, listings go unnoticed: make sure this host can resolve "
+            "names and reach the network, and run `blmonitor check` by hand to see the error"
+        )
+    if kind is EventKind.ZONE_RECOVERED:
+        return "no action; its answers count again"
+    if kind is EventKind.CHECKS_RECOVERED:
+        return "no action; monitoring has resumed"
+    return "no action; keep watching"
+
+
+def _describe(event: Event) -> list[str]:
+    """The block for one event: a headline, then `label: value` lines an admin can act on."""
+    lines = [f"{_headline(event)} [{event.severity.label}]"]
+
+    def add(label: str, value: str) -> None:
+        if value:
+            lines.append(f"  {label}: {value}")
+
+    if event.codes:
+        codes = ", ".join(event.codes)
+        add("codes", f"{codes} — {event.meaning}" if event.meaning else codes)
+    else:
+        add("meaning", event.meaning)
+    if event.kind in ENDINGS:
+        label = {
+            EventKind.DELISTED: "was listed",
+            EventKind.ZONE_RECOVERED: "was unusable",
+            EventKind.CHECKS_RECOVERED: "were failing",
+        }[event.kind]
+        if event.since is not None:
+            span = f"{format_time(event.since)} → {format_time(event.at)}"
+            add(label, f"{span} (for {format_duration(event.at - event.since)})")
+        else:
+            add("ended", format_time(event.at))
+    else:
+        add("since", format_time(event.since or event.at))
+    add("detail", event.detail)
+    add("list says", " | ".join(event.txt))
+    if event.kind is EventKind.LISTED:
+        add("delist", event.delist_url)
+    add("next step", _next_step(event))
+    return lines
+
+
+def format_time(moment: datetime) -> str:
+    """UTC, ISO-8601 to the minute: 2026-11-01T08:15Z. A naive time is taken as UTC."""
+    utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%MZ")
+
+
+def format_duration(span: timedelta) -> str:
+    """'3 h 12 min', '2 d 4 h', '12 min' or 'less than a minute' (floored)."""
+    minutes = max(int(span.total_seconds()) // 60, 0)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min"
+    return "less than a minute"
+
+
+# ---------------------------------------------------------------------------------------------
+# Delivery through apprise [adapter]
+
+
+class Notifier:
+    """Sends messages to apprise URLs and/or an apprise config file (YAML or TEXT).
+
+    Raises ConfigError at construction for a URL apprise cannot parse or a config file that
+    is missing or holds no usable URL; after that, `send` never raises. The config file is
+    read once, here: build a new Notifier to pick up changes. `send` blocks (apprise is
+    synchronous): from asyncio, call it through `asyncio.to_thread`.
+    """
+
+    def __init__(
+        self,
+        *,
+        urls: Sequence[str] = (),
+        apprise_config: Path | None = None,
+        min_severity: Severity = Severity.WARNING,
+        retries: int = 3,
+        backoff: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if retries < 1:
+            raise ConfigError(f"notify retries must be at least 1, not {retries}")
+        self.min_severity = min_severity
+        self.retries = retries
+        self.backoff = backoff
+        self._sleep = sleep
+        with warnings.catch_warnings():
+            # apprise 2.x's email plugin imports `imghdr` for PGPy, deprecated on Python 3.11
+            # and 3.12: apprise's warning, not one a blmonitor user can act on.
+            warnings.filterwarnings("ignore", "'imghdr' is deprecated", DeprecationWarning)
+            self._services = _load_services(urls, apprise_config)
+
+    def targets(self) -> list[str]:
+        """One safe line per target, passwords and tokens masked: for logs and `notify --test`."""
+        return [describe_target(service) for service in self._services]
+
+    def send(self, message: Message, only: Collection[str] | None = None) -> Delivery:
+        """Deliver to every target that wants it; retry only the failed ones. Never raises.
+
+        `only` (target descriptions from an earlier `Delivery.failed`) limits a later retry to
+        the targets that did not get the message, so the others never get it twice.
+        """
+        if message.severity < self.min_severity:
+            return Delivery(ok=True, attempts=0, error="below min_severity")
+        if not self._services:
+            return Delivery(ok=False, attempts=0, error="no notification targets configured")
+        pending = [
+            s
+            for s in self._services
+            if _wants(s, message.severity) and (only is None or describe_target(s) in only)
+        ]
+        if not pending:
+            return Delivery(
+                ok=True, attempts=0, error=f"no target takes {message.severity.label} messages"
+            )
+        notify_type = _notify_type(message)
+        errors: dict[int, str] = {}
+        for attempt in range(1, self.retries + 1):
+            failed = []
+            for service in pending:
+                error = _deliver(service, message, notify_type)
+                if error:
+                    errors[id(service)] = error
+                    failed.append(service)
+                    _log.warning("%s (attempt %d of %d)", error, attempt, self.retries)
+            pending = failed
+            if not pending:
+                return Delivery(ok=True, attempts=attempt)
+            if attempt < self.retries:
+                self._sleep(min(self.backoff * 2 ** (attempt - 1), 300.0))
+        detail = "; ".join(errors[id(service)] for service in pending)
+        owed = tuple(describe_target(service) for service in pending)
+        return Delivery(ok=False, attempts=self.retries, error=detail, failed=owed)
+
+
+def _wants(service: NotifyBase, severity: Severity) -> bool:
+    """Whether a service takes a message of this severity: see the module docstring."""
+    levels = [SEVERITY_TAGS[t] for t in map(str, service.tags) if t in SEVERITY_TAGS]
+    return not levels or severity >= min(levels)
+
+
+def _load_services(urls: Sequence[str], apprise_config: Path | None) -> list[NotifyBase]:
+    import apprise
+
+    # Names us in what receivers see (X-Application header, footers) instead of "Apprise".
+    asset = apprise.AppriseAsset(app_id="blmonitor", app_desc="blmonitor DNSBL monitor")
+    services: list[NotifyBase] = []
+    for number, url in enumerate(urls, 1):
+        one = apprise.Apprise(asset=asset)
+        if not one.add(url):
+            # Never echo the URL: it may hold a password or token. The scheme is safe.
+            scheme = url.split("://", 1)[0] if "://" in url else "?"
+            raise ConfigError(
+                f"notify URL #{number} ({scheme}://…) is not a URL apprise can use: "
+                "check the service name and syntax with `apprise --dry-run URL`"
+            )
+        services.extend(one.find())
+    if apprise_config is not None:
+        if not apprise_config.is_file():
+            raise ConfigError(f"{apprise_config}: apprise config file not found")
+        loaded = apprise.Apprise(asset=asset)
+        loaded.add(apprise.AppriseConfig(str(apprise_config.resolve()), asset=asset))
+        found = list(loaded.find())
+        if not found:
+            raise ConfigError(
+                f"{apprise_config}: no usable notification URL in it (is every example "
+                "still commented out, or is the YAML broken?)"
+            )
+        services.extend(found)
+    return services
+
+
+def _notify_type(message: Message) -> NotifyType:
+    from apprise import NotifyType
+
+    if message.kinds == (TEST_KIND,):
+        return NotifyType.INFO
+    if message.kinds and all(kind in ENDINGS for kind in message.kinds):
+        return NotifyType.SUCCESS
+    return {
+        Severity.CRITICAL: NotifyType.FAILURE,
+        Severity.WARNING: NotifyType.WARNING,
+        Severity.INFO: NotifyType.INFO,
+    }[message.severity]
+
+
+def _deliver(service: NotifyBase, message: Message, notify_type: NotifyType) -> str:
+    """One attempt at one target: '' on success, else a line that names it safely."""
+    import apprise
+
+    try:
+        one = apprise.Apprise()
+        one.add(service)
+        # TEXT: an email keeps its line breaks (apprise's default turns text into one line).
+        sent = one.notify(
+            body=message.body,
+            title=message.title,
+            notify_type=notify_type,
+            body_format=apprise.NotifyFormat.TEXT,
+        )
+    except Exception as exc:  # apprise or a plugin bug must not stop the monitor
+        # The exception's text may quote a URL with its token: name its type only.
+        return f"{describe_target(service)}: not delivered ({type(exc).__name__})"
+    return "" if sent else f"{describe_target(service)}: not delivered"
+
+
+def describe_target(service: NotifyBase) -> str:
+    """apprise's privacy URL without its query (custom headers, defaults) plus the tags."""
+    url = str(service.url(privacy=True))  # type: ignore[no-untyped-call]  # apprise: untyped
+    parts = urlsplit(url)
+    segments = [unquote(segment) for segment in parts.path.split("/")]
+    if parts.scheme in GENERIC_SCHEMES:
+        segments = [f"{s[0]}...{s[-1]}" if _TOKEN_LIKE.fullmatch(s) else s for s in segments]
+    text = f"{parts.scheme}://{parts.netloc}{'/'.join(segments).rstrip('/')}"
+    tags = sorted(map(str, service.tags))
+    return f"{text} [{', '.join(tags)}]" if tags else text

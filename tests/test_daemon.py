@@ -1,0 +1,185 @@
+"""The monitor end to end on loopback: config file → run → SQLite → apprise → sinks.
+
+The lab's flip.lab.test zone lists whatever address the test says, between runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from blmonitor import cli
+from blmonitor.config import load_config
+from blmonitor.daemon import notifier_for, run_once
+from blmonitor.models import EventKind
+from blmonitor.store import Store
+from tests import httpservers
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def tick(self, minutes: int = 15) -> None:
+        self.now += timedelta(minutes=minutes)
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[tuple[str, str]]]]:
+    posted: list[tuple[str, str]] = []
+    with httpservers.serve({}, posted) as base:
+        yield base, posted
+
+
+def write_config(tmp_path: Path, lab, webhook_base: str, *, confirm=1, zones=("flip",),
+                 silent=False, extra_urls=()) -> Path:  # fmt: skip
+    urls = [f"{webhook_base.replace('http://', 'json://')}/hook", *extra_urls]
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f"""
+[monitor]
+targets = ["203.0.113.5"]
+zones = {json.dumps(list(zones))}
+lists = "{lab.catalog_path}"
+interval = "15m"
+confirm = {confirm}
+silent_first_run = {str(silent).lower()}
+database = "{tmp_path / "blmonitor.db"}"
+[dns]
+resolver = ["{lab.address}"]
+timeout = 0.6
+[notify]
+urls = {json.dumps(urls)}
+retry = 1
+"""
+    )
+    return path
+
+
+def run(config_path: Path, clock: Clock):
+    config = load_config(config_path)
+    store = Store(config.monitor.database)
+    try:
+        return run_once(config, store, notifier_for(config), clock=clock, host="mx.example")
+    finally:
+        store.close()
+        clock.tick()
+
+
+def test_listed_then_delisted_gives_exactly_two_messages(lab, tmp_path, webhook) -> None:
+    base, posted = webhook
+    config = write_config(tmp_path, lab, base, confirm=1)
+    clock = Clock()
+    lab.flip.listed = {"203.0.113.5"}
+    first = run(config, clock)
+    assert [e.kind for e in first.events] == [EventKind.LISTED]
+    assert (first.delivered, first.failed) == (1, 0)
+    quiet = run(config, clock)
+    assert quiet.events == () and quiet.delivered == 0
+    lab.flip.listed = set()
+    second = run(config, clock)
+    assert [e.kind for e in second.events] == [EventKind.DELISTED]
+    assert len(posted) == 2
+    listed, delisted = (json.loads(body) for _, body in posted)
+    assert "203.0.113.5" in listed["title"] and "flip.lab.test" in listed["title"]
+    assert "https://flip.lab.test/remove?ip=203.0.113.5" in listed["message"]
+    assert "delisted" in delisted["title"].lower()
+
+    result = CliRunner().invoke(cli.main, ["history", "--config", str(config), "--json"])
+    assert result.exit_code == 0, result.output
+    [episode] = json.loads(result.output)["episodes"]
+    assert (episode["first_seen"], episode["ended"], episode["seconds"]) == (
+        "2026-11-01T12:00:00+00:00", "2026-11-01T12:30:00+00:00", 1800,
+    )  # fmt: skip
+
+
+def test_a_flap_inside_the_confirm_window_sends_nothing(lab, tmp_path, webhook) -> None:
+    base, posted = webhook
+    config = write_config(tmp_path, lab, base, confirm=2)
+    clock = Clock()
+    for listed in (set(), {"203.0.113.5"}, set(), {"203.0.113.5"}, set()):
+        lab.flip.listed = listed
+        assert run(config, clock).events == ()
+    assert posted == []
+
+
+def test_dead_zone_gives_one_notice_and_no_listing(lab, tmp_path, webhook) -> None:
+    base, posted = webhook
+    config = write_config(tmp_path, lab, base, confirm=1, zones=("dead", "world"))
+    clock = Clock()
+    kinds = [e.kind for _ in range(3) for e in run(config, clock).events]
+    assert kinds == [EventKind.ZONE_UNUSABLE, EventKind.ZONE_UNUSABLE]
+    assert len(posted) == 1
+    assert "listed" not in json.loads(posted[0][1])["title"].lower().replace("unusable", "")
+
+
+def test_failed_delivery_is_kept_and_retried_next_run(lab, tmp_path, webhook) -> None:
+    base, posted = webhook
+    dead_hook = "json://127.0.0.1:9/nothing-listens"
+    config = write_config(tmp_path, lab, base, confirm=1, extra_urls=(dead_hook,))
+    clock = Clock()
+    lab.flip.listed = {"203.0.113.5"}
+    first = run(config, clock)
+    assert (first.delivered, first.failed) == (0, 1)
+    again = run(config, clock)
+    assert again.failed == 1  # still pending: never dropped silently
+    store = Store(load_config(config).monitor.database)
+    try:
+        [pending] = store.pending_notifications()
+    finally:
+        store.close()
+    assert pending.status == "failed" and pending.attempts == 2
+    assert pending.owed == ("json://127.0.0.1:9/nothing-listens",)
+    assert len(posted) == 1  # the working target got it once, not again with the retry
+    lab.flip.listed = set()
+
+
+def test_status_command_text_and_json(lab, tmp_path, webhook) -> None:
+    base, _ = webhook
+    config = write_config(tmp_path, lab, base, confirm=1)
+    result = CliRunner().invoke(cli.main, ["status", "--config", str(config)])
+    assert result.exit_code == cli.EXIT_UNKNOWN
+    assert "no check has run yet" in result.output
+    lab.flip.listed = {"203.0.113.5"}
+    run(config, Clock())
+    lab.flip.listed = set()
+    result = CliRunner().invoke(cli.main, ["status", "--config", str(config)])
+    assert result.exit_code == cli.EXIT_LISTED
+    lines = result.output.splitlines()
+    assert lines[0] == "LISTED (1)"
+    assert lines[2].split()[:4] == ["203.0.113.5", "flip.lab.test", "127.0.0.2", "critical"]
+    assert "      delist: https://flip.lab.test/remove?ip=203.0.113.5" in lines
+    data = json.loads(CliRunner().invoke(cli.main, ["status", "--config", str(config),
+                                                     "--json"]).output)  # fmt: skip
+    assert [(e["target"], e["zone"], e["since"]) for e in data["listed"]] == [
+        ("203.0.113.5", "flip.lab.test", "2026-11-01T12:00:00+00:00"),
+    ]  # fmt: skip
+    assert data["next_run"] == "2026-11-01T12:15:00+00:00"
+
+
+def test_silent_first_run(lab, tmp_path, webhook) -> None:
+    base, posted = webhook
+    config = write_config(tmp_path, lab, base, confirm=1, silent=True)
+    lab.flip.listed = {"203.0.113.5"}
+    clock = Clock()
+    assert run(config, clock).events == ()
+    lab.flip.listed = set()
+    assert [e.kind for e in run(config, clock).events] == [EventKind.DELISTED]
+    assert len(posted) == 1
+
+
+def test_notify_test_command(lab, tmp_path, webhook) -> None:
+    base, posted = webhook
+    config = write_config(tmp_path, lab, base)
+    result = CliRunner().invoke(cli.main, ["notify", "--test", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "sent to 1 target(s)" in result.output
+    assert "test notification" in json.loads(posted[0][1])["title"]
