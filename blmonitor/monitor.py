@@ -268,7 +268,7 @@ def _step_zone(
     label = health.zone.label
     if usable:
         event = Event(
-            EventKind.ZONE_RECOVERED, Severity.INFO, now, zone=label, since=state.since,
+            EventKind.ZONE_RECOVERED, Severity.WARNING, now, zone=label, since=state.since,
             detail=f"was {state.health}: {state.detail}", ended=began,
         )  # fmt: skip
     else:
@@ -293,7 +293,7 @@ def _step_failing(
     if error is None:
         if state.failing_reported:
             event = Event(
-                EventKind.CHECKS_RECOVERED, Severity.INFO, now, since=state.failing_since,
+                EventKind.CHECKS_RECOVERED, Severity.WARNING, now, since=state.failing_since,
                 detail="checks run again", ended=now,
             )  # fmt: skip
             return replace(state, failing_runs=0, failing_since=None, failing_reported=False), event

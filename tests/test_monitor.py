@@ -149,3 +149,20 @@ def test_address_change_is_an_event_but_not_the_first_discovery() -> None:
     ]  # fmt: skip
     state, events = monitor.evaluate_addresses(state, ["55.66.77.88", "2a00::1"], now=at(2))
     assert [e.detail for e in events] == ["11.22.33.44 → 55.66.77.88"]
+
+
+def test_endings_carry_the_severity_of_what_they_end() -> None:
+    """So a recovery reaches the same people as the problem (notify's min_severity)."""
+    state = monitor.MonitorState()
+    seen = []
+    for run, health in enumerate([Health.DEAD, Health.OK]):
+        state, events = monitor.evaluate(report(None, health), state, now=at(run), confirm=1)
+        seen += [(e.kind, e.severity) for e in events]
+    state, events = monitor.evaluate(report(L), state, now=at(2), confirm=1)
+    seen += [(e.kind, e.severity) for e in events]
+    state, events = monitor.evaluate(report(C), state, now=at(3), confirm=1)
+    seen += [(e.kind, e.severity) for e in events]
+    assert seen == [
+        (EventKind.ZONE_UNUSABLE, Severity.WARNING), (EventKind.ZONE_RECOVERED, Severity.WARNING),
+        (EventKind.LISTED, Severity.CRITICAL), (EventKind.DELISTED, Severity.CRITICAL),
+    ]  # fmt: skip
