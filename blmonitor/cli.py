@@ -292,9 +292,13 @@ def check(
     help="Show this catalog instead of the embedded one.",
 )
 @click.option("--all", "show_all", is_flag=True, help="Include dead and non-default zones.")
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Config whose history gives each zone's last health (default: "
+                   "/etc/blmonitor/config.toml).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON.")
-def zones(lists: Path | None, show_all: bool, as_json: bool) -> None:
-    """List the zones of the catalog: the default set, or --all of them.
+def zones(lists: Path | None, show_all: bool, config_path: Path | None, as_json: bool) -> None:
+    """List the zones of the catalog: the default set, or --all of them, with each zone's
+    last health from the monitor's history when there is one.
 
     \b
     Examples:
@@ -303,6 +307,18 @@ def zones(lists: Path | None, show_all: bool, as_json: bool) -> None:
     """
     catalog = _catalog(lists)
     chosen = catalog.zones if show_all else catalog.defaults
+    health: dict[str, Any] = {}
+    _, store = _open(config_path)
+    if store is not None:
+        try:
+            health = dict(store.load_state().zones)
+        finally:
+            store.close()
+
+    def last_health(name: str) -> str | None:
+        known = health.get(name)
+        return known.health if known is not None else None
+
     if as_json:
         entries = [
             {
@@ -315,14 +331,15 @@ def zones(lists: Path | None, show_all: bool, as_json: bool) -> None:
                 "status_date": z.status_date,
                 "access": z.access,
                 "fair_use": z.fair_use,
+                "last_health": last_health(z.name),
             }
             for z in chosen
         ]
-        click.echo(json.dumps(entries, indent=1))
+        _echo_json(entries)
         return
-    rows = [["id", "zone", "takes", "kind", "status", "default"]] + [
+    rows = [["id", "zone", "takes", "kind", "status", "default", "last health"]] + [
         [z.id, z.name, ",".join(sorted(z.takes)), str(z.kind), str(z.status),
-         "yes" if z.default else ""]
+         "yes" if z.default else "", last_health(z.name) or "-"]
         for z in chosen
     ]  # fmt: skip
     click.echo("\n".join(line[2:] for line in render.table(rows)))
@@ -337,10 +354,14 @@ _CONFIG_OPTION = click.option(
 
 
 def _open(config_path: Path | None) -> tuple[Any, Any]:
+    """The config and its history database; None for the store when no run has made one
+    yet (reading commands never create a database)."""
     from .config import load_config
     from .store import Store
 
     config = load_config(config_path)
+    if not config.monitor.database.exists():
+        return config, None
     return config, Store(config.monitor.database)
 
 
@@ -394,12 +415,16 @@ def status(config_path: Path | None, as_json: bool) -> None:
     """
     from datetime import UTC, datetime, timedelta
 
+    from .monitor import MonitorState
+
     config, store = _open(config_path)
-    try:
-        state = store.load_state()
-        last = store.last_run()
-    finally:
-        store.close()
+    state, last = MonitorState(), None
+    if store is not None:
+        try:
+            state = store.load_state()
+            last = store.last_run()
+        finally:
+            store.close()
     now = datetime.now(UTC)
     listed = sorted((p for p in state.pairs.values() if p.listed), key=lambda p: (p.target, p.zone))
     pending = sorted(
@@ -516,11 +541,14 @@ def history(
             if cutoff.tzinfo is None:
                 cutoff = cutoff.replace(tzinfo=UTC)
     _, store = _open(config_path)
-    try:
-        episodes = store.episodes(since=cutoff, target=target, zone=zone)
-        zone_episodes = store.zone_episodes(since=cutoff, zone=zone)
-    finally:
-        store.close()
+    episodes: list[dict[str, Any]] = []
+    zone_episodes: list[dict[str, Any]] = []
+    if store is not None:
+        try:
+            episodes = store.episodes(since=cutoff, target=target, zone=zone)
+            zone_episodes = store.zone_episodes(since=cutoff, zone=zone)
+        finally:
+            store.close()
     for episode in episodes:
         end = datetime.fromisoformat(episode["ended"] or episode["last_seen"])
         episode["seconds"] = int(

@@ -130,14 +130,18 @@ def test_targets_file_and_warnings(lab, tmp_path) -> None:
     assert any("notinlist.lab.test is not in the catalog" in w for w in data["warnings"])
 
 
-def test_dead_zone_from_catalog_warns() -> None:
-    result = CliRunner().invoke(cli.main, ["zones", "--all", "--json"])
+def test_zones_lists_the_catalog(tmp_path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[monitor]\ndatabase = "{tmp_path / "none.db"}"\n')
+    result = CliRunner().invoke(cli.main, ["zones", "--all", "--json", "-c", str(config)])
     assert result.exit_code == 0
     zones = {z["zone"]: z for z in json.loads(result.output)}
     assert zones["dnsbl.sorbs.net"]["status"] == "dead"
-    result = CliRunner().invoke(cli.main, ["zones"])
+    assert zones["zen.spamhaus.org"]["last_health"] is None  # no history yet
+    assert not (tmp_path / "none.db").exists()  # reading never creates a database
+    result = CliRunner().invoke(cli.main, ["zones", "-c", str(config)])
     assert result.output.splitlines()[0].split() == ["id", "zone", "takes", "kind", "status",
-                                                     "default"]  # fmt: skip
+                                                     "default", "last", "health"]  # fmt: skip
     assert "zen.spamhaus.org" in result.output and "sorbs" not in result.output
 
 

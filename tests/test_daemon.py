@@ -93,6 +93,10 @@ def test_listed_then_delisted_gives_exactly_two_messages(lab, tmp_path, webhook)
     assert "https://flip.lab.test/remove?ip=203.0.113.5" in listed["message"]
     assert "delisted" in delisted["title"].lower()
 
+    result = CliRunner().invoke(cli.main, ["zones", "--lists", str(lab.catalog_path), "--all",
+                                           "--config", str(config), "--json"])  # fmt: skip
+    health = {z["id"]: z["last_health"] for z in json.loads(result.output)}
+    assert (health["flip"], health["dead"]) == ("ok", None)
     result = CliRunner().invoke(cli.main, ["history", "--config", str(config), "--json"])
     assert result.exit_code == 0, result.output
     [episode] = json.loads(result.output)["episodes"]
