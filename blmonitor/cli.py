@@ -89,8 +89,10 @@ def _read_targets(targets: Sequence[str], targets_file: Path | None) -> list[str
     return [t for t in texts if t]
 
 
-def _nameservers(resolvers: Sequence[str]) -> tuple[list[Nameserver], list[str]]:
-    servers = [parse_nameserver(r) for r in resolvers] or system_nameservers()
+def _nameservers(
+    resolvers: Sequence[str], configured: Sequence[Nameserver] = ()
+) -> tuple[list[Nameserver], list[str]]:
+    servers = [parse_nameserver(r) for r in resolvers] or list(configured) or system_nameservers()
     warnings = [
         f"resolver {s.host} is a public resolver: Spamhaus and other lists refuse or "
         "rate-limit it; use a local recursive resolver (unbound) with --resolver"
@@ -191,9 +193,8 @@ async def _run_check(
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0.1),
-    default=5.0,
-    show_default=True,
-    help="Seconds one lookup may take, retries included.",
+    default=None,
+    help="Seconds one lookup may take, retries included (default 5).",
 )
 @click.option(
     "--concurrency",
@@ -216,9 +217,8 @@ async def _run_check(
 @click.option(
     "--fail-on",
     type=click.Choice(["info", "warning", "critical"]),
-    default="warning",
-    show_default=True,
-    help="Lowest listing severity that makes the verdict 'listed'.",
+    default=None,
+    help="Lowest listing severity that makes the verdict 'listed' (default warning).",
 )
 @click.option(
     "--ip-url",
@@ -228,18 +228,23 @@ async def _run_check(
     help="HTTP endpoint that returns this machine's public IP (repeatable; "
     "replaces the built-in discovery when no TARGET is given).",
 )
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Take zones, catalog, resolvers, DQS key, timeout and --fail-on from this "
+                   "config when not given as options (default: /etc/blmonitor/config.toml, if "
+                   "it exists).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def check(
     targets: tuple[str, ...],
     zone_specs: tuple[str, ...],
     lists: Path | None,
     resolvers: tuple[str, ...],
-    timeout: float,
+    timeout: float | None,
     concurrency: int | None,
     targets_file: Path | None,
     dqs_key_file: Path | None,
-    fail_on: str,
+    fail_on: str | None,
     ip_urls: tuple[str, ...],
+    config_path: Path | None,
     as_json: bool,
 ) -> None:
     """Check IPs, CIDR blocks and domains against DNS blocklists.
@@ -254,9 +259,22 @@ def check(
       blmonitor check 203.0.113.0/28 --zone zen.spamhaus.org --resolver 127.0.0.1
       blmonitor check -f ips.txt --resolver 10.0.0.53 --concurrency 2000 --json
     """
+    from .config import config_exists, load_config
+
+    servers: list[Nameserver] = []
+    if config_exists(config_path):  # the monitor's settings, unless an option says otherwise
+        config = load_config(config_path)
+        zone_specs = zone_specs or config.monitor.zones
+        lists = lists or config.monitor.lists
+        dqs_key_file = dqs_key_file or config.dns.dqs_key_file
+        timeout = timeout or config.dns.timeout
+        fail_on = fail_on or config.monitor.fail_on.label
+        concurrency = concurrency or config.dns.concurrency or None
+        servers = [] if resolvers else list(config.dns.resolver)
+    timeout = timeout or 5.0
     catalog = _catalog(lists)
     zones, warnings = select_zones(catalog, zone_specs, dqs_key=_read_key(dqs_key_file))
-    servers, resolver_warnings = _nameservers(resolvers)
+    servers, resolver_warnings = _nameservers(resolvers, servers)
     texts = _read_targets(targets, targets_file)
     parsed = dnsbl.expand_targets(texts) if texts else _discover(ip_urls, timeout)
     if not zones:
@@ -270,7 +288,7 @@ def check(
             timeout=timeout,
             concurrency=concurrency or 256,
             zone_concurrency=concurrency,
-            fail_on=Severity.parse(fail_on),
+            fail_on=Severity.parse(fail_on or "warning"),
         )
     )
     report = dataclasses.replace(

@@ -419,13 +419,23 @@ def environment_defaults() -> Defaults:
     return Defaults(database=default_database(os.geteuid() == 0, os.environ, Path.home()))
 
 
-def load_config(path: Path | None, *, defaults: Defaults | None = None) -> Config:
-    """Read and parse `path`, or DEFAULT_PATH when None.
+def default_path() -> Path:
+    return Path(os.environ.get("BLMONITOR_CONFIG") or DEFAULT_PATH)
 
-    A missing DEFAULT_PATH means every default; a missing `path` given explicitly is an error.
+
+def config_exists(path: Path | None) -> bool:
+    """Whether there is a config to read: the given file, or the default one."""
+    return path is not None or default_path().is_file()
+
+
+def load_config(path: Path | None, *, defaults: Defaults | None = None) -> Config:
+    """Read and parse `path`, or the default file when None: $BLMONITOR_CONFIG, else
+    DEFAULT_PATH.
+
+    A missing default file means every default; a missing `path` given explicitly is an error.
     `defaults` (for tests) replaces those found in the environment.
     """
-    file = path if path is not None else DEFAULT_PATH
+    file = path if path is not None else default_path()
     try:
         text = file.read_text("utf-8")
     except FileNotFoundError as exc:

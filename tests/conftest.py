@@ -75,3 +75,18 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             yield Lab(resolver.port, port, resolver, DATA / "lab.toml", flip)
         finally:
             resolver.close()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_machine_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Tests never read this machine's /etc/blmonitor/config.toml (subprocesses inherit it)."""
+    import os
+
+    missing = tmp_path_factory.mktemp("etc") / "no-config.toml"
+    old = os.environ.get("BLMONITOR_CONFIG")
+    os.environ["BLMONITOR_CONFIG"] = str(missing)
+    yield
+    if old is None:
+        del os.environ["BLMONITOR_CONFIG"]
+    else:
+        os.environ["BLMONITOR_CONFIG"] = old

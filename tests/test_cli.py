@@ -196,3 +196,19 @@ def test_subprocess_usage_error_is_one_line(lab) -> None:
     )  # fmt: skip
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("blmonitor: error:")
+
+
+def test_check_takes_the_monitor_settings_from_the_config(lab, tmp_path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[monitor]\nzones = ["bl"]\nlists = "{lab.catalog_path}"\nfail_on = "info"\n'
+        f'[dns]\nresolver = ["{lab.address}"]\ntimeout = 0.6\n'
+    )
+    result = CliRunner().invoke(cli.main, ["check", "203.0.113.7", "-c", str(config), "--json"])
+    assert result.exit_code == cli.EXIT_LISTED, result.output  # info listing fails with "info"
+    assert [r["zone"] for r in json.loads(result.output)["results"]] == ["bl.lab.test"]
+    # an option wins over the config
+    result = CliRunner().invoke(
+        cli.main, ["check", "203.0.113.7", "-c", str(config), "--fail-on", "warning"]
+    )
+    assert result.exit_code == cli.EXIT_CLEAN, result.output

@@ -548,6 +548,7 @@ def test_missing_default_file_means_defaults(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     missing = tmp_path / "etc" / "config.toml"
+    monkeypatch.delenv("BLMONITOR_CONFIG", raising=False)
     monkeypatch.setattr(config, "DEFAULT_PATH", missing)
     assert load_config(None, defaults=DEFAULTS) == dataclasses.replace(
         DEFAULT_CONFIG, source=str(missing)
@@ -557,6 +558,7 @@ def test_missing_default_file_means_defaults(
 def test_default_file_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "config.toml"
     path.write_text("[monitor]\nconfirm = 4\n", "utf-8")
+    monkeypatch.delenv("BLMONITOR_CONFIG", raising=False)
     monkeypatch.setattr(config, "DEFAULT_PATH", path)
     assert load_config(None, defaults=DEFAULTS).monitor.confirm == 4
 
@@ -636,3 +638,16 @@ def test_sample_defaults_are_the_real_defaults() -> None:
     )
     assert uncommented != text
     assert parse(uncommented, defaults=ROOT) == parse("", defaults=ROOT)
+
+
+def test_blmonitor_config_names_the_default_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "elsewhere.toml"
+    path.write_text("[monitor]\nconfirm = 3\n", "utf-8")
+    monkeypatch.setenv("BLMONITOR_CONFIG", str(path))
+    assert load_config(None, defaults=DEFAULTS).monitor.confirm == 3
+    assert config.config_exists(None)
+    monkeypatch.setenv("BLMONITOR_CONFIG", str(tmp_path / "missing.toml"))
+    assert load_config(None, defaults=DEFAULTS).monitor.confirm == 2  # missing: defaults
+    assert not config.config_exists(None)
