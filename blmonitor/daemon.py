@@ -114,6 +114,19 @@ def run_once(
     host: str = "",
 ) -> RunSummary:
     """Check, compare with the stored state, store the run, then send what is pending."""
+    with store.run_lock():
+        return _run_locked(config, store, notifier, catalog, clock, discover, host)
+
+
+def _run_locked(
+    config: Config,
+    store: Store,
+    notifier: Notifier | None,
+    catalog: Catalog | None,
+    clock: Clock,
+    discover: Discover,
+    host: str,
+) -> RunSummary:
     started = clock()
     before = store.load_state()
     silent = config.monitor.silent_first_run and before.empty
@@ -142,7 +155,8 @@ def run_once(
             after, moved = monitor.evaluate_addresses(after, found, now=finished)
             events += moved
     for event in events:
-        log.warning("%s: %s %s %s", event.kind, event.target, event.zone, event.detail)
+        log.warning("%s", " ".join(filter(None, [f"{event.kind}:", event.target, event.zone,
+                                                 event.detail])))  # fmt: skip
     queued = []
     if events and notifier is not None:
         message = render_batch(
@@ -229,6 +243,9 @@ def serve(config_path: Path | None, *, once: bool = False) -> int:
         summary = run_once(config, store, notifier_for(config))
         if once:
             return 0 if not summary.error else 3
+        if signals.stop:
+            log.info("stopping")
+            return 0
         scheduler = schedule.Scheduler()
 
         def plan(cfg: Config) -> None:

@@ -9,9 +9,11 @@ or after it, never half-written. The schema is versioned with PRAGMA user_versio
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -140,6 +142,41 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One write transaction, all or nothing.
+
+        BEGIN IMMEDIATE takes the write lock up front, so a second writer waits (busy_timeout)
+        instead of failing when its first read would have to turn into a write; SQLite errors
+        become one StoreError line.
+        """
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write the history database {self.path}: {exc}") from exc
+
+    @contextlib.contextmanager
+    def run_lock(self) -> Iterator[None]:
+        """Held for a whole monitoring run, so that two runs on one database (a cron job
+        beside the daemon) take turns: each reads the state the other left."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        try:
+            handle = lock_path.open("a")
+        except OSError as exc:
+            raise StoreError(f"cannot create the lock file {lock_path}: {exc.strerror}") from exc
+        with handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         if version > len(MIGRATIONS):
@@ -194,7 +231,7 @@ class Store:
         notifications: Iterable[tuple[str, str, Severity, tuple[str, ...]]] = (),
     ) -> int:
         """Store one run, the state it left and what it found, all or nothing."""
-        with self.db.atomic():
+        with self._writing():
             run_id = self._insert_run(run)
             self._save_state(before, after)
             self._record_events(run_id, events)
@@ -344,7 +381,7 @@ class Store:
         owed: Sequence[str] = (),
     ) -> None:
         """Record a delivery; `owed` names the targets that still have to get it."""
-        with self.db.atomic():
+        with self._writing():
             self.db.execute(
                 "UPDATE notifications SET status = ?, attempts = attempts + ?, last_error = ?,"
                 " sent_at = ?, owed = ? WHERE id = ?",
@@ -401,7 +438,7 @@ class Store:
         """Drop runs, events, ended episodes and sent notifications older than `before`."""
         cutoff = _ts(before)
         removed = 0
-        with self.db.atomic():
+        with self._writing():
             for sql in (
                 "DELETE FROM runs WHERE finished < ?",
                 "DELETE FROM events WHERE at < ?",
