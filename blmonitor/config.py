@@ -196,7 +196,7 @@ def _parse_monitor(table: _Table, defaults: Defaults) -> MonitorConfig:
         interval=interval,
         jitter=jitter,
         confirm=table.integer("confirm", 2, low=1, high=10),
-        silent_first_run=table.boolean("silent_first_run", True),
+        silent_first_run=table.boolean("silent_first_run", False),
         fail_on=table.severity("fail_on", Severity.WARNING),
         database=table.path("database", defaults.database),
         retention=retention,

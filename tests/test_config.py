@@ -93,7 +93,7 @@ DEFAULT_CONFIG = Config(
         interval=900.0,
         jitter=90.0,
         confirm=2,
-        silent_first_run=True,
+        silent_first_run=False,
         fail_on=Severity.WARNING,
         database=DEFAULTS.database,
         retention=400 * 86400.0,
@@ -605,11 +605,11 @@ def test_bad_value_in_file_names_file_and_key(tmp_path: Path) -> None:
 
 # --- the sample deploy/config.toml ---------------------------------------------------------
 
-SAMPLE_KEY = re.compile(r"^# (\w+) = ")
+SAMPLE_KEY = re.compile(r"^(?:# )?(\w+) = ")  # a key line of the sample, set or commented out
 
 
 def _sample_keys(text: str) -> dict[str, list[str]]:
-    """The commented-out `# key = default` lines of each [table] of the sample."""
+    """The `key = value` lines (commented out or not) of each [table] of the sample."""
     keys: dict[str, list[str]] = {}
     table = ""
     for line in text.splitlines():
@@ -634,7 +634,8 @@ def test_sample_shows_every_key_once_in_its_table() -> None:
 def test_sample_defaults_are_the_real_defaults() -> None:
     text = SAMPLE.read_text("utf-8")
     uncommented = "\n".join(
-        line[2:] if SAMPLE_KEY.match(line) else line for line in text.splitlines()
+        line[2:] if line.startswith("# ") and SAMPLE_KEY.match(line) else line
+        for line in text.splitlines()
     )
     assert uncommented != text
     assert parse(uncommented, defaults=ROOT) == parse("", defaults=ROOT)
