@@ -37,6 +37,9 @@ from .zones import Catalog, embedded_catalog, load_catalog, select_zones
 log = logging.getLogger("blmonitor")
 
 Clock = Callable[[], datetime]
+# A message that could not be delivered for this long is old news: it is kept, marked
+# expired and logged, and no longer retried on every run.
+NOTIFICATION_EXPIRY = timedelta(days=7)
 Discover = Callable[[float], list[str]]
 
 
@@ -180,7 +183,14 @@ def deliver_pending(store: Store, notifier: Notifier | None, clock: Clock) -> tu
     if notifier is None:
         return 0, 0
     delivered = failed = 0
+    now = clock()
     for pending in store.pending_notifications():
+        if now - pending.created > NOTIFICATION_EXPIRY:
+            why = f"given up after {NOTIFICATION_EXPIRY.days} days: {pending.last_error}"
+            store.expire_notification(pending.id, error=why)
+            log.error("notification %d (%s) %s", pending.id, pending.title, why)
+            failed += 1
+            continue
         message = Message(pending.title, pending.body, pending.severity, pending.kinds)
         # A retry goes only to the targets that did not get it, never twice to the others.
         delivery = notifier.send(message, only=set(pending.owed) or None)

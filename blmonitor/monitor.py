@@ -90,7 +90,11 @@ def evaluate(
     and nothing is reported.
     """
     events: list[Event] = []
-    pairs = dict(state.pairs)
+    # A target or zone this run did not include is no longer monitored (config changed, or an
+    # "auto" address moved): its pairs leave the state rather than show as listed forever.
+    targets = {r.target.text for r in report.results}
+    names = {r.zone.name for r in report.results}
+    pairs = {k: p for k, p in state.pairs.items() if k[0] in targets and k[1] in names}
     for result in report.results:
         key = (result.target.text, result.zone.name)
         observed = _observe(result)
@@ -102,7 +106,8 @@ def evaluate(
         pairs[key], event = _step_pair(previous, result, observed, now, confirm, silent)
         if event is not None:
             events.append(event)
-    zones = dict(state.zones)
+    checked = names | {health.zone.name for health in report.zones}
+    zones = {name: z for name, z in state.zones.items() if name in checked}
     for health in report.zones:
         previous_zone = zones.get(health.zone.name) or ZoneState(
             health.zone.name, label=health.zone.label

@@ -87,6 +87,7 @@ def _v1(db: sqlite_utils.Database) -> None:
         pk="id",
     )  # fmt: skip
     db.table("events").create_index(["at"])
+    db.table("runs").create_index(["finished"])  # prune and "last run" read by time
     db.table("notifications").create(
         {"id": int, "created": str, "title": str, "body": str, "severity": int, "kinds": str,
          "status": str, "attempts": int, "last_error": str, "owed": str, "sent_at": str},
@@ -233,7 +234,7 @@ class Store:
         """Store one run, the state it left and what it found, all or nothing."""
         with self._writing():
             run_id = self._insert_run(run)
-            self._save_state(before, after)
+            self._save_state(before, after, _ts(run.finished))
             self._record_events(run_id, events)
             if run.report is not None:
                 self._touch_episodes(run)
@@ -269,7 +270,18 @@ class Store:
         assert isinstance(last, int)
         return last
 
-    def _save_state(self, before: MonitorState, after: MonitorState) -> None:
+    def _save_state(self, before: MonitorState, after: MonitorState, at: str | None) -> None:
+        gone = [k for k in before.pairs if k not in after.pairs]
+        if gone:
+            # No longer monitored: its open episode ends here (`history` shows when it stopped).
+            ended = [(at, target, before.pairs[(target, zone)].label) for target, zone in gone]
+            self.db.conn.executemany(
+                "UPDATE episodes SET ended = ? WHERE target = ? AND zone = ? AND ended IS NULL",
+                ended,
+            )
+            self.db.conn.executemany("DELETE FROM pair_state WHERE target = ? AND zone = ?", gone)
+        gone_zones = [(z,) for z in before.zones if z not in after.zones]
+        self.db.conn.executemany("DELETE FROM zone_state WHERE zone = ?", gone_zones)
         changed_pairs = [p for k, p in after.pairs.items() if before.pairs.get(k) != p]
         self.db.table("pair_state").upsert_all(
             [
@@ -353,7 +365,9 @@ class Store:
     # --- notifications ---------------------------------------------------------------------
 
     def pending_notifications(self) -> list[Notification]:
-        rows = self.db.query("SELECT * FROM notifications WHERE status != 'sent' ORDER BY id")
+        rows = self.db.query(
+            "SELECT * FROM notifications WHERE status IN ('pending', 'failed') ORDER BY id"
+        )
         return [
             Notification(
                 id=row["id"],
@@ -388,6 +402,14 @@ class Store:
                 ["sent" if ok else "failed", attempts, error, _ts(now) if ok else None,
                  json.dumps(list(owed)), notification_id],
             )  # fmt: skip
+
+    def expire_notification(self, notification_id: int, *, error: str) -> None:
+        """Stop retrying a message (kept, with the reason, for the record)."""
+        with self._writing():
+            self.db.execute(
+                "UPDATE notifications SET status = 'expired', last_error = ? WHERE id = ?",
+                [error, notification_id],
+            )
 
     # --- queries for people ----------------------------------------------------------------
 
@@ -444,7 +466,7 @@ class Store:
                 "DELETE FROM events WHERE at < ?",
                 "DELETE FROM episodes WHERE ended IS NOT NULL AND ended < ?",
                 "DELETE FROM zone_episodes WHERE ended IS NOT NULL AND ended < ?",
-                "DELETE FROM notifications WHERE status = 'sent' AND sent_at < ?",
+                "DELETE FROM notifications WHERE status IN ('sent', 'expired') AND created < ?",
             ):
                 removed += self.db.execute(sql, [cutoff]).rowcount
         return removed

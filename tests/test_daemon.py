@@ -187,3 +187,24 @@ def test_notify_test_command(lab, tmp_path, webhook) -> None:
     assert result.exit_code == 0, result.output
     assert "sent to 1 target(s)" in result.output
     assert "test notification" in json.loads(posted[0][1])["title"]
+
+
+def test_undeliverable_message_expires_after_a_week(lab, tmp_path) -> None:
+    config = write_config(tmp_path, lab, "http://127.0.0.1:9", confirm=1)  # nothing listens
+    clock = Clock()
+    lab.flip.listed = {"203.0.113.5"}
+    assert run(config, clock).failed == 1
+    clock.tick(7 * 24 * 60 + 1)
+    lab.flip.listed = set()
+    later = run(config, clock)
+    assert [e.kind for e in later.events] == [EventKind.DELISTED]
+    store = Store(load_config(config).monitor.database)
+    try:
+        statuses = [n for (n,) in store.db.execute("SELECT status FROM notifications ORDER BY id")]
+        [(error,)] = store.db.execute(
+            "SELECT last_error FROM notifications WHERE status = 'expired'"
+        ).fetchall()
+    finally:
+        store.close()
+    assert statuses == ["expired", "failed"]
+    assert error.startswith("given up after 7 days")

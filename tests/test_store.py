@@ -121,3 +121,19 @@ def test_newer_schema_is_refused(tmp_path) -> None:
         conn.execute("PRAGMA user_version = 99")
     with pytest.raises(StoreError, match="newer blmonitor"):
         Store(path)
+
+
+def test_a_target_no_longer_monitored_leaves_the_state(store) -> None:
+    from blmonitor.models import Report, Result, Target, TargetKind, Verdict, ZoneHealth
+    from tests.test_monitor import BL
+
+    run_series(store, [Status.LISTED, Status.LISTED])  # 203.0.113.5 listed, episode open
+    other = Target("203.0.113.77", TargetKind.IPV4)
+    rep = Report((Result(other, BL, Status.CLEAN),), (ZoneHealth(BL, Health.OK),), Verdict.CLEAN)
+    before = store.load_state()
+    after, events = monitor.evaluate(rep, before, now=at(5), confirm=2)
+    store.record_run(RunRecord(at(5), at(5), rep), before, after, events)
+    assert events == []  # not "delisted": it is simply no longer checked
+    assert list(store.load_state().pairs) == [("203.0.113.77", "bl.lab.test")]
+    [episode] = store.episodes()
+    assert episode["ended"] == at(5).isoformat()

@@ -1,0 +1,382 @@
+"""Prometheus metrics for `blmonitor run --metrics HOST:PORT`: the monitor's state as text.
+
+`render_metrics` is pure (state in, text exposition format 0.0.4 out); `serve_metrics` answers
+GET /metrics from a daemon thread, and `store_renderer` reads the history database afresh on
+every scrape, so the figures are those of the last committed run, whoever wrote it.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import logging
+import math
+import re
+import socket
+import socketserver
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import BlmonitorError, UsageError
+from .monitor import MonitorState
+from .store import Store
+
+log = logging.getLogger("blmonitor.metrics")
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+PATH = "/metrics"
+DEFAULT_HOST = "127.0.0.1"  # ":PORT" listens on loopback: exposing it is a deliberate choice
+PREFIX = "blmonitor_"
+
+Labels = Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Family:
+    """One metric family: every metric here is a gauge."""
+
+    name: str
+    help: str
+    samples: tuple[tuple[Labels, float], ...]
+
+
+# --- rendering (pure) ----------------------------------------------------------------------
+
+
+def render_metrics(
+    state: MonitorState,
+    *,
+    last_run: Mapping[str, Any] | None,
+    pending_notifications: int,
+    now: datetime,
+) -> str:
+    """The exposition text for one scrape; `last_run` is a row of the runs table (or None).
+
+    Zones are shown by their label (`zen.spamhaus.org (DQS)`), never by the queried name,
+    which holds a DQS key.
+    """
+    pairs = sorted(state.pairs.values(), key=lambda p: (p.target, p.label or p.zone))
+    zones = sorted(state.zones.values(), key=lambda z: z.label or z.zone)
+    families = [
+        _Family(
+            "listed",
+            "1 if the target is listed on the zone (confirmed over `confirm` runs), else 0.",
+            tuple(({"target": p.target, "zone": p.label or p.zone}, p.listed) for p in pairs),
+        ),
+        _Family(
+            "listed_since_seconds",
+            "Unix time the current listing began (listed pairs only).",
+            tuple(
+                ({"target": p.target, "zone": p.label or p.zone}, p.since.timestamp())
+                for p in pairs
+                if p.listed and p.since is not None
+            ),
+        ),
+        _Family(
+            "zone_usable",
+            "1 if the zone passes its health check (confirmed), else 0; `health` says why.",
+            tuple(({"zone": z.label or z.zone, "health": z.health}, z.usable) for z in zones),
+        ),
+        *_last_run_families(last_run, now),
+        _Family(
+            "notifications_pending",
+            "Notifications stored but not delivered yet (retried on every run).",
+            (({}, pending_notifications),),
+        ),
+        _Family(
+            "checks_failing_runs",
+            "Whole runs in a row that could not check anything (no resolver, no public IP).",
+            (({}, state.failing_runs),),
+        ),
+    ]
+    return _render(families)
+
+
+def _last_run_families(last_run: Mapping[str, Any] | None, now: datetime) -> list[_Family]:
+    row = last_run or {}
+    finished = _unix_time(row.get("finished"))
+
+    def one(value: Any) -> tuple[tuple[Labels, float], ...]:
+        return (({}, float(value)),) if isinstance(value, int | float) else ()
+
+    return [
+        _Family(
+            "last_run_timestamp_seconds",
+            "Unix time the last run finished.",
+            one(finished),
+        ),
+        _Family(
+            "last_run_age_seconds",
+            "Seconds since the last run finished, at scrape time (a stalled daemon grows it).",
+            one(None if finished is None else max(now.timestamp() - finished, 0.0)),
+        ),
+        _Family(
+            "last_run_duration_seconds", "How long the last run took.", one(row.get("seconds"))
+        ),
+        _Family(
+            "last_run_lookups",
+            "(target, zone) lookups of the last run, skipped ones not counted.",
+            one(row.get("lookups")),
+        ),
+        _Family(
+            "last_run_errors",
+            "Lookups of the last run without a trustworthy answer (timeouts, unusable zones).",
+            one(row.get("errors")),
+        ),
+        _Family(
+            "last_run_listed",
+            "Lookups of the last run answered as listed (before confirmation).",
+            one(row.get("listed")),
+        ),
+        _Family(
+            "last_run_failed",
+            "1 if the last run could not check anything (no resolver, no public IP), else 0.",
+            one(None if last_run is None else bool(row.get("error"))),
+        ),
+    ]
+
+
+def _unix_time(text: Any) -> float | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:  # the store writes UTC
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def _render(families: Iterable[_Family]) -> str:
+    lines = []
+    for family in families:
+        name = PREFIX + family.name
+        lines.append(f"# HELP {name} {_escape_help(family.help)}")
+        lines.append(f"# TYPE {name} gauge")
+        for labels, value in family.samples:
+            lines.append(f"{name}{_labels(labels)} {_number(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _labels(labels: Labels) -> str:
+    if not labels:
+        return ""
+    return "{" + ",".join(f'{k}="{escape_label_value(v)}"' for k, v in labels.items()) + "}"
+
+
+def escape_label_value(value: str) -> str:
+    """A label value as the text format wants it: backslash, double quote, newline escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _number(value: float) -> str:
+    value = float(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return repr(value)
+
+
+def _up(ok: bool, why: str = "") -> str:
+    comment = f"# {' '.join(why.split())}\n" if why else ""  # one line, whatever the error
+    return (
+        f"{comment}# HELP {PREFIX}up 1 if the history database could be read for this scrape.\n"
+        f"# TYPE {PREFIX}up gauge\n{PREFIX}up {int(ok)}\n"
+    )
+
+
+# --- the history database as a source --------------------------------------------------------
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def store_renderer(database: Path, *, clock: Callable[[], datetime] = _utcnow) -> Callable[[], str]:
+    """A `render` for `serve_metrics`: opens the store per scrape, reads it, closes it.
+
+    A database that is missing or unreadable gives a comment line and `blmonitor_up 0`, never
+    an HTTP error, so Prometheus can alert on it; a missing one is not created by a scrape.
+    """
+
+    def render() -> str:
+        if not database.exists():
+            return _up(False, f"no history database at {database} yet: no run so far")
+        try:
+            store = Store(database)
+            try:
+                state = store.load_state()
+                last_run = store.last_run()
+                pending = len(store.pending_notifications())
+            finally:
+                store.close()
+        except Exception as exc:  # a scrape must answer, whatever broke
+            why = str(exc)
+            if not isinstance(exc, BlmonitorError):
+                why = f"cannot read the history database {database}: {type(exc).__name__}: {why}"
+            log.warning("metrics: %s", why)
+            return _up(False, why)
+        text = render_metrics(state, last_run=last_run, pending_notifications=pending, now=clock())
+        return text + _up(True)
+
+    return render
+
+
+# --- the HTTP adapter ----------------------------------------------------------------------
+
+
+class _Server(ThreadingHTTPServer):
+    def __init__(self, address: tuple[str, int], render: Callable[[], str]) -> None:
+        self.render = render
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind calls socket.getfqdn(), a reverse DNS lookup we do not need.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    server_version = "blmonitor"
+    timeout = 30  # seconds: a client that opens a connection and sends nothing lets go of it
+
+    def do_GET(self) -> None:
+        self._answer(body=True)
+
+    def do_HEAD(self) -> None:
+        self._answer(body=False)
+
+    def _answer(self, *, body: bool) -> None:
+        if urlsplit(self.path).path != PATH:
+            status, kind, text = 404, "text/plain; charset=utf-8", f"not found: try {PATH}\n"
+        else:
+            try:
+                status, kind, text = 200, CONTENT_TYPE, self.server.render()
+            except Exception as exc:  # a broken renderer answers 500, the server lives on
+                log.exception("metrics: rendering failed")
+                status, kind, text = 500, "text/plain; charset=utf-8", f"error: {exc}\n"
+        data = text.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if body:
+            self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("metrics: %s %s", self.address_string(), format % args)
+
+
+class MetricsServer:
+    """A running metrics endpoint; `close()` stops it and frees the port."""
+
+    def __init__(self, server: _Server, thread: threading.Thread) -> None:
+        self._server = server
+        self._thread = thread
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The address actually bound (the real port when 0 was asked)."""
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    @property
+    def url(self) -> str:
+        host, port = self.address
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}{PATH}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> MetricsServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_BIND_HINTS = {
+    errno.EADDRINUSE: "another process listens there: choose another port",
+    errno.EACCES: "ports below 1024 need root: choose a higher port",
+    errno.EADDRNOTAVAIL: "no interface of this machine has that address",
+}
+
+
+def serve_metrics(host: str, port: int, render: Callable[[], str]) -> MetricsServer:
+    """Serve GET /metrics on HOST:PORT from a daemon thread; `render` runs once per request."""
+    try:
+        server = _Server((host, port), render)
+    except OSError as exc:
+        shown = f"[{host}]" if ":" in host else host
+        hint = _BIND_HINTS.get(exc.errno or 0, "give another address with --metrics HOST:PORT")
+        raise UsageError(
+            f"cannot serve metrics on {shown}:{port}: {exc.strerror or exc} ({hint})"
+        ) from exc
+    thread = threading.Thread(target=server.serve_forever, name="blmonitor-metrics", daemon=True)
+    thread.start()
+    return MetricsServer(server, thread)
+
+
+# --- the listen address --------------------------------------------------------------------
+
+_HOSTNAME_RE = re.compile(
+    r"(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*",
+    re.IGNORECASE,
+)
+_EXAMPLES = "e.g. 127.0.0.1:9810, [::1]:9810, or :9810 for 127.0.0.1"
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """`HOST:PORT`, `[IPV6]:PORT` or `:PORT` (loopback, not every interface) → (host, port)."""
+    spec = text.strip()
+
+    def fail(why: str) -> UsageError:
+        return UsageError(f"metrics address {text!r}: {why} ({_EXAMPLES})")
+
+    if "/" in spec:
+        raise fail("give HOST:PORT, not a URL")
+    if spec.startswith("["):
+        host, bracket, rest = spec[1:].partition("]")
+        if not bracket or not rest.startswith(":"):
+            raise fail("give a port after the bracketed IPv6 address")
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise fail(f"{host!r} is not an IPv6 address") from None
+        port_text = rest[1:]
+    else:
+        host, colon, port_text = spec.rpartition(":")
+        if not colon:
+            raise fail("give HOST:PORT")
+        if ":" in host:
+            raise fail("put an IPv6 address in brackets, [ADDRESS]:PORT")
+        host = host or DEFAULT_HOST
+        if re.fullmatch(r"[0-9.]+", host):
+            try:
+                ipaddress.IPv4Address(host)
+            except ValueError:
+                raise fail(f"{host!r} is not an IPv4 address") from None
+        elif not _HOSTNAME_RE.fullmatch(host):
+            raise fail(f"{host!r} is not an address or a host name")
+    if not re.fullmatch(r"[0-9]{1,5}", port_text) or not 1 <= int(port_text) <= 65535:
+        raise fail(f"the port must be a number from 1 to 65535, not {port_text!r}")
+    return host, int(port_text)
