@@ -387,7 +387,9 @@ def _open(config_path: Path | None) -> tuple[Any, Any]:
 @_CONFIG_OPTION
 @click.option("--once", is_flag=True, help="One run, then exit (for cron and systemd timers).")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages too.")
-def run(config_path: Path | None, once: bool, verbose: bool) -> None:
+@click.option("--metrics", default="", metavar="HOST:PORT",
+              help="Serve Prometheus metrics on HOST:PORT (:9469 = 127.0.0.1:9469).")  # fmt: skip
+def run(config_path: Path | None, once: bool, verbose: bool, metrics: str) -> None:
     """Monitor: check now, then every [monitor] interval; notify changes only.
 
     Logs go to stderr (journald-friendly). SIGTERM ends after the current run's write;
@@ -397,11 +399,12 @@ def run(config_path: Path | None, once: bool, verbose: bool) -> None:
     Examples:
       blmonitor run --config /etc/blmonitor/config.toml
       blmonitor run --once
+      blmonitor run --metrics 127.0.0.1:9469
     """
     from .daemon import serve, setup_logging
 
     setup_logging(verbose=verbose)
-    sys.exit(serve(config_path, once=once))
+    sys.exit(serve(config_path, once=once, metrics=metrics))
 
 
 def _ago(moment: str | None, now: Any) -> str:

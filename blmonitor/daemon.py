@@ -243,12 +243,22 @@ class _Signals:
         self.reload = True
 
 
-def serve(config_path: Path | None, *, once: bool = False) -> int:
-    """`blmonitor run`: run now, then every interval (with jitter) until SIGTERM."""
+def serve(config_path: Path | None, *, once: bool = False, metrics: str = "") -> int:
+    """`blmonitor run`: run now, then every interval (with jitter) until SIGTERM.
+
+    With `metrics` (HOST:PORT), Prometheus metrics are served from the database meanwhile.
+    """
+    from .metrics import MetricsServer, parse_listen, serve_metrics, store_renderer
+
     config = load_config(config_path)
+    listen = parse_listen(metrics) if metrics else None
     signals = _Signals()
     signals.install()
     store = Store(config.monitor.database)
+    exporter: MetricsServer | None = None
+    if listen is not None and not once:
+        exporter = serve_metrics(*listen, store_renderer(config.monitor.database))
+        log.info("metrics on %s", exporter.url)
     try:
         summary = run_once(config, store, notifier_for(config))
         if once:
@@ -289,6 +299,8 @@ def serve(config_path: Path | None, *, once: bool = False) -> int:
         log.info("stopping")
         return 0
     finally:
+        if exporter is not None:
+            exporter.close()
         store.close()
 
 

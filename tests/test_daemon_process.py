@@ -396,3 +396,29 @@ def test_two_runs_at_once_take_turns(lab, tmp_path) -> None:
         events = conn.execute("SELECT kind FROM events").fetchall()
     assert episodes == [("203.0.113.9", "flip.lab.test")]
     assert events == [("listed",)]
+
+
+def test_metrics_endpoint_while_running(lab, tmp_path) -> None:
+    from tests.dnsservers import free_port
+
+    port = free_port()
+    config = write_config(tmp_path, lab, zones=("flip",))
+    log = tmp_path / "daemon.log"
+    lab.flip.listed = {"203.0.113.5"}
+    try:
+        with daemon(config, log, "--metrics", f"127.0.0.1:{port}") as proc:
+            deadline = time.monotonic() + 30
+            while "next run at" not in log.read_text() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            import urllib.request
+
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+                text = reply.read().decode()
+                kind = reply.headers["Content-Type"]
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(10) == 0
+    finally:
+        lab.flip.listed = set()
+    assert kind.startswith("text/plain; version=0.0.4")
+    assert 'blmonitor_listed{target="203.0.113.5",zone="flip.lab.test"} 1' in text
+    assert "blmonitor_up 1" in text
