@@ -22,7 +22,7 @@ from . import __version__, dnsbl, engine, render
 from .errors import BlmonitorError, UsageError
 from .models import Report, Severity, Target, Verdict, Zone
 from .resolver import DnsClient, Nameserver, parse_nameserver, system_nameservers
-from .zones import Catalog, embedded_catalog, load_catalog, select_zones
+from .zones import catalog_from, read_dqs_key, select_zones
 
 EXIT_CLEAN = 0
 EXIT_LISTED = 1
@@ -63,19 +63,6 @@ def main(debug: bool) -> None:
 
     Example: blmonitor check 203.0.113.5 example.com
     """
-
-
-def _catalog(lists: Path | None) -> Catalog:
-    return load_catalog(lists) if lists is not None else embedded_catalog()
-
-
-def _read_key(path: Path | None) -> str:
-    if path is None:
-        return ""
-    try:
-        return path.read_text("utf-8").strip()
-    except OSError as exc:
-        raise UsageError(f"cannot read the DQS key file {path}: {exc.strerror}") from exc
 
 
 def _read_targets(targets: Sequence[str], targets_file: Path | None) -> list[str]:
@@ -272,8 +259,8 @@ def check(
         concurrency = concurrency or config.dns.concurrency or None
         servers = [] if resolvers else list(config.dns.resolver)
     timeout = timeout or 5.0
-    catalog = _catalog(lists)
-    zones, warnings = select_zones(catalog, zone_specs, dqs_key=_read_key(dqs_key_file))
+    catalog = catalog_from(lists)
+    zones, warnings = select_zones(catalog, zone_specs, dqs_key=read_dqs_key(dqs_key_file))
     servers, resolver_warnings = _nameservers(resolvers, servers)
     texts = _read_targets(targets, targets_file)
     parsed = dnsbl.expand_targets(texts) if texts else _discover(ip_urls, timeout)
@@ -323,7 +310,7 @@ def zones(lists: Path | None, show_all: bool, config_path: Path | None, as_json:
       blmonitor zones
       blmonitor zones --all --json
     """
-    catalog = _catalog(lists)
+    catalog = catalog_from(lists)
     chosen = catalog.zones if show_all else catalog.defaults
     health: dict[str, Any] = {}
     _, store = _open(config_path)

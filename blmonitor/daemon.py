@@ -32,7 +32,7 @@ from .models import Event, Report, Verdict
 from .notify import Message, Notifier, render_batch
 from .resolver import DnsClient, system_nameservers
 from .store import RunRecord, Store
-from .zones import Catalog, embedded_catalog, load_catalog, select_zones
+from .zones import Catalog, catalog_from, read_dqs_key, select_zones
 
 log = logging.getLogger("blmonitor")
 
@@ -62,24 +62,10 @@ class RunSummary:
     error: str = ""
 
 
-def read_key(path: Path | None) -> str:
-    if path is None:
-        return ""
-    try:
-        return path.read_text("utf-8").strip()
-    except OSError as exc:
-        raise UsageError(f"cannot read the DQS key file {path}: {exc.strerror}") from exc
-
-
-def catalog_for(config: Config) -> Catalog:
-    lists = config.monitor.lists
-    return load_catalog(lists) if lists is not None else embedded_catalog()
-
-
 def check_once(config: Config, catalog: Catalog, targets: list[str]) -> Report:
     """One check of `targets` with the config's zones, resolvers and limits."""
     zones, warnings = select_zones(
-        catalog, config.monitor.zones, dqs_key=read_key(config.dns.dqs_key_file)
+        catalog, config.monitor.zones, dqs_key=read_dqs_key(config.dns.dqs_key_file)
     )
     for warning in warnings:
         log.warning("%s", warning)
@@ -142,7 +128,9 @@ def _run_locked(
             found = discover(config.dns.timeout)
             log.info("public address(es): %s", ", ".join(found))
         report = check_once(
-            config, catalog or catalog_for(config), [*config.monitor.fixed_targets, *found]
+            config,
+            catalog or catalog_from(config.monitor.lists),
+            [*config.monitor.fixed_targets, *found],
         )
     except BlmonitorError as exc:
         error = str(exc)

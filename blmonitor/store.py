@@ -421,39 +421,34 @@ class Store:
         self, *, since: datetime | None = None, target: str = "", zone: str = ""
     ) -> list[dict[str, Any]]:
         """Listing episodes, newest first; `since` keeps those still open or ended after it."""
-        where, params = ["1 = 1"], []
-        if since is not None:
-            where.append("(ended IS NULL OR ended >= ?)")
-            params.append(_ts(since))
-        if target:
-            where.append("target = ?")
-            params.append(target)
-        if zone:
-            where.append("zone = ?")
-            params.append(zone)
-        sql = (
-            f"SELECT * FROM episodes WHERE {' AND '.join(where)} ORDER BY first_seen DESC, id DESC"
-        )
+        rows = self._episode_rows("episodes", since, target=target, zone=zone)
         return [
             {
                 **row,
                 "codes": json.loads(row["codes"] or "[]"),
                 "txt": json.loads(row["txt"] or "[]"),
             }
-            for row in self.db.query(sql, params)
+            for row in rows
         ]
 
     def zone_episodes(
         self, *, since: datetime | None = None, zone: str = ""
     ) -> list[dict[str, Any]]:
+        """Zone-health episodes, newest first, filtered as `episodes`."""
+        return self._episode_rows("zone_episodes", since, zone=zone)
+
+    def _episode_rows(
+        self, table: str, since: datetime | None, **equal: str
+    ) -> list[dict[str, Any]]:
         where, params = ["1 = 1"], []
         if since is not None:
             where.append("(ended IS NULL OR ended >= ?)")
             params.append(_ts(since))
-        if zone:
-            where.append("zone = ?")
-            params.append(zone)
-        sql = f"SELECT * FROM zone_episodes WHERE {' AND '.join(where)} ORDER BY first_seen DESC"
+        for column, value in equal.items():
+            if value:
+                where.append(f"{column} = ?")
+                params.append(value)
+        sql = f"SELECT * FROM {table} WHERE {' AND '.join(where)} ORDER BY first_seen DESC, id DESC"
         return list(self.db.query(sql, params))
 
     def prune(self, before: datetime) -> int:

@@ -65,6 +65,11 @@ def embedded_catalog() -> Catalog:
     return parse_catalog(text, source="lists/zones.toml")
 
 
+def catalog_from(path: Path | None) -> Catalog:
+    """The catalog at `path`, or the embedded one."""
+    return load_catalog(path) if path is not None else embedded_catalog()
+
+
 def load_catalog(path: Path) -> Catalog:
     try:
         text = path.read_text("utf-8")
@@ -247,6 +252,16 @@ def select_zones(
 
 
 _DQS_KEY_RE = re.compile(r"^[a-z0-9]{20,40}$")
+
+
+def read_dqs_key(path: Path | None) -> str:
+    """The Spamhaus DQS key from its file ("" without one); a secret: never printed."""
+    if path is None:
+        return ""
+    try:
+        return path.read_text("utf-8").strip()
+    except OSError as exc:
+        raise UsageError(f"cannot read the DQS key file {path}: {exc.strerror}") from exc
 
 
 def with_dqs(zone: Zone, key: str) -> Zone:
