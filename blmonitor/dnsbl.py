@@ -65,6 +65,8 @@ def parse_target(text: str) -> Target:
         or any(not label or label.startswith("-") or label.endswith("-") for label in labels)
         or any(not (c.isalnum() or c in "-_") for c in encoded.replace(".", ""))
         or labels[-1].isdigit()
+        # "203.0.113.x", "10.0.0.0/8x": an address with a typo, not a domain anyone sends from
+        or (len(labels) >= 3 and all(label.isdigit() for label in labels[:-1]))
     ):
         raise UsageError(
             f"{text!r} is not an IP address, a CIDR block or a domain "

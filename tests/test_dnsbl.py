@@ -47,7 +47,17 @@ def test_parse_target(text: str, expected: Target) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "localhost", "203.0.113", "1.2.3.4.5", "-bad.example", "a..b", "exa mple.com"]
+    "text",
+    [
+        "",
+        "localhost",
+        "203.0.113",
+        "1.2.3.4.5",
+        "-bad.example",
+        "a..b",
+        "exa mple.com",
+        "203.0.113.x",
+    ],
 )
 def test_parse_target_rejects(text: str) -> None:
     with pytest.raises(UsageError, match="not an IP address"):
