@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import dns.rcode
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from blmonitor.zones import Catalog, load_catalog
 from tests import dnsservers
@@ -90,3 +96,41 @@ def _no_machine_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
         del os.environ["BLMONITOR_CONFIG"]
     else:
         os.environ["BLMONITOR_CONFIG"] = old
+
+
+# --- an SMTP sink (aiosmtpd) on 127.0.0.1 for notification tests -----------------------------
+
+
+@dataclass
+class SMTPSink:
+    port: int
+    messages: list[EmailMessage] = field(default_factory=list)
+    envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
+    logins: list[tuple[str, str]] = field(default_factory=list)
+
+    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        self.messages.append(parsed)
+        return "250 OK"
+
+    def authenticate(
+        self, server: object, session: object, envelope: object, mechanism: str, auth_data: object
+    ) -> AuthResult:
+        assert isinstance(auth_data, LoginPassword)
+        login = (auth_data.login.decode(), auth_data.password.decode())
+        self.logins.append(login)
+        return AuthResult(success=login == ("alerts", "s3cret pass"))
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SMTPSink]:
+    sink = SMTPSink(port=dnsservers.free_port())
+    controller = Controller(sink, hostname="127.0.0.1", port=sink.port, authenticator=sink.authenticate,
+                            auth_require_tls=False)  # fmt: skip
+    controller.start()
+    try:
+        yield sink
+    finally:
+        controller.stop()

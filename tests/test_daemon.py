@@ -19,6 +19,7 @@ from blmonitor.daemon import notifier_for, run_once
 from blmonitor.models import EventKind
 from blmonitor.store import Store
 from tests import httpservers
+from tests.conftest import SMTPSink
 
 
 class Clock:
@@ -74,9 +75,14 @@ def run(config_path: Path, clock: Clock):
         clock.tick()
 
 
-def test_listed_then_delisted_gives_exactly_two_messages(lab, tmp_path, webhook) -> None:
+def test_listed_then_delisted_gives_exactly_two_messages(
+    lab, tmp_path, webhook, smtp_sink: SMTPSink
+) -> None:
     base, posted = webhook
-    config = write_config(tmp_path, lab, base, confirm=1)
+    mail = (
+        f"mailto://127.0.0.1:{smtp_sink.port}?from=blmonitor@example.com&to=postmaster@example.com"
+    )
+    config = write_config(tmp_path, lab, base, confirm=1, extra_urls=(mail,))
     clock = Clock()
     lab.flip.listed = {"203.0.113.5"}
     first = run(config, clock)
@@ -92,6 +98,9 @@ def test_listed_then_delisted_gives_exactly_two_messages(lab, tmp_path, webhook)
     assert "203.0.113.5" in listed["title"] and "flip.lab.test" in listed["title"]
     assert "https://flip.lab.test/remove?ip=203.0.113.5" in listed["message"]
     assert "delisted" in delisted["title"].lower()
+    assert [m["Subject"] for m in smtp_sink.messages] == [listed["title"], delisted["title"]]
+    assert smtp_sink.envelopes[0] == ("blmonitor@example.com", ["postmaster@example.com"])
+    assert "https://flip.lab.test/remove?ip=203.0.113.5" in smtp_sink.messages[0].get_content()
 
     result = CliRunner().invoke(cli.main, ["zones", "--lists", str(lab.catalog_path), "--all",
                                            "--config", str(config), "--json"])  # fmt: skip

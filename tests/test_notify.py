@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 import json
 import re
 import socket
@@ -11,15 +9,12 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import apprise
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from blmonitor.errors import ConfigError
 from blmonitor.models import Event, EventKind, Severity
@@ -32,6 +27,7 @@ from blmonitor.notify import (
     render_batch,
     render_test_message,
 )
+from tests.conftest import SMTPSink
 
 DEPLOY = Path(__file__).parent.parent / "deploy" / "apprise.yml"
 HOST = "mail.example.com"
@@ -297,41 +293,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@dataclass
-class SMTPSink:
-    port: int
-    messages: list[EmailMessage] = field(default_factory=list)
-    envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
-    logins: list[tuple[str, str]] = field(default_factory=list)
-
-    async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
-        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
-        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        assert isinstance(parsed, EmailMessage)
-        self.messages.append(parsed)
-        return "250 OK"
-
-    def authenticate(
-        self, server: object, session: object, envelope: object, mechanism: str, auth_data: object
-    ) -> AuthResult:
-        assert isinstance(auth_data, LoginPassword)
-        login = (auth_data.login.decode(), auth_data.password.decode())
-        self.logins.append(login)
-        return AuthResult(success=login == ("alerts", "s3cret pass"))
-
-
-@pytest.fixture
-def smtp_sink() -> Iterator[SMTPSink]:
-    sink = SMTPSink(port=free_port())
-    controller = Controller(sink, hostname="127.0.0.1", port=sink.port, authenticator=sink.authenticate,
-                            auth_require_tls=False)  # fmt: skip
-    controller.start()
-    try:
-        yield sink
-    finally:
-        controller.stop()
 
 
 class Sleeps(list[float]):
