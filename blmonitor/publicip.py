@@ -1,9 +1,11 @@
 """Find this machine's public sending addresses when no target is given.
 
-First the kernel's route source address (a UDP connect() sends no packet); when that is not a
-global address (NAT, CGNAT), ask several HTTP endpoints (httpx) and DNS "what is my IP"
-services, and keep per address family the answer a majority agrees on. IPv4 and IPv6 are
-separate identities. The DNS services are asked directly, never through the system resolver.
+Local first: the addresses Postfix binds its SMTP client to (main.cf and master.cf
+overrides, read with postconf), then the kernel's route source address (a UDP connect()
+sends no packet). Only when none of those is a global address (NAT, CGNAT) are several HTTP
+endpoints (httpx) and DNS "what is my IP" services asked, keeping per address family the
+answer a majority agrees on. IPv4 and IPv6 are separate identities. The DNS services are
+asked directly, never through the system resolver.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import shutil
 import socket
+import subprocess
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import dns.asyncquery
 import dns.exception
@@ -82,6 +87,47 @@ def agree(answers: Iterable[IPAddress | None]) -> list[IPAddress]:
     return chosen
 
 
+def parse_postconf(main: str, services: str) -> list[IPAddress]:
+    """Global SMTP bind addresses from `postconf -h smtp_bind_address smtp_bind_address6
+    inet_interfaces` (three lines) and `postconf -P` (master.cf `-o` overrides)."""
+    lines = [*main.splitlines(), "", "", ""][:3]
+    found = [lines[0].strip(), lines[1].strip()]
+    interfaces = [i.strip() for i in lines[2].replace(",", " ").split()]
+    # One non-loopback IPv4 inet_interfaces address is also the SMTP client's source (postconf(5)).
+    if len(interfaces) == 1:
+        found.append(interfaces[0])
+    for line in services.splitlines():
+        name, _, value = line.partition("=")
+        if name.strip().endswith(("/smtp_bind_address", "/smtp_bind_address6")):
+            found.append(value.strip())
+    addresses: dict[IPAddress, None] = {}
+    for text in found:
+        with contextlib.suppress(ValueError):
+            address = ipaddress.ip_address(text)
+            if address.is_global:
+                addresses[address] = None
+    return list(addresses)
+
+
+def postfix_addresses(config_dir: Path | None = None) -> list[IPAddress]:
+    """The global addresses Postfix sends from, or [] without Postfix (or without binds)."""
+    postconf = shutil.which("postconf") or "/usr/sbin/postconf"
+    if not Path(postconf).exists():
+        return []
+    base = [postconf, *(["-c", str(config_dir)] if config_dir else [])]
+    try:
+        main = subprocess.run(
+            [*base, "-h", "smtp_bind_address", "smtp_bind_address6", "inet_interfaces"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout  # fmt: skip
+        services = subprocess.run(
+            [*base, "-P"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return parse_postconf(main, services)
+
+
 def route_addresses() -> list[IPAddress]:
     """The kernel's source address toward the internet, per family, when it is global."""
     found = []
@@ -134,7 +180,7 @@ async def discover(
 ) -> list[IPAddress]:
     """This machine's public addresses; DiscoveryError when no source agrees on one."""
     if use_route:
-        local = route_addresses()
+        local = postfix_addresses() or route_addresses()
         if local:
             return local
     async with httpx.AsyncClient(timeout=timeout, follow_redirects=True) as client:

@@ -91,3 +91,40 @@ def test_ask_dns_reads_a_and_txt_answers() -> None:
 
 def test_route_addresses_are_global_only() -> None:
     assert all(a.is_global for a in publicip.route_addresses())
+
+
+@pytest.mark.parametrize(
+    ("main", "services", "expected"),
+    [
+        ("\n\nall\n", "", []),  # no bind: the route decides
+        ("11.22.33.44\n\nall\n", "", ["11.22.33.44"]),
+        ("11.22.33.44\n2a00:1450::25\nall\n", "", ["11.22.33.44", "2a00:1450::25"]),
+        ("\n\n55.66.77.88\n", "", ["55.66.77.88"]),  # one inet_interfaces address
+        ("\n\n55.66.77.88, 127.0.0.1\n", "", []),
+        ("10.0.0.5\n\nall\n", "", []),  # private: behind NAT, ask outside
+        ("\n\nall\n", "smtp/unix/smtp_bind_address = 11.22.33.44\n"
+                      "relay/unix/smtp_bind_address6 = 2a00:1450::26\n"
+                      "smtp/inet/smtpd_tls_security_level = may\n",
+         ["11.22.33.44", "2a00:1450::26"]),
+    ],
+)  # fmt: skip
+def test_parse_postconf(main, services, expected) -> None:
+    assert publicip.parse_postconf(main, services) == [ip(e) for e in expected]
+
+
+def test_postfix_addresses_runs_postconf(tmp_path, monkeypatch) -> None:
+    """A stand-in postconf on PATH (real Postfix is installed only for the smart-host work)."""
+    script = tmp_path / "postconf"
+    script.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in\n'
+        '  *-P*) echo "smtp/unix/smtp_bind_address = 11.22.33.44" ;;\n'
+        '  *) printf "\\n\\nall\\n" ;;\n'
+        "esac\n"
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert publicip.postfix_addresses() == [ip("11.22.33.44")]
+    script.unlink()
+    if not publicip.Path("/usr/sbin/postconf").exists():
+        assert publicip.postfix_addresses() == []
