@@ -1,9 +1,10 @@
 """The check engine: N targets × M zones, concurrently, politely, with every zone health-checked.
 
-Lookups go through a `Lookup` port (the DnsClient, or anything with the same `query`). A global
-window bounds the lookups in flight and each zone has its own smaller window, so a slow or dead
-zone holds at most its own window and never the others' results past the timeout. Each zone's
-test-point probes go first; once a zone fails them, its queued target lookups are not sent.
+Lookups go through a `Lookup` port (the DnsClient, or anything with the same `submit`), driven
+by callbacks rather than a task per lookup. A global window bounds the lookups in flight and
+each zone has its own smaller window, so a slow or dead zone never holds the others' results
+past the timeout. A zone sends its test-point probes and a single target first; only once it
+has passed its health check do its other targets go out, and once it fails, they never do.
 """
 
 from __future__ import annotations
