@@ -20,8 +20,8 @@ import click
 
 from . import __version__, dnsbl, engine, render
 from .errors import BlmonitorError, UsageError
-from .models import Report, Severity, Target, Verdict, Zone
-from .resolver import DnsClient, Nameserver, parse_nameserver, system_nameservers
+from .models import Severity, Target, Verdict
+from .resolver import Nameserver, parse_nameserver, system_nameservers
 from .zones import catalog_from, read_dqs_key, select_zones
 
 EXIT_CLEAN = 0
@@ -123,34 +123,6 @@ def _progress_bar(total: int) -> tuple[Callable[[int, int], None] | None, Callab
             state["shown"] = done
 
     return update, lambda: bar.__exit__(None, None, None)
-
-
-async def _run_check(
-    targets: list[Target],
-    zones: list[Zone],
-    servers: list[Nameserver],
-    *,
-    timeout: float,
-    concurrency: int,
-    zone_concurrency: int | None,
-    fail_on: Severity,
-) -> Report:
-    total = len(targets) * len(zones)
-    progress, close = _progress_bar(total)
-    try:
-        async with DnsClient(servers, timeout=timeout) as client:
-            report = await engine.check(
-                targets,
-                zones,
-                client,
-                concurrency=concurrency,
-                zone_concurrency=zone_concurrency,
-                fail_on=fail_on,
-                progress=progress,
-            )
-            return dataclasses.replace(report, queries=client.queries, retries=client.retries)
-    finally:
-        close()
 
 
 @main.command()
@@ -267,17 +239,19 @@ def check(
     if not zones:
         raise UsageError("no zones to check: give --zone NAME or a catalog with default zones")
     started = time.monotonic()
-    report = asyncio.run(
-        _run_check(
+    progress, close = _progress_bar(len(parsed) * len(zones))
+    try:
+        report = engine.scan(
             parsed,
             zones,
             servers,
             timeout=timeout,
-            concurrency=concurrency or 256,
-            zone_concurrency=concurrency,
+            concurrency=concurrency,
             fail_on=Severity.parse(fail_on or "warning"),
+            progress=progress,
         )
-    )
+    finally:
+        close()
     report = dataclasses.replace(
         report,
         warnings=(*warnings, *resolver_warnings),

@@ -30,17 +30,18 @@ from .config import Config, load_config
 from .errors import BlmonitorError, UsageError
 from .models import Event, Report, Verdict
 from .notify import Message, Notifier, render_batch
-from .resolver import DnsClient, system_nameservers
+from .resolver import system_nameservers
 from .store import RunRecord, Store
 from .zones import Catalog, catalog_from, read_dqs_key, select_zones
 
 log = logging.getLogger("blmonitor")
 
 Clock = Callable[[], datetime]
+Discover = Callable[[float], list[str]]
+
 # A message that could not be delivered for this long is old news: it is kept, marked
 # expired and logged, and no longer retried on every run.
 NOTIFICATION_EXPIRY = timedelta(days=7)
-Discover = Callable[[float], list[str]]
 
 
 def utcnow() -> datetime:
@@ -74,22 +75,14 @@ def check_once(config: Config, catalog: Catalog, targets: list[str]) -> Report:
     parsed = dnsbl.expand_targets(targets)
     if not parsed:
         raise UsageError(f"{config.source}: [monitor] targets: nothing to check")
-    servers = list(config.dns.resolver) or system_nameservers()
-    concurrency = config.dns.concurrency or None
-
-    async def go() -> Report:
-        async with DnsClient(servers, timeout=config.dns.timeout) as client:
-            report = await engine.check(
-                parsed,
-                zones,
-                client,
-                concurrency=concurrency or 256,
-                zone_concurrency=concurrency,
-                fail_on=config.monitor.fail_on,
-            )
-            return replace(report, queries=client.queries, retries=client.retries)
-
-    return asyncio.run(go())
+    return engine.scan(
+        parsed,
+        zones,
+        list(config.dns.resolver) or system_nameservers(),
+        timeout=config.dns.timeout,
+        concurrency=config.dns.concurrency or None,
+        fail_on=config.monitor.fail_on,
+    )
 
 
 def run_once(

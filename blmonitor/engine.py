@@ -14,7 +14,7 @@ import functools
 import secrets
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import dns.name
@@ -33,6 +33,9 @@ from .models import (
     Zone,
     ZoneHealth,
 )
+from .resolver import DnsClient, Nameserver
+
+Progress = Callable[[int, int], None]
 
 
 class Lookup(Protocol):
@@ -50,7 +53,36 @@ A = dns.rdatatype.A
 TXT = dns.rdatatype.TXT
 
 
-Progress = Callable[[int, int], None]
+def scan(
+    targets: Sequence[Target],
+    zones: Sequence[Zone],
+    servers: Sequence[Nameserver],
+    *,
+    timeout: float,
+    concurrency: int | None = None,
+    fail_on: Severity = Severity.WARNING,
+    progress: Progress | None = None,
+) -> Report:
+    """`check` through a DnsClient on `servers`, with its query counts in the Report.
+
+    `concurrency` sets the total window and each zone's (a local mirror); None keeps the
+    polite defaults: 256 in total and the catalog's limit per zone.
+    """
+
+    async def go() -> Report:
+        async with DnsClient(list(servers), timeout=timeout) as client:
+            report = await check(
+                targets,
+                zones,
+                client,
+                concurrency=concurrency or 256,
+                zone_concurrency=concurrency,
+                fail_on=fail_on,
+                progress=progress,
+            )
+            return replace(report, queries=client.queries, retries=client.retries)
+
+    return asyncio.run(go())
 
 
 @dataclass(slots=True)
