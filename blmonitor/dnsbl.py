@@ -152,10 +152,12 @@ class _Decoded:
 _CLEAN = _Decoded(Status.CLEAN)
 
 
-def _matches(code: Code | ErrorCode, address: ipaddress.IPv4Address, bitmask: bool) -> bool:
+def _matches(
+    code: Code | ErrorCode, address: ipaddress.IPv4Address, text: str, bitmask: bool
+) -> bool:
     if code.bit is not None:
         return bitmask and bool(int(address) & 0xFF & code.bit)
-    return code.value == str(address)
+    return code.value == text
 
 
 def decode(zone: Zone, outcome: Outcome, records: Sequence[str], detail: str = "") -> _Decoded:
@@ -167,10 +169,11 @@ def decode(zone: Zone, outcome: Outcome, records: Sequence[str], detail: str = "
     addresses = []
     for record in records:
         try:
-            addresses.append(ipaddress.IPv4Address(record))
+            address = ipaddress.IPv4Address(record)
         except ValueError:
             return _Decoded(Status.ERROR, error=f"not an IPv4 answer: {record!r}")
-    outside = [a for a in addresses if a not in LOOPBACK]
+        addresses.append((address, str(address)))
+    outside = [a for a, _ in addresses if a not in LOOPBACK]
     if outside:
         return _Decoded(
             Status.ERROR,
@@ -178,26 +181,26 @@ def decode(zone: Zone, outcome: Outcome, records: Sequence[str], detail: str = "
             "expired, or your resolver rewrites NXDOMAIN",
             error_kind=ErrorKind.OTHER,
         )
-    for address in addresses:
+    for address, text in addresses:
         for err in zone.errors:
-            if _matches(err, address, zone.bitmask):
+            if _matches(err, address, text, zone.bitmask):
                 return _Decoded(
                     Status.ERROR, error=f"{address}: {err.meaning}", error_kind=err.kind
                 )
     meanings: list[str] = []
     severity: Severity | None = None
     delist = ""
-    for address in addresses:
-        hits = [c for c in zone.codes if _matches(c, address, zone.bitmask)]
+    for address, text in addresses:
+        hits = [c for c in zone.codes if _matches(c, address, text, zone.bitmask)]
         if zone.bitmask:
             known = sum(c.bit or 0 for c in hits)
             if int(address) & 0xFF & ~known:
                 hits.append(_unknown_code(f"{address} has bits the catalog does not know"))
         elif not hits:
-            if str(address) == "127.0.0.1" or zone.strict:
+            if text == "127.0.0.1" or zone.strict:
                 why = (
                     "127.0.0.1 is not a listing code (RFC 5782 §2.1)"
-                    if str(address) == "127.0.0.1"
+                    if text == "127.0.0.1"
                     else "the operator documents no such code"
                 )
                 return _Decoded(Status.ERROR, error=f"{address}: {why}", error_kind=ErrorKind.OTHER)
@@ -242,6 +245,8 @@ def judge(target: Target, zone: Zone, answer: Answer | None, txt: Answer | None 
         return Result(
             target, zone, Status.SKIPPED, error=f"{zone.name} does not take {target.kind}"
         )
+    if answer.outcome is Outcome.NXDOMAIN or answer.outcome is Outcome.NODATA:
+        return Result(target, zone, Status.CLEAN)
     decoded = decode(zone, answer.outcome, answer.records, answer.detail)
     codes = answer.records if answer.outcome is Outcome.RECORDS else ()
     if decoded.status is not Status.LISTED:

@@ -263,7 +263,10 @@ class DnsClient:
         lookup.keys.append((endpoint, qid))
         lookup.attempt += 1
         now = self._loop.time()
-        self._expiries.append((min(lookup.deadline, now + self._step), lookup, lookup.attempt))
+        expiry = now + self._step
+        if expiry > lookup.deadline:
+            expiry = lookup.deadline
+        self._expiries.append((expiry, lookup, lookup.attempt))
         if self._sweeper is None:
             self._sweeper = self._loop.call_at(now + self._step, self._sweep)
         try:
