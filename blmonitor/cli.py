@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -590,3 +592,172 @@ def notify(config_path: Path | None, send_test: bool) -> None:
         _fail(f"test notification failed after {delivery.attempts} attempt(s): {delivery.error}",
               EXIT_UNKNOWN)  # fmt: skip
     click.echo(f"sent to {len(notifier.targets())} target(s)")
+
+
+# --- bounce evidence -----------------------------------------------------------------------
+
+_REPLY = re.compile(r"^\s*(?P<code>[245]\d\d)(?:[ -]+(?P<status>[245]\.\d{1,3}\.\d{1,3}))?")
+
+
+def _attribution_json(attribution: Any) -> dict[str, Any]:
+    return {
+        "verdict": str(attribution.verdict),
+        "list": attribution.list or None,
+        "zone": attribution.zone or None,
+        "provider": attribution.provider or None,
+        "kind": str(attribution.kind) if attribution.kind else None,
+        "listed_ip": attribution.listed_ip or None,
+        "listed_domain": attribution.listed_domain or None,
+        "temporary": attribution.temporary,
+        "delist_url": attribution.delist_url or None,
+        "reason": attribution.reason or None,
+    }
+
+
+@main.command()
+@click.argument("text")
+@click.option("--remote-mta", default="", metavar="HOST",
+              help="The receiving server, when known (e.g. mx.outlook.com).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the attribution as JSON.")
+def explain(text: str, remote_mta: str, as_json: bool) -> None:
+    """Which blocklist a pasted SMTP rejection names, and what to do, in plain words.
+
+    TEXT is the rejection as the bounce or log shows it; '-' reads it from stdin. Exit status:
+    1 when it names a listing of ours, else 0.
+
+    \b
+    Examples:
+      blmonitor explain "554 5.7.1 Client host [203.0.113.5] blocked using zen.spamhaus.org"
+      blmonitor explain - --json < rejection.txt
+    """
+    from .bounces.attribution import attribute, embedded_rules
+    from .bounces.models import BounceVerdict
+    from .zones import embedded_catalog
+
+    if text == "-":
+        text = sys.stdin.read()
+    text = " ".join(text.split())
+    if not text:
+        raise UsageError("nothing to explain: paste the rejection text, or '-' for stdin")
+    reply = _REPLY.match(text)
+    attribution = attribute(
+        text,
+        remote_mta=remote_mta,
+        status=(reply.group("status") or "") if reply else "",
+        reply_code=reply.group("code") if reply else "",
+        rules=embedded_rules(),
+        catalog=embedded_catalog(),
+    )
+    if as_json:
+        _echo_json(_attribution_json(attribution))
+    else:
+        rows = [
+            ("verdict", str(attribution.verdict)),
+            ("list", attribution.list),
+            ("zone", attribution.zone),
+            ("provider", attribution.provider),
+            ("kind", str(attribution.kind or "")),
+            ("listed IP", attribution.listed_ip),
+            ("listed domain", attribution.listed_domain),
+            ("temporary", "yes (4xx: the sender retries)" if attribution.temporary else ""),
+            ("delist", attribution.delist_url),
+        ]
+        for label, value in rows:
+            if value:
+                click.echo(f"{label + ':':15}{value}")
+        if attribution.reason:
+            click.echo(attribution.reason)
+    sys.exit(EXIT_LISTED if attribution.verdict is BounceVerdict.LISTED else EXIT_CLEAN)
+
+
+@main.group()
+def bounces() -> None:
+    """Read returned bounces and MTA logs: which blocklist rejected our mail.
+
+    Example: blmonitor bounces scan /var/mail/postmaster
+    """
+
+
+@bounces.command()
+@click.argument("paths", nargs=-1, required=True,
+                type=click.Path(exists=True, allow_dash=True, path_type=Path))  # fmt: skip
+@click.option("--json", "as_json", is_flag=True,
+              help="One object per recipient record, with its attribution.")  # fmt: skip
+def scan(paths: tuple[Path, ...], as_json: bool) -> None:
+    """Scan .eml files, mbox files, Maildirs, directories or MTA logs ('-' for stdin).
+
+    Prints a table per blocklist: how many bounces, first and last seen, the listed IPs and
+    the delist link. Exit status: 1 when some bounce names a listing of ours, else 0.
+
+    \b
+    Examples:
+      blmonitor bounces scan ~/Maildir/.bounces /var/mail/postmaster
+      blmonitor bounces scan /var/log/mail.log --json
+    """
+    from .bounces.attribution import attribute_record, embedded_rules
+    from .bounces.extract import read_path
+    from .bounces.logs import parse_log_line
+    from .bounces.models import BounceRecord, BounceVerdict
+    from .zones import embedded_catalog
+
+    rules, catalog = embedded_rules(), embedded_catalog()
+
+    def records(path: Path) -> Iterator[BounceRecord]:
+        if str(path) != "-" and path.is_file() and _looks_like_log(path):
+            with path.open(encoding="utf-8", errors="replace") as lines:
+                for number, line in enumerate(lines, 1):
+                    record = parse_log_line(line, source=f"{path}:{number}")
+                    if record is not None:
+                        yield record
+        else:
+            yield from read_path(path)
+
+    found = [(r, attribute_record(r, rules=rules, catalog=catalog)) for p in paths
+             for r in records(p)]  # fmt: skip
+    listed = [(r, a) for r, a in found if a.verdict is BounceVerdict.LISTED]
+    if as_json:
+        _echo_json(
+            [
+                {
+                    "recipient": r.recipient, "action": r.action or None,
+                    "status": r.status or None, "reply_code": r.reply_code or None,
+                    "remote_mta": r.remote_mta or None, "diagnostic": r.diagnostic or None,
+                    "command": r.command or None,
+                    "date": r.date.isoformat() if r.date else None,
+                    "message_id": r.message_id or None, "source": r.source,
+                    "format": r.format or None, "attribution": _attribution_json(a),
+                }
+                for r, a in found
+            ]
+        )  # fmt: skip
+        sys.exit(EXIT_LISTED if listed else EXIT_CLEAN)
+    groups: dict[tuple[str, str], list[tuple[BounceRecord, Any]]] = {}
+    for r, a in found:
+        if a.verdict is BounceVerdict.LISTED or a.verdict is BounceVerdict.REPUTATION:
+            groups.setdefault((str(a.verdict), a.list or a.provider or "?"), []).append((r, a))
+    if groups:
+        rows = [["verdict", "list", "bounces", "first seen", "last seen", "IPs", "delist"]]
+        for (verdict, name), items in sorted(groups.items(), key=lambda g: -len(g[1])):
+            dates = sorted(r.date.isoformat(timespec="minutes") for r, _ in items if r.date)
+            ips = sorted({a.listed_ip for _, a in items if a.listed_ip})
+            link = next((a.delist_url for _, a in items if a.delist_url), "")
+            first, last = (dates[0], dates[-1]) if dates else ("?", "?")
+            rows.append([verdict, name, str(len(items)), first, last, ",".join(ips) or "-",
+                         link or "-"])  # fmt: skip
+        click.echo("\n".join(line[2:] for line in render.table(rows)))
+    grouped = (BounceVerdict.LISTED, BounceVerdict.REPUTATION)
+    others = Counter(str(a.verdict) for _, a in found if a.verdict not in grouped)
+    summary = ", ".join(f"{n} {v}" for v, n in sorted(others.items()))
+    click.echo(f"{len(found)} bounce record(s): {len(listed)} blocklist listing(s)"
+               + (f", {summary}" if summary else ""))  # fmt: skip
+    sys.exit(EXIT_LISTED if listed else EXIT_CLEAN)
+
+
+def _looks_like_log(path: Path) -> bool:
+    """An MTA log rather than a mail file: its first line is a log line, not a header."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.readline(4096)
+    except OSError:
+        return False
+    return not re.match(rb"^(From |[A-Za-z0-9-]+:)", head) and bool(head.strip())

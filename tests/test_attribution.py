@@ -1,0 +1,164 @@
+"""Attribution of rejection texts: the labelled table, the rules loader, and a backtracking bound."""
+
+import random
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from blmonitor.bounces.attribution import attribute, attribute_record, embedded_rules, load_rules
+from blmonitor.bounces.models import BounceRecord, BounceVerdict
+from blmonitor.errors import CatalogError
+from blmonitor.zones import embedded_catalog
+
+ROWS = tomllib.loads((Path(__file__).parent / "data" / "rejections.toml").read_text("utf-8"))["row"]
+RULES = embedded_rules()
+CATALOG = embedded_catalog()
+FIELDS = ("verdict", "list", "zone", "provider", "kind", "listed_ip", "listed_domain", "temporary")
+
+
+def test_table_is_big_and_sourced():
+    assert len(ROWS) >= 40
+    assert len({row["id"] for row in ROWS}) == len(ROWS)
+    assert all(row.get("source") for row in ROWS)
+    verdicts = {row["verdict"] for row in ROWS}
+    assert verdicts == {"listed", "reputation", "receiver-error", "other"}
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[row["id"] for row in ROWS])
+def test_rejection_table(row):
+    got = attribute(
+        row["text"],
+        remote_mta=row.get("remote_mta", ""),
+        status=row.get("status", ""),
+        reply_code=row.get("reply_code", ""),
+        rules=RULES,
+        catalog=CATALOG,
+    )
+    expected = {f: row.get(f, False if f == "temporary" else "") for f in FIELDS}
+    actual = {f: getattr(got, f) for f in FIELDS}
+    actual["kind"] = str(got.kind) if got.kind is not None and got.verdict != "other" else ""
+    actual["verdict"] = str(got.verdict)
+    assert actual == expected, got.reason
+    assert got.reason
+    if got.verdict is BounceVerdict.RECEIVER_ERROR:
+        assert not got.listed_ip and not got.delist_url
+    if got.verdict in (BounceVerdict.LISTED, BounceVerdict.REPUTATION):
+        assert got.rule in RULES.by_id
+
+
+def test_record_uses_status_and_never_the_remote_mx():
+    record = BounceRecord(
+        recipient="someone@yahoo.com",
+        status="4.7.0",
+        reply_code="421",
+        remote_mta="mta7.am0.yahoodns.net [67.195.204.72]",
+        diagnostic="[TSS04] Messages from 67.195.204.72 temporarily deferred - 4.16.55.1",
+    )
+    got = attribute_record(record, rules=RULES, catalog=CATALOG)
+    assert got.verdict is BounceVerdict.REPUTATION
+    assert got.temporary
+    assert got.listed_ip == ""
+
+
+def test_status_alone_decodes_microsoft_range():
+    got = attribute("Access denied", status="5.7.606", rules=RULES, catalog=CATALOG)
+    assert (got.verdict, got.list) == (BounceVerdict.LISTED, "microsoft-5.7.6xx")
+    assert got.delist_url == "https://sender.office.com/"
+
+
+def test_delist_url_from_the_catalog_with_the_listed_ip():
+    got = attribute(
+        "554 5.7.1 Service unavailable; Client host [192.0.2.9] blocked using bl.spamcop.net",
+        rules=RULES,
+        catalog=CATALOG,
+    )
+    assert got.delist_url == "https://www.spamcop.net/w3m?action=checkblock&ip=192.0.2.9"
+    assert "ask for delisting at" in got.reason
+
+
+def test_every_rule_is_sourced_and_every_verdict_present():
+    assert all(rule.source and rule.meaning for rule in RULES.rules)
+    ranks = [rule.verdict for rule in RULES.rules]
+    order = ["receiver-error", "listed", "reputation", "other"]
+    assert [order.index(v) for v in ranks] == sorted(order.index(v) for v in ranks)
+
+
+GOOD = """
+[[rule]]
+id = "x"
+source = "s"
+kind = "public-dnsbl"
+verdict = "listed"
+meaning = "m"
+match = ['blocked using {ZONE}']
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("not toml [", "not valid TOML"),
+        ("[meta]\nversion = 1\n", "no [[rule]] tables"),
+        (GOOD.replace('verdict = "listed"', 'verdict = "maybe"'), "rule x: verdict 'maybe'"),
+        (GOOD.replace('kind = "public-dnsbl"', 'kind = "nope"'), "rule x: kind 'nope'"),
+        (
+            GOOD.replace("match = ['blocked using {ZONE}']", "match = ['(']"),
+            "rule x: match: bad regular expression",
+        ),
+        (GOOD.replace('source = "s"\n', ""), "rule x: missing key 'source'"),
+        (GOOD + 'colour = "red"\n', "rule x: unknown key(s) colour"),
+        (GOOD + 'codes = ["1"]\n', "rule x: 'codes' or 'bits' need"),
+        (GOOD + 'bits = { "11" = "a" }\n', "rule x: bits: '11'"),
+        (GOOD + "temporary = 1\n", "rule x: 'temporary' must be"),
+        (GOOD + GOOD, "rule x: the id appears twice"),
+        (GOOD + "[slots]\nip = ['client']\n", "slots.ip: 'client' has no {IP}"),
+    ],
+)
+def test_loader_errors_name_file_and_rule(text, message):
+    with pytest.raises(CatalogError) as info:
+        load_rules(text, source="my-rules.toml")
+    assert str(info.value).startswith("my-rules.toml: ")
+    assert message in str(info.value)
+
+
+def test_loader_accepts_a_minimal_file():
+    rules = load_rules(GOOD, source="mine.toml")
+    got = attribute("blocked using bl.example.net", rules=rules, catalog=CATALOG)
+    assert (got.verdict, got.list, got.zone) == (BounceVerdict.LISTED, "bl.example.net", "")
+
+
+FRAGMENTS = [
+    "blocked using ", "listed in ", "zen.spamhaus.org", "a.", "1.2.3.", "[", "]", "AUP#In-",
+    "BL0", "OFR_", "POL-", "?ip=", "spamhaus ", "550-5.7.1 ", "client host [", "open ",
+    "timeout ", "dnsbl ", "-", ".", " ", "a", "9", "é", "\n",
+]  # fmt: skip
+
+
+def _adversarial():
+    rnd = random.Random(4)
+    yield "x" * 100_000
+    yield "a." * 50_000
+    yield "1." * 50_000
+    yield "blocked using " + "a" * 100_000
+    yield "blocked using " + "a-" * 50_000
+    yield "listed in " * 10_000
+    yield "[1.2.3.4" * 12_000
+    yield "550-5.7.1 " * 10_000
+    yield "dnsbl " + " " * 100_000 + "timeout"
+    for fragment in FRAGMENTS:
+        yield fragment * (100_000 // len(fragment))
+    for _ in range(40):
+        yield "".join(rnd.choice(FRAGMENTS) for _ in range(rnd.randint(1, 4000)))
+    for _ in range(20):
+        yield "".join(chr(rnd.randint(0, 0x2FF)) for _ in range(rnd.randint(0, 5000)))
+
+
+def test_no_input_raises_or_backtracks():
+    for text in _adversarial():
+        started = time.perf_counter()
+        got = attribute(text, remote_mta=text[:300], status="", rules=RULES, catalog=CATALOG)
+        elapsed = time.perf_counter() - started
+        assert elapsed < 0.5, (text[:60], elapsed)
+        assert got.verdict in BounceVerdict
