@@ -696,19 +696,15 @@ def scan(paths: tuple[Path, ...], as_json: bool) -> None:
     """
     from .bounces.attribution import attribute_record, embedded_rules
     from .bounces.extract import read_path
-    from .bounces.logs import parse_log_line
     from .bounces.models import BounceRecord, BounceVerdict
+    from .bounces.watch import looks_like_log, read_log
     from .zones import embedded_catalog
 
     rules, catalog = embedded_rules(), embedded_catalog()
 
     def records(path: Path) -> Iterator[BounceRecord]:
-        if str(path) != "-" and path.is_file() and _looks_like_log(path):
-            with path.open(encoding="utf-8", errors="replace") as lines:
-                for number, line in enumerate(lines, 1):
-                    record = parse_log_line(line, source=f"{path}:{number}")
-                    if record is not None:
-                        yield record
+        if str(path) != "-" and path.is_file() and looks_like_log(path):
+            yield from read_log(path)
         else:
             yield from read_path(path)
 
@@ -751,13 +747,3 @@ def scan(paths: tuple[Path, ...], as_json: bool) -> None:
     click.echo(f"{len(found)} bounce record(s): {len(listed)} blocklist listing(s)"
                + (f", {summary}" if summary else ""))  # fmt: skip
     sys.exit(EXIT_LISTED if listed else EXIT_CLEAN)
-
-
-def _looks_like_log(path: Path) -> bool:
-    """An MTA log rather than a mail file: its first line is a log line, not a header."""
-    try:
-        with path.open("rb") as handle:
-            head = handle.readline(4096)
-    except OSError:
-        return False
-    return not re.match(rb"^(From |[A-Za-z0-9-]+:)", head) and bool(head.strip())

@@ -97,11 +97,20 @@ class NotifyConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class BouncesConfig:
+    """[bounces]: where returned mail and MTA logs are read for blocklist evidence."""
+
+    watch: tuple[Path, ...]  # Maildirs, mbox files, directories of .eml, MTA log files
+    expire: float  # seconds without a new bounce before a bounce-evidenced listing ends
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     monitor: MonitorConfig
     dns: DnsConfig
     notify: NotifyConfig
     source: str  # the file it came from, for messages
+    bounces: BouncesConfig = field(default_factory=lambda: BouncesConfig((), 7 * 86400.0))
 
     def error(self, table: str, key: str, message: str) -> ConfigError:
         """An error about one key, for the checks made later (zones against the catalog)."""
@@ -111,7 +120,12 @@ class Config:
 # The keys each table accepts: the dataclass fields, so the parser and the sample cannot drift.
 KEYS: Mapping[str, tuple[str, ...]] = {
     table: tuple(f.name for f in dataclasses.fields(cls))
-    for table, cls in (("monitor", MonitorConfig), ("dns", DnsConfig), ("notify", NotifyConfig))
+    for table, cls in (
+        ("monitor", MonitorConfig),
+        ("dns", DnsConfig),
+        ("notify", NotifyConfig),
+        ("bounces", BouncesConfig),
+    )
 }
 
 
@@ -162,7 +176,20 @@ def parse_config(text: str, *, source: str, defaults: Defaults) -> Config:
         dns=_parse_dns(_Table(source, "dns", data.get("dns", {}))),
         notify=_parse_notify(_Table(source, "notify", data.get("notify", {}))),
         source=source,
+        bounces=_parse_bounces(_Table(source, "bounces", data.get("bounces", {}))),
     )
+
+
+def _parse_bounces(table: _Table) -> BouncesConfig:
+    watch = []
+    for text in table.strings("watch", ()):
+        if not text:
+            raise table.fail("watch", "holds an empty string")
+        watch.append(table._absolute("watch", text))
+    expire = table.duration("expire", 7 * 86400.0)
+    if expire < 86400:
+        raise table.fail("expire", f"{table.shown('expire')} is less than the minimum of 1d")
+    return BouncesConfig(watch=tuple(watch), expire=expire)
 
 
 def _parse_monitor(table: _Table, defaults: Defaults) -> MonitorConfig:

@@ -26,6 +26,9 @@ from typing import ClassVar
 import schedule
 
 from . import dnsbl, engine, monitor
+from .bounces import watch
+from .bounces.attribution import attribute_record, embedded_rules
+from .bounces.models import Attribution, BounceRecord, BounceVerdict
 from .config import Config, load_config
 from .errors import BlmonitorError, UsageError
 from .models import Event, Report, Verdict
@@ -85,6 +88,22 @@ def check_once(config: Config, catalog: Catalog, targets: list[str]) -> Report:
     )
 
 
+def read_bounces(
+    config: Config, store: Store
+) -> tuple[list[tuple[BounceRecord, Attribution]], dict[str, str]]:
+    """Bounces new in the watched places since the last run, attributed, never seen before."""
+    if not config.bounces.watch:
+        return [], {}
+    records, positions = watch.collect(config.bounces.watch, store.watch_positions())
+    rules, catalog = embedded_rules(), catalog_from(config.monitor.lists)
+    attributed = [(r, attribute_record(r, rules=rules, catalog=catalog)) for r in records]
+    fresh = store.unseen(attributed)
+    named = sum(1 for _, a in fresh if a.verdict is BounceVerdict.LISTED)
+    if records:
+        log.info("bounces: %d new record(s), %d naming a listing", len(fresh), named)
+    return fresh, positions
+
+
 def run_once(
     config: Config,
     store: Store,
@@ -138,6 +157,11 @@ def _run_locked(
         if config.monitor.discover:
             after, moved = monitor.evaluate_addresses(after, found, now=finished)
             events += moved
+    evidence, positions = read_bounces(config, store)
+    if evidence or after.bounces:
+        expire = timedelta(seconds=config.bounces.expire)
+        after, seen = monitor.evaluate_bounces(after, evidence, now=finished, expire=expire)
+        events += seen
     for event in events:
         log.warning("%s", " ".join(filter(None, [f"{event.kind}:", event.target, event.zone,
                                                  event.detail])))  # fmt: skip
@@ -148,7 +172,15 @@ def _run_locked(
         )
         if message.severity >= config.notify.min_severity:
             queued.append((message.title, message.body, message.severity, message.kinds))
-    store.record_run(RunRecord(started, finished, report, error), before, after, events, queued)
+    store.record_run(
+        RunRecord(started, finished, report, error),
+        before,
+        after,
+        events,
+        queued,
+        evidence=[(r, a) for r, a in evidence if a.verdict is not BounceVerdict.OTHER],
+        positions=positions,
+    )
     store.prune(finished - timedelta(seconds=config.monitor.retention))
     delivered, failed = deliver_pending(store, notifier, clock)
     verdict = report.verdict if report is not None else Verdict.UNKNOWN

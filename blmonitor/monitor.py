@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from .bounces.models import Attribution, BounceRecord, BounceVerdict
 from .models import (
     Event,
     EventKind,
@@ -63,6 +64,25 @@ class ZoneState:
 
 
 @dataclass(frozen=True, slots=True)
+class BounceListing:
+    """A listing known from returned mail: a receiver named a list that holds our address."""
+
+    target: str  # the listed IP or domain ("" when the bounce does not say)
+    list: str  # the list id or zone the bounce names, e.g. "microsoft-s3150"
+    provider: str
+    since: datetime
+    last_seen: datetime
+    count: int = 1
+    delist_url: str = ""
+    meaning: str = ""
+
+    @property
+    def label(self) -> str:
+        """How it shows in events and episodes: apart from a DNS check of the same zone."""
+        return f"{self.list} (bounce)"
+
+
+@dataclass(frozen=True, slots=True)
 class MonitorState:
     pairs: Mapping[PairKey, PairState] = field(default_factory=dict)
     zones: Mapping[str, ZoneState] = field(default_factory=dict)
@@ -70,6 +90,7 @@ class MonitorState:
     failing_runs: int = 0
     failing_since: datetime | None = None
     failing_reported: bool = False
+    bounces: Mapping[tuple[str, str], BounceListing] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -309,6 +330,85 @@ def _step_failing(
         event = Event(EventKind.CHECKS_FAILING, Severity.WARNING, now, since=since, detail=error)
         return replace(state, failing_runs=runs, failing_since=since, failing_reported=True), event
     return replace(state, failing_runs=runs, failing_since=since), None
+
+
+def evaluate_bounces(
+    state: MonitorState,
+    evidence: Sequence[tuple[BounceRecord, Attribution]],
+    *,
+    now: datetime,
+    expire: timedelta,
+) -> tuple[MonitorState, list[Event]]:
+    """New bounce evidence (not seen before) → listings known from bounces, and their end.
+
+    A receiver that names a list has already decided: the first such bounce is a listing,
+    no confirmation needed. It ends when no bounce has named it for `expire`.
+    """
+    listings = dict(state.bounces)
+    events: list[Event] = []
+    for record, attribution in evidence:
+        if attribution.verdict is not BounceVerdict.LISTED:
+            continue
+        target = attribution.listed_ip or attribution.listed_domain
+        key = (target, attribution.list or attribution.provider)
+        seen = min(record.date or now, now)
+        known = listings.get(key)
+        if known is not None:
+            listings[key] = replace(
+                known,
+                since=min(known.since, seen),
+                last_seen=max(known.last_seen, seen),
+                count=known.count + 1,
+            )
+            continue
+        listing = BounceListing(
+            target=target,
+            list=key[1],
+            provider=attribution.provider,
+            since=seen,
+            last_seen=seen,
+            delist_url=attribution.delist_url,
+            meaning=attribution.reason,
+        )
+        listings[key] = listing
+        via = record.remote_mta or attribution.provider or "a receiver"
+        events.append(
+            Event(
+                EventKind.LISTED,
+                Severity.CRITICAL,
+                now,
+                target=target or "?",
+                zone=listing.label,
+                meaning=attribution.reason,
+                delist_url=attribution.delist_url,
+                since=seen,
+                detail=f"evidence: bounce from {via} to {record.recipient}"
+                + (
+                    f" ({record.status or record.reply_code})"
+                    if record.status or record.reply_code
+                    else ""
+                ),
+            )
+        )
+    for key, listing in list(listings.items()):
+        if now - listing.last_seen > expire:
+            del listings[key]
+            events.append(
+                Event(
+                    EventKind.DELISTED,
+                    Severity.CRITICAL,
+                    now,
+                    target=listing.target or "?",
+                    zone=listing.label,
+                    meaning=listing.meaning,
+                    delist_url=listing.delist_url,
+                    since=listing.since,
+                    ended=listing.last_seen,
+                    detail=f"no bounce has named {listing.list} since "
+                    f"{listing.last_seen.isoformat(timespec='minutes')} ({listing.count} in all)",
+                )
+            )
+    return replace(state, bounces=listings), events
 
 
 def open_listings(state: MonitorState) -> Iterable[PairState]:

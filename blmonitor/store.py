@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,9 +22,10 @@ from typing import Any
 
 import sqlite_utils
 
+from .bounces.models import Attribution, BounceRecord
 from .errors import StoreError
 from .models import Event, EventKind, Report, Severity, Status
-from .monitor import MonitorState, PairState, ZoneState
+from .monitor import BounceListing, MonitorState, PairState, ZoneState
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -44,7 +46,27 @@ def _meta(state: MonitorState) -> dict[str, Any]:
         "failing_runs": state.failing_runs,
         "failing_since": _ts(state.failing_since),
         "failing_reported": state.failing_reported,
-    }
+        "bounces": [
+            {"target": b.target, "list": b.list, "provider": b.provider, "since": _ts(b.since),
+             "last_seen": _ts(b.last_seen), "count": b.count, "delist_url": b.delist_url,
+             "meaning": b.meaning}
+            for b in state.bounces.values()
+        ],
+    }  # fmt: skip
+
+
+def _bounce_listings(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str], BounceListing]:
+    listings = {}
+    for row in rows:
+        since, last = _dt(row["since"]), _dt(row["last_seen"])
+        assert since is not None and last is not None
+        listing = BounceListing(
+            target=row["target"], list=row["list"], provider=row["provider"], since=since,
+            last_seen=last, count=row["count"], delist_url=row["delist_url"],
+            meaning=row["meaning"],
+        )  # fmt: skip
+        listings[(listing.target, listing.list)] = listing
+    return listings
 
 
 # --- schema --------------------------------------------------------------------------------
@@ -96,9 +118,31 @@ def _v1(db: sqlite_utils.Database) -> None:
     db.table("notifications").create_index(["status"])
 
 
-# Append only: a database at version N runs MIGRATIONS[N:] (bounces and smart-host actions
-# arrive here as later versions).
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+def _v2(db: sqlite_utils.Database) -> None:
+    """Bounce evidence, and how far each watched file or Maildir has been read."""
+    db.table("bounces").create(
+        {"id": int, "fingerprint": str, "seen": str, "date": str, "source": str,
+         "recipient": str, "status": str, "reply_code": str, "remote_mta": str,
+         "diagnostic": str, "message_id": str, "verdict": str, "list": str, "zone": str,
+         "provider": str, "kind": str, "listed_ip": str, "listed_domain": str,
+         "delist_url": str},
+        pk="id",
+    )  # fmt: skip
+    db.table("bounces").create_index(["fingerprint"], unique=True)
+    db.table("watch_state").create({"path": str, "position": str}, pk="path")
+
+
+# Append only: a database at version N runs MIGRATIONS[N:] (smart-host actions arrive here
+# as a later version).
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
+
+
+def fingerprint(record: BounceRecord) -> str:
+    """One bounce, however often it is read: message id, recipient and text (and, for log
+    lines, which carry no message id, the time)."""
+    when = "" if record.message_id else (_ts(record.date) or record.source)
+    key = "\0".join((record.message_id, record.recipient.lower(), record.diagnostic, when))
+    return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +265,7 @@ class Store:
             failing_runs=meta.get("failing_runs", 0),
             failing_since=_dt(meta.get("failing_since")),
             failing_reported=meta.get("failing_reported", False),
+            bounces=_bounce_listings(meta.get("bounces", ())),
         )
 
     def record_run(
@@ -230,9 +275,17 @@ class Store:
         after: MonitorState,
         events: Sequence[Event],
         notifications: Iterable[tuple[str, str, Severity, tuple[str, ...]]] = (),
+        evidence: Sequence[tuple[BounceRecord, Attribution]] = (),
+        positions: Mapping[str, str] = {},
     ) -> int:
-        """Store one run, the state it left and what it found, all or nothing."""
+        """Store one run, the state it left and what it found, all or nothing: bounce
+        evidence and the watched files' read positions go in the same transaction, so a
+        killed run neither loses nor repeats a bounce."""
         with self._writing():
+            self._insert_evidence(run.finished, evidence)
+            self.db.table("watch_state").upsert_all(
+                [{"path": path, "position": pos} for path, pos in positions.items()], pk="path"
+            )
             run_id = self._insert_run(run)
             self._save_state(before, after, _ts(run.finished))
             self._record_events(run_id, events)
@@ -361,6 +414,50 @@ class Store:
             "UPDATE zone_episodes SET last_seen = ? WHERE zone = ? AND ended IS NULL",
             [(at, zone) for zone in sick],
         )
+
+    # --- bounce evidence -------------------------------------------------------------------
+
+    def unseen(
+        self, evidence: Sequence[tuple[BounceRecord, Attribution]]
+    ) -> list[tuple[BounceRecord, Attribution]]:
+        """The evidence not stored before (a bounce read twice counts once)."""
+        fresh: dict[str, tuple[BounceRecord, Attribution]] = {}
+        for record, attribution in evidence:
+            fresh.setdefault(fingerprint(record), (record, attribution))
+        if not fresh:
+            return []
+        known: set[str] = set()
+        keys = list(fresh)
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            known.update(
+                row[0]
+                for row in self.db.execute(
+                    f"SELECT fingerprint FROM bounces WHERE fingerprint IN ({marks})", chunk
+                )
+            )
+        return [item for key, item in fresh.items() if key not in known]
+
+    def watch_positions(self) -> dict[str, str]:
+        return {row["path"]: row["position"] for row in self.db.table("watch_state").rows}
+
+    def _insert_evidence(
+        self, seen: datetime, evidence: Sequence[tuple[BounceRecord, Attribution]]
+    ) -> None:
+        self.db.table("bounces").insert_all(
+            [
+                {"fingerprint": fingerprint(r), "seen": _ts(seen), "date": _ts(r.date),
+                 "source": r.source, "recipient": r.recipient, "status": r.status,
+                 "reply_code": r.reply_code, "remote_mta": r.remote_mta,
+                 "diagnostic": r.diagnostic, "message_id": r.message_id,
+                 "verdict": str(a.verdict), "list": a.list, "zone": a.zone,
+                 "provider": a.provider, "kind": str(a.kind or ""), "listed_ip": a.listed_ip,
+                 "listed_domain": a.listed_domain, "delist_url": a.delist_url}
+                for r, a in evidence
+            ],
+            ignore=True,
+        )  # fmt: skip
 
     # --- notifications ---------------------------------------------------------------------
 

@@ -217,3 +217,103 @@ def test_undeliverable_message_expires_after_a_week(lab, tmp_path) -> None:
         store.close()
     assert statuses == ["expired", "failed"]
     assert error.startswith("given up after 7 days")
+
+
+def outlook_s3150_bounce(message_id: str) -> bytes:
+    """An RFC 3464 DSN as Postfix returns it after an Outlook.com S3150 rejection."""
+    return (
+        "From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\r\n"
+        "To: sender@example.net\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\n"
+        "Date: Sun, 01 Nov 2026 12:20:00 +0000\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n'
+        "\r\n--B\r\nContent-Type: text/plain\r\n\r\n"
+        "I'm sorry to have to inform you that your message could not be delivered.\r\n"
+        "\r\n--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example.net\r\n"
+        "Arrival-Date: Sun, 01 Nov 2026 12:19:58 +0000\r\n\r\n"
+        "Final-Recipient: rfc822; friend@outlook.com\r\n"
+        "Original-Recipient: rfc822;friend@outlook.com\r\n"
+        "Action: failed\r\n"
+        "Status: 5.7.1\r\n"
+        "Remote-MTA: dns; outlook-com.olc.protection.outlook.com\r\n"
+        "Diagnostic-Code: smtp; 550 5.7.1 Unfortunately, messages from [203.0.113.5] weren't\r\n"
+        "    sent. Please contact your Internet service provider since part of their\r\n"
+        "    network is on our block list (S3150). You can also refer your provider to\r\n"
+        "    http://mail.live.com/mail/troubleshooting.aspx#errors.\r\n"
+        "\r\n--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"Message-ID: <{message_id}>\r\nFrom: sender@example.net\r\nTo: friend@outlook.com\r\n"
+        "\r\n--B--\r\n"
+    ).encode()
+
+
+def test_a_watched_maildir_bounce_is_one_listing(lab, tmp_path, webhook) -> None:
+    base, posted = webhook
+    maildir = tmp_path / "Maildir"
+    for sub in ("new", "cur", "tmp"):
+        (maildir / sub).mkdir(parents=True)
+    config = write_config(tmp_path, lab, base, confirm=1)
+    with config.open("a") as extra:
+        extra.write(f'[bounces]\nwatch = ["{maildir}"]\nexpire = "7d"\n')
+    clock = Clock()
+    assert run(config, clock).events == ()
+    (maildir / "new" / "1.eml").write_bytes(outlook_s3150_bounce("a1@example.net"))
+    first = run(config, clock)
+    assert [(e.kind, e.target, e.zone) for e in first.events] == [
+        (EventKind.LISTED, "203.0.113.5", "microsoft-s3150 (bounce)"),
+    ]  # fmt: skip
+    assert "evidence: bounce from outlook-com.olc.protection.outlook.com" in first.events[0].detail
+    # the same bounce again (a copy, and a second message for the same listing): no new event
+    (maildir / "cur" / "1-copy.eml").write_bytes(outlook_s3150_bounce("a1@example.net"))
+    (maildir / "new" / "2.eml").write_bytes(outlook_s3150_bounce("a2@example.net"))
+    assert run(config, clock).events == ()
+    assert len(posted) == 1
+    message = json.loads(posted[0][1])
+    assert "203.0.113.5" in message["title"] and "microsoft-s3150 (bounce)" in message["title"]
+    assert "evidence: bounce" in message["message"]
+    store = Store(load_config(config).monitor.database)
+    try:
+        rows = store.db.execute("SELECT list, listed_ip FROM bounces").fetchall()
+    finally:
+        store.close()
+    assert rows == [("microsoft-s3150", "203.0.113.5")] * 2  # two distinct bounces, once each
+    clock.tick(8 * 24 * 60)  # a week and a day without a new bounce from that list
+    ended = run(config, clock)
+    assert [(e.kind, e.zone) for e in ended.events] == [
+        (EventKind.DELISTED, "microsoft-s3150 (bounce)"),
+    ]  # fmt: skip
+    result = CliRunner().invoke(cli.main, ["history", "--config", str(config), "--json"])
+    [episode] = json.loads(result.output)["episodes"]
+    assert (episode["zone"], episode["target"]) == ("microsoft-s3150 (bounce)", "203.0.113.5")
+    assert episode["ended"] is not None
+
+
+def test_a_watched_log_is_read_from_where_it_stopped(lab, tmp_path, webhook) -> None:
+    base, _ = webhook
+    logfile = tmp_path / "mail.log"
+    line = (
+        "Nov  1 12:00:0{n} mx postfix/smtp[4242]: 4F{n}A: to=<friend{n}@example.com>, "
+        "relay=mx.example.com[198.51.100.25]:25, delay=1, delays=0/0/0.5/0.5, dsn=5.7.1, "
+        "status=bounced (host mx.example.com[198.51.100.25] said: 554 5.7.1 Service "
+        "unavailable; Client host [203.0.113.5] blocked using zen.spamhaus.org; "
+        "https://www.spamhaus.org/query/ip/203.0.113.5 (in reply to RCPT TO command))\n"
+    )
+    logfile.write_text(line.format(n=1))
+    config = write_config(tmp_path, lab, base, confirm=1)
+    with config.open("a") as extra:
+        extra.write(f'[bounces]\nwatch = ["{logfile}"]\n')
+    clock = Clock()
+    first = run(config, clock)
+    assert [(e.kind, e.target, e.zone) for e in first.events] == [
+        (EventKind.LISTED, "203.0.113.5", "zen.spamhaus.org (bounce)"),
+    ]  # fmt: skip
+    with logfile.open("a") as more:
+        more.write(line.format(n=2))
+    assert run(config, clock).events == ()
+    store = Store(load_config(config).monitor.database)
+    try:
+        count = store.db.execute("SELECT count(*) FROM bounces").fetchone()[0]
+    finally:
+        store.close()
+    assert count == 2
