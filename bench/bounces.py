@@ -1,0 +1,550 @@
+"""Bounce benchmark: accuracy of blmonitor's bounce attribution, and speed against sisimai.
+
+    python3 bench/bounces.py [--corpus DIR] [--labels FILE] [--repeat N] [--no-sisimai]
+                             [--skip-speed] [--skip-accuracy] [--json FILE]
+
+Accuracy (maildir/bsd of the shared corpus, labels in bench/bounce_labels.toml): blmonitor's
+extraction + attribution per failed-recipient record against the hand labels; precision and
+recall for "blocklist or reputation bounce" (listed + reputation) and for listed alone; list-name
+and listed-IP accuracy on the true positives; the confusion table. The same figures for
+Debian's sisimai (libsisimai-perl 4.25.x), where the reason `blocked` is the classifier.
+
+Speed (the whole corpus: maildir/bsd, mac, dos, err and the mailbox/ files): blmonitor
+(extraction + attribution, one Python process) and sisimai (`Sisimai->make($path)`, one Perl
+process) run as child processes on the same files, alternately, N times; wall time (start-up
+included), messages/s, the parse time each process measures itself, and peak RSS
+(os.wait4 rusage). Prints Markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT.parent / "shared" / "corpus" / "sisimai-set-of-emails"
+LABELS = ROOT / "bench" / "bounce_labels.toml"
+POSITIVE = frozenset({"listed", "reputation"})
+VERDICTS = ("listed", "reputation", "receiver-error", "other")
+NONE = "(no record)"
+
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+# One Perl script, two modes: "labels" prints {file: [{rcpt, reason, diag}]} for the accuracy
+# comparison; "speed" parses every path and prints the record count and its own parse time.
+SISIMAI_PL = r"""
+use strict; use warnings;
+use Time::HiRes qw(time);
+use JSON::PP;
+use Sisimai;
+my $mode = shift @ARGV;
+my @paths = map { chomp; $_ } grep { /\S/ } do { local @ARGV = (shift @ARGV); <> };
+my (%out, $records);
+my $t0 = time;
+for my $path (@paths) {
+    my $list = Sisimai->make($path) || [];
+    $records += scalar @$list;
+    next unless $mode eq 'labels';
+    (my $name = $path) =~ s{.*/}{};
+    $out{$name} = [ map { { rcpt => $_->recipient->address, reason => $_->reason,
+                            diag => ($_->diagnosticcode // '') } } @$list ];
+}
+my $elapsed = time - $t0;
+print JSON::PP->new->canonical->encode(
+    $mode eq 'labels' ? \%out
+    : { records => $records // 0, seconds => $elapsed, version => "$Sisimai::VERSION" });
+"""
+
+
+# --------------------------------------------------------------------------- labels
+
+
+@dataclass(frozen=True)
+class Expected:
+    file: str
+    recipient: str
+    verdict: str
+    list: str = ""
+    listed_ip: str = ""
+    listed_domain: str = ""
+
+
+@dataclass(frozen=True)
+class Predicted:
+    verdict: str
+    list: str = ""
+    listed_ip: str = ""
+    listed_domain: str = ""
+    diagnostic: str = ""
+
+
+def load_labels(path: Path = LABELS) -> dict[str, dict[str, Any]]:
+    with path.open("rb") as fh:
+        messages: dict[str, dict[str, Any]] = tomllib.load(fh)["messages"]
+    return messages
+
+
+def expected_records(labels: dict[str, dict[str, Any]]) -> list[Expected]:
+    out: list[Expected] = []
+    for name, message in sorted(labels.items()):
+        for rec in message["records"]:
+            out.append(
+                Expected(
+                    file=name,
+                    recipient=rec["recipient"],
+                    verdict=rec["verdict"],
+                    list=rec.get("list", ""),
+                    listed_ip=rec.get("listed_ip", ""),
+                    listed_domain=rec.get("listed_domain", ""),
+                )
+            )
+    return out
+
+
+def _match(
+    expected: list[Expected], predicted: dict[str, list[tuple[str, Predicted]]]
+) -> tuple[list[tuple[Expected, Predicted | None]], list[tuple[str, str, Predicted]]]:
+    """Pair each expected record with the prediction for the same file and recipient (in
+    order, for a recipient that repeats); predictions left over are returned apart."""
+    pools: dict[tuple[str, str], list[Predicted]] = {}
+    for name, items in predicted.items():
+        for rcpt, pred in items:
+            pools.setdefault((name, rcpt.lower()), []).append(pred)
+    pairs: list[tuple[Expected, Predicted | None]] = []
+    for exp in expected:
+        pool = pools.get((exp.file, exp.recipient.lower()))
+        pairs.append((exp, pool.pop(0) if pool else None))
+    extra = [(name, rcpt, p) for (name, rcpt), pool in pools.items() for p in pool]
+    return pairs, extra
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+@dataclass
+class Score:
+    name: str
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    listed_tp: int = 0
+    listed_fp: int = 0
+    listed_fn: int = 0
+    list_ok: int = 0
+    list_total: int = 0
+    ip_ok: int = 0
+    ip_total: int = 0
+    spurious_ip: int = 0
+    domain_ok: int = 0
+    domain_total: int = 0
+    unlabelled: int = 0
+    confusion: Counter[tuple[str, str]] = field(default_factory=Counter)
+    errors: list[tuple[str, str, str, str]] = field(default_factory=list)  # file, exp, got, text
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
+
+    @property
+    def listed_precision(self) -> float:
+        total = self.listed_tp + self.listed_fp
+        return self.listed_tp / total if total else 0.0
+
+    @property
+    def listed_recall(self) -> float:
+        total = self.listed_tp + self.listed_fn
+        return self.listed_tp / total if total else 0.0
+
+
+def score(
+    name: str,
+    expected: list[Expected],
+    predicted: dict[str, list[tuple[str, Predicted]]],
+    *,
+    attributes: bool = True,
+) -> Score:
+    """Per-record scores; a prediction that matches no label counts against precision."""
+    pairs, extra = _match(expected, predicted)
+    result = Score(name)
+    for exp, pred in pairs:
+        got = pred.verdict if pred else NONE
+        result.confusion[exp.verdict, got] += 1
+        want_pos, got_pos = exp.verdict in POSITIVE, got in POSITIVE
+        result.tp += want_pos and got_pos
+        result.fp += got_pos and not want_pos
+        result.fn += want_pos and not got_pos
+        result.listed_tp += exp.verdict == "listed" and got == "listed"
+        result.listed_fp += got == "listed" and exp.verdict != "listed"
+        result.listed_fn += exp.verdict == "listed" and got != "listed"
+        text = pred.diagnostic if pred else ""
+        if want_pos != got_pos or (want_pos and exp.verdict != got):
+            result.errors.append((exp.file, exp.verdict, got, text))
+        if not (attributes and want_pos and got_pos and pred):
+            continue
+        if exp.list:
+            result.list_total += 1
+            if pred.list == exp.list:
+                result.list_ok += 1
+            else:
+                result.errors.append((exp.file, f"list {exp.list}", f"list {pred.list!r}", text))
+        if exp.listed_ip:
+            result.ip_total += 1
+            if pred.listed_ip == exp.listed_ip:
+                result.ip_ok += 1
+            else:
+                result.errors.append(
+                    (exp.file, f"ip {exp.listed_ip}", f"ip {pred.listed_ip!r}", text)
+                )
+        elif pred.listed_ip:
+            result.spurious_ip += 1
+            result.errors.append((exp.file, "no ip", f"ip {pred.listed_ip!r}", text))
+        if exp.listed_domain:
+            result.domain_total += 1
+            result.domain_ok += pred.listed_domain == exp.listed_domain
+    for file, _rcpt, pred in extra:
+        result.unlabelled += 1
+        result.confusion["(unlabelled)", pred.verdict] += 1
+        if pred.verdict in POSITIVE:
+            result.fp += 1
+            result.listed_fp += pred.verdict == "listed"
+            result.errors.append((file, "(unlabelled)", pred.verdict, pred.diagnostic))
+    return result
+
+
+def blmonitor_predictions(bsd: Path) -> dict[str, list[tuple[str, Predicted]]]:
+    from blmonitor.bounces.attribution import attribute_record, embedded_rules
+    from blmonitor.bounces.extract import parse_message
+    from blmonitor.zones import embedded_catalog
+
+    rules, catalog = embedded_rules(), embedded_catalog()
+    out: dict[str, list[tuple[str, Predicted]]] = {}
+    for path in sorted(bsd.iterdir()):
+        items = out.setdefault(path.name, [])
+        for rec in parse_message(path.read_bytes(), source=path.name):
+            att = attribute_record(rec, rules=rules, catalog=catalog)
+            pred = Predicted(
+                verdict=str(att.verdict),
+                list=att.list,
+                listed_ip=att.listed_ip,
+                listed_domain=att.listed_domain,
+                diagnostic=rec.diagnostic,
+            )
+            items.append((rec.recipient, pred))
+    return out
+
+
+def blmonitor_score(corpus: Path = CORPUS, labels: Path = LABELS) -> Score:
+    return score(
+        "blmonitor",
+        expected_records(load_labels(labels)),
+        blmonitor_predictions(corpus / "maildir" / "bsd"),
+    )
+
+
+def sisimai_available() -> bool:
+    if not shutil.which("perl"):
+        return False
+    probe = subprocess.run(["perl", "-MSisimai", "-e", "1"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+def _sisimai_script(tmp: Path) -> Path:
+    script = tmp / "sisimai-bench.pl"
+    script.write_text(SISIMAI_PL)
+    return script
+
+
+def _dedupe(items: list[dict[str, str]]) -> list[dict[str, str]]:
+    """sisimai sometimes gives the same recipient and reason twice (rhost-cox-01): keep one."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for item in items:
+        key = (item["rcpt"].lower(), item["reason"])
+        if key not in seen:
+            seen.add(key)
+            out.append(item)
+    return out
+
+
+def sisimai_predictions(bsd: Path, tmp: Path) -> dict[str, list[tuple[str, Predicted]]]:
+    listing = tmp / "sisimai-labels.txt"
+    listing.write_text("".join(f"{p}\n" for p in sorted(bsd.iterdir())))
+    run = subprocess.run(
+        ["perl", str(_sisimai_script(tmp)), "labels", str(listing)],
+        capture_output=True,
+        check=True,
+    )
+    raw: dict[str, list[dict[str, str]]] = json.loads(run.stdout)
+    out: dict[str, list[tuple[str, Predicted]]] = {}
+    for name, items in raw.items():
+        out[name] = [
+            (
+                item["rcpt"],
+                Predicted(
+                    # sisimai's reason `blocked` is read as "listed"; it has no reputation
+                    # reason in 4.25 and no list name or listed IP.
+                    verdict="listed" if item["reason"] == "blocked" else "other",
+                    diagnostic=item.get("diag", ""),
+                ),
+            )
+            for item in _dedupe(items)
+            if item["reason"] != "delivered"
+        ]
+    return out
+
+
+# --------------------------------------------------------------------------- speed
+
+
+def corpus_files(corpus: Path) -> list[Path]:
+    files: list[Path] = []
+    for sub in ("bsd", "mac", "dos", "err"):
+        files += sorted(p for p in (corpus / "maildir" / sub).iterdir() if p.is_file())
+    files += sorted(p for p in (corpus / "mailbox").iterdir() if p.is_file())
+    return files
+
+
+def count_messages(files: list[Path]) -> int:
+    from blmonitor.bounces.extract import parse_mbox
+
+    total = 0
+    for path in files:
+        data = path.read_bytes()
+        if data.startswith(b"From "):
+            total += sum(1 for _ in parse_mbox(data))
+        elif data.strip():
+            total += 1
+    return total
+
+
+def _worker(listing: Path) -> None:
+    """Child process for the speed run: blmonitor extraction + attribution of every path."""
+    from blmonitor.bounces.attribution import attribute_record, embedded_rules
+    from blmonitor.bounces.extract import read_path
+    from blmonitor.zones import embedded_catalog
+
+    paths = [Path(line) for line in listing.read_text().splitlines() if line.strip()]
+    t0 = time.perf_counter()
+    rules, catalog = embedded_rules(), embedded_catalog()
+    records = listed = 0
+    for path in paths:
+        for rec in read_path(path):
+            records += 1
+            listed += attribute_record(rec, rules=rules, catalog=catalog).verdict != "other"
+    elapsed = time.perf_counter() - t0
+    print(json.dumps({"records": records, "positive": listed, "seconds": elapsed}))
+
+
+@dataclass
+class Run:
+    wall: float
+    inner: float
+    maxrss_kib: int
+    records: int
+    version: str = ""
+
+
+def _run_child(argv: list[str]) -> Run:
+    with tempfile.TemporaryFile() as out:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{argv[0]} exited with {proc.returncode}")
+        out.seek(0)
+        report = json.loads(out.read())
+    return Run(
+        wall=wall,
+        inner=float(report["seconds"]),
+        maxrss_kib=usage.ru_maxrss,
+        records=int(report["records"]),
+        version=str(report.get("version", "")),
+    )
+
+
+def speed(corpus: Path, repeat: int, with_sisimai: bool, tmp: Path) -> dict[str, list[Run]]:
+    listing = tmp / "speed-files.txt"
+    listing.write_text("".join(f"{p}\n" for p in corpus_files(corpus)))
+    commands = {
+        "blmonitor": [sys.executable, str(Path(__file__).resolve()), "--worker", str(listing)]
+    }
+    if with_sisimai:
+        commands["sisimai"] = ["perl", str(_sisimai_script(tmp)), "speed", str(listing)]
+    runs: dict[str, list[Run]] = {name: [] for name in commands}
+    for i in range(repeat):
+        order = list(commands) if i % 2 == 0 else list(reversed(commands))
+        for name in order:
+            runs[name].append(_run_child(commands[name]))
+    return runs
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _pct(ok: int, total: int) -> str:
+    return f"{ok}/{total} ({ok / total:.2f})" if total else "n/a"
+
+
+def accuracy_report(scores: list[Score]) -> str:
+    lines = ["## Accuracy on maildir/bsd (per failed-recipient record)", ""]
+    lines.append(
+        "| classifier | TP | FP | FN | precision | recall | listed P | listed R "
+        "| list name | listed IP | IP where none named |"
+    )
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|")
+    for s in scores:
+        attrs = s.name == "blmonitor"
+        lines.append(
+            f"| {s.name} | {s.tp} | {s.fp} | {s.fn} | {s.precision:.2f} | {s.recall:.2f} "
+            f"| {s.listed_precision:.2f} | {s.listed_recall:.2f} "
+            f"| {_pct(s.list_ok, s.list_total) if attrs else 'none given'} "
+            f"| {_pct(s.ip_ok, s.ip_total) if attrs else 'none given'} "
+            f"| {s.spurious_ip if attrs else '-'} |"
+        )
+    lines.append("")
+    lines.append(
+        "Positive = verdict listed or reputation. For sisimai, reason `blocked` counts as "
+        "listed (4.25 has no reputation reason). A prediction on a record without a label "
+        "counts as a false positive."
+    )
+    for s in scores:
+        cols = [*VERDICTS, NONE]
+        rows = [*VERDICTS, "(unlabelled)"] if s.unlabelled else list(VERDICTS)
+        present_cols = [c for c in cols if any(s.confusion[r, c] for r in rows)]
+        lines += ["", f"### Confusion, {s.name} (rows: expected, columns: got)", ""]
+        lines.append("| expected \\ got | " + " | ".join(present_cols) + " |")
+        lines.append("|---|" + "---:|" * len(present_cols))
+        for r in rows:
+            if any(s.confusion[r, c] for c in cols):
+                cells = " | ".join(str(s.confusion[r, c]) for c in present_cols)
+                lines.append(f"| {r} | {cells} |")
+    return "\n".join(lines)
+
+
+def errors_report(s: Score, limit: int = 80) -> str:
+    lines = ["", f"### Mis-attributed records, {s.name}", ""]
+    if not s.errors:
+        return "\n".join([*lines, "none"])
+    lines.append("| file | expected | got | diagnostic |")
+    lines.append("|---|---|---|---|")
+    for file, exp, got, text in s.errors[:limit]:
+        text = text.replace("|", "\\|")[:200]
+        lines.append(f"| {file} | {exp} | {got} | {text} |")
+    if len(s.errors) > limit:
+        lines.append(f"| … {len(s.errors) - limit} more | | | |")
+    return "\n".join(lines)
+
+
+def speed_report(runs: dict[str, list[Run]], messages: int, files: int) -> str:
+    lines = [
+        "",
+        f"## Speed: whole corpus, {files} files, {messages} messages "
+        f"(median of {len(next(iter(runs.values())))} alternating runs)",
+        "",
+        "| parser | records | wall s | msgs/s (wall) | msgs/s (parse only) | peak RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, items in runs.items():
+        wall = statistics.median(r.wall for r in items)
+        inner = statistics.median(r.inner for r in items)
+        rss = max(r.maxrss_kib for r in items) / 1024
+        label = f"{name} {items[0].version}".strip()
+        lines.append(
+            f"| {label} | {items[0].records} | {wall:.2f} | {messages / wall:,.0f} "
+            f"| {messages / inner:,.0f} | {rss:.0f} |"
+        )
+    if len(runs) == 2:
+        bl, ss = (statistics.median(r.wall for r in runs[n]) for n in ("blmonitor", "sisimai"))
+        lines += ["", f"blmonitor / sisimai, wall: {ss / bl:.1f}×"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=CORPUS)
+    parser.add_argument("--labels", type=Path, default=LABELS)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--no-sisimai", action="store_true")
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        _worker(args.worker)
+        return 0
+    if not args.corpus.is_dir():
+        print(f"no corpus at {args.corpus}", file=sys.stderr)
+        return 2
+    with_sisimai = not args.no_sisimai and sisimai_available()
+    if not with_sisimai and not args.no_sisimai:
+        print("sisimai not found (apt-get install libsisimai-perl): blmonitor only\n")
+    figures: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-bounces-") as tmpdir:
+        tmp = Path(tmpdir)
+        if not args.skip_accuracy:
+            expected = expected_records(load_labels(args.labels))
+            bsd = args.corpus / "maildir" / "bsd"
+            scores = [score("blmonitor", expected, blmonitor_predictions(bsd))]
+            if with_sisimai:
+                scores.append(
+                    score(
+                        "sisimai blocked", expected, sisimai_predictions(bsd, tmp), attributes=False
+                    )
+                )
+            print(accuracy_report(scores))
+            print(errors_report(scores[0]))
+            figures["accuracy"] = {
+                s.name: {
+                    "tp": s.tp,
+                    "fp": s.fp,
+                    "fn": s.fn,
+                    "precision": s.precision,
+                    "recall": s.recall,
+                    "listed_precision": s.listed_precision,
+                    "listed_recall": s.listed_recall,
+                    "list_ok": s.list_ok,
+                    "list_total": s.list_total,
+                    "ip_ok": s.ip_ok,
+                    "ip_total": s.ip_total,
+                    "spurious_ip": s.spurious_ip,
+                    "errors": s.errors,
+                }
+                for s in scores
+            }
+        if not args.skip_speed:
+            files = corpus_files(args.corpus)
+            messages = count_messages(files)
+            runs = speed(args.corpus, args.repeat, with_sisimai, tmp)
+            print(speed_report(runs, messages, len(files)))
+            figures["speed"] = {
+                "messages": messages,
+                "files": len(files),
+                "runs": {n: [r.__dict__ for r in rs] for n, rs in runs.items()},
+            }
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
