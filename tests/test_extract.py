@@ -29,6 +29,51 @@ CORPUS = Path(__file__).parents[2] / "shared" / "corpus" / "sisimai-set-of-email
 # (file, [(recipient, action, status, reply_code, remote_mta, diagnostic starts with, command,
 #   message_id), ...]) — one row per failed or delayed recipient; [] for what is not a bounce.
 MESSAGES = [
+    (  # OpenSMTPD: the DSN has no diagnostic; the text's 'rcpt: reply' line fills it
+        "bsd/lhost-opensmtpd-13.eml",
+        [
+            (
+                "pseudo-local-part-of-yahoo-inc@yahoo.com",
+                "delayed",
+                "4.0.0",
+                "421",
+                "",
+                "421 4.7.0 [TSS04] Messages from 192.0.2.",
+                "",
+                "<74f4e39a1c26094a@df.example.jp>",
+            ),
+        ],
+    ),
+    (  # au/EZweb: 'Recipient: <…>' and the SMTP dialogue
+        "bsd/lhost-ezweb-08.eml",
+        [
+            (
+                "kijitora-neko-nyaan-22222-cats@hotmail.com",
+                "failed",
+                "",
+                "550",
+                "",
+                "550 SC-004 (COL0-MC1-F1) Unfortunately, ",
+                "MAIL",
+                "",
+            ),
+        ],
+    ),
+    (  # IMail: 'undeliverable to …' and the generated response
+        "bsd/lhost-imailserver-06.eml",
+        [
+            (
+                "kijitora@example.jp",
+                "failed",
+                "",
+                "550",
+                "",
+                "550-REJECTED - Blacklisted URL in messag",
+                "",
+                "",
+            ),
+        ],
+    ),
     ("bsd/arf-01.eml", []),
     (
         "bsd/lhost-amazonses-16.eml",

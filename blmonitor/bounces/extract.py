@@ -491,7 +491,58 @@ def _sendmail(text: str) -> list[_Hit]:
     return list(hits.values())
 
 
+_OPENSMTPD = re.compile(r"for the following\s+list of recipients:", re.IGNORECASE)
+_OPENSMTPD_LINE = re.compile(r"^\s*([^\s<>@:]+@[^\s<>:]+):\s+(\d{3}[ -].*)$")
+
+
+def _opensmtpd(text: str) -> list[_Hit]:
+    """OpenSMTPD: '… for the following list of recipients:' then 'rcpt: reply' lines."""
+    start = _OPENSMTPD.search(text)
+    if not start:
+        return []
+    hits = []
+    for line in text[start.end() :].split("\n"):
+        if m := _OPENSMTPD_LINE.match(line):
+            reply = m.group(2).strip()
+            hits.append(_Hit(recipient=m.group(1), diagnostic=reply, command=_command_of(reply)))
+    return hits
+
+
+_TRANSCRIPT_RCPT = re.compile(r"^\s*Recipient:\s*<([^>]+)>", re.IGNORECASE)
+
+
+def _transcript(text: str) -> list[_Hit]:
+    """'Recipient: <rcpt>' followed by the SMTP dialogue ('>>> MAIL FROM…', '<<< 550 …'),
+    as au/EZweb and some appliances write it."""
+    hits: list[_Hit] = []
+    current: _Hit | None = None
+    for line in text.split("\n"):
+        if m := _TRANSCRIPT_RCPT.match(line):
+            current = _Hit(recipient=m.group(1))
+            hits.append(current)
+        elif current is not None and (sent := re.match(r"^\s*>>>\s*(\S+)", line)):
+            current.command = sent.group(1).upper().rstrip(":").split(":")[0]
+        elif current is not None and (reply := re.match(r"^\s*<<<\s*(.*)$", line)):
+            current.diagnostic = (current.diagnostic + " " + reply.group(1)).strip()
+    return [h for h in hits if h.diagnostic]
+
+
+_IMAIL = re.compile(r"^undeliverable to (\S+@\S+)\s*$", re.IGNORECASE | re.MULTILINE)
+
+
+def _imail(text: str) -> list[_Hit]:
+    """IMail: 'undeliverable to rcpt' then 'Body of message generated response:' + reply."""
+    rcpt = _IMAIL.search(text)
+    body = re.search(r"generated response:\s*\n(.*?)(?:\n\s*\n|\Z)", text, re.IGNORECASE | re.S)
+    if not rcpt or not body:
+        return []
+    return [_Hit(recipient=rcpt.group(1), diagnostic=_unfold_reply(body.group(1).split("\n")))]
+
+
 _DETECTORS: tuple[tuple[str, Callable[[str], list[_Hit]]], ...] = (
+    ("opensmtpd", _opensmtpd),
+    ("transcript", _transcript),
+    ("imail", _imail),
     ("exim", _exim),
     ("dragonfly", _dragonfly),
     ("gmail", _gmail),
