@@ -260,7 +260,10 @@ def check(
         seconds=time.monotonic() - started,
     )
     if as_json:
-        _echo_json(render.report_json(report))
+        if sys.stdout.isatty():
+            _echo_json(render.report_json(report))
+        else:
+            click.echo(render.report_json_text(report))
     else:
         click.echo(render.render_text(report))
     sys.exit(EXIT_CODES[report.verdict])

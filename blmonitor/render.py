@@ -6,7 +6,9 @@ cannot reach the output.
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
+from dataclasses import replace
 from typing import Any
 
 from .models import Health, Report, Result, Status, Verdict
@@ -49,6 +51,41 @@ def report_json(report: Report) -> dict[str, Any]:
             "seconds": round(report.seconds, 3),
         },
     }
+
+
+def report_json_text(report: Report) -> str:
+    """`report_json` as compact JSON text, the same document as json.dumps would write.
+
+    A large scan is almost all clean answers; their objects differ only in target and zone,
+    so they are written from a template instead of a dict each (a 50,000-result report is
+    written several times faster).
+    """
+    head = report_json(replace(report, results=()))
+    head["stats"]["lookups"] = sum(1 for r in report.results if r.status is not Status.SKIPPED)
+    quoted: dict[str, str] = {}
+
+    def quote(text: str) -> str:
+        if text not in quoted:
+            quoted[text] = json.dumps(text)
+        return quoted[text]
+
+    labels = {r.zone.name: r.zone.label for r in report.results}
+    parts = []
+    for result in report.results:
+        if result.status is Status.CLEAN and not result.codes and not result.error:
+            parts.append(
+                f'{{"target":{quote(result.target.text)},"zone":{quote(labels[result.zone.name])},'
+                '"status":"clean","codes":[],"txt":[],"meaning":"","severity":null,'
+                '"error":null,"delist_url":null}'
+            )
+        else:
+            parts.append(
+                json.dumps(result_json(result, labels[result.zone.name]), separators=(",", ":"))
+            )
+    text = json.dumps(head, separators=(",", ":"))
+    marker = '"results":[]'
+    at = text.index(marker) + len(marker) - 1
+    return text[:at] + ",".join(parts) + text[at:]
 
 
 def table(rows: list[list[str]]) -> list[str]:

@@ -212,3 +212,22 @@ def test_check_takes_the_monitor_settings_from_the_config(lab, tmp_path) -> None
         cli.main, ["check", "203.0.113.7", "-c", str(config), "--fail-on", "warning"]
     )
     assert result.exit_code == cli.EXIT_CLEAN, result.output
+
+
+def test_compact_json_text_is_the_same_document(lab) -> None:
+    """The fast writer for big reports says exactly what json.dumps of report_json says."""
+    import asyncio
+
+    from blmonitor import dnsbl, engine, render
+    from blmonitor.resolver import DnsClient, Nameserver
+    from blmonitor.zones import select_zones
+
+    zones, _ = select_zones(lab.catalog, ["bl", "dom", "world", "strict"])
+
+    async def go():
+        async with DnsClient([Nameserver("127.0.0.1", lab.port)], timeout=0.6) as client:
+            targets = dnsbl.expand_targets(["203.0.113.0/29", "bad.example", "2001:db8::25"])
+            return await engine.check(targets, zones, client)
+
+    report = asyncio.run(go())
+    assert json.loads(render.report_json_text(report)) == render.report_json(report)
