@@ -1,4 +1,7 @@
-"""The bench lab: 50 DNSBL zones served by rbldnsd on 127.0.0.1, with known answers.
+"""The bench lab: 54 DNSBL zones served by rbldnsd on 127.0.0.1, with known answers.
+
+z01..z50 are the 50-zone lab of scenarios A and B (z47..z50 broken on purpose); z51..z54 are
+healthy zones that let scenario C ask 50 healthy zones (z01..z46 + z51..z54).
 
     python3 bench/lab.py DIR [--ips 1024] [--seed 5782]        # write the lab into DIR
     python3 bench/lab.py DIR --serve PORT                      # ... and serve it until Ctrl-C
@@ -32,7 +35,7 @@ import time
 from pathlib import Path
 
 SUFFIX = "lab.test"
-N_ZONES = 50
+N_ZONES = 54  # z01..z50: the 50-zone lab with its 4 broken zones; z51..z54: 4 more healthy ones
 CODES = [f"127.0.0.{i}" for i in range(2, 12)]
 REFUSED = "127.255.255.254"
 SPECIAL = {47: "dead", 48: "lists-everything", 49: "refused", 50: "unreachable"}
