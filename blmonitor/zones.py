@@ -56,13 +56,23 @@ class Catalog:
         return tuple(z for z in self.zones if z.default)
 
 
+def read_list_data(name: str) -> tuple[str, str]:
+    """A data file of lists/ (its text and where it came from): shipped inside the package,
+    or beside it in a source checkout."""
+    try:
+        return resources.files("blmonitor.lists").joinpath(name).read_text("utf-8"), f"lists/{name}"
+    except (ModuleNotFoundError, FileNotFoundError):
+        path = Path(__file__).resolve().parent.parent / "lists" / name
+        try:
+            return path.read_text("utf-8"), str(path)
+        except OSError as exc:
+            raise CatalogError(str(path), f"cannot read it: {exc.strerror}") from exc
+
+
 def embedded_catalog() -> Catalog:
     """The catalog shipped inside the package (or beside it, in a source checkout)."""
-    try:
-        text = resources.files("blmonitor.lists").joinpath("zones.toml").read_text("utf-8")
-    except ModuleNotFoundError:
-        return load_catalog(Path(__file__).resolve().parent.parent / "lists" / "zones.toml")
-    return parse_catalog(text, source="lists/zones.toml")
+    text, source = read_list_data("zones.toml")
+    return parse_catalog(text, source=source)
 
 
 def catalog_from(path: Path | None) -> Catalog:

@@ -24,13 +24,11 @@ import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from ..errors import CatalogError
 from ..models import TargetKind, Zone
-from ..zones import Catalog
+from ..zones import Catalog, read_list_data
 from .models import Attribution, BounceRecord, BounceVerdict, ListKind
 
 # RFC 5321 §4.5.3.1.5 caps a reply line at 512 octets; a diagnostic of many lines still fits.
@@ -103,16 +101,8 @@ class Rules:
 
 def embedded_rules() -> Rules:
     """The rules shipped inside the package (or beside it, in a source checkout)."""
-    try:
-        text = resources.files("blmonitor.lists").joinpath("bounces.toml").read_text("utf-8")
-    except (ModuleNotFoundError, FileNotFoundError):
-        path = Path(__file__).resolve().parent.parent.parent / "lists" / "bounces.toml"
-        try:
-            text = path.read_text("utf-8")
-        except OSError as exc:
-            raise CatalogError(str(path), f"cannot read the bounce rules: {exc.strerror}") from exc
-        return load_rules(text, source=str(path))
-    return load_rules(text, source="lists/bounces.toml")
+    text, source = read_list_data("bounces.toml")
+    return load_rules(text, source=source)
 
 
 def load_rules(text: str, *, source: str) -> Rules:
