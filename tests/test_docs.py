@@ -27,8 +27,8 @@ def test_every_command_is_documented(name: str) -> None:
 
 def test_readme_starts_with_install_and_test_commands() -> None:
     block = README.split("```sh\n", 1)[1].split("```", 1)[0].splitlines()
-    assert block[0].startswith("pip install . && blmonitor check")
-    assert block[1].startswith("scripts/check --setup")
+    assert block[0] == "pip install . && blmonitor check"
+    assert block[1] == "scripts/check --setup"
     assert "scripts/check --setup" in CI_RUN
 
 
