@@ -20,6 +20,7 @@ from tests import dnsservers
 
 DATA = Path(__file__).parent / "data"
 DQS_KEY = "k3yk3yk3yk3yk3yk3yk3yk3yk3"  # a made-up 26-character Spamhaus DQS key
+LAB_CATALOG = load_catalog(DATA / "lab.toml")  # the lab's zones, for the pure tests too
 
 # rbldnsd datasets per zone: (type, text). Listings are for 203.0.113.0/24 and example domains.
 LAB_ZONES: dict[str, list[tuple[str, str]]] = {

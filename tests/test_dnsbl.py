@@ -19,9 +19,9 @@ from blmonitor.models import (
     ZoneHealth,
 )
 from blmonitor.zones import generic_zone, parse_catalog
-from tests.conftest import DATA
+from tests.conftest import LAB_CATALOG
 
-CATALOG = parse_catalog((DATA / "lab.toml").read_text(), source="lab.toml")
+CATALOG = LAB_CATALOG
 BL = CATALOG.find("bl")
 DOM = CATALOG.find("dom")
 BITS = CATALOG.find("bits")

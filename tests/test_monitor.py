@@ -19,10 +19,9 @@ from blmonitor.models import (
     Verdict,
     ZoneHealth,
 )
-from blmonitor.zones import parse_catalog
-from tests.conftest import DATA
+from tests.conftest import LAB_CATALOG
 
-CATALOG = parse_catalog((DATA / "lab.toml").read_text(), source="lab.toml")
+CATALOG = LAB_CATALOG
 BL = CATALOG.find("bl")
 IP = Target("203.0.113.5", TargetKind.IPV4)
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
