@@ -414,6 +414,7 @@ def status(config_path: Path | None, as_json: bool) -> None:
             store.close()
     now = datetime.now(UTC)
     listed = sorted((p for p in state.pairs.values() if p.listed), key=lambda p: (p.target, p.zone))
+    bounced = sorted(state.bounces.values(), key=lambda b: (b.target, b.list))
     pending = sorted(
         (p for p in state.pairs.values() if p.candidate is not None),
         key=lambda p: (p.target, p.zone),
@@ -442,11 +443,18 @@ def status(config_path: Path | None, as_json: bool) -> None:
              "since": z.since.isoformat() if z.since else None}
             for z in sick
         ],
+        "bounce_listings": [
+            {"target": b.target or None, "list": b.list, "provider": b.provider or None,
+             "since": b.since.isoformat(), "last_seen": b.last_seen.isoformat(),
+             "bounces": b.count, "delist_url": b.delist_url or None}
+            for b in bounced
+        ],
         "last_run": last,
         "next_run": next_run.isoformat() if next_run else None,
         "database": str(config.monitor.database),
     }  # fmt: skip
-    code = EXIT_UNKNOWN if not last or last["error"] else EXIT_LISTED if listed else EXIT_CLEAN
+    blocked = listed or bounced
+    code = EXIT_UNKNOWN if not last or last["error"] else EXIT_LISTED if blocked else EXIT_CLEAN
     if as_json:
         click.echo(json.dumps(data, indent=1))
         sys.exit(code)
@@ -468,6 +476,16 @@ def status(config_path: Path | None, as_json: bool) -> None:
             if p.delist_url:
                 click.echo(f"      delist: {p.delist_url}")
         click.echo("")
+    if bounced:
+        click.echo(f"LISTED, FROM RETURNED MAIL ({len(bounced)})")
+        rows = [["target", "list", "bounces", "first", "last"]]
+        rows += [[b.target or "?", b.list, str(b.count), b.since.isoformat(timespec="minutes"),
+                  b.last_seen.isoformat(timespec="minutes")] for b in bounced]  # fmt: skip
+        click.echo("\n".join(render.table(rows)))
+        for b in bounced:
+            if b.delist_url:
+                click.echo(f"  {b.list}: delist: {b.delist_url}")
+        click.echo("")
     if pending:
         click.echo("CHANGES NOT CONFIRMED YET")
         for p in pending:
@@ -482,7 +500,7 @@ def status(config_path: Path | None, as_json: bool) -> None:
             + [[z.label, z.health, z.since.isoformat(timespec="minutes") if z.since else "?",
                 z.detail] for z in sick])))  # fmt: skip
         click.echo("")
-    verdict = "LISTED" if listed else "CLEAN"
+    verdict = "LISTED" if blocked else "CLEAN"
     failed = f", failed: {last['error']}" if last["error"] else ""
     upcoming = next_run.isoformat(timespec="minutes") if next_run else "?"
     click.echo(

@@ -283,6 +283,16 @@ def test_a_watched_maildir_bounce_is_one_listing(lab, tmp_path, webhook) -> None
     finally:
         store.close()
     assert rows == [("microsoft-s3150", "203.0.113.5")] * 2  # two distinct bounces, once each
+    status = CliRunner().invoke(cli.main, ["status", "--config", str(config), "--json"])
+    assert status.exit_code == cli.EXIT_LISTED
+    [shown] = json.loads(status.output)["bounce_listings"]
+    assert (shown["target"], shown["list"], shown["bounces"]) == (
+        "203.0.113.5",
+        "microsoft-s3150",
+        2,
+    )
+    text = CliRunner().invoke(cli.main, ["status", "--config", str(config)]).output
+    assert "LISTED, FROM RETURNED MAIL (1)" in text
     clock.tick(8 * 24 * 60)  # a week and a day without a new bounce from that list
     ended = run(config, clock)
     assert [(e.kind, e.zone) for e in ended.events] == [
