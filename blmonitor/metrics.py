@@ -79,6 +79,14 @@ def render_metrics(
             ),
         ),
         _Family(
+            "bounce_listed",
+            "Listings known from returned mail: 1 while bounces keep naming the list.",
+            tuple(
+                ({"target": b.target, "list": b.list}, 1)
+                for b in sorted(state.bounces.values(), key=lambda b: (b.target, b.list))
+            ),
+        ),
+        _Family(
             "zone_usable",
             "1 if the zone passes its health check (confirmed), else 0; `health` says why.",
             tuple(({"zone": z.label or z.zone, "health": z.health}, z.usable) for z in zones),

@@ -61,6 +61,8 @@ blmonitor_listed{target="203.0.113.5",zone="zen.spamhaus.org (DQS)"} 0
 # HELP blmonitor_listed_since_seconds Unix time the current listing began (listed pairs only).
 # TYPE blmonitor_listed_since_seconds gauge
 blmonitor_listed_since_seconds{target="203.0.113.5",zone="bl.lab.test"} 1793534400
+# HELP blmonitor_bounce_listed Listings known from returned mail: 1 while bounces keep naming the list.
+# TYPE blmonitor_bounce_listed gauge
 # HELP blmonitor_zone_usable 1 if the zone passes its health check (confirmed), else 0; `health` says why.
 # TYPE blmonitor_zone_usable gauge
 blmonitor_zone_usable{zone="bl.lab.test",health="ok"} 1
@@ -171,7 +173,7 @@ def test_render_samples(state, last_run, pending, expected) -> None:
     text = render_metrics(state, last_run=last_run, pending_notifications=pending, now=now)
     assert_exposition(text)
     assert samples(text) == expected
-    assert text.count("# TYPE ") == 12  # every family is declared, samples or not
+    assert text.count("# TYPE ") == 13  # every family is declared, samples or not
 
 
 @pytest.mark.parametrize(
@@ -447,3 +449,16 @@ def test_render_is_what_a_real_series_leaves(store) -> None:
     text = render_metrics(state, last_run=store.last_run(), pending_notifications=0, now=at(5))
     assert 'blmonitor_listed{target="203.0.113.5",zone="bl.lab.test"} 0\n' in text
     assert "blmonitor_listed_since_seconds{" not in text
+
+
+def test_bounce_listings_are_a_family_of_their_own() -> None:
+    from datetime import UTC, datetime
+
+    from blmonitor import metrics
+    from blmonitor.monitor import BounceListing, MonitorState
+
+    seen = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    listing = BounceListing("203.0.113.5", "microsoft-s3150", "Microsoft", seen, seen, 3)
+    state = MonitorState(bounces={(listing.target, listing.list): listing})
+    text = metrics.render_metrics(state, last_run=None, pending_notifications=0, now=seen)
+    assert 'blmonitor_bounce_listed{target="203.0.113.5",list="microsoft-s3150"} 1\n' in text
