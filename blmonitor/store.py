@@ -125,10 +125,11 @@ def _v2(db: sqlite_utils.Database) -> None:
          "recipient": str, "status": str, "reply_code": str, "remote_mta": str,
          "diagnostic": str, "message_id": str, "verdict": str, "list": str, "zone": str,
          "provider": str, "kind": str, "listed_ip": str, "listed_domain": str,
-         "delist_url": str},
+         "delist_url": str, "episode": int},
         pk="id",
     )  # fmt: skip
     db.table("bounces").create_index(["fingerprint"], unique=True)
+    db.table("bounces").create_index(["episode"])
     db.table("watch_state").create({"path": str, "position": str}, pk="path")
 
 
@@ -282,13 +283,13 @@ class Store:
         evidence and the watched files' read positions go in the same transaction, so a
         killed run neither loses nor repeats a bounce."""
         with self._writing():
-            self._insert_evidence(run.finished, evidence)
             self.db.table("watch_state").upsert_all(
                 [{"path": path, "position": pos} for path, pos in positions.items()], pk="path"
             )
             run_id = self._insert_run(run)
             self._save_state(before, after, _ts(run.finished))
             self._record_events(run_id, events)
+            self._insert_evidence(run.finished, evidence)
             if run.report is not None:
                 self._touch_episodes(run)
             for title, body, severity, kinds in notifications:
@@ -458,6 +459,16 @@ class Store:
             ],
             ignore=True,
         )  # fmt: skip
+        # Each bounce that names a listing points at the episode it supports: the one opened
+        # from bounces ("<list> (bounce)"), or the DNS check's episode of the same zone.
+        self.db.execute(
+            """UPDATE bounces SET episode = (
+                 SELECT e.id FROM episodes e
+                 WHERE e.target = COALESCE(NULLIF(bounces.listed_ip, ''), bounces.listed_domain)
+                   AND e.zone IN (bounces.list || ' (bounce)', bounces.zone)
+                 ORDER BY e.ended IS NULL DESC, e.id DESC LIMIT 1)
+               WHERE episode IS NULL AND verdict = 'listed'"""
+        )
 
     # --- notifications ---------------------------------------------------------------------
 

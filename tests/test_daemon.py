@@ -280,9 +280,13 @@ def test_a_watched_maildir_bounce_is_one_listing(lab, tmp_path, webhook) -> None
     store = Store(load_config(config).monitor.database)
     try:
         rows = store.db.execute("SELECT list, listed_ip FROM bounces").fetchall()
+        links = store.db.execute(
+            "SELECT DISTINCT b.episode, e.zone FROM bounces b JOIN episodes e ON e.id = b.episode"
+        ).fetchall()
     finally:
         store.close()
     assert rows == [("microsoft-s3150", "203.0.113.5")] * 2  # two distinct bounces, once each
+    assert [zone for _, zone in links] == ["microsoft-s3150 (bounce)"]  # both support one episode
     status = CliRunner().invoke(cli.main, ["status", "--config", str(config), "--json"])
     assert status.exit_code == cli.EXIT_LISTED
     [shown] = json.loads(status.output)["bounce_listings"]
