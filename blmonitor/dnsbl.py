@@ -106,7 +106,7 @@ def query_name(target: Target, zone: Zone) -> dns.name.Name | None:
     """The name to look up for `target` in `zone`, or None when the zone does not take it."""
     if target.kind not in zone.takes:
         return None
-    return relative_name(target.kind, target.text).concatenate(zone_origin(zone))
+    return _name_for(target.kind, target.text, zone)
 
 
 def zone_origin(zone: Zone) -> dns.name.Name:

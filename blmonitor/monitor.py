@@ -8,7 +8,7 @@ storage here: `now` and the previous MonitorState come in, the next MonitorState
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -409,7 +409,3 @@ def evaluate_bounces(
                 )
             )
     return replace(state, bounces=listings), events
-
-
-def open_listings(state: MonitorState) -> Iterable[PairState]:
-    return (p for p in state.pairs.values() if p.listed)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -290,8 +290,3 @@ def listed_point(zone: Zone, kind: TargetKind) -> str:
 
 def unlisted_point(zone: Zone, kind: TargetKind) -> str:
     return dict(zone.test_unlisted).get(kind, RFC5782_UNLISTED[kind])
-
-
-def kinds_needed(zones: Iterable[Zone], kinds: Iterable[TargetKind]) -> dict[str, set[TargetKind]]:
-    wanted = set(kinds)
-    return {z.name: set(z.takes) & wanted for z in zones}
