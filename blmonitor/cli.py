@@ -615,6 +615,213 @@ def notify(config_path: Path | None, send_test: bool) -> None:
     click.echo(f"sent to {len(notifier.targets())} target(s)")
 
 
+# --- the smart host while listed ----------------------------------------------------------
+
+_MTA_OPTION = click.option(
+    "--mta", type=click.Choice(["postfix", "exim", "sendmail", "opensmtpd", "exchange"]),
+    default=None, help="The MTA (default: [smarthost] mta, or the one installed here).",
+)  # fmt: skip
+_CONFIG_DIR_OPTION = click.option(
+    "--config-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="The MTA's configuration directory (default /etc/postfix, /etc/exim4…): a copy works.",
+)  # fmt: skip
+_DESTINATION_OPTION = click.option(
+    "--destination", "destinations", multiple=True, metavar="DOMAIN",
+    help="Route only this receiving domain (repeatable; scope = destinations).",
+)  # fmt: skip
+
+
+@main.group()
+def smarthost() -> None:
+    """Send outbound mail through the ISP's smart host while listed, and back.
+
+    The relay is [smarthost] in the config; the password is read from its password_file.
+
+    \b
+    Examples:
+      blmonitor smarthost plan
+      blmonitor smarthost apply --mta postfix
+      blmonitor smarthost revert
+    """
+
+
+def _smarthost_config(config_path: Path | None) -> tuple[Any, Any]:
+    from .config import load_config
+    from .store import Store
+
+    config = load_config(config_path)
+    return config, Store(config.monitor.database)
+
+
+def _destinations(config: Any, store: Any, given: Sequence[str]) -> tuple[str, ...]:
+    """The --destination domains, or with scope = destinations those that block us now."""
+    from .daemon import wanted_destinations
+    from .smarthost import policy
+
+    if given:
+        return tuple(sorted({d.lower().strip(".") for d in given}))
+    if store is None:
+        return ()
+    current = policy.blocking(store.load_state(), min_severity=config.smarthost.min_severity)
+    return wanted_destinations(config, store, current)
+
+
+@smarthost.command("plan")
+@_CONFIG_OPTION
+@_MTA_OPTION
+@_CONFIG_DIR_OPTION
+@_DESTINATION_OPTION
+@click.option("--revert", "revert_plan", is_flag=True, help="Show the way back instead.")
+def smarthost_plan_command(
+    config_path: Path | None,
+    mta: str | None,
+    config_dir: Path | None,
+    destinations: tuple[str, ...],
+    revert_plan: bool,
+) -> None:
+    """Print the exact change (files, settings, commands), changing nothing.
+
+    For Exchange it prints PowerShell to paste; the password is always masked.
+
+    \b
+    Examples:
+      blmonitor smarthost plan
+      blmonitor smarthost plan --mta exchange
+      blmonitor smarthost plan --revert --config-dir /tmp/postfix-copy
+    """
+    from .daemon import relay_of, smarthost_plan
+    from .smarthost.plan import render_plan
+
+    config, store = _open(config_path)
+    action = "revert" if revert_plan else "apply"
+    wanted = _destinations(config, store, destinations)
+    plan = smarthost_plan(config, action, mta=mta or "", config_dir=config_dir,
+                          destinations=wanted)  # fmt: skip
+    click.echo(render_plan(plan, relay_of(config)), nl=False)
+
+
+def _act(config_path: Path | None, action: str, mta: str | None, config_dir: Path | None,
+         destinations: Sequence[str], as_json: bool) -> None:  # fmt: skip
+    import socket
+
+    from .daemon import deliver_pending, notifier_for, smarthost_act, utcnow
+
+    config, store = _smarthost_config(config_path)
+    wanted = _destinations(config, store, destinations) if action == "apply" else ()
+    outcome = smarthost_act(config, store, action, now=utcnow(), host=socket.getfqdn(),
+                            reason=f"`blmonitor smarthost {action}` run by hand",
+                            destinations=wanted, mta=mta or "", config_dir=config_dir)  # fmt: skip
+    deliver_pending(store, notifier_for(config), utcnow)
+    result: dict[str, Any] = {
+        "action": action, "changed": outcome.changed, "reloaded": outcome.reloaded,
+        "mta": str(outcome.plan.mta), "destinations": list(wanted),
+        "notes": [*outcome.plan.notes, *outcome.notes],
+    }  # fmt: skip
+    if as_json:
+        _echo_json(result)
+        return
+    done = {"apply": "mail now goes through the smart host", "revert": "mail goes direct again"}
+    click.echo(done[action] if outcome.changed else "nothing to change")
+    for note in result["notes"]:
+        click.echo(f"note: {note}")
+
+
+@smarthost.command("apply")
+@_CONFIG_OPTION
+@_MTA_OPTION
+@_CONFIG_DIR_OPTION
+@_DESTINATION_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+def smarthost_apply(config_path: Path | None, mta: str | None, config_dir: Path | None,
+                    destinations: tuple[str, ...], as_json: bool) -> None:  # fmt: skip
+    """Route outbound mail through the smart host now (root).
+
+    Every file is saved first; the change is validated, the MTA reloaded if it runs, the
+    deferred queue flushed; any failure restores the previous configuration. Recorded in the
+    history and notified. Running it twice changes nothing.
+
+    \b
+    Example:
+      sudo blmonitor smarthost apply
+    """
+    _act(config_path, "apply", mta, config_dir, destinations, as_json)
+
+
+@smarthost.command("revert")
+@_CONFIG_OPTION
+@_MTA_OPTION
+@_CONFIG_DIR_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+def smarthost_revert(config_path: Path | None, mta: str | None, config_dir: Path | None,
+                     as_json: bool) -> None:  # fmt: skip
+    """Go back to direct delivery: the exact configuration saved by apply (root).
+
+    \b
+    Example:
+      sudo blmonitor smarthost revert
+    """
+    _act(config_path, "revert", mta, config_dir, (), as_json)
+
+
+@smarthost.command("status")
+@_CONFIG_OPTION
+@_MTA_OPTION
+@_CONFIG_DIR_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def smarthost_status(config_path: Path | None, mta: str | None, config_dir: Path | None,
+                     as_json: bool) -> None:  # fmt: skip
+    """Whether mail goes through the smart host, since when, and the recent actions.
+
+    \b
+    Example:
+      blmonitor smarthost status
+    """
+    from .daemon import smarthost_of
+
+    config, store = _open(config_path)
+    state = smarthost_of(config, mta=mta or "", config_dir=config_dir).status()
+    actions = store.smarthost_actions()[:10] if store is not None else []
+    if as_json:
+        _echo_json({**state, "actions": actions})
+        return
+    if state["applied"]:
+        relay = state.get("relay", {})
+        click.echo(f"smart host: applied since {state.get('applied_at', '?')} "
+                   f"({state['mta']} → {relay.get('host')}:{relay.get('port')}, "
+                   f"scope {state.get('scope', 'all')})")  # fmt: skip
+        if state.get("destinations"):
+            click.echo("routed: " + ", ".join(state["destinations"]))
+    else:
+        click.echo(f"smart host: not applied ({state['mta']} delivers directly)")
+    for row in actions:
+        click.echo(f"{row['at']}  {row['action']:<7} {row['outcome']:<11} {row['detail']}")
+
+
+@smarthost.command("sync")
+@_CONFIG_OPTION
+def smarthost_sync(config_path: Path | None) -> None:
+    """Carry out the monitor's latest request (the root unit blmonitor-smarthost runs this).
+
+    The daemon runs unprivileged; in mode = "apply" it writes its request to the state
+    directory, and blmonitor-smarthost.path starts this command as root.
+
+    \b
+    Example:
+      sudo blmonitor smarthost sync
+    """
+    import socket
+
+    from .daemon import deliver_pending, notifier_for, sync_smarthost, utcnow
+
+    config, store = _smarthost_config(config_path)
+    outcome = sync_smarthost(config, store, now=utcnow(), host=socket.getfqdn())
+    deliver_pending(store, notifier_for(config), utcnow)
+    if outcome is None:
+        click.echo("no request")
+    else:
+        click.echo(f"{outcome.plan.action}: {'done' if outcome.changed else 'nothing to change'}")
+
+
 # --- bounce evidence -----------------------------------------------------------------------
 
 _REPLY = re.compile(r"^\s*(?P<code>[245]\d\d)(?:[ -]+(?P<status>[245]\.\d{1,3}\.\d{1,3}))?")

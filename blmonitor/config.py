@@ -104,6 +104,30 @@ class BouncesConfig:
     expire: float  # seconds without a new bounce before a bounce-evidenced listing ends
 
 
+SMARTHOST_MODES = ("off", "recommend", "apply")
+SMARTHOST_MTAS = ("auto", "postfix", "exim", "sendmail", "opensmtpd", "exchange")
+
+
+@dataclass(frozen=True, slots=True)
+class SmarthostConfig:
+    """[smarthost]: the ISP relay that carries mail while we are listed, and when to use it."""
+
+    mode: str = "off"  # off | recommend (the plan is notified) | apply (done, and undone)
+    host: str = ""
+    port: int = 587
+    username: str = ""
+    password_file: Path | None = None  # never the password itself
+    tls: bool = True  # required: credentials never go in clear
+    mta: str = "auto"
+    config_dir: Path | None = None  # the MTA's directory; None: its usual place (/etc/postfix…)
+    scope: str = "all"  # all | destinations (only the receivers that block us)
+    soften: bool = False  # Postfix: defer blocklist 5xx replies instead of bouncing them
+    min_severity: Severity = Severity.WARNING
+    after: float = 0.0  # seconds listed before acting
+    revert_after: float = 86400.0  # seconds clean before going back to direct delivery
+    state_dir: Path | None = None  # None: beside the database
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     monitor: MonitorConfig
@@ -111,6 +135,12 @@ class Config:
     notify: NotifyConfig
     source: str  # the file it came from, for messages
     bounces: BouncesConfig = field(default_factory=lambda: BouncesConfig((), 7 * 86400.0))
+    smarthost: SmarthostConfig = field(default_factory=SmarthostConfig)
+
+    @property
+    def smarthost_state_dir(self) -> Path:
+        """Where the smart-host checkpoints and requests are kept."""
+        return self.smarthost.state_dir or self.monitor.database.parent / "smarthost"
 
     def error(self, table: str, key: str, message: str) -> ConfigError:
         """An error about one key, for the checks made later (zones against the catalog)."""
@@ -125,6 +155,7 @@ KEYS: Mapping[str, tuple[str, ...]] = {
         ("dns", DnsConfig),
         ("notify", NotifyConfig),
         ("bounces", BouncesConfig),
+        ("smarthost", SmarthostConfig),
     )
 }
 
@@ -177,6 +208,36 @@ def parse_config(text: str, *, source: str, defaults: Defaults) -> Config:
         notify=_parse_notify(_Table(source, "notify", data.get("notify", {}))),
         source=source,
         bounces=_parse_bounces(_Table(source, "bounces", data.get("bounces", {}))),
+        smarthost=_parse_smarthost(_Table(source, "smarthost", data.get("smarthost", {}))),
+    )
+
+
+def _parse_smarthost(table: _Table) -> SmarthostConfig:
+    mode = table.choice("mode", "off", SMARTHOST_MODES)
+    host = table.string("host", "").strip()
+    if mode != "off" and not host:
+        raise table.fail("host", f'is needed with mode = "{mode}" (e.g. "smtp.isp.example")')
+    if host.startswith("[") or host.count(":") == 1 or any(c.isspace() for c in host):
+        raise table.fail("host", f"{host!r}: give the name or address alone, the port in port")
+    username = table.string("username", "")
+    password_file = table.optional_path("password_file")
+    if username and password_file is None:
+        raise table.fail("password_file", "is needed with username (a file holding the password)")
+    return SmarthostConfig(
+        mode=mode,
+        host=host,
+        port=table.integer("port", 587, low=1, high=65535),
+        username=username,
+        password_file=password_file,
+        tls=table.boolean("tls", True),
+        mta=table.choice("mta", "auto", SMARTHOST_MTAS),
+        config_dir=table.optional_path("config_dir"),
+        scope=table.choice("scope", "all", ("all", "destinations")),
+        soften=table.boolean("soften", False),
+        min_severity=table.severity("min_severity", Severity.WARNING),
+        after=table.duration("after", 0.0),
+        revert_after=table.duration("revert_after", 86400.0),
+        state_dir=table.optional_path("state_dir"),
     )
 
 
@@ -300,6 +361,8 @@ class _Table:
         self.name = name
         self.raw = raw
         for key in raw:
+            if name == "smarthost" and key == "password":
+                raise self.fail(key, "is not read here: put it in a file and set password_file")
             if key not in KEYS[name]:
                 raise self.fail(key, _unknown_key(name, key))
 
@@ -357,6 +420,12 @@ class _Table:
             return parse_duration(self.raw[key])
         except ValueError as exc:
             raise self.fail(key, str(exc)) from exc
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.string(key, default)
+        if value not in choices:
+            raise self.fail(key, f"{value!r} is not one of {', '.join(choices)}")
+        return value
 
     def severity(self, key: str, default: Severity) -> Severity:
         value = self.raw.get(key, default.label)

@@ -8,6 +8,7 @@ these classes are for what stops a command: bad input, a broken catalog or confi
     ├── ConfigError         a config file that cannot be used            (exit 2)
     ├── CatalogError        a zone catalog (lists/*.toml) that is broken (exit 2)
     ├── StoreError          the history database cannot be used          (exit 2)
+    ├── SmarthostError      a smart-host change that cannot be made      (exit 2)
     └── DiscoveryError      the public IP could not be found             (exit 3)
 """
 
@@ -36,6 +37,10 @@ class CatalogError(BlmonitorError):
 
 class StoreError(BlmonitorError):
     """The history database cannot be opened, migrated or written."""
+
+
+class SmarthostError(BlmonitorError):
+    """A smart-host plan that cannot be made or applied; the MTA is left as it was."""
 
 
 class DiscoveryError(BlmonitorError):

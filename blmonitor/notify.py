@@ -43,7 +43,9 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
-ENDINGS = frozenset({EventKind.DELISTED, EventKind.ZONE_RECOVERED, EventKind.CHECKS_RECOVERED})
+ENDINGS = frozenset(
+    {EventKind.DELISTED, EventKind.ZONE_RECOVERED, EventKind.CHECKS_RECOVERED, "smarthost-revert"}
+)
 TEST_KIND = "test"
 SEVERITY_TAGS = {s.label: s for s in Severity}
 
@@ -108,6 +110,52 @@ def render_test_message(host: str, title_prefix: str = "[blmonitor]") -> Message
     return Message(
         f"{title_prefix} {host}: test notification", body, Severity.CRITICAL, (TEST_KIND,)
     )
+
+
+def render_smarthost(
+    action: str,
+    *,
+    host: str,
+    mta: str,
+    relay: str,
+    reason: str,
+    recommend: bool = False,
+    error: str = "",
+    plan_text: str = "",
+    notes: Sequence[str] = (),
+    title_prefix: str = "[blmonitor]",
+) -> Message:
+    """A smart-host action (`apply` or `revert`) for people: done, failed (`error`), or only
+    recommended with the ready-to-use change (`plan_text`)."""
+    going = "through the smart host" if action == "apply" else "direct again"
+    if error:
+        title = f"{title_prefix} {host}: smart-host {action} FAILED"
+        lines = [f"blmonitor could not {action} the smart host {relay} on {mta}: {error}",
+                 "The MTA configuration was left as it was before.", f"reason: {reason}",
+                 "next step: run `blmonitor smarthost plan` and fix what it reports."]  # fmt: skip
+        severity = Severity.CRITICAL
+    elif recommend:
+        title = f"{title_prefix} {host}: send mail {going} (recommended)"
+        command = f"blmonitor smarthost {action}"
+        lines = [f"reason: {reason}",
+                 f"next step: make this change on {mta} (or run `{command}`):", "",
+                 plan_text.rstrip("\n")]  # fmt: skip
+        severity = Severity.WARNING
+    elif action == "apply":
+        title = f"{title_prefix} {host}: outbound mail now goes through {relay}"
+        lines = [f"{mta} now sends mail through the smart host {relay}.", f"reason: {reason}",
+                 "next step: fix the cause and request delisting; blmonitor goes back to "
+                 "direct delivery once the listing has ended."]  # fmt: skip
+        severity = Severity.WARNING
+    else:
+        title = f"{title_prefix} {host}: outbound mail goes direct again"
+        lines = [f"{mta} delivers directly again; the smart host {relay} is no longer used.",
+                 f"reason: {reason}", "next step: no action."]  # fmt: skip
+        severity = Severity.WARNING
+    lines += [f"note: {note}" for note in notes]
+    body = "\n".join([*lines, "", f"-- \nblmonitor on {host}"])
+    kind = f"smarthost-{action}" + ("-recommended" if recommend else "")
+    return Message(title, body, severity, (kind,))
 
 
 def _rank(event: Event) -> tuple[int, int]:

@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -133,9 +134,18 @@ def _v2(db: sqlite_utils.Database) -> None:
     db.table("watch_state").create({"path": str, "position": str}, pk="path")
 
 
-# Append only: a database at version N runs MIGRATIONS[N:] (smart-host actions arrive here
-# as a later version).
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
+def _v3(db: sqlite_utils.Database) -> None:
+    """What was done to the MTA's routing: smart-host apply, revert, recommendation, failure."""
+    db.table("smarthost_actions").create(
+        {"id": int, "at": str, "action": str, "outcome": str, "mta": str, "relay": str,
+         "scope": str, "destinations": str, "detail": str},
+        pk="id",
+    )  # fmt: skip
+    db.table("smarthost_actions").create_index(["at"])
+
+
+# Append only: a database at version N runs MIGRATIONS[N:].
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
 
 
 def fingerprint(record: BounceRecord) -> str:
@@ -179,6 +189,7 @@ class Store:
             self.db.execute("PRAGMA busy_timeout = 5000")
             self.db.enable_wal()
             self._migrate()
+            self._keep_owner(path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"))
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(
                 f"cannot use the history database {path}: {exc} "
@@ -187,6 +198,19 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    def _keep_owner(self, *paths: Path) -> None:
+        """Root (the smart-host unit, a command run by hand) leaves the files it creates beside
+        the database to the database's owner, so the unprivileged service can still open them."""
+        if os.geteuid() != 0:
+            return
+        owner = self.path.stat()
+        if owner.st_uid == 0:
+            return
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_uid != owner.st_uid:
+                    os.chown(path, owner.st_uid, owner.st_gid)
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
@@ -217,6 +241,7 @@ class Store:
         except OSError as exc:
             raise StoreError(f"cannot create the lock file {lock_path}: {exc.strerror}") from exc
         with handle:
+            self._keep_owner(lock_path)
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -469,6 +494,61 @@ class Store:
                  ORDER BY e.ended IS NULL DESC, e.id DESC LIMIT 1)
                WHERE episode IS NULL AND verdict = 'listed'"""
         )
+
+    def bounced_domains(self, lists: Iterable[str]) -> dict[str, list[str]]:
+        """The recipient domains of the stored bounces that named each list (zone or list id)."""
+        out: dict[str, list[str]] = {}
+        for name in lists:
+            rows = self.db.execute(
+                "SELECT DISTINCT lower(substr(recipient, instr(recipient, '@') + 1)) FROM bounces"
+                " WHERE verdict = 'listed' AND (list = ? OR zone = ?) AND instr(recipient, '@')",
+                [name, name],
+            )
+            out[name] = sorted(row[0] for row in rows if row[0])
+        return out
+
+    # --- smart host ------------------------------------------------------------------------
+
+    def meta(self, key: str) -> Any:
+        """A value kept between runs outside the monitor state (None when never set)."""
+        row = self.db.execute("SELECT value FROM monitor_meta WHERE key = ?", [key]).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._writing():
+            self.db.table("monitor_meta").upsert({"key": key, "value": json.dumps(value)}, pk="key")
+
+    def record_smarthost(
+        self,
+        at: datetime,
+        action: Mapping[str, Any],
+        notification: tuple[str, str, Severity, tuple[str, ...]] | None = None,
+    ) -> None:
+        """One smart-host action (apply, revert, recommend, request; done or failed), and its
+        notification, in one transaction. `action` never holds the password: no plan does."""
+        with self._writing():
+            self.db.table("smarthost_actions").insert(
+                {"at": _ts(at), "action": action["action"], "outcome": action["outcome"],
+                 "mta": action.get("mta", ""), "relay": action.get("relay", ""),
+                 "scope": action.get("scope", ""),
+                 "destinations": json.dumps(list(action.get("destinations", ()))),
+                 "detail": action.get("detail", "")},
+            )  # fmt: skip
+            if notification is not None:
+                title, body, severity, kinds = notification
+                self.db.table("notifications").insert(
+                    {"created": _ts(at), "title": title, "body": body,
+                     "severity": int(severity), "kinds": json.dumps(kinds), "status": "pending",
+                     "attempts": 0, "last_error": "", "owed": "[]"},
+                )  # fmt: skip
+
+    def smarthost_actions(self, *, since: datetime | None = None) -> list[dict[str, Any]]:
+        """Smart-host actions, newest first."""
+        where, params = "", []
+        if since is not None:
+            where, params = "WHERE at >= ?", [_ts(since)]
+        rows = self.db.query(f"SELECT * FROM smarthost_actions {where} ORDER BY id DESC", params)
+        return [{**r, "destinations": json.loads(r["destinations"] or "[]")} for r in rows]
 
     # --- notifications ---------------------------------------------------------------------
 

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 DEPLOY = Path(__file__).parent.parent / "deploy"
-UNITS = ("blmonitor.service", "blmonitor-oneshot.service", "blmonitor.timer")
+UNITS = ("blmonitor.service", "blmonitor-oneshot.service", "blmonitor.timer",
+         "blmonitor-smarthost.path", "blmonitor-smarthost.service")  # fmt: skip
 SERVICES = ("blmonitor.service", "blmonitor-oneshot.service")
 
 # The [Service] settings both services must have, exactly.
@@ -265,3 +266,15 @@ def test_deploy_readme_covers_every_file() -> None:
     for command in ("systemctl daemon-reload", "systemctl enable --now", "systemctl reload",
                     "journalctl -u blmonitor"):  # fmt: skip
         assert command in readme
+
+
+def test_the_smarthost_path_unit_starts_the_root_sync_on_a_request(units) -> None:
+    path = units["blmonitor-smarthost.path"]["Path"]
+    assert path["PathChanged"] == ["/var/lib/blmonitor/smarthost/request.json"]
+    assert path["Unit"] == ["blmonitor-smarthost.service"]
+    service = units["blmonitor-smarthost.service"]["Service"]
+    assert "User" not in service  # root: it edits the MTA's configuration
+    assert shlex.split(one(units["blmonitor-smarthost.service"], "Service", "ExecStart"))[1:3] == [
+        "smarthost",
+        "sync",
+    ]

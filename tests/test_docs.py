@@ -25,6 +25,22 @@ def test_every_command_is_documented(name: str) -> None:
             )
 
 
+GROUPS = [(g, c) for g, group in sorted(cli.main.commands.items())
+          if isinstance(group, click.Group) for c in sorted(group.commands)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("group", "name"), GROUPS)
+def test_every_subcommand_is_documented(group: str, name: str) -> None:
+    command = cli.main.commands[group].commands[name]  # type: ignore[attr-defined]
+    assert f"blmonitor {group} {name}" in README
+    assert command.help and "Example" in command.help
+    for param in command.params:
+        if isinstance(param, click.Option) and not param.hidden:
+            assert any(f"`{opt}" in README or f", {opt}" in README for opt in param.opts), (
+                f"{group} {name} {param.opts[0]} is not in the README"
+            )
+
+
 def test_readme_starts_with_install_and_test_commands() -> None:
     block = README.split("```sh\n", 1)[1].split("```", 1)[0].splitlines()
     assert block[0] == "pip install . && blmonitor check"

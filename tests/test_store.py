@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -137,3 +139,17 @@ def test_a_target_no_longer_monitored_leaves_the_state(store) -> None:
     assert list(store.load_state().pairs) == [("203.0.113.77", "bl.lab.test")]
     [episode] = store.episodes()
     assert episode["ended"] == at(5).isoformat()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can create files for another user")
+def test_root_leaves_the_files_beside_the_database_to_its_owner(tmp_path: Path) -> None:
+    path = tmp_path / "blmonitor.db"
+    Store(path).close()
+    os.chown(path, 998, 998)  # the service's user owns the database
+    store = Store(path)
+    with store.run_lock():
+        pass
+    for name in ("blmonitor.db-wal", "blmonitor.db-shm", "blmonitor.db.lock"):
+        found = (tmp_path / name).stat()
+        assert (found.st_uid, found.st_gid) == (998, 998), name
+    store.close()

@@ -1,0 +1,156 @@
+"""The shapes every smart-host planner returns: what to write, what to run, what to tell.
+
+A Plan never holds the relay password: files that need it carry PASSWORD where it goes, and
+only the adapter that writes the file puts the password (read from `password_file`) in its place.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Stands in for the relay password in planned file contents; never a valid password.
+PASSWORD = "\x00blmonitor-password\x00"
+SHOWN_PASSWORD = "<password from {file}>"
+# A file that exists and is not read (a binary index such as sasl_passwd.db holds the password).
+PRESENT = b"\x00present\x00"
+
+
+class Mta(enum.StrEnum):
+    POSTFIX = "postfix"
+    EXIM = "exim"
+    SENDMAIL = "sendmail"
+    OPENSMTPD = "opensmtpd"
+    EXCHANGE = "exchange"
+
+
+class Scope(enum.StrEnum):
+    ALL = "all"  # every outbound message goes through the relay
+    DESTINATIONS = "destinations"  # only the receiving domains that block us
+
+
+@dataclass(frozen=True, slots=True)
+class Relay:
+    """The ISP's smart host, as [smarthost] in the config names it."""
+
+    host: str
+    port: int = 587
+    username: str = ""
+    password_file: Path | None = None
+    tls: bool = True  # TLS required: credentials are never sent in clear
+
+    @property
+    def wrapper(self) -> bool:
+        """Port 465 speaks TLS from the first byte (SMTPS), not STARTTLS."""
+        return self.port == 465
+
+    @property
+    def authenticated(self) -> bool:
+        return bool(self.username)
+
+    def shown_password(self) -> str:
+        return SHOWN_PASSWORD.format(file=self.password_file or "password_file")
+
+
+@dataclass(frozen=True, slots=True)
+class FileEdit:
+    """One file's whole content before and after; None means the file does not exist."""
+
+    path: Path
+    before: bytes | None
+    after: bytes | None
+    mode: int = 0o644
+    secret: bool = False  # `after` holds PASSWORD; written 0600, shown masked
+
+    def shown(self, relay: Relay) -> str:
+        """A unified diff for a person, the password masked."""
+
+        def lines(data: bytes | None) -> list[str]:
+            text = (data or b"").decode("utf-8", "replace")
+            return text.replace(PASSWORD, relay.shown_password()).splitlines(keepends=True)
+
+        name = str(self.path)
+        if self.after is None:
+            return f"delete {name}\n"
+        if self.before == PRESENT:
+            return f"rewrite {name}\n"
+        old = "/dev/null" if self.before is None else name
+        new = "/dev/null" if self.after is None else name
+        return "".join(difflib.unified_diff(lines(self.before), lines(self.after), old, new))
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One program to run after the files are written, and why."""
+
+    argv: tuple[str, ...]
+    why: str
+    validates: bool = False  # a check: any output on stderr naming warning:/fatal: fails it
+    reload: bool = False  # run only when the MTA is running
+    optional: bool = False  # a failure is reported, not rolled back (e.g. flushing the queue)
+
+    def shown(self) -> str:
+        return shlex.join(self.argv)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """An exact change for one MTA: the files, the commands in order, and what a person must know.
+
+    `manual` plans (Exchange, a hand-written Exim config) are printed, never applied.
+    """
+
+    mta: Mta
+    action: str  # "apply" or "revert"
+    edits: tuple[FileEdit, ...] = ()
+    commands: tuple[Command, ...] = ()
+    notes: tuple[str, ...] = ()
+    manual: bool = False
+    snippet: str = ""  # ready-to-paste text for a manual plan (PowerShell for Exchange)
+    settings: dict[str, str | None] = field(default_factory=dict)  # Postfix main.cf: name → value
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to do: the MTA is already in the wanted state."""
+        changed = [e for e in self.edits if e.before != e.after]
+        return not changed and not self.settings and not self.manual
+
+
+def render_plan(plan: Plan, relay: Relay) -> str:
+    """The plan as text for a person: notes, file diffs, commands (password masked)."""
+    out: list[str] = [f"# {plan.mta} smart host: {plan.action}"]
+    out.extend(f"# {note}" for note in plan.notes)
+    if plan.empty:
+        out.append("# nothing to change: already in that state")
+    for name, value in plan.settings.items():
+        out.append(f"{name} = {value}" if value is not None else f"(remove) {name}")
+    for edit in plan.edits:
+        if edit.before != edit.after:
+            out.append(edit.shown(relay).rstrip("\n"))
+    out.extend(f"{c.shown()}    # {c.why}" for c in plan.commands)
+    if plan.snippet:
+        out.append(plan.snippet.rstrip("\n"))
+    return "\n".join(out) + "\n"
+
+
+def replace_lines(text: str, prefix: str, new: Sequence[str]) -> str:
+    """`text` with every line starting with `prefix` replaced by `new` (appended when absent)."""
+    lines = text.splitlines(keepends=True)
+    kept: list[str] = []
+    done = False
+    for line in lines:
+        if line.startswith(prefix):
+            if not done:
+                kept.extend(n + "\n" for n in new)
+                done = True
+            continue
+        kept.append(line)
+    if not done:
+        if kept and not kept[-1].endswith("\n"):
+            kept[-1] += "\n"
+        kept.extend(n + "\n" for n in new)
+    return "".join(kept)

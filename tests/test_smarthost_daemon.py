@@ -1,0 +1,229 @@
+"""The smart host in the monitor and the CLI, on a real Postfix: listed → routed → delisted → direct.
+
+The lab's flip.lab.test zone lists 203.0.113.5 when a test says so; notifications go to a local
+JSON webhook. The relay password must show up nowhere but in Postfix's own password table.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from blmonitor import cli
+from blmonitor.config import load_config
+from blmonitor.daemon import notifier_for, run_once
+from blmonitor.store import Store
+from tests import httpservers
+from tests.postfixlab import (
+    DIRECT_HOST,
+    PostfixLab,
+    Sink,
+    needs_postfix,
+    postfix_instance,
+    running_sink,
+)
+from tests.test_daemon import Clock
+
+pytestmark = needs_postfix
+
+PASSWORD = "pa55 w0rd-nobody-sees"
+USER = "relay@isp.test"
+
+
+@dataclass
+class Setup:
+    lab: PostfixLab
+    direct: Sink
+    relay: Sink
+    posted: list[tuple[str, str]]
+    tmp: Path
+    webhook: str
+
+    def config(self, mode: str, **extra: str) -> Path:
+        password_file = self.tmp / "relay.pass"
+        password_file.write_text(PASSWORD + "\n")
+        lines = "\n".join(f"{k} = {v}" for k, v in extra.items())
+        path = self.tmp / "config.toml"
+        path.write_text(f"""
+[monitor]
+targets = ["203.0.113.5"]
+zones = ["flip"]
+lists = "{self.lab_catalog}"
+confirm = 1
+database = "{self.tmp / "blmonitor.db"}"
+[dns]
+resolver = ["{self.lab_address}"]
+timeout = 0.6
+[notify]
+urls = ["{self.webhook.replace("http://", "json://")}/hook"]
+retry = 1
+[smarthost]
+mode = "{mode}"
+host = "127.0.0.1"
+port = {self.relay.port}
+username = "{USER}"
+password_file = "{password_file}"
+mta = "postfix"
+config_dir = "{self.lab.conf}"
+state_dir = "{self.tmp / "state"}"
+revert_after = "30m"
+{lines}
+""")
+        return path
+
+    lab_catalog: Path = Path()
+    lab_address: str = ""
+
+
+@pytest.fixture
+def setup(lab, tmp_path: Path) -> Iterator[Setup]:
+    posted: list[tuple[str, str]] = []
+    with (
+        httpservers.serve({}, posted) as base,
+        running_sink(DIRECT_HOST) as direct,
+        postfix_instance(direct.port) as pfx,
+        running_sink("127.0.0.1", tls_dir=tmp_path, user=USER, password=PASSWORD) as relay,
+    ):
+        s = Setup(pfx, direct, relay, posted, tmp_path, base)
+        s.lab_catalog, s.lab_address = lab.catalog_path, lab.address
+        yield s
+    lab.flip.listed = set()
+
+
+def run(config_path: Path, clock: Clock):
+    config = load_config(config_path)
+    store = Store(config.monitor.database)
+    try:
+        return run_once(config, store, notifier_for(config), clock=clock, host="mx.example")
+    finally:
+        store.close()
+        clock.tick()
+
+
+def titles(posted: list[tuple[str, str]]) -> list[str]:
+    return [json.loads(body)["title"] for _, body in posted]
+
+
+def everything_stored(database: Path) -> str:
+    with sqlite3.connect(database) as db:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return "\n".join(repr(row) for t in tables for row in db.execute(f"SELECT * FROM {t}"))
+
+
+def test_apply_mode_routes_while_listed_and_reverts_after_the_cool_down(
+    setup: Setup, lab, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    config = setup.config("apply")
+    main_cf = (setup.lab.conf / "main.cf").read_bytes()
+    clock = Clock()
+    lab.flip.listed = {"203.0.113.5"}
+    run(config, clock)  # listed: confirmed at once (confirm = 1), so routed now
+    setup.lab.submit("while listed")
+    assert setup.relay.wait(1)[0].login == USER
+    assert titles(setup.posted)[-1] == (
+        f"[blmonitor] mx.example: outbound mail now goes through 127.0.0.1:{setup.relay.port}"
+    )
+    run(config, clock)  # still listed: nothing new
+    assert len(setup.posted) == 2  # the listing and the routing
+
+    lab.flip.listed = set()
+    run(config, clock)  # delisted 15 minutes ago: the 30-minute cool-down holds
+    assert setup.lab.postconf("-n", "relayhost") != ""
+    clock.tick(30)
+    run(config, clock)
+    assert (setup.lab.conf / "main.cf").read_bytes() == main_cf
+    setup.lab.submit("after")
+    assert setup.direct.wait(1)[0].message["Subject"] == "after"
+    assert titles(setup.posted)[-1] == "[blmonitor] mx.example: outbound mail goes direct again"
+
+    stored = everything_stored(setup.tmp / "blmonitor.db")
+    assert "'apply', 'done'" in stored and "'revert', 'done'" in stored
+    for where in (stored, caplog.text, repr(setup.posted),
+                  *(p.read_text() for p in (setup.tmp / "state").iterdir() if p.is_file())):  # fmt: skip
+        assert PASSWORD not in where
+
+
+def test_recommend_mode_notifies_the_plan_once_and_changes_nothing(setup: Setup, lab) -> None:
+    config = setup.config("recommend")
+    main_cf = (setup.lab.conf / "main.cf").read_bytes()
+    clock = Clock()
+    lab.flip.listed = {"203.0.113.5"}
+    run(config, clock)
+    run(config, clock)
+    bodies = [json.loads(b) for _, b in setup.posted]
+    recommended = [b for b in bodies if "(recommended)" in b["title"]]
+    assert len(recommended) == 1
+    assert f"relayhost = [127.0.0.1]:{setup.relay.port}" in recommended[0]["message"]
+    assert "<password from" in recommended[0]["message"]
+    assert PASSWORD not in json.dumps(bodies)
+    assert (setup.lab.conf / "main.cf").read_bytes() == main_cf
+    lab.flip.listed = set()
+    run(config, clock)
+    clock.tick(60)
+    run(config, clock)
+    last = json.loads(setup.posted[-1][1])
+    assert last["title"] == "[blmonitor] mx.example: send mail direct again (recommended)"
+
+
+def test_unprivileged_daemon_asks_the_root_unit(setup: Setup, lab, monkeypatch) -> None:
+    config = setup.config("apply")
+    monkeypatch.setattr("os.geteuid", lambda: 998)  # the daemon runs as user blmonitor
+    clock = Clock()
+    lab.flip.listed = {"203.0.113.5"}
+    run(config, clock)
+    request = json.loads((setup.tmp / "state" / "request.json").read_text())
+    assert request["action"] == "apply"
+    assert setup.lab.postconf("-n", "relayhost") == ""  # nothing changed by the daemon
+    monkeypatch.undo()
+    result = CliRunner().invoke(cli.main, ["smarthost", "sync", "-c", str(config)])
+    assert result.exit_code == 0, result.output
+    assert result.output == "apply: done\n"
+    assert setup.lab.postconf("-n", "relayhost").strip() == (
+        f"relayhost = [127.0.0.1]:{setup.relay.port}"
+    )
+
+
+def test_cli_plan_apply_status_revert(setup: Setup) -> None:
+    config = str(setup.config("off"))
+    main_cf = (setup.lab.conf / "main.cf").read_bytes()
+    runner = CliRunner()
+    plan = runner.invoke(cli.main, ["smarthost", "plan", "-c", config])
+    assert plan.exit_code == 0, plan.output
+    assert f"relayhost = [127.0.0.1]:{setup.relay.port}" in plan.output
+    assert PASSWORD not in plan.output
+    assert (setup.lab.conf / "main.cf").read_bytes() == main_cf  # plan changes nothing
+
+    applied = runner.invoke(cli.main, ["smarthost", "apply", "-c", config, "--json"])
+    assert applied.exit_code == 0, applied.output
+    out = json.loads(applied.output)
+    assert (out["action"], out["changed"], out["mta"]) == ("apply", True, "postfix")
+    again = runner.invoke(cli.main, ["smarthost", "apply", "-c", config])
+    assert again.output.startswith("nothing to change")
+
+    status = runner.invoke(cli.main, ["smarthost", "status", "-c", config, "--json"])
+    state = json.loads(status.output)
+    assert state["applied"] is True and state["relay"]["port"] == setup.relay.port
+    assert [a["outcome"] for a in state["actions"]] == ["unchanged", "done"]
+    assert PASSWORD not in status.output
+
+    reverted = runner.invoke(cli.main, ["smarthost", "revert", "-c", config])
+    assert reverted.output == "mail goes direct again\n"
+    assert (setup.lab.conf / "main.cf").read_bytes() == main_cf
+    text = runner.invoke(cli.main, ["smarthost", "status", "-c", config]).output
+    assert text.startswith("smart host: not applied (postfix delivers directly)")
+
+
+def test_a_missing_password_file_is_one_clear_line(setup: Setup) -> None:
+    config = setup.config("off")
+    (setup.tmp / "relay.pass").unlink()
+    result = CliRunner().invoke(cli.main, ["smarthost", "apply", "-c", str(config)])
+    assert result.exit_code == 2
+    assert result.output.startswith("blmonitor: error: cannot read the smart-host password file")
