@@ -652,3 +652,50 @@ def test_blmonitor_config_names_the_default_file(
     monkeypatch.setenv("BLMONITOR_CONFIG", str(tmp_path / "missing.toml"))
     assert load_config(None, defaults=DEFAULTS).monitor.confirm == 2  # missing: defaults
     assert not config.config_exists(None)
+
+
+# --- [smarthost] ---------------------------------------------------------------------------
+
+
+def test_smarthost_keys() -> None:
+    got = parse(
+        '[smarthost]\nmode = "apply"\nhost = "smtp.isp.example"\nport = 465\nusername = "me"\n'
+        'password_file = "/etc/blmonitor/relay.pass"\nmta = "exim"\nscope = "destinations"\n'
+        'soften = true\nmin_severity = "critical"\nafter = "1h"\nrevert_after = "2d"\n'
+        'config_dir = "/srv/exim4"\nstate_dir = "/srv/state"\n'
+    )
+    assert got.smarthost == config.SmarthostConfig(
+        mode="apply", host="smtp.isp.example", port=465, username="me",
+        password_file=Path("/etc/blmonitor/relay.pass"), tls=True, mta="exim",
+        config_dir=Path("/srv/exim4"), scope="destinations", soften=True,
+        min_severity=Severity.CRITICAL, after=3600.0, revert_after=172800.0,
+        state_dir=Path("/srv/state"),
+    )  # fmt: skip
+    assert got.smarthost_state_dir == Path("/srv/state")
+    assert parse("").smarthost_state_dir == DEFAULTS.database.parent / "smarthost"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('password = "hunter2"', "password: is not read here: put it in a file and set password_file"),
+        ('mode = "apply"', 'host: is needed with mode = "apply" (e.g. "smtp.isp.example")'),
+        ('host = "smtp.isp.example:587"', "host: 'smtp.isp.example:587': give the name or address alone, the port in port"),
+        ('host = "[10.0.0.1]"', "host: '[10.0.0.1]': give the name or address alone, the port in port"),
+        ('mode = "on"', "mode: 'on' is not one of off, recommend, apply"),
+        ('mta = "qmail"', "mta: 'qmail' is not one of auto, postfix, exim, sendmail, opensmtpd, exchange"),
+        ('username = "me"', "password_file: is needed with username (a file holding the password)"),
+        ("port = 0", "port:"),
+        ('password_file = "relay.pass"', "password_file: 'relay.pass' is not an absolute path"),
+    ],
+)  # fmt: skip
+def test_smarthost_mistakes(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse(f"[smarthost]\n{text}\n")
+    assert str(caught.value).startswith(f"test.toml: [smarthost] {message}")
+
+
+def test_smarthost_password_never_in_the_config_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse('[smarthost]\npassword = "hunter2"\n')
+    assert "hunter2" not in str(caught.value)

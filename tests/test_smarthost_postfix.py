@@ -168,3 +168,19 @@ def test_plan_shows_the_change_and_masks_the_password(world: World) -> None:
     assert f"<password from {world.password_file}>" in text
     assert PASSWORD not in text
     assert "postfix -c" in text and "reload" in text
+
+
+def test_a_stopped_postfix_is_not_reloaded_and_revert_wants_the_same_directory(
+    world: World, tmp_path: Path
+) -> None:
+    world.lab.stop()
+    recorder = Recorder()
+    outcome = world.smarthost(recorder).apply(now="t")
+    assert outcome.changed and not outcome.reloaded
+    assert any("not running" in note for note in outcome.notes)
+    assert not any(a[-1] in ("reload", "-f") for a in recorder.argvs or [])
+    elsewhere = Smarthost(Mta.POSTFIX, Relay("127.0.0.1", world.relay.port),
+                          config_dir=tmp_path, state_dir=world.state_dir)  # fmt: skip
+    with pytest.raises(SmarthostError, match="revert with --mta postfix --config-dir"):
+        elsewhere.revert()
+    assert world.smarthost().revert().changed

@@ -320,6 +320,11 @@ class Smarthost:
         state = self._load_state()
         if state is None:
             return Plan(self.mta, "revert", notes=("the smart host is not applied",))
+        if (state["mta"], state["config_dir"]) != (str(self.mta), str(self.config_dir)):
+            raise SmarthostError(
+                f"the smart host was applied to {state['mta']} in {state['config_dir']}: "
+                f"revert with --mta {state['mta']} --config-dir {state['config_dir']}"
+            )
         self._password = read_password(self.relay) if self.relay.authenticated else ""
         files = self._files()
         if self.mta is Mta.POSTFIX:

@@ -1,0 +1,178 @@
+"""The pure parts of the smart host: the Postfix planner, the routing policy, the rendering."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from blmonitor.models import Severity
+from blmonitor.monitor import BounceListing, MonitorState, PairState
+from blmonitor.notify import render_smarthost
+from blmonitor.smarthost import policy, postfix
+from blmonitor.smarthost.plan import PASSWORD, FileEdit, Mta, Plan, Relay, Scope, render_plan
+
+DIR = Path("/etc/postfix")
+RELAY = Relay("smtp.isp.example", 587, "me@isp.example", Path("/etc/blmonitor/relay.pass"))
+NOTHING: dict[str, str | None] = dict.fromkeys(postfix.MANAGED)
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+def test_postfix_plan_routes_everything_with_tls_and_sasl() -> None:
+    plan = postfix.plan_apply(NOTHING, {}, RELAY, config_dir=DIR)
+    assert plan.settings == {
+        "relayhost": "[smtp.isp.example]:587",
+        "smtp_sasl_auth_enable": "yes",
+        "smtp_sasl_password_maps": "hash:/etc/postfix/blmonitor_sasl_passwd",
+        "smtp_sasl_security_options": "noanonymous",
+        "smtp_sasl_tls_security_options": "noanonymous",
+        "smtp_tls_policy_maps": "hash:/etc/postfix/blmonitor_tls_policy",
+    }
+    files = {e.path.name: e for e in plan.edits}
+    assert files["blmonitor_sasl_passwd"].after == (
+        f"[smtp.isp.example]:587 me@isp.example:{PASSWORD}\n".encode()
+    )
+    assert files["blmonitor_sasl_passwd"].secret and files["blmonitor_sasl_passwd"].mode == 0o600
+    assert files["blmonitor_tls_policy"].after == b"[smtp.isp.example]:587 encrypt\n"
+    shown = [c.shown() for c in plan.commands]
+    assert shown == [
+        "postmap -c /etc/postfix hash:/etc/postfix/blmonitor_sasl_passwd",
+        "postmap -c /etc/postfix hash:/etc/postfix/blmonitor_tls_policy",
+        "postfix -c /etc/postfix check",
+        "postmap -c /etc/postfix -q '[smtp.isp.example]:587' hash:/etc/postfix/blmonitor_sasl_passwd",
+        "postfix -c /etc/postfix reload",
+        "postqueue -c /etc/postfix -f",
+    ]
+
+
+def test_postfix_plan_keeps_the_admins_tables_after_ours() -> None:
+    current = {**NOTHING, "smtp_sasl_password_maps": "hash:/etc/postfix/sasl_passwd",
+               "transport_maps": "hash:/etc/postfix/transport"}  # fmt: skip
+    plan = postfix.plan_apply(current, {}, RELAY, config_dir=DIR, scope=Scope.DESTINATIONS,
+                              destinations=["outlook.com", "hotmail.com"])  # fmt: skip
+    assert plan.settings["smtp_sasl_password_maps"] == (
+        "hash:/etc/postfix/blmonitor_sasl_passwd, hash:/etc/postfix/sasl_passwd"
+    )
+    assert plan.settings["transport_maps"] == (
+        "hash:/etc/postfix/blmonitor_transport, hash:/etc/postfix/transport"
+    )
+    assert "relayhost" not in plan.settings
+    transport = next(e for e in plan.edits if e.path.name == "blmonitor_transport")
+    assert transport.after == (
+        b"hotmail.com smtp:[smtp.isp.example]:587\n.hotmail.com smtp:[smtp.isp.example]:587\n"
+        b"outlook.com smtp:[smtp.isp.example]:587\n.outlook.com smtp:[smtp.isp.example]:587\n"
+    )
+
+
+def test_postfix_plan_is_empty_once_applied() -> None:
+    first = postfix.plan_apply(NOTHING, {}, RELAY, config_dir=DIR)
+    now = {**NOTHING, **first.settings}
+    files: dict[Path, bytes | None] = {e.path: e.after for e in first.edits}
+    files.update({DIR / "blmonitor_sasl_passwd.db": b"x", DIR / "blmonitor_tls_policy.db": b"x"})
+    again = postfix.plan_apply(now, files, RELAY, config_dir=DIR)
+    assert again.empty and again.commands == ()
+
+
+def test_postfix_plan_refuses_smtps_per_destination_and_keeps_an_existing_filter() -> None:
+    with pytest.raises(ValueError, match="465"):
+        postfix.plan_apply(NOTHING, {}, Relay("r.example", 465), config_dir=DIR,
+                           scope=Scope.DESTINATIONS, destinations=["x.example"])  # fmt: skip
+    smtps = postfix.plan_apply(NOTHING, {}, Relay("r.example", 465), config_dir=DIR)
+    assert smtps.settings["smtp_tls_wrappermode"] == "yes"
+    mine = {**NOTHING, "smtp_delivery_status_filter": "pcre:/etc/postfix/mine"}
+    plan = postfix.plan_apply(mine, {}, RELAY, config_dir=DIR, soften=True)
+    assert "smtp_delivery_status_filter" not in plan.settings
+    assert any("already set" in n for n in plan.notes)
+
+
+def test_postfix_revert_restores_each_previous_value_or_removes_it() -> None:
+    saved = {**NOTHING, "smtp_sasl_security_options": "noplaintext"}
+    applied = {**saved, "relayhost": "[r]:587", "smtp_sasl_security_options": "noanonymous"}
+    ours = {DIR / "blmonitor_tls_policy": b"[r]:587 encrypt\n", DIR / "blmonitor_transport": None}
+    plan = postfix.plan_revert(applied, saved, ours, config_dir=DIR)
+    assert plan.settings == {"relayhost": None, "smtp_sasl_security_options": "noplaintext"}
+    assert [(e.path.name, e.after) for e in plan.edits] == [("blmonitor_tls_policy", None)]
+    assert "(remove) relayhost" in render_plan(plan, RELAY)
+
+
+def test_rendering_masks_the_password_and_shows_deletions() -> None:
+    edits = (
+        FileEdit(DIR / "blmonitor_sasl_passwd", None, f"[r]:587 u:{PASSWORD}\n".encode(),
+                 0o600, True),
+        FileEdit(DIR / "old.db", b"\x00present\x00", None),
+    )  # fmt: skip
+    text = render_plan(Plan(Mta.POSTFIX, "apply", edits), RELAY)
+    assert "+[r]:587 u:<password from /etc/blmonitor/relay.pass>" in text
+    assert "delete /etc/postfix/old.db" in text
+    assert PASSWORD not in text
+
+
+# --- policy ---------------------------------------------------------------------------------
+
+
+def pair(zone: str, since: datetime, severity: Severity = Severity.CRITICAL) -> PairState:
+    return PairState("203.0.113.5", zone, listed=True, severity=severity, since=since, label=zone)
+
+
+def test_blocking_takes_listings_at_or_above_the_severity_and_bounce_evidence() -> None:
+    state = MonitorState(
+        pairs={("203.0.113.5", "zen"): pair("zen", T0),
+               ("203.0.113.5", "rep"): pair("rep", T0, Severity.INFO),
+               ("203.0.113.5", "ok"): PairState("203.0.113.5", "ok", since=T0)},
+        bounces={("203.0.113.5", "microsoft-s3150"): BounceListing(
+            "203.0.113.5", "microsoft-s3150", "Microsoft", T0 + timedelta(hours=1), T0)},
+    )  # fmt: skip
+    found = policy.blocking(state, min_severity=Severity.WARNING)
+    assert [(b.list, b.provider) for b in found] == [("zen", ""), ("microsoft-s3150", "Microsoft")]
+    assert [b.list for b in policy.blocking(state, min_severity=Severity.CRITICAL)] == ["zen"]
+
+
+LISTED = (policy.Blocking("203.0.113.5", "zen", "", T0),)
+HOUR = timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    ("current", "now", "applied", "last", "action"),
+    [
+        (LISTED, T0 + HOUR, False, None, "apply"),  # listed for the hour asked
+        (LISTED, T0 + HOUR / 2, False, None, "keep"),  # not long enough yet
+        (LISTED, T0 + HOUR, True, None, "keep"),  # already routed
+        ((), T0, False, None, "keep"),  # never listed
+        ((), T0 + 2 * HOUR, True, T0 + HOUR, "keep"),  # delisted an hour ago: cool-down of 1 day
+        ((), T0 + 26 * HOUR, True, T0 + HOUR, "revert"),
+        ((), T0, True, None, "revert"),  # applied by hand, no listing on record
+    ],
+)
+def test_decide(current, now, applied, last, action) -> None:
+    decision = policy.decide(current, now=now, applied=applied, last_listed=last, after=HOUR,
+                             revert_after=timedelta(days=1))  # fmt: skip
+    assert decision.action == action
+
+
+def test_destinations_are_the_providers_domains_and_the_bounced_recipients() -> None:
+    current = (
+        policy.Blocking("203.0.113.5", "microsoft-s3150 (bounce)", "Microsoft", T0),
+        policy.Blocking("203.0.113.5", "zen.spamhaus.org", "", T0),
+    )
+    receivers = policy.load_receivers()
+    found = policy.destinations(current, receivers=receivers,
+                                bounced={"zen.spamhaus.org": ["Example.ORG"]})  # fmt: skip
+    assert {"outlook.com", "hotmail.com", "live.com", "example.org"} <= set(found)
+    assert "gmail.com" not in found
+
+
+def test_notifications_for_each_smarthost_action() -> None:
+    common = {"host": "mx.example", "mta": "postfix", "relay": "smtp.isp.example:587",
+              "reason": "203.0.113.5 listed on zen"}  # fmt: skip
+    applied = render_smarthost("apply", **common)
+    assert (
+        applied.title
+        == "[blmonitor] mx.example: outbound mail now goes through smtp.isp.example:587"
+    )
+    assert applied.severity is Severity.WARNING
+    failed = render_smarthost("apply", error="postfix check failed", **common)
+    assert failed.severity is Severity.CRITICAL and "left as it was" in failed.body
+    advice = render_smarthost("revert", recommend=True, plan_text="(remove) relayhost\n", **common)
+    assert advice.title.endswith("send mail direct again (recommended)")
+    assert "(remove) relayhost" in advice.body and advice.kinds == ("smarthost-revert-recommended",)
