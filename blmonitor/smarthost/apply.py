@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from ..errors import SmarthostError
 from . import postfix
-from .plan import PASSWORD, PRESENT, Command, FileEdit, Mta, Plan, Relay, Scope
+from .plan import PASSWORD, PRESENT, FileEdit, Mta, Plan, Relay, Scope
 
 DEFAULT_CONFIG_DIRS = {
     Mta.POSTFIX: Path("/etc/postfix"),
@@ -469,26 +469,20 @@ class Smarthost:
                     )
                 outcome.reloaded |= command.reload
         except BaseException:
-            self._rollback(checkpoint, reload=running)
+            self._rollback(plan, checkpoint, reload=running)
             raise
         return outcome
 
-    def _rollback(self, checkpoint: Mapping[str, str | None], *, reload: bool) -> None:
+    def _rollback(self, plan: Plan, checkpoint: Mapping[str, str | None], *, reload: bool) -> None:
+        """Every checkpointed file back as it was; what is built from them built again; the
+        MTA reloaded (best effort: the first error is the one reported)."""
         for name, data in checkpoint.items():
             path = Path(name)
             if _digest(self._raw(path)) != _digest(_unb64(data)):
                 _put(path, _unb64(data), path.stat().st_mode & 0o7777 if path.exists() else 0o600)
-        if reload:
-            for command in self._reload_commands():
+        for command in plan.commands:
+            if command.rebuild or (reload and command.reload and not command.optional):
                 self.run(command.argv)
-
-    def _reload_commands(self) -> list[Command]:
-        if self.mta is Mta.POSTFIX:
-            return [Command(("postfix", "-c", str(self.config_dir), "reload"), "", reload=True)]
-        plan = file_planner(self.mta).plan_apply(
-            {}, self.relay, config_dir=self.config_dir, scope=self.scope
-        )
-        return [c for c in plan.commands if c.reload and not c.optional]
 
     def _write(self, edit: FileEdit) -> None:
         if edit.after is None:
@@ -497,7 +491,11 @@ class Smarthost:
         data = edit.after
         if edit.secret:
             data = data.replace(PASSWORD.encode(), self._password.encode())
-        _write_atomic(edit.path, data, 0o600 if edit.secret else edit.mode)
+        elif PASSWORD.encode() in data:
+            raise SmarthostError(
+                f"{edit.path}: a plan put the password in a file not marked secret"
+            )
+        _write_atomic(edit.path, data, edit.mode)
 
     def _postconf(self, settings: Mapping[str, str | None]) -> None:
         remove = [k for k, v in settings.items() if v is None]

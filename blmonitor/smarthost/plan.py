@@ -92,6 +92,7 @@ class Command:
     validates: bool = False  # a check: any output on stderr naming warning:/fatal: fails it
     reload: bool = False  # run only when the MTA is running
     optional: bool = False  # a failure is reported, not rolled back (e.g. flushing the queue)
+    rebuild: bool = False  # regenerates files outside the checkpoint: run again on rollback
 
     def shown(self) -> str:
         return shlex.join(self.argv)

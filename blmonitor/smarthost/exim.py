@@ -1,0 +1,449 @@
+"""Exim on Debian: smart-host routing through update-exim4.conf.conf, passwd.client and macros.
+
+A hand-written /etc/exim4/exim4.conf, which update-exim4.conf never regenerates, gets a printed
+recommendation instead. Pure: the planner reads the bytes it is given and returns a Plan.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+from ..errors import ConfigError
+from .plan import PASSWORD, Command, FileEdit, Mta, Plan, Relay, Scope
+
+DEFAULT_DIR = Path("/etc/exim4")
+BEGIN = "# BEGIN blmonitor smarthost"
+END = "# END blmonitor smarthost"
+
+_TYPE = "dc_eximconfig_configtype"
+_SMARTHOST = "dc_smarthost"
+_SPLIT = "dc_use_split_config"
+# Without it Exim delivers in clear when the relay's certificate does not verify, then keeps
+# the password back (AUTH_CLIENT_ALLOW_NOTLS_PASSWORDS is unset), the relay answers 530 and
+# the message bounces; with it, a TLS problem only defers.
+_REQUIRE_TLS = "REMOTE_SMTP_SMARTHOST_HOSTS_REQUIRE_TLS"
+_PROTOCOL = "REMOTE_SMTP_SMARTHOST_PROTOCOL"
+_ASSIGNMENT = re.compile(r"^\s*(\w+)=(.*)$")
+_HOST = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+class _Paths(NamedTuple):
+    conf: Path
+    passwd: Path
+    macros: Path  # non-split configuration
+    split_macros: Path  # split configuration: read before conf.d/main/01_…
+    handwritten: Path
+
+
+def _paths(config_dir: Path) -> _Paths:
+    return _Paths(
+        conf=config_dir / "update-exim4.conf.conf",
+        passwd=config_dir / "passwd.client",
+        macros=config_dir / "exim4.conf.localmacros",
+        split_macros=config_dir / "conf.d" / "main" / "000_localmacros",
+        handwritten=config_dir / "exim4.conf",
+    )
+
+
+def paths(config_dir: Path) -> tuple[Path, ...]:
+    """The files this planner reads and may write, under config_dir (/etc/exim4)."""
+    return tuple(_paths(config_dir))
+
+
+def plan_apply(
+    files: Mapping[Path, bytes | None],
+    relay: Relay,
+    *,
+    config_dir: Path,
+    scope: Scope = Scope.ALL,
+    destinations: Sequence[str] = (),
+) -> Plan:
+    """Route all outbound mail through `relay`; an already-routed config gives an empty plan."""
+    where = _paths(config_dir)
+    if scope is Scope.DESTINATIONS and not destinations:
+        raise ConfigError("smart host scope = destinations needs at least one destination")
+    smarthost = _smarthost(relay)
+    if files.get(where.handwritten) is not None:
+        return _manual_apply(relay, where.handwritten, smarthost)
+    conf_text = _text(files.get(where.conf), where.conf)
+    values = _values(conf_text)
+    configtype = values.get(_TYPE, "")
+    if configtype == "none":
+        return _manual_apply(relay, where.conf, smarthost, none=True)
+
+    notes: list[str] = []
+    # 'satellite' already sends everything to a smart host and keeps no local mail: keep that.
+    wanted_type = "satellite" if configtype == "satellite" else "smarthost"
+    new_conf = _set_value(conf_text, _TYPE, wanted_type, values)
+    new_conf = _set_value(new_conf, _SMARTHOST, smarthost, values)
+
+    macros_path = where.split_macros if values.get(_SPLIT) == "true" else where.macros
+    macros_before = files.get(macros_path)
+    macros_text = _decode(macros_before)
+    macro_lines: list[str] = []
+    for name, value, wanted in (
+        (_REQUIRE_TLS, "*", relay.tls or relay.wrapper),
+        (_PROTOCOL, "smtps", relay.wrapper),
+    ):
+        if not wanted:
+            continue
+        if _defined_outside(macros_text, name):
+            notes.append(f"{macros_path} already defines {name}: left as it is")
+        else:
+            macro_lines.append(f"{name} = {value}")
+    new_macros = _put_block(macros_text, macro_lines, macros_path)
+
+    passwd_before = files.get(where.passwd)
+    passwd_text = _decode(passwd_before)
+    new_passwd = _put_block(passwd_text, _credentials(relay), where.passwd, top=True)
+
+    edits = [
+        FileEdit(where.conf, files.get(where.conf), _encode(new_conf)),
+        FileEdit(macros_path, macros_before, _encode_or_none(new_macros, macros_before)),
+        FileEdit(
+            where.passwd,
+            passwd_before,
+            _encode_or_none(new_passwd, passwd_before),
+            mode=0o640,
+            secret=True,
+        ),
+    ]
+    edits = [e for e in edits if e.before != e.after]
+    if not edits:
+        return Plan(Mta.EXIM, "apply")
+
+    if scope is Scope.DESTINATIONS:
+        notes.append(
+            "per-destination routing is Postfix-only: Exim sends all outbound mail "
+            f"through {relay.host}"
+        )
+    if configtype not in ("internet", "smarthost", "satellite"):
+        notes.append(f"{_TYPE} was {configtype!r}; it becomes 'smarthost'")
+    if relay.authenticated:
+        if not _is_address(relay.host):
+            notes.append(
+                f"passwd.client is matched against the smart host's name as DNS returns it: "
+                f"if {relay.host} is a CNAME, add a line for the name it points to"
+            )
+        notes.append("passwd.client is root:Debian-exim 0640 so that Exim can read it")
+    if not relay.tls and not relay.wrapper:
+        notes.append(
+            "TLS is not required (tls = false)"
+            + ("; Exim still sends the password only over TLS" if relay.authenticated else "")
+        )
+    return Plan(
+        Mta.EXIM,
+        "apply",
+        edits=tuple(edits),
+        commands=_commands(config_dir, edits, where.passwd, flush=True),
+        notes=tuple(notes),
+    )
+
+
+def plan_revert(
+    files: Mapping[Path, bytes | None],
+    saved: Mapping[Path, bytes | None],
+    changed: frozenset[Path],
+    *,
+    config_dir: Path,
+) -> Plan:
+    """Back to the saved files; a file edited since apply loses only what blmonitor added."""
+    where = _paths(config_dir)
+    if files.get(where.handwritten) is not None:
+        return Plan(
+            Mta.EXIM,
+            "revert",
+            notes=(
+                f"{where.handwritten} is a hand-written configuration: remove the blmonitor "
+                "router, transport and authenticator from it by hand",
+            ),
+            manual=True,
+            snippet=_manual_revert_snippet(where.handwritten),
+        )
+    edits: list[FileEdit] = []
+    notes: list[str] = []
+    for path in (where.conf, where.macros, where.split_macros, where.passwd):
+        secret = path == where.passwd
+        mode = 0o640 if secret else 0o644
+        current, before_apply = files.get(path), saved.get(path)
+        if path not in changed:
+            edits.append(FileEdit(path, current, before_apply, mode=mode, secret=secret))
+            continue
+        if current is None:
+            notes.append(f"{path} was removed since apply: left as it is")
+            continue
+        notes.append(f"{path} was edited since apply: only blmonitor's changes are undone")
+        text = _decode(current)
+        after: bytes | None
+        if path == where.conf:
+            old = _decode(before_apply)
+            for key in (_TYPE, _SMARTHOST):
+                text = _restore_key(text, old, key)
+            after = _encode(text)
+        else:
+            after = _encode_or_none(_put_block(text, [], path), before_apply)
+        edits.append(FileEdit(path, current, after, mode=mode, secret=secret))
+    edits = [e for e in edits if e.before != e.after]
+    if not edits:
+        return Plan(Mta.EXIM, "revert", notes=tuple(notes))
+    return Plan(
+        Mta.EXIM,
+        "revert",
+        edits=tuple(edits),
+        commands=_commands(config_dir, edits, where.passwd, flush=False),
+        notes=tuple(notes),
+    )
+
+
+def _smarthost(relay: Relay) -> str:
+    """dc_smarthost: host::port (two colons: the value is an Exim colon-separated list)."""
+    if not _HOST.match(relay.host):
+        raise ConfigError(
+            f"smart host {relay.host!r}: Exim's dc_smarthost needs a host name or IPv4 address"
+        )
+    return f"{relay.host.lower()}::{relay.port}"
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _credentials(relay: Relay) -> list[str]:
+    """The block's line, host:login:password.
+
+    The adapter reads files with its password masked as PASSWORD, so a line it wrote compares
+    equal (nothing to do) and a line with an older password does not (it is rewritten).
+    """
+    if not relay.authenticated:
+        return []
+    if ":" in relay.username or "\n" in relay.username:
+        raise ConfigError(f"smart host username {relay.username!r}: passwd.client cannot hold ':'")
+    return [f"{relay.host.lower()}:{relay.username}:{PASSWORD}"]
+
+
+def _commands(
+    config_dir: Path, edits: Sequence[FileEdit], passwd: Path, *, flush: bool
+) -> tuple[Command, ...]:
+    commands: list[Command] = []
+    if any(e.path == passwd and e.after is not None for e in edits):
+        commands.append(
+            Command(
+                ("chown", "root:Debian-exim", str(passwd)),
+                "Exim reads passwd.client as group Debian-exim",
+            )
+        )
+        commands.append(Command(("chmod", "0640", str(passwd)), "readable by that group only"))
+    if config_dir == DEFAULT_DIR:
+        commands.append(
+            Command(
+                ("update-exim4.conf",),
+                "regenerate /var/lib/exim4/config.autogenerated",
+                rebuild=True,
+            )
+        )
+        commands.append(Command(("exim4", "-bV"), "check the configuration", validates=True))
+    else:
+        # update-exim4.conf writes the live configuration unless told otherwise.
+        generated = str(config_dir / "config.autogenerated")
+        commands.append(
+            Command(
+                ("update-exim4.conf", "-d", str(config_dir), "-o", generated),
+                f"generate {generated} from {config_dir}",
+                rebuild=True,
+            )
+        )
+        commands.append(
+            Command(("exim4", "-C", generated, "-bV"), "check the configuration", validates=True)
+        )
+    commands.append(Command(("systemctl", "reload", "exim4"), "make Exim use it", reload=True))
+    if flush:
+        commands.append(
+            Command(("exim4", "-qf"), "retry deferred mail now, via the smart host", optional=True)
+        )
+    return tuple(commands)
+
+
+def _manual_apply(relay: Relay, path: Path, smarthost: str, *, none: bool = False) -> Plan:
+    if none:
+        why = (
+            f"{_TYPE}='none' in {path}: update-exim4.conf does not manage this configuration; "
+            "blmonitor does not edit it"
+        )
+        target = "your Exim configuration"
+    else:
+        why = (
+            f"{path} exists: a hand-written configuration that update-exim4.conf leaves alone; "
+            "blmonitor does not edit it"
+        )
+        target = str(path)
+    transport = ["  hosts_require_tls = *"] if relay.tls or relay.wrapper else []
+    if relay.wrapper:
+        transport.append("  protocol = smtps")
+    auth: list[str] = []
+    if relay.authenticated:
+        transport.append("  hosts_require_auth = *")
+        auth = [
+            "",
+            "# in the authenticators section (type the password in place, with ^ and : doubled):",
+            "blmonitor_plain:",
+            "  driver = plaintext",
+            "  public_name = PLAIN",
+            f"  client_send = ^{relay.username}^{relay.shown_password()}",
+        ]
+    snippet = "\n".join(
+        [
+            f"# --- blmonitor: route outbound mail via {relay.host} (add to {target}) ---",
+            "# in the routers section, before the dnslookup router:",
+            "blmonitor_smarthost:",
+            "  driver = manualroute",
+            "  domains = ! +local_domains",
+            "  transport = blmonitor_smarthost",
+            f"  route_list = * {smarthost} byname",
+            "  host_find_failed = defer",
+            "  same_domain_copy_routing = yes",
+            "  no_more",
+            "",
+            "# in the transports section:",
+            "blmonitor_smarthost:",
+            "  driver = smtp",
+            *transport,
+            *auth,
+            "",
+            "# then: exim4 -bV && systemctl reload exim4 && exim4 -qf",
+        ]
+    )
+    return Plan(Mta.EXIM, "apply", notes=(why,), manual=True, snippet=snippet + "\n")
+
+
+def _manual_revert_snippet(path: Path) -> str:
+    return (
+        f"# --- blmonitor: back to direct delivery (edit {path}) ---\n"
+        "# remove the blmonitor_smarthost router, the blmonitor_smarthost transport and the\n"
+        "# blmonitor_plain authenticator, then: exim4 -bV && systemctl reload exim4\n"
+    )
+
+
+def _values(text: str) -> dict[str, str]:
+    """update-exim4.conf.conf is sourced by sh: name='value' lines, the last one wins."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        match = _ASSIGNMENT.match(line)
+        if match:
+            raw = match[2].strip()
+            if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
+                raw = raw[1:-1]
+            values[match[1]] = raw
+    return values
+
+
+def _set_value(text: str, key: str, value: str, values: Mapping[str, str]) -> str:
+    if values.get(key) == value:
+        return text
+    return _replace_key(text, key, f"{key}='{value}'")
+
+
+def _restore_key(text: str, old: str, key: str) -> str:
+    """`key`'s line(s) as they were in `old` (removed when `old` had none)."""
+    pattern = re.compile(rf"^\s*{key}=")
+    old_lines = [line.rstrip("\n") for line in old.splitlines() if pattern.match(line)]
+    if not old_lines:
+        return _replace_key(text, key, None)
+    return _replace_key(text, key, "\n".join(old_lines))
+
+
+def _replace_key(text: str, key: str, line: str | None) -> str:
+    """Every `key=` line replaced by `line` at the first one's place (appended when absent)."""
+    pattern = re.compile(rf"^\s*{key}=")
+    out: list[str] = []
+    done = False
+    for current in text.splitlines(keepends=True):
+        if pattern.match(current):
+            if not done and line is not None:
+                out.append(line + "\n")
+            done = True
+            continue
+        out.append(current)
+    if not done and line is not None:
+        if out and not out[-1].endswith("\n"):
+            out[-1] += "\n"
+        out.append(line + "\n")
+    return "".join(out)
+
+
+def _defined_outside(text: str, macro: str) -> bool:
+    """Whether `macro` is defined outside blmonitor's block (Exim refuses a second definition)."""
+    pattern = re.compile(rf"^\s*{macro}\s*==?")
+    inside = False
+    for line in text.splitlines():
+        if line.strip() == BEGIN:
+            inside = True
+        elif line.strip() == END:
+            inside = False
+        elif not inside and pattern.match(line):
+            return True
+    return False
+
+
+def _block_span(lines: Sequence[str], path: Path) -> tuple[int, int] | None:
+    """The [start, end] line indexes of blmonitor's block, or None."""
+    marks = [i for i, line in enumerate(lines) if line.strip() in (BEGIN, END)]
+    if not marks:
+        return None
+    if len(marks) != 2 or lines[marks[0]].strip() != BEGIN or lines[marks[1]].strip() != END:
+        raise ConfigError(
+            f"{path}: the lines {BEGIN!r} and {END!r} must appear once each, in that order; "
+            "fix the file by hand"
+        )
+    return marks[0], marks[1]
+
+
+def _put_block(text: str, body: Sequence[str], path: Path, *, top: bool = False) -> str:
+    """`text` with blmonitor's block holding `body` (removed when `body` is empty).
+
+    An existing block is replaced in place. A new one goes at the end, or with `top` after the
+    leading comments: passwd.client is searched top down and the first matching line wins.
+    """
+    lines = text.splitlines(keepends=True)
+    span = _block_span(lines, path)
+    block = [BEGIN + "\n", *(line + "\n" for line in body), END + "\n"] if body else []
+    if span is not None:
+        return "".join(lines[: span[0]] + block + lines[span[1] + 1 :])
+    if not block:
+        return text
+    at = len(lines)
+    if top:
+        at = 0
+        while at < len(lines) and lines[at].lstrip().startswith("#"):
+            at += 1
+    if at > 0 and not lines[at - 1].endswith("\n"):
+        lines[at - 1] += "\n"
+    return "".join(lines[:at] + block + lines[at:])
+
+
+def _text(data: bytes | None, path: Path) -> str:
+    if data is None:
+        raise ConfigError(f"{path} does not exist: is exim4-config installed?")
+    return _decode(data)
+
+
+def _decode(data: bytes | None) -> str:
+    return "" if data is None else data.decode("utf-8", "surrogateescape")
+
+
+def _encode(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _encode_or_none(text: str, before: bytes | None) -> bytes | None:
+    """A file blmonitor created and that is empty again is removed rather than left empty."""
+    if not text and before is None:
+        return None
+    return _encode(text)

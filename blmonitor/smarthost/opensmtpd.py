@@ -1,0 +1,375 @@
+"""OpenSMTPD: smart-host routing by giving each relay action a `host` and an `auth` table.
+
+Every change in smtpd.conf sits in a marked block that keeps the line it replaced, so revert can
+restore it; credentials go to a table file of blmonitor's own. smtpd has no config reload: the
+plan restarts it. Pure: the planner reads the bytes it is given and returns a Plan.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+from ..errors import ConfigError
+from .plan import PASSWORD, Command, FileEdit, Mta, Plan, Relay, Scope
+
+DEFAULT_DIR = Path("/etc")
+BEGIN = "# BEGIN blmonitor smarthost"
+END = "# END blmonitor smarthost"
+WAS = "#was: "  # inside a block: a line of the admin's that the block stands in for
+TABLE = "blmonitor"  # the credentials table, and the label in the relay URL
+DOMAINS_TABLE = "blmonitor_destinations"
+QUOTE = '"'
+
+_ACTION = re.compile(r'^\s*action\s+("[^"]*"|\S+)\s+relay\b')
+_MATCH = re.compile(r'^\s*match\b.*\baction\s+("[^"]*"|\S+)')
+_FOR_ANY = re.compile(r"\bfor\s+any\b")
+# Options of a relay action that the smart host replaces: where to go, how to log in, and the
+# TLS policy (the URL's scheme sets it; a `tls no-verify` meant for MXs must not carry over).
+_REPLACED = re.compile(
+    r"\s+(host\s+\S+|auth\s+<[^>]*>|backup(\s+mx\s+\S+)?|tls(\s+no-verify)?)(?=\s|$)"
+)
+_HOST = re.compile(r"^[A-Za-z0-9._:-]+$")
+
+
+class _Paths(NamedTuple):
+    conf: Path
+    secrets: Path
+
+
+def _paths(config_dir: Path) -> _Paths:
+    return _Paths(conf=config_dir / "smtpd.conf", secrets=config_dir / "smtpd.blmonitor-secrets")
+
+
+def paths(config_dir: Path) -> tuple[Path, ...]:
+    """The files this planner reads and may write, under config_dir (/etc)."""
+    return tuple(_paths(config_dir))
+
+
+def plan_apply(
+    files: Mapping[Path, bytes | None],
+    relay: Relay,
+    *,
+    config_dir: Path,
+    scope: Scope = Scope.ALL,
+    destinations: Sequence[str] = (),
+) -> Plan:
+    """Route outbound mail (all, or for `destinations` only) through `relay`."""
+    where = _paths(config_dir)
+    conf_before = files.get(where.conf)
+    if conf_before is None:
+        raise ConfigError(f"{where.conf} does not exist: is opensmtpd installed?")
+    current = _decode(conf_before)
+    original = _strip_blocks(current, where.conf)
+    domains = _domains(scope, destinations)
+    notes: list[str] = []
+    relays = _relay_actions(original, where.conf)
+    new_conf = _route_destinations(original, relays, relay, domains, where.secrets)
+    if new_conf is None:
+        if domains:
+            notes.append(
+                "no match rule sends 'for any' to a relay action: all outbound mail "
+                f"goes through {relay.host}"
+            )
+            domains = []
+        new_conf = _route_all(original, relays, relay, where.secrets)
+
+    secrets_before = files.get(where.secrets)
+    secrets_text = _decode(secrets_before)
+    secrets_body = _credentials(relay)
+    new_secrets = _put_block(secrets_text, secrets_body, where.secrets)
+
+    edits = [
+        FileEdit(where.conf, conf_before, _encode(new_conf)),
+        FileEdit(
+            where.secrets,
+            secrets_before,
+            _encode_or_none(new_secrets, secrets_before),
+            mode=0o640,
+            secret=True,
+        ),
+    ]
+    edits = [e for e in edits if e.before != e.after]
+    if not edits:
+        return Plan(Mta.OPENSMTPD, "apply")
+    if domains:
+        notes.append(
+            f"mail for {', '.join(domains)} goes through {relay.host}; everything "
+            "else is delivered as before"
+        )
+    if relay.authenticated:
+        notes.append(f"{where.secrets} is root:opensmtpd 0640 so that smtpd can read it")
+    if not relay.tls and not relay.wrapper:
+        notes.append("TLS is not required (tls = false): smtp:// uses STARTTLS when offered")
+    return Plan(
+        Mta.OPENSMTPD,
+        "apply",
+        edits=tuple(edits),
+        commands=_commands(where, edits, flush=True),
+        notes=tuple(notes),
+    )
+
+
+def plan_revert(
+    files: Mapping[Path, bytes | None],
+    saved: Mapping[Path, bytes | None],
+    changed: frozenset[Path],
+    *,
+    config_dir: Path,
+) -> Plan:
+    """Back to the saved files; an edited smtpd.conf gets its replaced lines back, nothing more."""
+    where = _paths(config_dir)
+    edits: list[FileEdit] = []
+    notes: list[str] = []
+    for path in where:
+        secret = path == where.secrets
+        mode = 0o640 if secret else 0o644
+        current, before_apply = files.get(path), saved.get(path)
+        if path not in changed:
+            edits.append(FileEdit(path, current, before_apply, mode=mode, secret=secret))
+            continue
+        if current is None:
+            notes.append(f"{path} was removed since apply: left as it is")
+            continue
+        notes.append(f"{path} was edited since apply: only blmonitor's changes are undone")
+        text = _decode(current)
+        after = _strip_blocks(text, path) if path == where.conf else _put_block(text, [], path)
+        edits.append(
+            FileEdit(path, current, _encode_or_none(after, before_apply), mode=mode, secret=secret)
+        )
+    edits = [e for e in edits if e.before != e.after]
+    if not edits:
+        return Plan(Mta.OPENSMTPD, "revert", notes=tuple(notes))
+    return Plan(
+        Mta.OPENSMTPD,
+        "revert",
+        edits=tuple(edits),
+        commands=_commands(where, edits, flush=False),
+        notes=tuple(notes),
+    )
+
+
+def _url(relay: Relay) -> str:
+    """smtps:// is TLS from the first byte, smtp+tls:// required STARTTLS, smtp:// optional."""
+    if not _HOST.match(relay.host):
+        raise ConfigError(f"smart host {relay.host!r} is not a host name or address")
+    scheme = "smtps" if relay.wrapper else "smtp+tls" if relay.tls else "smtp"
+    label = f"{TABLE}@" if relay.authenticated else ""
+    host = f"[{relay.host}]" if ":" in relay.host else relay.host.lower()
+    return f"{scheme}://{label}{host}:{relay.port}"
+
+
+def _smart_action(line: str, relay: Relay, name: str | None = None) -> str:
+    """The relay action `line` sent to the smart host (renamed to `name` if given)."""
+    match = _ACTION.match(line)
+    assert match is not None
+    rest = _REPLACED.sub("", line[match.end() :].split("#", 1)[0]).rstrip()
+    auth = f" auth <{TABLE}>" if relay.authenticated else ""
+    action = match[1] if name is None else f'"{name}"'
+    return f"action {action} relay host {_url(relay)}{auth}{rest}"
+
+
+def _tables(relay: Relay, secrets: Path, domains: Sequence[str]) -> list[str]:
+    tables = [f"table {TABLE} file:{secrets}"] if relay.authenticated else []
+    if domains:
+        quoted = ", ".join(QUOTE + d + QUOTE for d in domains)
+        tables.append(f"table {DOMAINS_TABLE} {{ {quoted} }}")
+    return tables
+
+
+def _route_all(text: str, relays: Sequence[int], relay: Relay, secrets: Path) -> str:
+    lines = text.splitlines(keepends=True)
+    if not relays:
+        raise ConfigError(
+            'smtpd.conf has no relay action (action "…" relay): nothing sends '
+            "mail out, so there is nothing to route through the smart host"
+        )
+    tables = _tables(relay, secrets, [])
+    for index in reversed(relays):
+        line = lines[index].rstrip("\n")
+        body = [WAS + line, *(tables if index == relays[0] else []), _smart_action(line, relay)]
+        lines[index : index + 1] = _block(body)
+    return "".join(lines)
+
+
+def _route_destinations(
+    text: str, relays: Sequence[int], relay: Relay, domains: Sequence[str], secrets: Path
+) -> str | None:
+    """A smart-host twin of each relay action and, before each `for any` rule that uses one,
+    the same rule `for domain <blmonitor_destinations>` (the first matching rule wins)."""
+    if not domains:
+        return None
+    lines = text.splitlines(keepends=True)
+    names = {_action_name(lines[i]): i for i in relays}
+    rules = []
+    for index, line in enumerate(lines):
+        match = _MATCH.match(line)
+        if match and match[1].strip('"') in names and _FOR_ANY.search(line):
+            rules.append(index)
+    if not rules:
+        return None
+    tables = _tables(relay, secrets, domains)
+    inserts: dict[int, list[str]] = {}
+    for name, index in names.items():
+        twin = _smart_action(lines[index], relay, _twin(name))
+        block = _block([*(tables if index == relays[0] else []), twin])
+        inserts.setdefault(index + 1, []).extend(block)
+    for index in rules:
+        line = lines[index].rstrip("\n")
+        match = _MATCH.match(line)
+        assert match is not None
+        twin = f'"{_twin(match[1].strip(QUOTE))}"'
+        rule = line[: match.start(1)] + twin + line[match.end(1) :]
+        rule = _FOR_ANY.sub(f"for domain <{DOMAINS_TABLE}>", rule, count=1)
+        inserts.setdefault(index, []).extend(_block([rule]))
+    out: list[str] = []
+    for index, line in enumerate(lines):
+        out.extend(inserts.get(index, []))
+        out.append(line)
+    out.extend(inserts.get(len(lines), []))
+    return "".join(out)
+
+
+def _twin(name: str) -> str:
+    return f"{name} via smart host"
+
+
+def _action_name(line: str) -> str:
+    match = _ACTION.match(line)
+    assert match is not None
+    return match[1].strip(QUOTE)
+
+
+def _relay_actions(text: str, path: Path) -> list[int]:
+    found = []
+    for index, line in enumerate(text.splitlines()):
+        if _ACTION.match(line):
+            if line.rstrip().endswith("\\"):
+                raise ConfigError(f"{path}:{index + 1}: write this relay action on one line")
+            found.append(index)
+    return found
+
+
+def _domains(scope: Scope, destinations: Sequence[str]) -> list[str]:
+    if scope is not Scope.DESTINATIONS:
+        return []
+    domains = sorted({d.strip().lower().rstrip(".") for d in destinations if d.strip()})
+    if not domains:
+        raise ConfigError("smart host scope = destinations needs at least one destination")
+    for domain in domains:
+        if not re.match(r"^[a-z0-9.-]+$", domain):
+            raise ConfigError(f"destination {domain!r} is not a domain name")
+    return domains
+
+
+def _credentials(relay: Relay) -> list[str]:
+    """`label username:password`. The adapter reads files with its password masked as PASSWORD:
+    a line it wrote compares equal, one with an older password does not and is rewritten."""
+    if not relay.authenticated:
+        return []
+    if any(c in relay.username for c in ": \t\n"):
+        raise ConfigError(
+            f"smart host username {relay.username!r}: OpenSMTPD's credentials "
+            "table cannot hold ':' or spaces in it"
+        )
+    return [f"{TABLE} {relay.username}:{PASSWORD}"]
+
+
+def _commands(where: _Paths, edits: Sequence[FileEdit], *, flush: bool) -> tuple[Command, ...]:
+    commands: list[Command] = []
+    if any(e.path == where.secrets and e.after is not None for e in edits):
+        commands.append(
+            Command(
+                ("chown", "root:opensmtpd", str(where.secrets)),
+                "smtpd reads the credentials as group opensmtpd",
+            )
+        )
+        commands.append(
+            Command(("chmod", "0640", str(where.secrets)), "readable by that group only")
+        )
+    commands.append(
+        Command(("smtpd", "-n", "-f", str(where.conf)), "check the configuration", validates=True)
+    )
+    # smtpctl has no configuration reload.
+    commands.append(
+        Command(("systemctl", "restart", "opensmtpd"), "make smtpd use it", reload=True)
+    )
+    if flush:
+        commands.append(
+            Command(
+                ("smtpctl", "schedule", "all"),
+                "retry deferred mail now, via the smart host",
+                optional=True,
+            )
+        )
+    return tuple(commands)
+
+
+def _block(body: Sequence[str]) -> list[str]:
+    return [BEGIN + "\n", *(line + "\n" for line in body), END + "\n"]
+
+
+def _strip_blocks(text: str, path: Path) -> str:
+    """`text` without blmonitor's blocks, each one's replaced lines (#was:) put back."""
+    out: list[str] = []
+    inside = False
+    for number, line in enumerate(text.splitlines(keepends=True), start=1):
+        mark = line.strip()
+        if mark == BEGIN:
+            if inside:
+                raise ConfigError(f"{path}:{number}: {BEGIN!r} inside a block; fix it by hand")
+            inside = True
+        elif mark == END:
+            if not inside:
+                raise ConfigError(f"{path}:{number}: {END!r} without {BEGIN!r}; fix it by hand")
+            inside = False
+        elif not inside:
+            out.append(line)
+        elif line.startswith(WAS):
+            out.append(line[len(WAS) :])
+    if inside:
+        raise ConfigError(f"{path}: {BEGIN!r} without {END!r}; fix it by hand")
+    return "".join(out)
+
+
+def _span(lines: Sequence[str], path: Path) -> tuple[int, int] | None:
+    marks = [i for i, line in enumerate(lines) if line.strip() in (BEGIN, END)]
+    if not marks:
+        return None
+    if len(marks) != 2 or lines[marks[0]].strip() != BEGIN or lines[marks[1]].strip() != END:
+        raise ConfigError(
+            f"{path}: the lines {BEGIN!r} and {END!r} must appear once each, "
+            "in that order; fix the file by hand"
+        )
+    return marks[0], marks[1]
+
+
+def _put_block(text: str, body: Sequence[str], path: Path) -> str:
+    """The secrets file with blmonitor's block holding `body` (removed when empty), at the end."""
+    lines = text.splitlines(keepends=True)
+    span = _span(lines, path)
+    block = _block(body) if body else []
+    if span is not None:
+        return "".join(lines[: span[0]] + block + lines[span[1] + 1 :])
+    if not block:
+        return text
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    return "".join(lines + block)
+
+
+def _decode(data: bytes | None) -> str:
+    return "" if data is None else data.decode("utf-8", "surrogateescape")
+
+
+def _encode(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _encode_or_none(text: str, before: bytes | None) -> bytes | None:
+    """A file blmonitor created and that is empty again is removed rather than left empty."""
+    if not text and before is None:
+        return None
+    return _encode(text)

@@ -1,0 +1,360 @@
+"""Sendmail: smart-host routing through a marked block in sendmail.mc and marked map entries.
+
+The block goes before MAILER_DEFINITIONS; credentials go to authinfo, the TLS requirement to
+access (TLS_Srv), per-destination routes to mailertable. Revert removes exactly those blocks.
+Pure: the planner reads the bytes it is given and returns a Plan.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+from ..errors import ConfigError
+from .plan import PASSWORD, Command, FileEdit, Mta, Plan, Relay, Scope
+
+DEFAULT_DIR = Path("/etc/mail")
+MC_BEGIN = "dnl ### BEGIN blmonitor smarthost"
+MC_END = "dnl ### END blmonitor smarthost"
+BEGIN = "# BEGIN blmonitor smarthost"
+END = "# END blmonitor smarthost"
+
+_HOST = re.compile(r"^[A-Za-z0-9._-]+$")
+_DOMAIN = re.compile(r"^[A-Za-z0-9.-]+$")
+_MAILER_DEFINITIONS = re.compile(r"^\s*(MAILER_DEFINITIONS|MAILER\()")
+
+
+class _Paths(NamedTuple):
+    mc: Path
+    authinfo: Path
+    access: Path
+    mailertable: Path
+
+
+def _paths(config_dir: Path) -> _Paths:
+    return _Paths(
+        mc=config_dir / "sendmail.mc",
+        authinfo=config_dir / "authinfo",
+        access=config_dir / "access",
+        mailertable=config_dir / "mailertable",
+    )
+
+
+def paths(config_dir: Path) -> tuple[Path, ...]:
+    """The files this planner reads and may write, under config_dir (/etc/mail).
+
+    sendmail.cf and the .db maps are rebuilt by the plan's commands, not edited: they are listed
+    so that the adapter's checkpoint covers them and a failed step restores them too.
+    """
+    where = _paths(config_dir)
+    built = (config_dir / "sendmail.cf", *(Path(f"{p}.db") for p in where[1:]))
+    return (*where, *built)
+
+
+def plan_apply(
+    files: Mapping[Path, bytes | None],
+    relay: Relay,
+    *,
+    config_dir: Path,
+    scope: Scope = Scope.ALL,
+    destinations: Sequence[str] = (),
+) -> Plan:
+    """Route outbound mail (all, or for `destinations` only) through `relay`."""
+    where = _paths(config_dir)
+    host = _check(relay)
+    domains = _domains(scope, destinations)
+    mc_before = files.get(where.mc)
+    if mc_before is None:
+        raise ConfigError(f"{where.mc} does not exist: is sendmail installed?")
+    mc_text = _decode(mc_before)
+    outside = _strip(mc_text, MC_BEGIN, MC_END, where.mc)
+    notes: list[str] = []
+
+    maps: dict[Path, list[str]] = {where.authinfo: [], where.access: [], where.mailertable: []}
+    texts = {path: _decode(files.get(path)) for path in maps}
+    if relay.authenticated:
+        key = f"AuthInfo:{host}"
+        if _has_key(texts[where.authinfo], key, where.authinfo):
+            notes.append(f"{where.authinfo} already has {key} outside blmonitor's block: kept")
+        else:
+            maps[where.authinfo] = _authinfo(relay, host)
+    if relay.tls:
+        key = f"TLS_Srv:{host}"
+        if _has_key(texts[where.access], key, where.access):
+            notes.append(f"{where.access} already has {key} outside blmonitor's block: kept")
+        else:
+            # The relay's certificate must verify and the cipher be 128 bits or more; otherwise
+            # delivery is deferred (4xx) before AUTH, so the password never goes in clear.
+            maps[where.access] = [f"{key}\tVERIFY:128"]
+    for domain in domains:
+        if _has_key(texts[where.mailertable], domain, where.mailertable):
+            notes.append(f"{where.mailertable} already routes {domain}: left as it is")
+        else:
+            maps[where.mailertable].append(f"{domain}\trelay:[{host}]")
+
+    mc_lines = [f"dnl blmonitor: outbound mail via {host}, port {relay.port}"]
+    if domains:
+        # Only the relay mailer gets the port: esmtp keeps port 25 for every other domain.
+        mc_lines.append(f"define(`RELAY_MAILER_ARGS', `TCP $h {relay.port}')dnl")
+        if not _has_feature(outside, "mailertable"):
+            mc_lines.append(_feature("mailertable", where.mailertable))
+        elif maps[where.mailertable]:
+            notes.append(
+                f"sendmail.mc already has FEATURE(`mailertable'): its map must be "
+                f"{where.mailertable}"
+            )
+    else:
+        # [host]: no MX lookup for the relay's name.
+        mc_lines.append(f"define(`SMART_HOST', `esmtp:[{host}]')dnl")
+        mc_lines.append(f"define(`ESMTP_MAILER_ARGS', `TCP $h {relay.port}')dnl")
+        mc_lines.append(f"define(`RELAY_MAILER_ARGS', `TCP $h {relay.port}')dnl")
+    if relay.authenticated and not _has_feature(outside, "authinfo"):
+        mc_lines.append(_feature("authinfo", where.authinfo))
+    if maps[where.access] and not _has_feature(outside, "access_db"):
+        mc_lines.append(_feature("access_db", where.access))
+    new_mc = _put_mc_block(mc_text, mc_lines, where.mc)
+
+    edits = [FileEdit(where.mc, mc_before, _encode(new_mc))]
+    for path, body in maps.items():
+        before = files.get(path)
+        after = _put_block(texts[path], body, path)
+        secret = path == where.authinfo
+        edits.append(
+            FileEdit(
+                path,
+                before,
+                _encode_or_none(after, before),
+                mode=0o600 if secret else 0o644,
+                secret=secret,
+            )
+        )
+    edits = [e for e in edits if e.before != e.after]
+    if not edits:
+        return Plan(Mta.SENDMAIL, "apply")
+
+    if domains:
+        notes.append(
+            f"mail for {', '.join(domains)} goes through {host} (mailertable, relay "
+            "mailer); everything else is delivered directly"
+        )
+    if relay.tls:
+        notes.append(
+            f"TLS is required with TLS_Srv:{host} VERIFY:128 in {where.access}: sendmail "
+            "must trust the relay's CA (confCACERT_PATH), or mail waits in the queue"
+        )
+    else:
+        notes.append(
+            "TLS is not required (tls = false): sendmail uses STARTTLS when the relay offers it"
+            + (", and may otherwise send the password in clear" if relay.authenticated else "")
+        )
+    if relay.authenticated and not _is_address(host):
+        notes.append(
+            f"AuthInfo is looked up by the relay's name as DNS returns it: if {host} is "
+            "a CNAME, add a line for the name it points to"
+        )
+    return Plan(
+        Mta.SENDMAIL,
+        "apply",
+        edits=tuple(edits),
+        commands=_commands(config_dir, edits, flush=True),
+        notes=tuple(notes),
+    )
+
+
+def plan_revert(
+    files: Mapping[Path, bytes | None],
+    saved: Mapping[Path, bytes | None],
+    changed: frozenset[Path],
+    *,
+    config_dir: Path,
+) -> Plan:
+    """Back to the saved files; a file edited since apply loses only blmonitor's blocks."""
+    where = _paths(config_dir)
+    edits: list[FileEdit] = []
+    notes: list[str] = []
+    for path in where:
+        secret = path == where.authinfo
+        mode = 0o600 if secret else 0o644
+        current, before_apply = files.get(path), saved.get(path)
+        if path not in changed:
+            edits.append(FileEdit(path, current, before_apply, mode=mode, secret=secret))
+            continue
+        if current is None:
+            notes.append(f"{path} was removed since apply: left as it is")
+            continue
+        notes.append(f"{path} was edited since apply: only blmonitor's changes are undone")
+        text = _decode(current)
+        marks = (MC_BEGIN, MC_END) if path == where.mc else (BEGIN, END)
+        after = _strip(text, *marks, path)
+        edits.append(
+            FileEdit(path, current, _encode_or_none(after, before_apply), mode=mode, secret=secret)
+        )
+    edits = [e for e in edits if e.before != e.after]
+    if not edits:
+        return Plan(Mta.SENDMAIL, "revert", notes=tuple(notes))
+    return Plan(
+        Mta.SENDMAIL,
+        "revert",
+        edits=tuple(edits),
+        commands=_commands(config_dir, edits, flush=False),
+        notes=tuple(notes),
+    )
+
+
+def _check(relay: Relay) -> str:
+    if not _HOST.match(relay.host):
+        raise ConfigError(f"smart host {relay.host!r}: Sendmail needs a host name or IPv4 address")
+    if relay.wrapper:
+        raise ConfigError(
+            "smart host port 465 (TLS from the first byte): blmonitor configures "
+            "Sendmail for STARTTLS only; use the relay's submission port 587"
+        )
+    if any(c in relay.username for c in '"\n'):
+        raise ConfigError(f"smart host username {relay.username!r}: authinfo cannot hold '\"'")
+    return relay.host.lower()
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _domains(scope: Scope, destinations: Sequence[str]) -> list[str]:
+    if scope is not Scope.DESTINATIONS:
+        return []
+    domains = sorted({d.strip().lower().rstrip(".") for d in destinations if d.strip()})
+    if not domains:
+        raise ConfigError("smart host scope = destinations needs at least one destination")
+    for domain in domains:
+        if not _DOMAIN.match(domain):
+            raise ConfigError(f"destination {domain!r} is not a domain name")
+    return domains
+
+
+def _authinfo(relay: Relay, host: str) -> list[str]:
+    """The AuthInfo line. The adapter reads files with its password masked as PASSWORD: a line
+    it wrote compares equal, one with an older password does not and is rewritten."""
+    return [f'AuthInfo:{host} "U:{relay.username}" "P:{PASSWORD}" "M:PLAIN LOGIN"']
+
+
+def _feature(name: str, path: Path) -> str:
+    return f"FEATURE(`{name}', `hash -o {path}.db')dnl"
+
+
+def _has_feature(mc: str, name: str) -> bool:
+    return re.search(rf"^\s*FEATURE\(\s*`?{name}\b", mc, re.MULTILINE) is not None
+
+
+def _has_key(text: str, key: str, path: Path) -> bool:
+    """Whether a map line for `key` exists outside blmonitor's block (makemap refuses doubles)."""
+    for line in _strip(text, BEGIN, END, path).splitlines():
+        fields = line.split(None, 1)
+        if fields and fields[0].lower() == key.lower():
+            return True
+    return False
+
+
+def _commands(config_dir: Path, edits: Sequence[FileEdit], *, flush: bool) -> tuple[Command, ...]:
+    mc, cf = config_dir / "sendmail.mc", config_dir / "sendmail.cf"
+    new_cf = config_dir / "sendmail.cf.blmonitor"
+    commands = [
+        # Into a new file first: a failed m4 run must not leave sendmail.cf half written.
+        Command(
+            ("sh", "-c", 'm4 "$1" > "$2"', "sh", str(mc), str(new_cf)),
+            f"build sendmail.cf from {mc}",
+            validates=True,
+        ),
+    ]
+    for edit in edits:
+        if edit.path.name not in ("authinfo", "access", "mailertable"):
+            continue
+        if edit.after is None:
+            commands.append(Command(("rm", "-f", f"{edit.path}.db"), f"{edit.path} is gone"))
+            continue
+        # -C: makemap reads TrustedUser from the configuration (the new one, under config_dir).
+        umask = "umask 077 && " if edit.secret else ""
+        script = umask + 'makemap -C "$2" hash "$1" < "$1"'
+        commands.append(
+            Command(
+                ("sh", "-c", script, "sh", str(edit.path), str(new_cf)), f"rebuild {edit.path}.db"
+            )
+        )
+    commands.append(Command(("mv", str(new_cf), str(cf)), "install the new sendmail.cf"))
+    commands.append(
+        Command(("systemctl", "reload", "sendmail"), "make sendmail use it", reload=True)
+    )
+    if flush:
+        commands.append(
+            Command(
+                ("sendmail", "-q"), "retry deferred mail now, via the smart host", optional=True
+            )
+        )
+    return tuple(commands)
+
+
+def _put_mc_block(text: str, body: Sequence[str], path: Path) -> str:
+    """sendmail.mc with the block before MAILER_DEFINITIONS (FEATUREs must precede MAILERs)."""
+    lines = text.splitlines(keepends=True)
+    span = _span([line.strip() for line in lines], MC_BEGIN, MC_END, path)
+    block = [MC_BEGIN + "\n", *(line + "\n" for line in body), MC_END + "\n"] if body else []
+    if span is not None:
+        return "".join(lines[: span[0]] + block + lines[span[1] + 1 :])
+    if not block:
+        return text
+    for at, line in enumerate(lines):
+        if _MAILER_DEFINITIONS.match(line):
+            return "".join(lines[:at] + block + lines[at:])
+    raise ConfigError(f"{path} has no MAILER_DEFINITIONS or MAILER() line: is it a sendmail.mc?")
+
+
+def _put_block(text: str, body: Sequence[str], path: Path) -> str:
+    """A map file with blmonitor's block holding `body` (removed when empty), at the end."""
+    lines = text.splitlines(keepends=True)
+    span = _span([line.strip() for line in lines], BEGIN, END, path)
+    block = [BEGIN + "\n", *(line + "\n" for line in body), END + "\n"] if body else []
+    if span is not None:
+        return "".join(lines[: span[0]] + block + lines[span[1] + 1 :])
+    if not block:
+        return text
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    return "".join(lines + block)
+
+
+def _strip(text: str, begin: str, end: str, path: Path) -> str:
+    lines = text.splitlines(keepends=True)
+    span = _span([line.strip() for line in lines], begin, end, path)
+    return text if span is None else "".join(lines[: span[0]] + lines[span[1] + 1 :])
+
+
+def _span(lines: Sequence[str], begin: str, end: str, path: Path) -> tuple[int, int] | None:
+    marks = [i for i, line in enumerate(lines) if line in (begin, end)]
+    if not marks:
+        return None
+    if len(marks) != 2 or lines[marks[0]] != begin or lines[marks[1]] != end:
+        raise ConfigError(
+            f"{path}: the lines {begin!r} and {end!r} must appear once each, "
+            "in that order; fix the file by hand"
+        )
+    return marks[0], marks[1]
+
+
+def _decode(data: bytes | None) -> str:
+    return "" if data is None else data.decode("utf-8", "surrogateescape")
+
+
+def _encode(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _encode_or_none(text: str, before: bytes | None) -> bytes | None:
+    """A file blmonitor created and that is empty again is removed rather than left empty."""
+    if not text and before is None:
+        return None
+    return _encode(text)
