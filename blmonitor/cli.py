@@ -822,6 +822,274 @@ def smarthost_sync(config_path: Path | None) -> None:
         click.echo(f"{outcome.plan.action}: {'done' if outcome.changed else 'nothing to change'}")
 
 
+# --- finding the cause ---------------------------------------------------------------------
+
+
+def _resolve(host: str) -> str:
+    """The host's address (for the [ip] forms of the relay attempts); "" when it has none."""
+    import ipaddress
+    import socket
+
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        pass
+    try:
+        return str(socket.getaddrinfo(host, 25, proto=socket.IPPROTO_TCP)[0][4][0])
+    except OSError:
+        return ""
+
+
+@main.command()
+@click.argument("host")
+@click.option("--port", default=25, show_default=True, help="The SMTP port to probe.")
+@click.option("--local-domain", default="", metavar="DOMAIN",
+              help="A domain the server receives mail for (for the address tricks).")  # fmt: skip
+@click.option("--timeout", default=30.0, show_default=True, help="Seconds per SMTP reply.")
+@click.option("--json", "as_json", is_flag=True, help="Print the attempts as JSON.")
+def relaytest(host: str, port: int, local_domain: str, timeout: float, as_json: bool) -> None:
+    """Probe HOST for an open relay, from outside your network (the "telnet test").
+
+    Each attempt is EHLO, MAIL FROM, RCPT TO, then RSET: never DATA, so no mail is sent.
+    Exit status 1 when an attempt was accepted (open relay), 0 when all were refused, 3 when
+    the probe could not finish. Aim it only at your own server.
+
+    \b
+    Example:
+      blmonitor relaytest mx.example.com --local-domain example.com
+    """
+    from . import relaytest as probe
+
+    attempts = probe.build_attempts(host, local_domain=local_domain, target_ip=_resolve(host))
+    report = probe.probe(host, port, attempts, timeout=timeout)
+    if as_json:
+        _echo_json(probe.report_json(report))
+    else:
+        click.echo(probe.render_report(report), nl=False)
+    codes = {probe.RelayVerdict.OPEN: EXIT_LISTED, probe.RelayVerdict.CLOSED: EXIT_CLEAN}
+    sys.exit(codes.get(report.verdict, EXIT_UNKNOWN))
+
+
+def _local_domains(config: Any, given: Sequence[str]) -> tuple[str, ...]:
+    return tuple(d.lower() for d in given) or config.diagnose.local_domains
+
+
+def _read_queue(mta: str, config_dir: Path | None) -> Any:
+    from . import mailqueue
+
+    if mta == "exim":
+        return mailqueue.read_exim_queue(exim="exim4" if _which("exim4") else "exim")
+    return mailqueue.read_postfix_queue(config_dir=config_dir)
+
+
+def _which(program: str) -> bool:
+    import shutil
+
+    return shutil.which(program) is not None
+
+
+def _queue_mta(mta: str | None) -> str:
+    if mta:
+        return mta
+    if _which("postqueue"):
+        return "postfix"
+    if _which("exim4") or _which("exim"):
+        return "exim"
+    raise UsageError("found neither postqueue (Postfix) nor exim: pass --mta")
+
+
+@main.command()
+@_CONFIG_OPTION
+@click.option("--mta", type=click.Choice(["postfix", "exim"]), default=None,
+              help="The MTA whose queue to read (default: the one installed).")  # fmt: skip
+@click.option("--config-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Postfix's configuration directory (postqueue -c).")  # fmt: skip
+@click.option("--local-domain", "local_domains", multiple=True, metavar="DOMAIN",
+              help="Your own domain (repeatable; default [diagnose] local_domains).")  # fmt: skip
+@click.option("--sender", default=None, metavar="ADDRESS",
+              help="Select this sender's messages (<> for bounces).")  # fmt: skip
+@click.option("--apply", "do_apply", is_flag=True, help="Remove the selected messages.")
+@click.option("--yes", is_flag=True, help="Do not ask before removing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the queue report as JSON.")
+def queue(config_path: Path | None, mta: str | None, config_dir: Path | None,
+          local_domains: tuple[str, ...], sender: str | None, do_apply: bool, yes: bool,
+          as_json: bool) -> None:  # fmt: skip
+    """Inspect the mail queue: size, age, an NDR attack, a spam run; print the clean-up.
+
+    The commands that remove exactly the messages of each finding (or of --sender) are
+    printed; they run only with --apply, after a confirmation or --yes, and what was removed
+    is recorded in the history database. Exit status 1 when something was found.
+
+    \b
+    Examples:
+      blmonitor queue
+      blmonitor queue --apply                 # remove the messages of the findings
+      blmonitor queue --sender '<>' --apply --yes
+    """
+    from datetime import UTC, datetime
+
+    from . import mailqueue
+    from .config import load_config
+
+    config = load_config(config_path)
+    chosen = _queue_mta(mta)
+    messages = _read_queue(chosen, config_dir)
+    domains = _local_domains(config, local_domains)
+    report = mailqueue.analyse_queue(messages, now=datetime.now(UTC), local_domains=domains)
+    if sender is not None:
+        ids = mailqueue.select_queue_ids(messages, sender="" if sender == "<>" else sender)
+    else:
+        ids = tuple(dict.fromkeys(i for f in report.findings for i in f.queue_ids))
+    commands = mailqueue.removal_commands(chosen, ids, config_dir=config_dir)
+    if as_json:
+        _echo_json({**mailqueue.queue_report_json(report), "selected": list(ids),
+                    "commands": [c.shell() for c in commands]})  # fmt: skip
+    else:
+        click.echo(mailqueue.render_queue_report(report), nl=False)
+        if commands:
+            click.echo(f"clean-up ({len(ids)} message(s)):")
+            for command in commands:
+                click.echo(f"  {command.summary()}")
+    if do_apply and commands:
+        if not yes and not click.confirm(f"remove {len(ids)} message(s)?", err=True):
+            _fail("nothing removed", EXIT_USAGE)
+        removal = mailqueue.run_removal(commands)
+        _record_removal(config, chosen, sender, removal)
+        if not as_json:
+            click.echo(f"removed {len(removal.removed)} of {len(removal.requested)} message(s)")
+        if removal.error:
+            _fail(removal.error, EXIT_UNKNOWN)
+    sys.exit(EXIT_LISTED if report.findings else EXIT_CLEAN)
+
+
+def _record_removal(config: Any, mta: str, sender: str | None, removal: Any) -> None:
+    from datetime import UTC, datetime
+
+    from .store import Store
+
+    store = Store(config.monitor.database)
+    try:
+        selection = f"sender {sender}" if sender is not None else "the findings' messages"
+        store.record_cleanup(datetime.now(UTC), mta=mta, selection=selection,
+                             removed=removal.removed, error=removal.error)  # fmt: skip
+    finally:
+        store.close()
+
+
+@main.command()
+@_CONFIG_OPTION
+@click.option("--log", "logs", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="An MTA log to analyse with its rotations (repeatable; default [diagnose] logs,"
+                   " else /var/log/mail.log or Exim's mainlog).")  # fmt: skip
+@click.option("--since", default="7d", show_default=True,
+              help="How far back the logs are read: 24h, 7d…")  # fmt: skip
+@click.option("--mta", type=click.Choice(["postfix", "exim"]), default=None,
+              help="The MTA whose queue to read (default: the one installed).")  # fmt: skip
+@click.option("--config-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Postfix's configuration directory (postqueue -c).")  # fmt: skip
+@click.option("--local-domain", "local_domains", multiple=True, metavar="DOMAIN",
+              help="Your own domain (repeatable; default [diagnose] local_domains).")  # fmt: skip
+@click.option("--relaytest", "relay_host", default="", metavar="HOST",
+              help="Also probe HOST (your server's public name) for an open relay.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the diagnosis as JSON.")
+def diagnose(config_path: Path | None, logs: tuple[Path, ...], since: str, mta: str | None,
+             config_dir: Path | None, local_domains: tuple[str, ...], relay_host: str,
+             as_json: bool) -> None:  # fmt: skip
+    """Why are we listed? Listings, the probable cause with its evidence, and the steps.
+
+    Reads the history (where we are listed, since when), the mail queue (NDR attack, spam
+    run), the MTA logs (an account or client sending far more than usual, volume spikes,
+    blocklist rejections) and, with --relaytest, probes for an open relay. Exit status 1
+    when a listing or a cause was found.
+
+    \b
+    Examples:
+      blmonitor diagnose
+      blmonitor diagnose --log /var/log/mail.log --relaytest mx.example.com --json
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from . import diagnosis, logstats, mailqueue
+    from . import relaytest as probe
+    from .config import parse_duration
+
+    config, store = _open(config_path)
+    now = datetime.now(UTC)
+    domains = _local_domains(config, local_domains)
+    checked: list[str] = []
+    skipped: list[str] = []
+    listings = []
+    smarthost_applied = False
+    if store is not None:
+        for row in store.episodes():
+            if row["ended"] is None:
+                listings.append(diagnosis.Listing(
+                    row["target"], row["zone"],
+                    datetime.fromisoformat(row["first_seen"]) if row["first_seen"] else None,
+                    row["delist_url"] or "", row["meaning"] or ""))  # fmt: skip
+        wanted = store.meta("smarthost_wanted") or {}
+        smarthost_applied = wanted.get("action") == "apply"
+        checked.append("listings in the history")
+    else:
+        skipped.append(f"no history database yet ({config.monitor.database}): run blmonitor run")
+    queue_report = growth = None
+    try:
+        chosen = _queue_mta(mta)
+        queue_report = mailqueue.analyse_queue(_read_queue(chosen, config_dir), now=now,
+                                               local_domains=domains)  # fmt: skip
+        checked.append(f"the {chosen} queue")
+    except BlmonitorError as exc:
+        skipped.append(f"queue: {exc}")
+    last = store.meta("queue_snapshot") if store is not None else None
+    if queue_report is not None and last:
+        # the daemon's snapshot from its last run: how fast the queue grows
+        earlier = mailqueue.QueueSnapshot(datetime.fromisoformat(last["at"]), last["messages"])
+        later = mailqueue.QueueSnapshot(now, queue_report.messages)
+        growth = mailqueue.growth_finding(mailqueue.queue_growth(earlier, later))
+    log_report = None
+    paths = (
+        list(logs)
+        or list(config.diagnose.logs)
+        or [p for p in (Path("/var/log/mail.log"), Path("/var/log/exim4/mainlog")) if p.exists()]
+    )
+    if paths:
+        try:
+            window = now - timedelta(seconds=parse_duration(since))
+        except ValueError as exc:
+            raise UsageError(f"--since: {exc}") from exc
+        try:
+            files = [f for p in paths for f in logstats.log_files(p)]
+            log_report = logstats.analyse_log_files(files, since=window, local_domains=domains)
+            checked.append("logs: " + ", ".join(str(p) for p in paths))
+        except BlmonitorError as exc:
+            skipped.append(f"logs: {exc}")
+    else:
+        skipped.append("logs: none found (pass --log /var/log/mail.log)")
+    relay_report = None
+    if relay_host:
+        attempts = probe.build_attempts(relay_host, local_domain=domains[0] if domains else "",
+                                        target_ip=_resolve(relay_host))  # fmt: skip
+        relay_report = probe.probe(relay_host, 25, attempts, timeout=30.0)
+        checked.append(f"open relay at {relay_host}:25")
+    found = diagnosis.diagnose(
+        listings=listings, queue=queue_report, growth=growth, log=log_report,
+        relay=relay_report, smarthost_applied=smarthost_applied, checked=checked,
+        skipped=skipped,
+    )  # fmt: skip
+    if as_json:
+        data = diagnosis.diagnosis_json(found)
+        if queue_report is not None:
+            data["queue"] = mailqueue.queue_report_json(queue_report)
+        if log_report is not None:
+            data["logs"] = logstats.log_report_json(log_report)
+        if relay_report is not None:
+            data["relaytest"] = probe.report_json(relay_report)
+        _echo_json(data)
+    else:
+        click.echo(diagnosis.render_diagnosis(found, now=now), nl=False)
+    sys.exit(EXIT_CLEAN if found.healthy else EXIT_LISTED)
+
+
 # --- bounce evidence -----------------------------------------------------------------------
 
 _REPLY = re.compile(r"^\s*(?P<code>[245]\d\d)(?:[ -]+(?P<status>[245]\.\d{1,3}\.\d{1,3}))?")

@@ -129,6 +129,16 @@ class SmarthostConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DiagnoseConfig:
+    """[diagnose]: the cause-finding checks the daemon makes on each run."""
+
+    queue: bool = True  # inspect the MTA's queue (Postfix or Exim) when one is installed
+    logs: tuple[Path, ...] = ()  # MTA logs for per-account and volume analysis (last 24 h)
+    local_domains: tuple[str, ...] = ()  # our own domains: mail to them is not "external"
+    config_dir: Path | None = None  # Postfix's directory for `postqueue -c`; None: /etc/postfix
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     monitor: MonitorConfig
     dns: DnsConfig
@@ -136,6 +146,7 @@ class Config:
     source: str  # the file it came from, for messages
     bounces: BouncesConfig = field(default_factory=lambda: BouncesConfig((), 7 * 86400.0))
     smarthost: SmarthostConfig = field(default_factory=SmarthostConfig)
+    diagnose: DiagnoseConfig = field(default_factory=DiagnoseConfig)
 
     @property
     def smarthost_state_dir(self) -> Path:
@@ -156,6 +167,7 @@ KEYS: Mapping[str, tuple[str, ...]] = {
         ("notify", NotifyConfig),
         ("bounces", BouncesConfig),
         ("smarthost", SmarthostConfig),
+        ("diagnose", DiagnoseConfig),
     )
 }
 
@@ -209,7 +221,22 @@ def parse_config(text: str, *, source: str, defaults: Defaults) -> Config:
         source=source,
         bounces=_parse_bounces(_Table(source, "bounces", data.get("bounces", {}))),
         smarthost=_parse_smarthost(_Table(source, "smarthost", data.get("smarthost", {}))),
+        diagnose=_parse_diagnose(_Table(source, "diagnose", data.get("diagnose", {}))),
     )
+
+
+def _parse_diagnose(table: _Table) -> DiagnoseConfig:
+    logs = []
+    for text in table.strings("logs", ()):
+        if not text:
+            raise table.fail("logs", "holds an empty string")
+        logs.append(table._absolute("logs", text))
+    domains = tuple(d.strip().lower().rstrip(".") for d in table.strings("local_domains", ()))
+    if any(not d or " " in d or "@" in d for d in domains):
+        raise table.fail("local_domains", "expected domain names such as example.com")
+    return DiagnoseConfig(queue=table.boolean("queue", True), logs=tuple(logs),
+                          local_domains=domains,
+                          config_dir=table.optional_path("config_dir"))  # fmt: skip
 
 
 def _parse_smarthost(table: _Table) -> SmarthostConfig:

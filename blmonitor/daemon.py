@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -33,7 +34,7 @@ from .bounces.models import Attribution, BounceRecord, BounceVerdict
 from .config import Config, load_config
 from .errors import BlmonitorError, UsageError
 from .models import Event, Report, Severity, Verdict
-from .notify import Message, Notifier, render_batch, render_smarthost
+from .notify import Message, Notifier, render_batch, render_findings, render_smarthost
 from .resolver import system_nameservers
 from .smarthost import policy
 from .smarthost.apply import Outcome, Smarthost, detect_mta
@@ -192,6 +193,7 @@ def _run_locked(
             route_mail(config, store, after, now=finished, host=host or socket.getfqdn())
         except BlmonitorError as exc:
             log.error("smart host: %s", exc)
+    look_for_causes(config, store, now=finished, host=host or socket.getfqdn())
     delivered, failed = deliver_pending(store, notifier, clock)
     verdict = report.verdict if report is not None else Verdict.UNKNOWN
     log.info(
@@ -399,7 +401,7 @@ def smarthost_plan(
         scope = Scope(config.smarthost.scope)
         if action == "apply":
             return exchange.plan_apply(relay, scope=scope, destinations=destinations)
-        return exchange.plan_revert(relay, scope=scope, destinations=destinations)
+        return exchange.plan_revert()
     switch = smarthost_of(config, mta=mta, config_dir=config_dir, destinations=destinations)
     return switch.plan_apply() if action == "apply" else switch.plan_revert()
 
@@ -555,3 +557,74 @@ def sync_smarthost(config: Config, store: Store, *, now: datetime, host: str) ->
                             reason=str(request.get("reason", "requested by the monitor")),
                             destinations=tuple(request.get("destinations", ())))  # fmt: skip
     return outcome
+
+
+# --- signs of the cause: the queue and the logs ----------------------------------------------
+
+LOG_WINDOW = timedelta(hours=24)
+
+
+def queue_source(config: Config) -> str:
+    """Which queue the daemon can read: "postfix", "exim", or "" (none configured here)."""
+    postfix_dir = config.diagnose.config_dir or Path("/etc/postfix")
+    if shutil.which("postqueue") and (postfix_dir / "main.cf").exists():
+        return "postfix"
+    if shutil.which("exim4") or shutil.which("exim"):
+        return "exim"
+    return ""
+
+
+def look_for_causes(config: Config, store: Store, *, now: datetime, host: str) -> list[str]:
+    """The queue and the logs, on each run: new findings become events and one notification
+    (a finding that stays is not told again). Returns the findings' messages."""
+    from . import logstats, mailqueue
+
+    found: list[tuple[str, str]] = []
+    local = config.diagnose.local_domains
+    source = queue_source(config) if config.diagnose.queue else ""
+    if source:
+        try:
+            if source == "postfix":
+                messages = mailqueue.read_postfix_queue(config_dir=config.diagnose.config_dir)
+            else:
+                exim = "exim4" if shutil.which("exim4") else "exim"
+                messages = mailqueue.read_exim_queue(now=now, exim=exim)
+        except BlmonitorError as exc:
+            if store.meta("queue_error") != str(exc):
+                log.warning("queue not read: %s", exc)
+                store.set_meta("queue_error", str(exc))
+        else:
+            store.set_meta("queue_error", None)
+            report = mailqueue.analyse_queue(messages, now=now, local_domains=local)
+            found += [(f"queue-{f.kind}", f.message) for f in report.findings]
+            snapshot = mailqueue.QueueSnapshot(now, report.messages)
+            before = store.meta("queue_snapshot")
+            if before:
+                earlier = mailqueue.QueueSnapshot(datetime.fromisoformat(before["at"]),
+                                                  before["messages"])  # fmt: skip
+                grew = mailqueue.growth_finding(mailqueue.queue_growth(earlier, snapshot))
+                if grew is not None:
+                    found.append((f"queue-{grew.kind}", grew.message))
+            store.set_meta("queue_snapshot", {"at": now.isoformat(), "messages": report.messages})
+    logs = [p for p in config.diagnose.logs if p.exists()]
+    if logs:
+        try:
+            window = now - LOG_WINDOW
+            report_log = logstats.analyse_log_files(logs, since=window, local_domains=local)
+        except BlmonitorError as exc:
+            log.warning("logs not read: %s", exc)
+        else:
+            found += [(f"log-{f.kind}", f.message) for f in report_log.findings]
+    known = set(store.meta("cause_findings") or ())
+    # a finding is the same finding while its kind and its first words (who, what) stay
+    keys = {f"{kind}:{message.split(':')[0]}" for kind, message in found}
+    fresh = [(k, m) for k, m in found if f"{k}:{m.split(':')[0]}" not in known]
+    if fresh:
+        message = render_findings(fresh, host=host, title_prefix=config.notify.title_prefix)
+        queued = _queued(message) if message.severity >= config.notify.min_severity else None
+        store.record_findings(now, fresh, queued)
+        for kind, text in fresh:
+            log.warning("%s: %s", kind, text)
+    if keys != known:
+        store.set_meta("cause_findings", sorted(keys))
+    return [m for _, m in found]

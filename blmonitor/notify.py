@@ -158,6 +158,21 @@ def render_smarthost(
     return Message(title, body, severity, (kind,))
 
 
+def render_findings(
+    findings: Sequence[tuple[str, str]], *, host: str, title_prefix: str = "[blmonitor]"
+) -> Message:
+    """New signs of a cause (an NDR attack, a spam run, an account sending far too much)."""
+    if not findings:
+        raise ValueError("render_findings needs at least one finding")
+    first = findings[0][1]
+    more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
+    title = f"{title_prefix} {host}: {first}{more}"
+    lines = [f"{kind}: {message}" for kind, message in findings]
+    lines.append("next step: run `blmonitor diagnose` for the evidence and the steps in order.")
+    body = "\n".join([*lines, "", f"-- \nblmonitor on {host}"])
+    return Message(title, body, Severity.WARNING, tuple(dict.fromkeys(k for k, _ in findings)))
+
+
 def _rank(event: Event) -> tuple[int, int]:
     return (-event.severity, event.kind in ENDINGS)
 

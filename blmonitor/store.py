@@ -144,8 +144,17 @@ def _v3(db: sqlite_utils.Database) -> None:
     db.table("smarthost_actions").create_index(["at"])
 
 
+def _v4(db: sqlite_utils.Database) -> None:
+    """Messages removed from the MTA's queue (`blmonitor queue --apply`)."""
+    db.table("cleanups").create(
+        {"id": int, "at": str, "mta": str, "selection": str, "removed": int, "queue_ids": str,
+         "error": str},
+        pk="id",
+    )  # fmt: skip
+
+
 # Append only: a database at version N runs MIGRATIONS[N:].
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
 
 
 def fingerprint(record: BounceRecord) -> str:
@@ -534,6 +543,38 @@ class Store:
                  "destinations": json.dumps(list(action.get("destinations", ()))),
                  "detail": action.get("detail", "")},
             )  # fmt: skip
+            if notification is not None:
+                title, body, severity, kinds = notification
+                self.db.table("notifications").insert(
+                    {"created": _ts(at), "title": title, "body": body,
+                     "severity": int(severity), "kinds": json.dumps(kinds), "status": "pending",
+                     "attempts": 0, "last_error": "", "owed": "[]"},
+                )  # fmt: skip
+
+    def record_cleanup(
+        self, at: datetime, *, mta: str, selection: str, removed: Sequence[str], error: str = ""
+    ) -> None:
+        """What `blmonitor queue --apply` removed, by queue id."""
+        with self._writing():
+            self.db.table("cleanups").insert(
+                {"at": _ts(at), "mta": mta, "selection": selection, "removed": len(removed),
+                 "queue_ids": json.dumps(list(removed)), "error": error}
+            )  # fmt: skip
+
+    def record_findings(
+        self,
+        at: datetime,
+        findings: Sequence[tuple[str, str]],
+        notification: tuple[str, str, Severity, tuple[str, ...]] | None,
+    ) -> None:
+        """New cause findings (kind, message) as events, and their notification, at once."""
+        with self._writing():
+            for kind, message in findings:
+                self.db.table("events").insert(
+                    {"at": _ts(at), "kind": kind, "severity": int(Severity.WARNING),
+                     "target": "", "zone": "", "codes": "[]", "meaning": "", "delist_url": "",
+                     "detail": message},
+                )  # fmt: skip
             if notification is not None:
                 title, body, severity, kinds = notification
                 self.db.table("notifications").insert(

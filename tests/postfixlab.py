@@ -18,7 +18,7 @@ import ssl
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -240,14 +240,19 @@ def running_sink(host: str, *, tls_dir: Path | None = None, **options: Any) -> I
 
 
 @contextlib.contextmanager
-def postfix_instance(direct_port: int) -> Iterator[PostfixLab]:
-    """A started Postfix whose direct deliveries go to `direct_port`; removed when the block ends."""
+def postfix_instance(
+    direct_port: int = 0, settings: Mapping[str, str] | None = None
+) -> Iterator[PostfixLab]:
+    """A started Postfix whose direct deliveries go to `direct_port`, with `settings` (main.cf)
+    made before it starts; removed when the block ends."""
     # not pytest's tmp_path: its parents are 0700 and the postfix user must reach the queue
     base = Path(tempfile.mkdtemp(prefix="blm-postfix-"))
     base.chmod(0o755)
-    lab = PostfixLab(base, smtpd_port=free_port(), direct_port=direct_port)
+    lab = PostfixLab(base, smtpd_port=free_port(), direct_port=direct_port or free_port())
     try:
         lab.create()
+        if settings:
+            lab.postconf("-e", *(f"{k}={v}" for k, v in settings.items()))
         lab.start()
         yield lab
     finally:
