@@ -562,11 +562,12 @@ def sync_smarthost(config: Config, store: Store, *, now: datetime, host: str) ->
 # --- signs of the cause: the queue and the logs ----------------------------------------------
 
 LOG_WINDOW = timedelta(hours=24)
+POSTFIX_DIR = Path("/etc/postfix")
 
 
 def queue_source(config: Config) -> str:
     """Which queue the daemon can read: "postfix", "exim", or "" (none configured here)."""
-    postfix_dir = config.diagnose.config_dir or Path("/etc/postfix")
+    postfix_dir = config.diagnose.config_dir or POSTFIX_DIR
     if shutil.which("postqueue") and (postfix_dir / "main.cf").exists():
         return "postfix"
     if shutil.which("exim4") or shutil.which("exim"):

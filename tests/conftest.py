@@ -99,6 +99,16 @@ def _no_machine_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
         os.environ["BLMONITOR_CONFIG"] = old
 
 
+@pytest.fixture(autouse=True)
+def _no_machine_queue(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Nor this machine's Postfix queue: a test that wants one names its [diagnose] config_dir."""
+    monkeypatch.setattr(
+        "blmonitor.daemon.POSTFIX_DIR", tmp_path_factory.getbasetemp() / "no-postfix"
+    )
+
+
 # --- an SMTP sink (aiosmtpd) on 127.0.0.1 for notification tests -----------------------------
 
 
