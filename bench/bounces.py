@@ -1,7 +1,8 @@
 """Bounce benchmark: accuracy of blmonitor's bounce attribution, and speed against sisimai.
 
     python3 bench/bounces.py [--corpus DIR] [--labels FILE] [--repeat N] [--no-sisimai]
-                             [--skip-speed] [--skip-accuracy] [--json FILE]
+                             [--skip-speed] [--skip-accuracy] [--json FILE] [--jobs N]
+                             [--baseline DIR] [--no-bytecode-cache]
 
 Accuracy (maildir/bsd of the shared corpus, labels in bench/bounce_labels.toml): blmonitor's
 extraction + attribution per failed-recipient record against the hand labels; precision and
@@ -11,9 +12,10 @@ Debian's sisimai (libsisimai-perl 4.25.x), where the reason `blocked` is the cla
 
 Speed (the whole corpus: maildir/bsd, mac, dos, err and the mailbox/ files): blmonitor
 (extraction + attribution, one Python process) and sisimai (`Sisimai->make($path)`, one Perl
-process) run as child processes on the same files, alternately, N times; wall time (start-up
-included), messages/s, the parse time each process measures itself, and peak RSS
-(os.wait4 rusage). Prints Markdown.
+process) run as child processes on the same files, alternately, N times after one untimed
+run each; wall time (start-up included), messages/s, the parse time each process measures
+itself, and peak RSS (os.wait4 rusage); the same commands on an empty file list (start-up
+alone); with --jobs N, blmonitor over N forked processes too. Prints Markdown.
 """
 
 from __future__ import annotations
@@ -66,6 +68,42 @@ my $elapsed = time - $t0;
 print JSON::PP->new->canonical->encode(
     $mode eq 'labels' ? \%out
     : { records => $records // 0, seconds => $elapsed, version => "$Sisimai::VERSION" });
+"""
+
+
+# The blmonitor side of the speed run, as small as the Perl one: `python -c BLMONITOR_PY ROOT
+# LISTING JOBS` (run as a script of its own so that the harness's imports are not timed). It
+# extracts and attributes every path and prints the record count and its own time. JOBS > 1:
+# the files are shared among that many forked processes (parse and attribution both), the
+# records and attributions sent back to the parent, as a parallel scan would have them.
+BLMONITOR_PY = r"""
+import json, sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from blmonitor.bounces.attribution import attribute_record, embedded_rules
+from blmonitor.bounces.extract import read_path
+from blmonitor.zones import embedded_catalog
+
+paths = [line for line in Path(sys.argv[2]).read_text().splitlines() if line.strip()]
+jobs = int(sys.argv[3])
+t0 = time.perf_counter()
+rules, catalog = embedded_rules(), embedded_catalog()
+
+
+def attributed(path):
+    return [(r, attribute_record(r, rules=rules, catalog=catalog)) for r in read_path(Path(path))]
+
+
+if jobs > 1:
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        found = [x for part in pool.imap(attributed, paths, chunksize=8) for x in part]
+else:
+    found = [x for path in paths for x in attributed(path)]
+positive = sum(a.verdict != "other" for _, a in found)
+elapsed = time.perf_counter() - t0
+print(json.dumps({"records": len(found), "positive": positive, "seconds": elapsed}))
 """
 
 
@@ -334,24 +372,6 @@ def count_messages(files: list[Path]) -> int:
     return total
 
 
-def _worker(listing: Path) -> None:
-    """Child process for the speed run: blmonitor extraction + attribution of every path."""
-    from blmonitor.bounces.attribution import attribute_record, embedded_rules
-    from blmonitor.bounces.extract import read_path
-    from blmonitor.zones import embedded_catalog
-
-    paths = [Path(line) for line in listing.read_text().splitlines() if line.strip()]
-    t0 = time.perf_counter()
-    rules, catalog = embedded_rules(), embedded_catalog()
-    records = listed = 0
-    for path in paths:
-        for rec in read_path(path):
-            records += 1
-            listed += attribute_record(rec, rules=rules, catalog=catalog).verdict != "other"
-    elapsed = time.perf_counter() - t0
-    print(json.dumps({"records": records, "positive": listed, "seconds": elapsed}))
-
-
 @dataclass
 class Run:
     wall: float
@@ -361,10 +381,10 @@ class Run:
     version: str = ""
 
 
-def _run_child(argv: list[str]) -> Run:
+def _run_child(argv: list[str], env: dict[str, str] | None = None) -> Run:
     with tempfile.TemporaryFile() as out:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL, env=env)
         _pid, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -381,19 +401,59 @@ def _run_child(argv: list[str]) -> Run:
     )
 
 
-def speed(corpus: Path, repeat: int, with_sisimai: bool, tmp: Path) -> dict[str, list[Run]]:
+def _python_env(tmp: Path, bytecode_cache: bool) -> dict[str, str]:
+    """The blmonitor child's environment. With `bytecode_cache`, Python may cache compiled
+    modules (in the bench's temporary directory), as an installed package is byte-compiled:
+    a sandbox that sets PYTHONDONTWRITEBYTECODE otherwise makes every run compile blmonitor's
+    sources anew (~50 ms). Perl has no such cache: it compiles Sisimai at every start."""
+    env = dict(os.environ)
+    if bytecode_cache:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
+    return env
+
+
+def speed(
+    corpus: Path,
+    repeat: int,
+    with_sisimai: bool,
+    tmp: Path,
+    *,
+    jobs: int = 1,
+    bytecode_cache: bool = True,
+    baseline: Path | None = None,
+) -> dict[str, list[Run]]:
+    """Each command once untimed (file cache, byte-code cache), then `repeat` alternating runs
+    on the corpus; and as many on an empty file list (start-up and set-up alone). `baseline`:
+    the blmonitor of another checkout too, in the same runs (before/after on equal terms)."""
     listing = tmp / "speed-files.txt"
     listing.write_text("".join(f"{p}\n" for p in corpus_files(corpus)))
-    commands = {
-        "blmonitor": [sys.executable, str(Path(__file__).resolve()), "--worker", str(listing)]
-    }
+    empty = tmp / "speed-none.txt"
+    empty.write_text("")
+    env = _python_env(tmp, bytecode_cache)
+    commands: dict[str, tuple[list[str], dict[str, str] | None]] = {}
+    for n in sorted({1, jobs}):
+        name = "blmonitor" if n == 1 else f"blmonitor, {n} processes"
+        argv = [sys.executable, "-c", BLMONITOR_PY, str(ROOT), str(listing), str(n)]
+        commands[name] = (argv, env)
+    if baseline is not None:
+        argv = [sys.executable, "-c", BLMONITOR_PY, str(baseline.resolve()), str(listing), "1"]
+        commands[f"blmonitor at {baseline}"] = (argv, env)
     if with_sisimai:
-        commands["sisimai"] = ["perl", str(_sisimai_script(tmp)), "speed", str(listing)]
+        commands["sisimai"] = (["perl", str(_sisimai_script(tmp)), "speed", str(listing)], None)
+    for name in [n for n in commands if n in ("blmonitor", "sisimai")]:
+        argv, child_env = commands[name]
+        commands[f"{name}, no input"] = (
+            [str(empty) if a == str(listing) else a for a in argv],
+            child_env,
+        )
     runs: dict[str, list[Run]] = {name: [] for name in commands}
+    for argv, child_env in commands.values():
+        _run_child(argv, child_env)  # warm-up, not counted
     for i in range(repeat):
         order = list(commands) if i % 2 == 0 else list(reversed(commands))
         for name in order:
-            runs[name].append(_run_child(commands[name]))
+            runs[name].append(_run_child(*commands[name]))
     return runs
 
 
@@ -455,26 +515,54 @@ def errors_report(s: Score, limit: int = 80) -> str:
 
 
 def speed_report(runs: dict[str, list[Run]], messages: int, files: int) -> str:
+    def med(name: str, what: str) -> float:
+        return statistics.median(getattr(r, what) for r in runs[name])
+
     lines = [
         "",
         f"## Speed: whole corpus, {files} files, {messages} messages "
         f"(median of {len(next(iter(runs.values())))} alternating runs)",
         "",
-        "| parser | records | wall s | msgs/s (wall) | msgs/s (parse only) | peak RSS MiB |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| parser | records | wall s | parse s | msgs/s (wall) | msgs/s (parse only) "
+        "| peak RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, items in runs.items():
-        wall = statistics.median(r.wall for r in items)
-        inner = statistics.median(r.inner for r in items)
+        if name.endswith(", no input"):
+            continue
+        wall, inner = med(name, "wall"), med(name, "inner")
         rss = max(r.maxrss_kib for r in items) / 1024
         label = f"{name} {items[0].version}".strip()
         lines.append(
-            f"| {label} | {items[0].records} | {wall:.2f} | {messages / wall:,.0f} "
+            f"| {label} | {items[0].records} | {wall:.2f} | {inner:.2f} | {messages / wall:,.0f} "
             f"| {messages / inner:,.0f} | {rss:.0f} |"
         )
-    if len(runs) == 2:
-        bl, ss = (statistics.median(r.wall for r in runs[n]) for n in ("blmonitor", "sisimai"))
-        lines += ["", f"blmonitor / sisimai, wall: {ss / bl:.1f}×"]
+    fixed = [n for n in runs if n.endswith(", no input")]
+    if fixed:
+        lines += [
+            "",
+            "The same commands on an empty file list (interpreter start-up, imports; blmonitor's",
+            "'parse' is loading its rules and catalog):",
+            "",
+            "| parser | wall s | parse s |",
+            "|---|---:|---:|",
+        ]
+        lines += [f"| {n} | {med(n, 'wall'):.2f} | {med(n, 'inner'):.2f} |" for n in fixed]
+    if "sisimai" in runs:
+        lines.append("")
+        ss_wall, ss_inner = med("sisimai", "wall"), med("sisimai", "inner")
+        for name in [n for n in runs if n.startswith("blmonitor") and n not in fixed]:
+            lines.append(
+                f"{name} / sisimai: wall {ss_wall / med(name, 'wall'):.1f}×, "
+                f"parse only {ss_inner / med(name, 'inner'):.1f}×"
+            )
+        if "blmonitor, no input" in runs and "sisimai, no input" in runs:
+            bl = med("blmonitor", "wall") - med("blmonitor, no input", "wall")
+            ss = ss_wall - med("sisimai, no input", "wall")
+            lines.append(
+                f"blmonitor / sisimai, wall less the no-input run: {bl:.2f} s vs {ss:.2f} s, "
+                f"{ss / bl:.1f}×"
+            )
     return "\n".join(lines)
 
 
@@ -487,11 +575,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-accuracy", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the figures here")
-    parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="also time blmonitor over this many processes (a two-core figure: --jobs 2)",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="also time the blmonitor of this checkout (e.g. `git worktree add ../base HEAD`)",
+    )
+    parser.add_argument(
+        "--no-bytecode-cache",
+        action="store_true",
+        help="keep PYTHONDONTWRITEBYTECODE for the blmonitor child (compile at every start)",
+    )
     args = parser.parse_args(argv)
-    if args.worker:
-        _worker(args.worker)
-        return 0
     if not args.corpus.is_dir():
         print(f"no corpus at {args.corpus}", file=sys.stderr)
         return 2
@@ -534,11 +634,20 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_speed:
             files = corpus_files(args.corpus)
             messages = count_messages(files)
-            runs = speed(args.corpus, args.repeat, with_sisimai, tmp)
+            runs = speed(
+                args.corpus,
+                args.repeat,
+                with_sisimai,
+                tmp,
+                jobs=args.jobs,
+                bytecode_cache=not args.no_bytecode_cache,
+                baseline=args.baseline,
+            )
             print(speed_report(runs, messages, len(files)))
             figures["speed"] = {
                 "messages": messages,
                 "files": len(files),
+                "bytecode_cache": not args.no_bytecode_cache,
                 "runs": {n: [r.__dict__ for r in rs] for n, rs in runs.items()},
             }
     if args.json:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import binascii
 import email
 import email.message
-import email.parser
-import email.policy
+import functools
 import itertools
 import logging
 import os
@@ -21,6 +20,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.policy import compat32
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -88,10 +88,14 @@ def _strip_type(value: str) -> str:
     return _SMTP_TYPE.sub("", _one_line(value), count=1).strip()
 
 
+_MAILTO = re.compile(r"<mailto:[^>]*>$")
+
+
 def _clean_addr(value: str) -> str:
     value = _strip_type(value).strip().strip("<>").strip()
-    value = re.sub(r"<mailto:[^>]*>$", "", value).strip("<>\"' ")
-    return value
+    if "<mailto:" in value:
+        value = _MAILTO.sub("", value)
+    return value.strip("<>\"' ")
 
 
 def _parse_date(value: str) -> datetime | None:
@@ -103,7 +107,19 @@ def _parse_date(value: str) -> datetime | None:
         return None
 
 
+# Every pattern of _COMMANDS holds one of these (lower-cased): on ASCII text, none of them
+# means no command (the case-insensitive patterns are slow to try one by one).
+_COMMAND_NEEDLES = (
+    "reply to", "data", "after", "did not like", "response", "[rcpt_to]", "[mail_from]",
+    "sender was rejected", "message was rejected", "greeting", "connect to ", ">>> ",
+)  # fmt: skip
+
+
 def _command_of(text: str) -> str:
+    if text.isascii():
+        low = text.lower()
+        if not any(needle in low for needle in _COMMAND_NEEDLES):
+            return ""
     for pattern, name in _COMMANDS:
         m = pattern.search(text)
         if m:
@@ -124,16 +140,28 @@ def _status_of(text: str) -> str:
     return m.group(1) if m else ""
 
 
+_REPLY_PREFIX = re.compile(r"^[245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3}\s+)?")
+
+
 def _unfold_reply(lines: Iterable[str]) -> str:
     """Join a multi-line SMTP reply ('550-5.7.26 a' / '550 5.7.26 b') into one line."""
     out: list[str] = []
     for i, line in enumerate(lines):
         line = line.strip()
-        if i and (m := re.match(r"^[245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3}\s+)?", line)):
+        if i and (m := _REPLY_PREFIX.match(line)):
             line = line[m.end() :]
         if line:
             out.append(line)
     return " ".join(out)
+
+
+@functools.lru_cache(maxsize=512)
+def _charset_of(content_type: str) -> str | None:
+    """`get_content_charset()` of a part whose Content-Type is `content_type` (a str, so the
+    same as stored): the parameter parser is slow and the same few values come back."""
+    probe = Message(compat32)
+    probe.set_raw("Content-Type", content_type)
+    return probe.get_content_charset()
 
 
 def _decode_text(part: Message) -> str:
@@ -144,7 +172,10 @@ def _decode_text(part: Message) -> str:
     if not isinstance(payload, bytes):
         raw = part.get_payload()
         return raw if isinstance(raw, str) else ""
-    charset = part.get_content_charset() or "utf-8"
+    ctype = part.get("content-type")
+    charset = (
+        _charset_of(ctype) if isinstance(ctype, str) else part.get_content_charset()
+    ) or "utf-8"
     try:
         return payload.decode(charset, errors="replace")
     except LookupError:
@@ -218,7 +249,9 @@ def _delivery_status_blocks(part: Message) -> list[dict[str, str]]:
     payload = part.get_payload()
     cte = str(part.get("content-transfer-encoding", "")).lower()
     if isinstance(payload, list) and cte not in ("base64", "quoted-printable"):
-        return [_fields(sub.items()) for sub in payload if isinstance(sub, Message)]
+        # (a block without fields, as extra blank lines make, would change nothing)
+        blocks = (_fields(sub.items()) for sub in payload if isinstance(sub, Message))
+        return [block for block in blocks if block]
     if isinstance(payload, list):
         # An encoded delivery-status was split into header blocks by the parser: rebuild the
         # encoded text from them and decode it ourselves.
@@ -255,8 +288,36 @@ _EXIM_SMTP_NEW = re.compile(
 )
 
 
+# Every match of _EXIM_START starts with one of these (lower-cased).
+_EXIM_ANCHORS = ("following address", "has not yet been delivered", "could not be delivered")
+
+
+def _search_at(
+    pattern: re.Pattern[str], text: str, anchors: tuple[str, ...]
+) -> re.Match[str] | None:
+    """`pattern.search(text)` for a case-insensitive pattern whose every match starts with one
+    of `anchors`: on ASCII text only the places where one occurs are tried (str.find is much
+    faster than a case-insensitive scan), in order, so the first match is the same."""
+    if not text.isascii():
+        return pattern.search(text)
+    low = text.lower()
+    starts: list[int] = []
+    for anchor in anchors:
+        i = low.find(anchor)
+        while i >= 0:
+            starts.append(i)
+            i = low.find(anchor, i + 1)
+    for i in sorted(starts):
+        if m := pattern.match(text, i):
+            return m
+    return None
+
+
+_EXIM_RCPT = re.compile(r"^ {1,3}<?([^\s<>]+?)>?:?\s*(?:\(.*\))?\s*$")
+
+
 def _exim(text: str) -> list[_Hit]:
-    m = _EXIM_START.search(text)
+    m = _search_at(_EXIM_START, text, _EXIM_ANCHORS)
     if not m:
         return []
     delayed = "not yet been delivered" in m.group(0).lower()
@@ -267,7 +328,7 @@ def _exim(text: str) -> list[_Hit]:
         line = lines[i]
         if line.startswith("----") or line.startswith("******"):
             break
-        am = re.match(r"^ {1,3}<?([^\s<>]+?)>?:?\s*(?:\(.*\))?\s*$", line)
+        am = _EXIM_RCPT.match(line) if line.startswith(" ") else None
         indented = i + 1 < len(lines) and lines[i + 1].startswith("    ")
         if am and ("@" in am.group(1) or indented):
             detail: list[str] = []
@@ -456,6 +517,12 @@ def _exchange2003(text: str) -> list[_Hit]:
 _TRANSCRIPT = re.compile(r"-+ ?Transcript of session follows ?-+", re.IGNORECASE)
 
 
+_TALKING_TO = re.compile(r"while talking to (\S+?)\.?:\s*$")
+_SENDMAIL_RCPT = re.compile(
+    rf"^([245]\d\d)(?:[ -]([245]\.\d+\.\d+))?\s+<?({_ADDR})>?\.\.\.\s*(.*)$"
+)
+
+
 def _sendmail(text: str) -> list[_Hit]:
     """Sendmail's plain-text transcript: '... while talking to host.:', '>>> CMD', '<<< reply'."""
     m = _TRANSCRIPT.search(text)
@@ -467,15 +534,13 @@ def _sendmail(text: str) -> list[_Hit]:
     last_reply = ""
     for line in body.split("\n"):
         s = line.strip()
-        if tm := re.search(r"while talking to (\S+?)\.?:\s*$", s):
+        if "while talking to " in s and (tm := _TALKING_TO.search(s)):
             host, command, last_reply = tm.group(1), "", ""
         elif s.startswith(">>> "):
             command = _command_of(s)
         elif s.startswith("<<< "):
             last_reply = s[4:]
-        elif rm := re.match(
-            rf"^([245]\d\d)(?:[ -]([245]\.\d+\.\d+))?\s+<?({_ADDR})>?\.\.\.\s*(.*)$", s
-        ):
+        elif s[:1] in ("2", "4", "5") and (rm := _SENDMAIL_RCPT.match(s)):
             rcpt = rm.group(3)
             hits.setdefault(
                 rcpt.lower(),
@@ -533,8 +598,10 @@ _IMAIL = re.compile(r"^undeliverable to (\S+@\S+)\s*$", re.IGNORECASE | re.MULTI
 def _imail(text: str) -> list[_Hit]:
     """IMail: 'undeliverable to rcpt' then 'Body of message generated response:' + reply."""
     rcpt = _IMAIL.search(text)
+    if not rcpt:
+        return []
     body = re.search(r"generated response:\s*\n(.*?)(?:\n\s*\n|\Z)", text, re.IGNORECASE | re.S)
-    if not rcpt or not body:
+    if not body:
         return []
     return [_Hit(recipient=rcpt.group(1), diagnostic=_unfold_reply(body.group(1).split("\n")))]
 
@@ -551,6 +618,221 @@ _DETECTORS: tuple[tuple[str, Callable[[str], list[_Hit]]], ...] = (
     ("sendmail", _sendmail),
     ("text", _angle_blocks),  # qmail, Yahoo, Postfix and others that write '<rcpt>: reason'
 )
+
+# Case-insensitive searches are slow in `re`; most texts are ASCII, and there a detector can
+# only find something if the lower-cased text holds one of these strings: each is a literal part
+# of every match of the pattern the detector starts from (dragonfly's is case-sensitive and
+# fast). `_may_find` is a pure pre-check: it never changes what a detector returns.
+_NEEDLES: dict[str, tuple[str, ...]] = {
+    "opensmtpd": ("for the following",),  # _OPENSMTPD
+    "transcript": ("recipient:",),  # _TRANSCRIPT_RCPT, on every line
+    "imail": ("undeliverable to",),  # _IMAIL
+    "exim": ("following address", "not yet been delivered", "could not be delivered to one"),
+    "gmail": ("delivery to the following recipient",),  # _GMAIL
+    "exchange": ("diagnostic information for administrators:",),  # _EXCHANGE
+    "exchange2003": ("did not reach the following recipient(s):",),  # _EXCHANGE2003
+    "sendmail": ("transcript of session follows",),  # _TRANSCRIPT
+    "text": ("\n<",),  # _ANGLE_START, a line that starts with '<' (or the text does)
+}
+
+
+def _may_find(name: str, low: str | None) -> bool:
+    """False only when detector `name` surely finds nothing; `low` is the lower-cased text, or
+    None when the text is not ASCII (Unicode case folding is not ASCII's: always try then)."""
+    needles = _NEEDLES.get(name)
+    if low is None or needles is None:
+        return True
+    if name == "text" and low.startswith("<"):
+        return True
+    return any(needle in low for needle in needles)
+
+
+# --------------------------------------------------------------------------- MIME pre-split
+
+# The stdlib parser reads every line of a message in Python, the returned original included,
+# and compiles one regex per multipart boundary: two thirds of the time went there. `_message`
+# builds the `Message` tree it would build, as far as `_walk` reads it, by FeedParser's own
+# rules (email/feedparser.py, Python 3.11): boundary lines are found with str.find, a header
+# block with one regex, only the fields `_walk` reads are stored, and a returned message/rfc822
+# is read no further than its headers (its Message-ID). Decoding (transfer encodings, charsets,
+# parameters) stays with the email package. Whatever FeedParser treats in a way of its own
+# (no start boundary, adjacent boundary lines, multipart/digest, an encoded delivery-status,
+# message/global-delivery-status, nesting deeper than _MAX_DEPTH) raises _Irregular, and the
+# whole message goes to the stdlib parser: the result is the same, only slower.
+
+# The header lines at the start of a message, as FeedParser tells them from the body: lines
+# that match feedparser.headerRE ('From ', a field name and a colon, or folding white space).
+_HEADER_LINES = re.compile(r"(?:(?:From |[\041-\071\073-\176]*:|[\t ])[^\n]*(?:\n|\Z))*")
+# The only fields `_walk` and `_extract` read, as a field line starts (the name is what precedes
+# the first colon, so "Date :" is another field, as in Message.get).
+_READ_FIELDS = tuple(
+    (f"\n{name}:", len(name))
+    for name in ("content-type", "content-transfer-encoding", "date", "message-id")
+)
+_FIELD_VALUE = re.compile(r"[^\n]*(?:\n[\t ][^\n]*)*")  # up to the next field line
+# Every field of a header block: a line that does not start with white space, and its
+# continuation lines (for the delivery-status blocks, where every field is read).
+_FIELD = re.compile(r"^([^\t \n][^\n]*)((?:\n[\t ][^\n]*)*)", re.MULTILINE)
+_BOUNDARY_TAIL = re.compile(r"(?:--)?[ \t]*")
+_BLANK_LINES = re.compile(r"\n*")
+_MAX_DEPTH = 30
+
+
+class _Irregular(Exception):
+    """The pre-split met something the stdlib parser handles in its own way: use that."""
+
+
+def _header_block(text: str) -> tuple[Message, str]:
+    """The headers at the start of `text` as FeedParser reads them (`_parsegen` and
+    `_parse_headers`), and the body after them. Only the first field of each name in
+    `_READ_FIELDS` is kept: `Message.get` answers the same for them as on the full list.
+
+    `text` comes from bytes decoded as ASCII with surrogate escapes (as the stdlib parser
+    decodes them), so `lower()` keeps every offset."""
+    msg = Message(compat32)
+    end = m.end() if (m := _HEADER_LINES.match(text)) else 0  # (it matches, maybe empty)
+    body_start = end + 1 if text.startswith("\n", end) else end  # the blank line is dropped
+    low = "\n" + text[:end].lower()  # low[i + 1] is text[i]: a field line starts after '\n'
+    for key, size in _READ_FIELDS:
+        start = low.find(key)  # the field line's offset in text
+        if start >= 0:
+            m = _FIELD_VALUE.match(text, start + size + 1, end)
+            value = m.group() if m else ""  # (it matches, maybe empty)
+            # compat32.header_source_parse: value lstripped, inner line breaks kept
+            msg.set_raw(text[start : start + size], value.lstrip(" \t").rstrip("\r\n"))
+    if end:
+        last = text.rfind("\n", 0, end - 1) + 1  # the start of the last header line
+        if last and text.startswith("From ", last):
+            # FeedParser pushes a last 'From ' line (not the first) back into the body.
+            return msg, text[last:end] + text[body_start:]
+    return msg, text[body_start:]
+
+
+def _dsn_blocks(body: str) -> Iterator[Message]:
+    """The header blocks of a message/delivery-status body, as FeedParser splits them: a block
+    ends at a blank line (lines after a non-header line are the block's unread body) and the
+    blank line is dropped. FeedParser makes an empty block of each further blank line: those,
+    and blocks without a field, are left out (`_delivery_status_blocks` drops them too)."""
+    size = len(body)
+    pos = 0
+    while True:
+        end = m.end() if (m := _HEADER_LINES.match(body, pos)) else pos
+        block = Message(compat32)
+        for m in _FIELD.finditer(body, pos, end):
+            line = m.group(1)
+            # 'From ' lines are an envelope line, a line pushed back into the body or a
+            # misplaced one: never a field (feedparser `_parse_headers`); nor is ': x'.
+            if not line.startswith("From ") and (i := line.find(":")) > 0:
+                value = (line[i + 1 :] + m.group(2)).lstrip(" \t").rstrip("\r\n")
+                block.set_raw(line[:i], value)
+        if len(block):
+            yield block
+        if body.startswith("\n", end):
+            blank = end
+        elif (blank := body.find("\n\n", end)) >= 0:
+            blank += 1
+        else:
+            return
+        pos = m.end() if (m := _BLANK_LINES.match(body, blank + 1)) else blank + 1
+        if pos >= size:
+            return
+
+
+def _line_starts(text: str, prefix: str) -> Iterator[int]:
+    """The offsets of the lines of `text` that start with `prefix`, in order."""
+    if text.startswith(prefix):
+        yield 0
+    needle = "\n" + prefix
+    i = text.find(needle)
+    while i >= 0:
+        yield i + 1
+        i = text.find(needle, i + 1)
+
+
+def _split_parts(body: str, boundary: str) -> list[str]:
+    """The parts of a multipart body, each with the line break before the next boundary line
+    (FeedParser strips that one itself); preamble and epilogue dropped."""
+    if not boundary or "\n" in boundary:
+        raise _Irregular
+    sep = "--" + boundary
+    size = len(body)
+    starts: list[int] = []  # the offsets of boundary lines, and of the line after each
+    ends: list[int] = []
+    closed = False
+    for i in _line_starts(body, sep):
+        nl = body.find("\n", i)
+        tail = _BOUNDARY_TAIL.fullmatch(body, i + len(sep), size if nl < 0 else nl)
+        if not tail:
+            continue
+        if ends and ends[-1] == i:
+            raise _Irregular  # adjacent boundary lines: FeedParser swallows them its own way
+        starts.append(i)
+        if tail.group().startswith("--"):
+            closed = True
+            break
+        ends.append(size if nl < 0 else nl + 1)
+    if not ends:
+        raise _Irregular  # no start boundary
+    if not closed:
+        starts.append(size)
+    return [body[ends[k] : starts[k + 1]] for k in range(len(ends))]
+
+
+def _message(text: str, depth: int = 0, *, part: bool = False) -> Message:
+    """The Message tree FeedParser would build from `text`, as far as `_walk` reads it.
+
+    `part`: `text` is a part of a multipart, and FeedParser drops the line break before the
+    next boundary line from the payload of the last message it made for it (a leaf's payload;
+    a multipart's epilogue, the last delivery-status block, the returned message's body are
+    never read)."""
+    if depth > _MAX_DEPTH:
+        raise _Irregular
+    msg, body = _header_block(text)
+    ctype = msg.get_content_type()
+    maintype = ctype.partition("/")[0]
+    if maintype == "multipart":
+        if ctype == "multipart/digest":
+            raise _Irregular  # its parts default to message/rfc822
+        boundary = msg.get_boundary()
+        if boundary is None:
+            msg.set_payload(body)  # FeedParser keeps the body as text (a defect), never read
+            return msg
+        for sub in _split_parts(body, boundary):
+            msg.attach(_message(sub, depth + 1, part=True))
+        return msg
+    if maintype == "message":
+        if ctype == "message/delivery-status":
+            if str(msg.get("content-transfer-encoding", "")).lower() in (
+                "base64",
+                "quoted-printable",
+            ):
+                return _stdlib_message(text)  # the blocks are re-assembled and decoded
+            for block in _dsn_blocks(body):
+                msg.attach(block)
+            return msg
+        if ctype == "message/global-delivery-status":
+            raise _Irregular  # parsed as a message whose every header field is read
+        if ctype in ("message/rfc822", "message/global"):
+            # The returned original: only its headers are read (Message-ID), never its body.
+            msg.attach(_header_block(body)[0])
+        else:
+            msg.attach(_message(body, depth + 1, part=part))  # feedback-report, partial…
+        return msg
+    msg.set_payload(body[:-1] if part and body.endswith("\n") else body)
+    return msg
+
+
+def _stdlib_message(text: str) -> Message:
+    return email.message_from_string(text, policy=compat32)
+
+
+def _parse_tree(data: bytes) -> Message:
+    """`email.message_from_bytes(data, policy=compat32)`, for what `_walk` reads of it."""
+    text = data.decode("ascii", errors="surrogateescape")
+    try:
+        return _message(text)
+    except _Irregular:
+        return _stdlib_message(text)
 
 
 # --------------------------------------------------------------------------- message walk
@@ -581,9 +863,10 @@ def _walk(msg: Message, parts: _Parts, depth: int = 0) -> None:
                 if isinstance(sub, Message):
                     _walk(sub, parts, depth + 1)
         return
-    if msg.get_content_maintype() == "text" or ctype == "application/octet-stream":
+    maintype, _, subtype = ctype.partition("/")  # get_content_type() has exactly one '/'
+    if maintype == "text" or ctype == "application/octet-stream":
         text = _decode_text(msg)
-        if msg.get_content_subtype() == "html":
+        if subtype == "html":
             text = re.sub(r"<br\s*/?>|</p>|</div>|</tr>", "\n", text, flags=re.I)
             text = re.sub(r"<[^>]*>", "", text).replace("&nbsp;", " ").replace("&#39;", "'")
         parts.texts.append(text[:_MAX_TEXT])
@@ -616,13 +899,33 @@ def _text_message_id(text: str) -> str:
     return idm.group(1) if idm else ""
 
 
+_INLINE_PREFIX = re.compile(r"^([245]\d\d)[ -](?:([245]\.\d{1,3}\.\d{1,3}) )?")
+
+
 def _unfold_inline(diag: str) -> str:
-    """Drop the repeated '550-5.7.1' prefixes of a multi-line reply already joined into one."""
-    m = re.match(r"^([245]\d\d)[ -](?:([245]\.\d{1,3}\.\d{1,3}) )?", diag)
+    """Drop the repeated '550-5.7.1' prefixes of a multi-line reply already joined into one:
+    each ' 550[ -]5.7.1 ' after the first becomes ' ', left to right as re.sub would (a
+    literal scan: one compiled pattern per code and status would cost more than the work)."""
+    m = _INLINE_PREFIX.match(diag)
     if not m:
         return diag
-    prefix = re.escape(m.group(1)) + r"[ -]" + (re.escape(m.group(2)) + " " if m.group(2) else "")
-    return diag[: m.end()] + re.sub(r" " + prefix, " ", diag[m.end() :])
+    head, rest = diag[: m.end()], diag[m.end() :]
+    needle, tail = " " + m.group(1), (m.group(2) + " " if m.group(2) else "")
+    out: list[str] = []
+    done = 0
+    i = rest.find(needle)
+    while i >= 0:
+        j = i + len(needle)
+        if rest[j : j + 1] in (" ", "-") and rest.startswith(tail, j + 1):
+            out.append(rest[done:i])
+            done = j + 1 + len(tail)
+            i = rest.find(needle, done)
+        else:
+            i = rest.find(needle, i + 1)
+    if not out:
+        return diag
+    out.append(rest[done:])
+    return head + " ".join(out)
 
 
 def _to_record(hit: _Hit, *, fmt: str, source: str, message_id: str) -> BounceRecord:
@@ -660,21 +963,30 @@ def _fill(hit: _Hit, other: _Hit) -> _Hit:
 
 def _extract(data: bytes, source: str) -> list[BounceRecord]:
     data = _normalise(data)
-    msg = email.message_from_bytes(data, policy=email.policy.compat32)
+    msg = _parse_tree(data)
     parts = _Parts()
     _walk(msg, parts)
     text = "\n".join(parts.texts)
-    message_id = parts.message_id or _text_message_id(text)
+    low = text.lower() if text.isascii() else None  # for the exact pre-checks (_may_find)
+    message_id = parts.message_id
+    if not message_id and (low is None or "message-id:" in low):  # _MESSAGE_ID
+        message_id = _text_message_id(text)
     top_date = _parse_date(str(msg.get("Date", "")))
 
     hits = _dsn_hits(parts.dsn_blocks)
     fmt = "rfc3464"
-    if not hits and re.search(r"^(?:Final|Original)-Recipient:", text, re.M | re.I):
+    if (
+        not hits
+        and (low is None or "-recipient:" in low)
+        and re.search(r"^(?:Final|Original)-Recipient:", text, re.M | re.I)
+    ):
         start = re.search(r"^(?:Reporting-MTA|Arrival-Date|Final-Recipient):", text, re.M | re.I)
         hits = _dsn_hits(_text_blocks(text[start.start() if start else 0 :]))
     text_hits: list[_Hit] = []
     text_fmt = ""
     for name, detect in _DETECTORS:
+        if not _may_find(name, low):
+            continue
         text_hits = [h for h in detect(text) if h.recipient]
         if text_hits:
             text_fmt = name
