@@ -326,12 +326,8 @@ class Store:
             self._insert_evidence(run.finished, evidence)
             if run.report is not None:
                 self._touch_episodes(run)
-            for title, body, severity, kinds in notifications:
-                self.db.table("notifications").insert(
-                    {"created": _ts(run.finished), "title": title, "body": body,
-                     "severity": int(severity), "kinds": json.dumps(kinds), "status": "pending",
-                     "attempts": 0, "last_error": "", "owed": "[]"},
-                )  # fmt: skip
+            for notification in notifications:
+                self._queue(run.finished, notification)
         return run_id
 
     def _insert_run(self, run: RunRecord) -> int:
@@ -516,6 +512,17 @@ class Store:
             out[name] = sorted(row[0] for row in rows if row[0])
         return out
 
+    def _queue(
+        self, at: datetime, notification: tuple[str, str, Severity, tuple[str, ...]]
+    ) -> None:
+        """A notification to send (now, or on a later run if delivery fails)."""
+        title, body, severity, kinds = notification
+        self.db.table("notifications").insert(
+            {"created": _ts(at), "title": title, "body": body, "severity": int(severity),
+             "kinds": json.dumps(kinds), "status": "pending", "attempts": 0, "last_error": "",
+             "owed": "[]"},
+        )  # fmt: skip
+
     # --- smart host ------------------------------------------------------------------------
 
     def meta(self, key: str) -> Any:
@@ -544,12 +551,7 @@ class Store:
                  "detail": action.get("detail", "")},
             )  # fmt: skip
             if notification is not None:
-                title, body, severity, kinds = notification
-                self.db.table("notifications").insert(
-                    {"created": _ts(at), "title": title, "body": body,
-                     "severity": int(severity), "kinds": json.dumps(kinds), "status": "pending",
-                     "attempts": 0, "last_error": "", "owed": "[]"},
-                )  # fmt: skip
+                self._queue(at, notification)
 
     def record_cleanup(
         self, at: datetime, *, mta: str, selection: str, removed: Sequence[str], error: str = ""
@@ -576,12 +578,7 @@ class Store:
                      "detail": message},
                 )  # fmt: skip
             if notification is not None:
-                title, body, severity, kinds = notification
-                self.db.table("notifications").insert(
-                    {"created": _ts(at), "title": title, "body": body,
-                     "severity": int(severity), "kinds": json.dumps(kinds), "status": "pending",
-                     "attempts": 0, "last_error": "", "owed": "[]"},
-                )  # fmt: skip
+                self._queue(at, notification)
 
     def smarthost_actions(self, *, since: datetime | None = None) -> list[dict[str, Any]]:
         """Smart-host actions, newest first."""

@@ -13,7 +13,19 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..errors import ConfigError
-from .plan import PASSWORD, Command, FileEdit, Mta, Plan, Relay, Scope
+from .plan import (
+    PASSWORD,
+    Command,
+    FileEdit,
+    Mta,
+    Plan,
+    Relay,
+    Scope,
+    decode,
+    encode,
+    encode_or_none,
+    revert_edits,
+)
 
 DEFAULT_DIR = Path("/etc/exim4")
 BEGIN = "# BEGIN blmonitor smarthost"
@@ -83,7 +95,7 @@ def plan_apply(
 
     macros_path = where.split_macros if values.get(_SPLIT) == "true" else where.macros
     macros_before = files.get(macros_path)
-    macros_text = _decode(macros_before)
+    macros_text = decode(macros_before)
     macro_lines: list[str] = []
     for name, value, wanted in (
         (_REQUIRE_TLS, "*", relay.tls or relay.wrapper),
@@ -98,16 +110,16 @@ def plan_apply(
     new_macros = _put_block(macros_text, macro_lines, macros_path)
 
     passwd_before = files.get(where.passwd)
-    passwd_text = _decode(passwd_before)
+    passwd_text = decode(passwd_before)
     new_passwd = _put_block(passwd_text, _credentials(relay), where.passwd, top=True)
 
     edits = [
-        FileEdit(where.conf, files.get(where.conf), _encode(new_conf)),
-        FileEdit(macros_path, macros_before, _encode_or_none(new_macros, macros_before)),
+        FileEdit(where.conf, files.get(where.conf), encode(new_conf)),
+        FileEdit(macros_path, macros_before, encode_or_none(new_macros, macros_before)),
         FileEdit(
             where.passwd,
             passwd_before,
-            _encode_or_none(new_passwd, passwd_before),
+            encode_or_none(new_passwd, passwd_before),
             mode=0o640,
             secret=True,
         ),
@@ -164,30 +176,18 @@ def plan_revert(
             manual=True,
             snippet=_manual_revert_snippet(where.handwritten),
         )
-    edits: list[FileEdit] = []
-    notes: list[str] = []
-    for path in (where.conf, where.macros, where.split_macros, where.passwd):
-        secret = path == where.passwd
-        mode = 0o640 if secret else 0o644
-        current, before_apply = files.get(path), saved.get(path)
-        if path not in changed:
-            edits.append(FileEdit(path, current, before_apply, mode=mode, secret=secret))
-            continue
-        if current is None:
-            notes.append(f"{path} was removed since apply: left as it is")
-            continue
-        notes.append(f"{path} was edited since apply: only blmonitor's changes are undone")
-        text = _decode(current)
-        after: bytes | None
+
+    def undo(path: Path, text: str, before_apply: bytes | None) -> bytes | None:
         if path == where.conf:
-            old = _decode(before_apply)
+            old = decode(before_apply)
             for key in (_TYPE, _SMARTHOST):
                 text = _restore_key(text, old, key)
-            after = _encode(text)
-        else:
-            after = _encode_or_none(_put_block(text, [], path), before_apply)
-        edits.append(FileEdit(path, current, after, mode=mode, secret=secret))
-    edits = [e for e in edits if e.before != e.after]
+            return encode(text)
+        return encode_or_none(_put_block(text, [], path), before_apply)
+
+    paths = (where.conf, where.macros, where.split_macros, where.passwd)
+    edits, notes = revert_edits(paths, files, saved, changed, secret=where.passwd,
+                                secret_mode=0o640, undo=undo)  # fmt: skip
     if not edits:
         return Plan(Mta.EXIM, "revert", notes=tuple(notes))
     return Plan(
@@ -431,19 +431,4 @@ def _put_block(text: str, body: Sequence[str], path: Path, *, top: bool = False)
 def _text(data: bytes | None, path: Path) -> str:
     if data is None:
         raise ConfigError(f"{path} does not exist: is exim4-config installed?")
-    return _decode(data)
-
-
-def _decode(data: bytes | None) -> str:
-    return "" if data is None else data.decode("utf-8", "surrogateescape")
-
-
-def _encode(text: str) -> bytes:
-    return text.encode("utf-8", "surrogateescape")
-
-
-def _encode_or_none(text: str, before: bytes | None) -> bytes | None:
-    """A file blmonitor created and that is empty again is removed rather than left empty."""
-    if not text and before is None:
-        return None
-    return _encode(text)
+    return decode(data)

@@ -13,7 +13,19 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..errors import ConfigError
-from .plan import PASSWORD, Command, FileEdit, Mta, Plan, Relay, Scope
+from .plan import (
+    PASSWORD,
+    Command,
+    FileEdit,
+    Mta,
+    Plan,
+    Relay,
+    Scope,
+    decode,
+    encode,
+    encode_or_none,
+    revert_edits,
+)
 
 DEFAULT_DIR = Path("/etc")
 BEGIN = "# BEGIN blmonitor smarthost"
@@ -61,7 +73,7 @@ def plan_apply(
     conf_before = files.get(where.conf)
     if conf_before is None:
         raise ConfigError(f"{where.conf} does not exist: is opensmtpd installed?")
-    current = _decode(conf_before)
+    current = decode(conf_before)
     original = _strip_blocks(current, where.conf)
     domains = _domains(scope, destinations)
     notes: list[str] = []
@@ -77,16 +89,16 @@ def plan_apply(
         new_conf = _route_all(original, relays, relay, where.secrets)
 
     secrets_before = files.get(where.secrets)
-    secrets_text = _decode(secrets_before)
+    secrets_text = decode(secrets_before)
     secrets_body = _credentials(relay)
     new_secrets = _put_block(secrets_text, secrets_body, where.secrets)
 
     edits = [
-        FileEdit(where.conf, conf_before, _encode(new_conf)),
+        FileEdit(where.conf, conf_before, encode(new_conf)),
         FileEdit(
             where.secrets,
             secrets_before,
-            _encode_or_none(new_secrets, secrets_before),
+            encode_or_none(new_secrets, secrets_before),
             mode=0o640,
             secret=True,
         ),
@@ -121,25 +133,13 @@ def plan_revert(
 ) -> Plan:
     """Back to the saved files; an edited smtpd.conf gets its replaced lines back, nothing more."""
     where = _paths(config_dir)
-    edits: list[FileEdit] = []
-    notes: list[str] = []
-    for path in where:
-        secret = path == where.secrets
-        mode = 0o640 if secret else 0o644
-        current, before_apply = files.get(path), saved.get(path)
-        if path not in changed:
-            edits.append(FileEdit(path, current, before_apply, mode=mode, secret=secret))
-            continue
-        if current is None:
-            notes.append(f"{path} was removed since apply: left as it is")
-            continue
-        notes.append(f"{path} was edited since apply: only blmonitor's changes are undone")
-        text = _decode(current)
+
+    def undo(path: Path, text: str, before_apply: bytes | None) -> bytes | None:
         after = _strip_blocks(text, path) if path == where.conf else _put_block(text, [], path)
-        edits.append(
-            FileEdit(path, current, _encode_or_none(after, before_apply), mode=mode, secret=secret)
-        )
-    edits = [e for e in edits if e.before != e.after]
+        return encode_or_none(after, before_apply)
+
+    edits, notes = revert_edits(where, files, saved, changed, secret=where.secrets,
+                                secret_mode=0o640, undo=undo)  # fmt: skip
     if not edits:
         return Plan(Mta.OPENSMTPD, "revert", notes=tuple(notes))
     return Plan(
@@ -358,18 +358,3 @@ def _put_block(text: str, body: Sequence[str], path: Path) -> str:
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n"
     return "".join(lines + block)
-
-
-def _decode(data: bytes | None) -> str:
-    return "" if data is None else data.decode("utf-8", "surrogateescape")
-
-
-def _encode(text: str) -> bytes:
-    return text.encode("utf-8", "surrogateescape")
-
-
-def _encode_or_none(text: str, before: bytes | None) -> bytes | None:
-    """A file blmonitor created and that is empty again is removed rather than left empty."""
-    if not text and before is None:
-        return None
-    return _encode(text)

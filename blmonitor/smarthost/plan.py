@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import enum
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,20 +138,50 @@ def render_plan(plan: Plan, relay: Relay) -> str:
     return "\n".join(out) + "\n"
 
 
-def replace_lines(text: str, prefix: str, new: Sequence[str]) -> str:
-    """`text` with every line starting with `prefix` replaced by `new` (appended when absent)."""
-    lines = text.splitlines(keepends=True)
-    kept: list[str] = []
-    done = False
-    for line in lines:
-        if line.startswith(prefix):
-            if not done:
-                kept.extend(n + "\n" for n in new)
-                done = True
+# --- helpers of the planners that edit whole files (exim, sendmail, opensmtpd) ---------------
+
+
+def decode(data: bytes | None) -> str:
+    """A config file as text; bytes that are not UTF-8 come back unchanged from `encode`."""
+    return "" if data is None else data.decode("utf-8", "surrogateescape")
+
+
+def encode(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
+def encode_or_none(text: str, before: bytes | None) -> bytes | None:
+    """A file blmonitor created and that is empty again is removed rather than left empty."""
+    if not text and before is None:
+        return None
+    return encode(text)
+
+
+def revert_edits(
+    paths: Iterable[Path],
+    files: Mapping[Path, bytes | None],
+    saved: Mapping[Path, bytes | None],
+    changed: frozenset[Path],
+    *,
+    secret: Path,
+    secret_mode: int,
+    undo: Callable[[Path, str, bytes | None], bytes | None],
+) -> tuple[list[FileEdit], list[str]]:
+    """The edits back to the saved files: exact for a file nobody touched since apply; for one
+    the admin edited, `undo(path, current text, saved bytes)` takes out only blmonitor's part."""
+    edits: list[FileEdit] = []
+    notes: list[str] = []
+    for path in paths:
+        is_secret = path == secret
+        mode = secret_mode if is_secret else 0o644
+        current, before_apply = files.get(path), saved.get(path)
+        if path not in changed:
+            edits.append(FileEdit(path, current, before_apply, mode=mode, secret=is_secret))
             continue
-        kept.append(line)
-    if not done:
-        if kept and not kept[-1].endswith("\n"):
-            kept[-1] += "\n"
-        kept.extend(n + "\n" for n in new)
-    return "".join(kept)
+        if current is None:
+            notes.append(f"{path} was removed since apply: left as it is")
+            continue
+        notes.append(f"{path} was edited since apply: only blmonitor's changes are undone")
+        after = undo(path, decode(current), before_apply)
+        edits.append(FileEdit(path, current, after, mode=mode, secret=is_secret))
+    return [e for e in edits if e.before != e.after], notes

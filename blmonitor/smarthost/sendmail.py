@@ -14,7 +14,19 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..errors import ConfigError
-from .plan import PASSWORD, Command, FileEdit, Mta, Plan, Relay, Scope
+from .plan import (
+    PASSWORD,
+    Command,
+    FileEdit,
+    Mta,
+    Plan,
+    Relay,
+    Scope,
+    decode,
+    encode,
+    encode_or_none,
+    revert_edits,
+)
 
 DEFAULT_DIR = Path("/etc/mail")
 MC_BEGIN = "dnl ### BEGIN blmonitor smarthost"
@@ -69,12 +81,12 @@ def plan_apply(
     mc_before = files.get(where.mc)
     if mc_before is None:
         raise ConfigError(f"{where.mc} does not exist: is sendmail installed?")
-    mc_text = _decode(mc_before)
+    mc_text = decode(mc_before)
     outside = _strip(mc_text, MC_BEGIN, MC_END, where.mc)
     notes: list[str] = []
 
     maps: dict[Path, list[str]] = {where.authinfo: [], where.access: [], where.mailertable: []}
-    texts = {path: _decode(files.get(path)) for path in maps}
+    texts = {path: decode(files.get(path)) for path in maps}
     if relay.authenticated:
         key = f"AuthInfo:{host}"
         if _has_key(texts[where.authinfo], key, where.authinfo):
@@ -117,7 +129,7 @@ def plan_apply(
         mc_lines.append(_feature("access_db", where.access))
     new_mc = _put_mc_block(mc_text, mc_lines, where.mc)
 
-    edits = [FileEdit(where.mc, mc_before, _encode(new_mc))]
+    edits = [FileEdit(where.mc, mc_before, encode(new_mc))]
     for path, body in maps.items():
         before = files.get(path)
         after = _put_block(texts[path], body, path)
@@ -126,7 +138,7 @@ def plan_apply(
             FileEdit(
                 path,
                 before,
-                _encode_or_none(after, before),
+                encode_or_none(after, before),
                 mode=0o600 if secret else 0o644,
                 secret=secret,
             )
@@ -173,26 +185,13 @@ def plan_revert(
 ) -> Plan:
     """Back to the saved files; a file edited since apply loses only blmonitor's blocks."""
     where = _paths(config_dir)
-    edits: list[FileEdit] = []
-    notes: list[str] = []
-    for path in where:
-        secret = path == where.authinfo
-        mode = 0o600 if secret else 0o644
-        current, before_apply = files.get(path), saved.get(path)
-        if path not in changed:
-            edits.append(FileEdit(path, current, before_apply, mode=mode, secret=secret))
-            continue
-        if current is None:
-            notes.append(f"{path} was removed since apply: left as it is")
-            continue
-        notes.append(f"{path} was edited since apply: only blmonitor's changes are undone")
-        text = _decode(current)
+
+    def undo(path: Path, text: str, before_apply: bytes | None) -> bytes | None:
         marks = (MC_BEGIN, MC_END) if path == where.mc else (BEGIN, END)
-        after = _strip(text, *marks, path)
-        edits.append(
-            FileEdit(path, current, _encode_or_none(after, before_apply), mode=mode, secret=secret)
-        )
-    edits = [e for e in edits if e.before != e.after]
+        return encode_or_none(_strip(text, *marks, path), before_apply)
+
+    edits, notes = revert_edits(where, files, saved, changed, secret=where.authinfo,
+                                secret_mode=0o600, undo=undo)  # fmt: skip
     if not edits:
         return Plan(Mta.SENDMAIL, "revert", notes=tuple(notes))
     return Plan(
@@ -343,18 +342,3 @@ def _span(lines: Sequence[str], begin: str, end: str, path: Path) -> tuple[int, 
             "in that order; fix the file by hand"
         )
     return marks[0], marks[1]
-
-
-def _decode(data: bytes | None) -> str:
-    return "" if data is None else data.decode("utf-8", "surrogateescape")
-
-
-def _encode(text: str) -> bytes:
-    return text.encode("utf-8", "surrogateescape")
-
-
-def _encode_or_none(text: str, before: bytes | None) -> bytes | None:
-    """A file blmonitor created and that is empty again is removed rather than left empty."""
-    if not text and before is None:
-        return None
-    return _encode(text)
