@@ -176,3 +176,35 @@ def test_notifications_for_each_smarthost_action() -> None:
     advice = render_smarthost("revert", recommend=True, plan_text="(remove) relayhost\n", **common)
     assert advice.title.endswith("send mail direct again (recommended)")
     assert "(remove) relayhost" in advice.body and advice.kinds == ("smarthost-revert-recommended",)
+
+
+def test_a_credentials_diff_shows_no_other_password() -> None:
+    before = b"# passwd.client\nold.relay.example:someone:TheirSecret\n"
+    after = f"smtp.isp.example:me:{PASSWORD}\n".encode() + before
+    shown = FileEdit(Path("/etc/exim4/passwd.client"), before, after, 0o640, True).shown(RELAY)
+    assert "TheirSecret" not in shown
+    assert "+smtp.isp.example:me:<password from /etc/blmonitor/relay.pass>" in shown
+
+
+def test_plan_for_exchange_is_powershell_without_the_password(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from blmonitor import cli
+
+    secret = tmp_path / "relay.pass"
+    secret.write_text("hunter2 hunter2\n")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[monitor]\ndatabase = "{tmp_path / "h.db"}"\n[smarthost]\nhost = "smtp.isp.example"\n'
+        f'username = "me@isp.example"\npassword_file = "{secret}"\nmta = "exchange"\n'
+    )
+    apply = CliRunner().invoke(cli.main, ["smarthost", "plan", "-c", str(config)])
+    assert apply.exit_code == 0, apply.output
+    assert "Set-SendConnector" in apply.output and "Get-Credential" in apply.output
+    back = CliRunner().invoke(cli.main, ["smarthost", "plan", "--revert", "-c", str(config)])
+    assert "Import-Clixml" in back.output
+    assert "hunter2" not in apply.output + back.output
+    assert not (tmp_path / "h.db").exists()  # planning writes nothing
+    refused = CliRunner().invoke(cli.main, ["smarthost", "apply", "-c", str(config)])
+    assert refused.exit_code == 2
+    assert "Exchange is changed by hand" in refused.output

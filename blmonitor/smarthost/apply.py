@@ -300,6 +300,11 @@ class Smarthost:
     def plan_apply(self) -> Plan:
         """The change that routes mail through the relay, from the MTA's current configuration."""
         self._password = read_password(self.relay) if self.relay.authenticated else ""
+        if self.mta is Mta.SENDMAIL and '"' in self._password:
+            raise SmarthostError(
+                f"the password in {self.relay.password_file} holds a \", which sendmail's "
+                "authinfo cannot quote: choose another password at the relay"
+            )
         files = self._files()
         if self.mta is Mta.POSTFIX:
             try:

@@ -80,7 +80,11 @@ class FileEdit:
             return f"rewrite {name}\n"
         old = "/dev/null" if self.before is None else name
         new = "/dev/null" if self.after is None else name
-        return "".join(difflib.unified_diff(lines(self.before), lines(self.after), old, new))
+        # no context lines in a credentials file: the admin's other passwords stay unshown
+        context = 0 if self.secret else 3
+        return "".join(
+            difflib.unified_diff(lines(self.before), lines(self.after), old, new, n=context)
+        )
 
 
 @dataclass(frozen=True, slots=True)
