@@ -15,7 +15,9 @@ Speed (the whole corpus: maildir/bsd, mac, dos, err and the mailbox/ files): blm
 process) run as child processes on the same files, alternately, N times after one untimed
 run each; wall time (start-up included), messages/s, the parse time each process measures
 itself, and peak RSS (os.wait4 rusage); the same commands on an empty file list (start-up
-alone); with --jobs N, blmonitor over N forked processes too. Prints Markdown.
+alone); where blmonitor's wall time goes (imports, rules and catalog, extraction, attribution,
+as its child measures them); with --jobs N, blmonitor over N forked processes too. Prints
+Markdown.
 """
 
 from __future__ import annotations
@@ -75,23 +77,34 @@ print JSON::PP->new->canonical->encode(
 # LISTING JOBS` (run as a script of its own so that the harness's imports are not timed). It
 # extracts and attributes every path and prints the record count and its own time. JOBS > 1:
 # the files are shared among that many forked processes (parse and attribution both), the
-# records and attributions sent back to the parent, as a parallel scan would have them.
+# records and attributions sent back to the parent, as a parallel scan would have them. In one
+# process it also reports its phases: imports, loading the rules and catalog, extraction and
+# attribution (a clock read per file, not per record).
 BLMONITOR_PY = r"""
 import json, sys, time
+T0 = time.perf_counter()
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from blmonitor.bounces.attribution import attribute_record, embedded_rules
 from blmonitor.bounces.extract import read_path
 from blmonitor.zones import embedded_catalog
 
+imported = time.perf_counter() - T0
 paths = [line for line in Path(sys.argv[2]).read_text().splitlines() if line.strip()]
 jobs = int(sys.argv[3])
 t0 = time.perf_counter()
 rules, catalog = embedded_rules(), embedded_catalog()
+phases = {"imports": imported, "load": time.perf_counter() - t0, "extract": 0.0, "attribute": 0.0}
 
 
 def attributed(path):
-    return [(r, attribute_record(r, rules=rules, catalog=catalog)) for r in read_path(Path(path))]
+    t1 = time.perf_counter()
+    records = list(read_path(Path(path)))
+    t2 = time.perf_counter()
+    out = [(r, attribute_record(r, rules=rules, catalog=catalog)) for r in records]
+    phases["extract"] += t2 - t1
+    phases["attribute"] += time.perf_counter() - t2
+    return out
 
 
 if jobs > 1:
@@ -103,7 +116,8 @@ else:
     found = [x for path in paths for x in attributed(path)]
 positive = sum(a.verdict != "other" for _, a in found)
 elapsed = time.perf_counter() - t0
-print(json.dumps({"records": len(found), "positive": positive, "seconds": elapsed}))
+report = {"records": len(found), "positive": positive, "seconds": elapsed}
+print(json.dumps({**report, "phases": phases} if jobs == 1 else report))
 """
 
 
@@ -379,6 +393,7 @@ class Run:
     maxrss_kib: int
     records: int
     version: str = ""
+    phases: dict[str, float] = field(default_factory=dict)  # blmonitor in one process
 
 
 def _run_child(argv: list[str], env: dict[str, str] | None = None) -> Run:
@@ -398,6 +413,7 @@ def _run_child(argv: list[str], env: dict[str, str] | None = None) -> Run:
         maxrss_kib=usage.ru_maxrss,
         records=int(report["records"]),
         version=str(report.get("version", "")),
+        phases={k: float(v) for k, v in report.get("phases", {}).items()},
     )
 
 
@@ -516,7 +532,7 @@ def errors_report(s: Score, limit: int = 80) -> str:
 
 def speed_report(runs: dict[str, list[Run]], messages: int, files: int) -> str:
     def med(name: str, what: str) -> float:
-        return statistics.median(getattr(r, what) for r in runs[name])
+        return float(statistics.median(getattr(r, what) for r in runs[name]))
 
     lines = [
         "",
@@ -548,6 +564,7 @@ def speed_report(runs: dict[str, list[Run]], messages: int, files: int) -> str:
             "|---|---:|---:|",
         ]
         lines += [f"| {n} | {med(n, 'wall'):.2f} | {med(n, 'inner'):.2f} |" for n in fixed]
+    lines += phases_report(runs)
     if "sisimai" in runs:
         lines.append("")
         ss_wall, ss_inner = med("sisimai", "wall"), med("sisimai", "inner")
@@ -564,6 +581,39 @@ def speed_report(runs: dict[str, list[Run]], messages: int, files: int) -> str:
                 f"{ss / bl:.1f}×"
             )
     return "\n".join(lines)
+
+
+PHASES = {
+    "imports": "imports",
+    "load": "rules and catalog",
+    "extract": "extraction",
+    "attribute": "attribution",
+}
+
+
+def phases_report(runs: dict[str, list[Run]]) -> list[str]:
+    """Where a blmonitor run's wall time goes (medians; "start-up and exit" is the wall time
+    less the phases the child measures: interpreter start, site hooks, teardown, spawning)."""
+    named = [n for n, rs in runs.items() if rs and all(r.phases for r in rs)]
+    named = [n for n in named if not n.endswith(", no input")]
+    if not named:
+        return []
+    lines = [
+        "",
+        "Where blmonitor's wall time goes (median s of each phase, as the child measures it):",
+        "",
+        "| parser | start-up and exit | " + " | ".join(PHASES.values()) + " | wall |",
+        "|---|" + "---:|" * (len(PHASES) + 2),
+    ]
+    for name in named:
+        items = runs[name]
+        cells = [statistics.median(r.phases.get(k, 0.0) for r in items) for k in PHASES]
+        rest = statistics.median(r.wall - sum(r.phases.values()) for r in items)
+        wall = statistics.median(r.wall for r in items)
+        lines.append(
+            f"| {name} | {rest:.3f} | " + " | ".join(f"{c:.3f}" for c in cells) + f" | {wall:.2f} |"
+        )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,6 +37,7 @@ _ZONE_KEYS = {
 }  # fmt: skip
 _NAME_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)+[a-z0-9-]{2,63}$")
 DQS_SUFFIX = "dq.spamhaus.net"
+_LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")  # where every answer code lies
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +172,7 @@ def _value_or_bit(raw: Mapping[str, Any], bitmask: bool) -> tuple[str | None, in
             raise ValueError(f"bit {bit!r} needs bitmask = true and a power of two up to 128")
         return None, bit
     value = str(raw["code"])
-    if ipaddress.IPv4Address(value) not in ipaddress.IPv4Network("127.0.0.0/8"):
+    if ipaddress.IPv4Address(value) not in _LOOPBACK:
         raise ValueError(f"code {value} is outside 127.0.0.0/8")
     return value, None
 

@@ -19,10 +19,11 @@ when the text or the code names one. The listed IP or domain is read only from t
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,9 +65,60 @@ _SPACE_RE = re.compile(r"\s+")
 _HOST_IP_RE = re.compile(r"\[?([0-9a-f][0-9a-f:.]{5,44})\]?\s*$")
 
 
+class RulePattern:
+    """One regular expression of the rules (macros expanded, case ignored). Parsed when the
+    rules are loaded: a mistake is reported then, and the needles of the literal pre-check (see
+    below) are read from the parse. Compiled the first time a text is tried against it: most
+    patterns are never needed in a run, and compiling is the larger part of loading the rules.
+    """
+
+    __slots__ = ("_compiled", "groupindex", "needles", "pattern")
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self._compiled: re.Pattern[str] | None = None
+        tree = _parse(pattern)  # raises re.error, as re.compile would
+        if tree is None or "(?<" in pattern:
+            # No parser to read (another Python), or a look-behind, whose width is checked
+            # by the compiler rather than the parser: compile now, so mistakes show at load.
+            self._compiled = re.compile(pattern, re.IGNORECASE)
+        self.groupindex: Mapping[str, int] = (
+            self.compiled.groupindex if tree is None else dict(tree.state.groupdict)
+        )
+        # Lower-case ASCII strings one of which the lower-cased text holds if the pattern
+        # matches an ASCII text; () when the parse tells none.
+        self.needles: tuple[str, ...] = _minimal(_needles(tree) or ()) if tree is not None else ()
+
+    @property
+    def compiled(self) -> re.Pattern[str]:
+        if self._compiled is None:
+            self._compiled = re.compile(self.pattern, re.IGNORECASE)
+        return self._compiled
+
+    def may_match(self, low: str | None) -> bool:
+        """False only when the pattern surely does not match the text whose lower-cased form
+        is `low` (None: the text is not ASCII, no pre-check)."""
+        return low is None or not self.needles or any(n in low for n in self.needles)
+
+    def search(self, text: str) -> re.Match[str] | None:
+        return self.compiled.search(text)
+
+    def finditer(self, text: str) -> Iterator[re.Match[str]]:
+        return self.compiled.finditer(text)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RulePattern) and other.pattern == self.pattern
+
+    def __hash__(self) -> int:
+        return hash(self.pattern)
+
+    def __repr__(self) -> str:
+        return f"RulePattern({self.pattern!r})"
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """One pattern of lists/bounces.toml, compiled."""
+    """One rule of lists/bounces.toml, its patterns parsed (and compiled when first needed)."""
 
     id: str
     source: str
@@ -74,17 +126,26 @@ class Rule:
     kind: ListKind
     verdict: BounceVerdict
     meaning: str
-    patterns: tuple[re.Pattern[str], ...]
+    patterns: tuple[RulePattern, ...]
     list: str = ""
     zone: str = ""
     temporary: bool | None = None
     delist_url: str = ""
-    unless: tuple[re.Pattern[str], ...] = ()
-    remote_mta: tuple[re.Pattern[str], ...] = ()
+    unless: tuple[RulePattern, ...] = ()
+    remote_mta: tuple[RulePattern, ...] = ()
     codes: tuple[str, ...] = ()
     bits: tuple[tuple[int, str], ...] = ()
-    zone_like: re.Pattern[str] | None = None
+    zone_like: RulePattern | None = None
     zone_known: bool = False
+    # Derived from the patterns' needles: the rule can only match an ASCII text whose
+    # lower-cased form holds one of `needles`, and its remote_mta condition only holds when
+    # the lower-cased remote MTA or text holds one of `remote_needles`. () = no such pre-check.
+    needles: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    remote_needles: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "needles", _rule_needles(self.patterns))
+        object.__setattr__(self, "remote_needles", _rule_needles(self.remote_mta))
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,11 +153,26 @@ class Rules:
     """All rules in precedence order, and the slots a listed IP or domain is read from."""
 
     rules: tuple[Rule, ...]
-    ip_slots: tuple[re.Pattern[str], ...] = ()
-    domain_slots: tuple[re.Pattern[str], ...] = ()
-    zone_slots: tuple[re.Pattern[str], ...] = ()
+    ip_slots: tuple[RulePattern, ...] = ()
+    domain_slots: tuple[RulePattern, ...] = ()
+    zone_slots: tuple[RulePattern, ...] = ()
     source: str = ""
     by_id: Mapping[str, Rule] = field(default_factory=dict)
+    # Derived, for the pre-check in `attribute`: every needle of any rule, with the positions
+    # (in `rules`) of the rules that name it, and the positions of the rules without needles.
+    by_needle: Mapping[str, tuple[int, ...]] = field(init=False, repr=False, compare=False)
+    unfiltered: frozenset[int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_needle: dict[str, list[int]] = {}
+        unfiltered = set()
+        for i, rule in enumerate(self.rules):
+            if not rule.needles:
+                unfiltered.add(i)
+            for needle in rule.needles:
+                by_needle.setdefault(needle, []).append(i)
+        object.__setattr__(self, "by_needle", {k: tuple(v) for k, v in by_needle.items()})
+        object.__setattr__(self, "unfiltered", frozenset(unfiltered))
 
 
 def embedded_rules() -> Rules:
@@ -118,7 +194,7 @@ def load_rules(text: str, *, source: str) -> Rules:
     if not isinstance(slots, dict):
         raise CatalogError(source, "[slots] is not a table")
 
-    def slot(name: str, group: str) -> tuple[re.Pattern[str], ...]:
+    def slot(name: str, group: str) -> tuple[RulePattern, ...]:
         out = []
         for pattern in _strings(slots.get(name, []), f"slots.{name}", source):
             compiled = _compile(pattern, f"slots.{name}", source)
@@ -152,11 +228,11 @@ def _strings(value: Any, what: str, source: str) -> list[str]:
     return list(value)
 
 
-def _compile(pattern: str, what: str, source: str) -> re.Pattern[str]:
+def _compile(pattern: str, what: str, source: str) -> RulePattern:
     for macro, expansion in _MACROS.items():
         pattern = pattern.replace(macro, expansion)
     try:
-        return re.compile(pattern, re.IGNORECASE)
+        return RulePattern(pattern)
     except re.error as exc:
         raise CatalogError(source, f"{what}: bad regular expression {pattern!r}: {exc}") from exc
 
@@ -249,6 +325,110 @@ def _parse_bits(raw: Any, fail: Any) -> tuple[tuple[int, str], ...]:
     return tuple(out)
 
 
+# ─── literal pre-check ───────────────────────────────────────────────────────────────────
+# Case-insensitive patterns are slow to try one by one, and a text is tried against ~100 of
+# them. On an ASCII text, an ASCII character of a pattern matches a character of the text, case
+# ignored, exactly when both are the same once lower-cased; so every match of a pattern holds,
+# lower-cased, one of the literal strings read here from the pattern's own parse tree (Python's
+# `re` parser): a run of ASCII literal characters that any match must cross. Such a pre-check
+# never changes a result: it only skips patterns that cannot match. A text that is not ASCII
+# is tried against every pattern (Unicode case folding: 'K' (Kelvin) matches 'k', 'ſ' 's').
+
+try:
+    _RE_PARSER: Any = importlib.import_module("re._parser")
+except ImportError:  # pragma: no cover - another Python: every pattern is tried
+    _RE_PARSER = None
+_REPEATS = frozenset({"MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"})
+
+
+def _parse(pattern: str) -> Any:
+    """The parse tree of a case-insensitive pattern (raises re.error on a mistake), or None
+    when this Python's parser cannot be used."""
+    if _RE_PARSER is None:
+        return None
+    try:
+        return _RE_PARSER.parse(pattern, int(re.IGNORECASE))
+    except re.error:
+        raise
+    except Exception:  # pragma: no cover - a parser that changed: compile instead
+        return None
+
+
+def _rule_needles(patterns: Sequence[RulePattern]) -> tuple[str, ...]:
+    """Strings one of which a text holds (lower-cased) if any of `patterns` matches it; ()
+    when some pattern has none (then the rule is always tried)."""
+    found: set[str] = set()
+    for pattern in patterns:
+        if not pattern.needles:
+            return ()
+        found.update(pattern.needles)
+    return _minimal(found)
+
+
+def _minimal(needles: Iterable[str]) -> tuple[str, ...]:
+    """One of {"ab", "xaby"} is present exactly when "ab" is: keep the shorter."""
+    found = set(needles)
+    return tuple(sorted(n for n in found if not any(m != n and m in n for m in found)))
+
+
+def _needles(tree: Any) -> frozenset[str] | None:
+    try:
+        return _required(tree)
+    except (TypeError, ValueError, IndexError, AttributeError):  # pragma: no cover
+        return None
+
+
+def _required(items: Any) -> frozenset[str] | None:
+    """Of a parsed sequence: a set of lower-case ASCII strings, one of which every match of the
+    sequence holds, the strongest found (longest shortest string); None when there is none."""
+    best: frozenset[str] | None = None
+    run: list[str] = []
+
+    def keep(found: frozenset[str] | None) -> None:
+        nonlocal best
+        if found and (best is None or _strength(found) > _strength(best)):
+            best = found
+
+    for name, av in _inlined(items):
+        if name == "LITERAL" and av < 128:
+            run.append(chr(av).lower())
+            continue
+        if name == "AT":  # \b, ^, $: zero width, the characters around it are adjacent
+            continue
+        if run:
+            keep(frozenset(("".join(run),)))
+            run = []
+        if name == "BRANCH":  # one needle of every alternative
+            alternatives = [_required(branch) for branch in av[1]]
+            found = [a for a in alternatives if a]
+            if len(found) == len(alternatives):
+                keep(frozenset().union(*found))
+        elif name in _REPEATS and av[0] >= 1:
+            keep(_required(av[2]))
+        # Anything else (classes, any character, look-arounds, back-references, optional
+        # repeats) requires no literal of its own and ends the run.
+    if run:
+        keep(frozenset(("".join(run),)))
+    return best
+
+
+def _inlined(items: Any) -> Iterator[tuple[str, Any]]:
+    """The (operator name, argument) items of a parsed sequence, with the content of groups in
+    line: a group matches what its content matches, where it stands."""
+    for op, av in items:
+        name = getattr(op, "name", "")
+        if name == "SUBPATTERN":
+            yield from _inlined(av[3])
+        elif name == "ATOMIC_GROUP":
+            yield from _inlined(av)
+        else:
+            yield name, av
+
+
+def _strength(needles: frozenset[str]) -> tuple[int, int]:
+    return min(len(n) for n in needles), -len(needles)
+
+
 # ─── attribution ─────────────────────────────────────────────────────────────────────────
 
 
@@ -287,10 +467,13 @@ def attribute(
     prefix = [part for part in (reply_code, status) if part and part not in text]
     subject = " ".join([*prefix, text])
     remote_mta = remote_mta.strip()[:512]
-    for rule in rules.rules:
-        hit = _match(rule, subject, remote_mta, catalog)
+    # For the literal pre-checks: the lower-cased texts, or None for a text that is not ASCII.
+    low = subject.lower() if subject.isascii() else None
+    remote_low = remote_mta.lower() if remote_mta.isascii() else None
+    for rule in _candidates(rules, low, remote_low):
+        hit = _match(rule, subject, remote_mta, catalog, low, remote_low)
         if hit is not None:
-            return _build(rule, hit, subject, remote_mta, status, reply_code, rules, catalog)
+            return _build(rule, hit, subject, remote_mta, status, reply_code, rules, catalog, low)
     return Attribution(
         verdict=BounceVerdict.OTHER,
         temporary=_temporary(None, status, reply_code),
@@ -298,16 +481,50 @@ def attribute(
     )
 
 
-def _match(rule: Rule, subject: str, remote_mta: str, catalog: Catalog) -> re.Match[str] | None:
+def _candidates(rules: Rules, low: str | None, remote_low: str | None) -> Sequence[Rule]:
+    """The rules that may match, in precedence order (see the literal pre-check above)."""
+    if low is None:
+        return rules.rules
+    picked = set(rules.unfiltered)
+    for needle, positions in rules.by_needle.items():
+        if needle in low:
+            picked.update(positions)
+    out = []
+    for i in sorted(picked):
+        rule = rules.rules[i]
+        if (
+            rule.remote_needles
+            and remote_low is not None
+            and not any(n in low or n in remote_low for n in rule.remote_needles)
+        ):
+            continue
+        out.append(rule)
+    return out
+
+
+def _search(pattern: RulePattern, text: str, low: str | None) -> re.Match[str] | None:
+    return pattern.search(text) if pattern.may_match(low) else None
+
+
+def _match(
+    rule: Rule,
+    subject: str,
+    remote_mta: str,
+    catalog: Catalog,
+    low: str | None = None,
+    remote_low: str | None = None,
+) -> re.Match[str] | None:
     if rule.remote_mta and not any(
-        p.search(remote_mta) or p.search(subject) for p in rule.remote_mta
+        _search(p, remote_mta, remote_low) or _search(p, subject, low) for p in rule.remote_mta
     ):
         return None
     for pattern in rule.patterns:
+        if not pattern.may_match(low):
+            continue
         for hit in pattern.finditer(subject):
             if not _accept(rule, hit, catalog):
                 continue
-            if any(p.search(subject) for p in rule.unless):
+            if any(_search(p, subject, low) for p in rule.unless):
                 return None
             return hit
     return None
@@ -350,13 +567,14 @@ def _build(
     reply_code: str,
     rules: Rules,
     catalog: Catalog,
+    low: str | None = None,
 ) -> Attribution:
     groups = hit.groupdict()
     code = groups.get("code") or ""
     decoded = _decode_bits(rule, code)
     zone_name = rule.zone or _clean_name(groups.get("zone") or "")
     if not zone_name and rule.verdict is BounceVerdict.RECEIVER_ERROR:
-        zone_name = _first_zone(rules, subject)
+        zone_name = _first_zone(rules, subject, low)
     if not zone_name:
         known = [name for name in decoded if catalog.find(name) is not None]
         zone_name = known[0] if len(known) == 1 else ""
@@ -388,9 +606,9 @@ def _build(
     ip = ""
     domain = ""
     if kind is ListKind.DOMAIN_LIST:
-        domain = _slot_domain(groups.get("domain"), rules, subject)
+        domain = _slot_domain(groups.get("domain"), rules, subject, low)
     else:
-        ip = _slot_ip(groups.get("ip"), rules, subject, remote_mta)
+        ip = _slot_ip(groups.get("ip"), rules, subject, remote_mta, low)
     delist = _delist_url(rule, zone, ip or domain)
     return Attribution(
         verdict=rule.verdict,
@@ -414,9 +632,9 @@ def _decode_bits(rule: Rule, code: str) -> list[str]:
     return [name for bit, name in rule.bits if value & bit]
 
 
-def _first_zone(rules: Rules, subject: str) -> str:
+def _first_zone(rules: Rules, subject: str, low: str | None = None) -> str:
     for slot in rules.zone_slots:
-        hit = slot.search(subject)
+        hit = _search(slot, subject, low)
         if hit:
             name = _clean_name(hit["zone"])
             if "." in name:
@@ -443,11 +661,14 @@ def _remote_ip(remote_mta: str) -> str:
     return _valid_ip(hit.group(1)) if hit else ""
 
 
-def _slot_ip(own: str | None, rules: Rules, subject: str, remote_mta: str) -> str:
+def _slot_ip(
+    own: str | None, rules: Rules, subject: str, remote_mta: str, low: str | None = None
+) -> str:
     mx = _remote_ip(remote_mta)
     candidates = [own] if own else []
     for slot in rules.ip_slots:
-        candidates.extend(hit["ip"] for hit in slot.finditer(subject))
+        if slot.may_match(low):
+            candidates.extend(hit["ip"] for hit in slot.finditer(subject))
         for candidate in candidates:
             ip = _valid_ip(candidate)
             if ip and ip != mx and not ip.startswith("127."):
@@ -456,11 +677,11 @@ def _slot_ip(own: str | None, rules: Rules, subject: str, remote_mta: str) -> st
     return ""
 
 
-def _slot_domain(own: str | None, rules: Rules, subject: str) -> str:
+def _slot_domain(own: str | None, rules: Rules, subject: str, low: str | None = None) -> str:
     if own and "." in own:
         return _clean_name(own)
     for slot in rules.domain_slots:
-        hit = slot.search(subject)
+        hit = _search(slot, subject, low)
         if hit and "." in hit["domain"]:
             return _clean_name(hit["domain"])
     return ""
