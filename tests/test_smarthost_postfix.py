@@ -184,3 +184,15 @@ def test_a_stopped_postfix_is_not_reloaded_and_revert_wants_the_same_directory(
     with pytest.raises(SmarthostError, match="revert with --mta postfix --config-dir"):
         elsewhere.revert()
     assert world.smarthost().revert().changed
+
+
+def test_a_map_postfix_cannot_build_rolls_back(world: World) -> None:
+    # a real failure, not an injected one: Debian's postfix has no cdb support without
+    # postfix-cdb, so postmap cannot build the password table
+    world.lab.postconf("-e", "default_database_type=cdb")
+    before = {p.name: p.read_bytes() for p in world.lab.conf.iterdir()}
+    with pytest.raises(SmarthostError, match=r"postmap .* failed .*cdb"):
+        world.smarthost().apply(now="t")
+    assert {p.name: p.read_bytes() for p in world.lab.conf.iterdir()} == before
+    world.lab.submit("still direct")
+    world.direct.wait(1)
