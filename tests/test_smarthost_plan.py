@@ -208,3 +208,19 @@ def test_plan_for_exchange_is_powershell_without_the_password(tmp_path: Path) ->
     refused = CliRunner().invoke(cli.main, ["smarthost", "apply", "-c", str(config)])
     assert refused.exit_code == 2
     assert "Exchange is changed by hand" in refused.output
+
+
+def test_a_second_apply_while_one_runs_is_refused(tmp_path: Path) -> None:
+    import fcntl
+
+    from blmonitor.errors import SmarthostError
+    from blmonitor.smarthost.apply import Smarthost
+
+    switch = Smarthost(Mta.POSTFIX, Relay("smtp.isp.example"), config_dir=tmp_path,
+                       state_dir=tmp_path / "state")  # fmt: skip
+    (tmp_path / "state").mkdir()
+    with (tmp_path / "state" / "smarthost.lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        for action in (lambda: switch.apply(now="t"), switch.revert):
+            with pytest.raises(SmarthostError, match="another blmonitor smarthost apply or revert"):
+                action()
