@@ -5,6 +5,7 @@ The relay is an aiosmtpd sink with STARTTLS and AUTH on 127.0.0.1; "direct" is u
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +120,7 @@ def test_a_failing_step_leaves_the_configuration_as_it_was(world: World, step: s
         world.smarthost(Recorder(fail=step)).apply(now="t")
     after = {p.name: p.read_bytes() for p in world.lab.conf.iterdir()}
     assert after == before
+    assert world.smarthost().status()["applied"] is False  # nothing is left half-applied
     world.lab.submit("still direct")
     world.direct.wait(1)
 
@@ -195,4 +197,21 @@ def test_a_map_postfix_cannot_build_rolls_back(world: World) -> None:
         world.smarthost().apply(now="t")
     assert {p.name: p.read_bytes() for p in world.lab.conf.iterdir()} == before
     world.lab.submit("still direct")
+    world.direct.wait(1)
+
+
+def test_revert_after_an_apply_killed_half_way_restores_every_file(world: World) -> None:
+    main_cf = (world.lab.conf / "main.cf").read_bytes()
+    world.smarthost().apply(now="t")
+    # what a kill before apply's last write leaves: the checkpoint, marked "applying"
+    state_path = world.state_dir / "smarthost.json"
+    state = json.loads(state_path.read_text())
+    state["status"] = "applying"
+    del state["written"]
+    state_path.write_text(json.dumps(state))
+    outcome = world.smarthost().revert()
+    assert outcome.changed and "interrupted apply" in " ".join(outcome.plan.notes)
+    assert (world.lab.conf / "main.cf").read_bytes() == main_cf
+    assert world.blmonitor_files() == []  # the .db indexes too
+    world.lab.submit("direct")
     world.direct.wait(1)

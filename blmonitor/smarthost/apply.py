@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from ..errors import SmarthostError
 from . import postfix
-from .plan import PASSWORD, PRESENT, FileEdit, Mta, Plan, Relay, Scope
+from .plan import PASSWORD, PRESENT, Command, FileEdit, Mta, Plan, Relay, Scope
 
 DEFAULT_CONFIG_DIRS = {
     Mta.POSTFIX: Path("/etc/postfix"),
@@ -397,8 +397,16 @@ class Smarthost:
                        "username": self.relay.username},
                 scope=str(self.scope), destinations=list(self.destinations), status="applying",
             )  # fmt: skip
+            before = self._load_state()
             self._save_state(state)  # before the first change: a crash leaves the way back
-            outcome = self._execute(plan, checkpoint)
+            try:
+                outcome = self._execute(plan, checkpoint)
+            except BaseException:
+                if before is None:  # rolled back: nothing is applied
+                    self.state_path.unlink(missing_ok=True)
+                else:
+                    self._save_state(before)
+                raise
             if self.mta is Mta.POSTFIX:
                 state["created"] = sorted(
                     set(state["created"])
@@ -418,6 +426,13 @@ class Smarthost:
                 return Outcome(plan, changed=False, notes=["the smart host is not applied"])
             checkpoint = self._checkpoint(plan)
             saved = {Path(p): _unb64(d) for p, d in state["files"].items()}
+            if state.get("status") == "applying":
+                # an apply that was killed half-way: every saved file back, byte for byte
+                plan = Plan(plan.mta, plan.action, (), _rebuild_and_reload(plan, self),
+                            ("an interrupted apply is undone from its checkpoint",))  # fmt: skip
+                outcome = self._execute(plan, checkpoint, restore=saved)
+                self.state_path.unlink()
+                return outcome
             untouched = {
                 p: d for p, d in saved.items()
                 if _digest(self._raw(p)) == state.get("written", {}).get(str(p))
@@ -530,3 +545,14 @@ def _first_line(text: str) -> str:
         if line.strip():
             return line.strip()
     return ""
+
+
+def _rebuild_and_reload(plan: Plan, switch: Smarthost) -> tuple[Command, ...]:
+    """After restoring files wholesale: what rebuilds from them, a check, and the reload."""
+    if switch.mta is Mta.POSTFIX:
+        directory = str(switch.config_dir)
+        return (
+            Command(("postfix", "-c", directory, "check"), "validate", validates=True),
+            Command(("postfix", "-c", directory, "reload"), "re-read main.cf", reload=True),
+        )
+    return tuple(c for c in plan.commands if c.rebuild or c.validates or c.reload)
