@@ -12,7 +12,6 @@ import email
 import email.message
 import functools
 import itertools
-import logging
 import os
 import quopri
 import re
@@ -20,17 +19,30 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.policy import compat32
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from blmonitor.bounces.models import BounceRecord
 
+if TYPE_CHECKING:
+    import logging
+
 __all__ = ["parse_mbox", "parse_message", "read_path"]
 
-log = logging.getLogger(__name__)
-
+# (`Message()` has the compat32 policy, as `email.message_from_string` does: importing
+# email.policy for it would cost more than the rest of the email imports a run needs.)
 Message = email.message.Message
+_T = TypeVar("_T")
+
+
+def _log() -> logging.Logger:
+    """This module's logger: `logging` is imported only when something is logged (a scan
+    of bounces needs it only for unreadable files and messages that failed to parse)."""
+    import logging
+
+    return logging.getLogger(__name__)
+
 
 # Bounces are hostile input: cap what the text detectors look at so that no message costs
 # more than a few milliseconds (the returned copy of the original is not needed).
@@ -76,6 +88,8 @@ class _Hit:
 
 
 def _normalise(data: bytes) -> bytes:
+    if b"\r" not in data:  # (the usual case, and every chunk of an mbox already normalised)
+        return data
     return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
 
 
@@ -99,8 +113,13 @@ def _clean_addr(value: str) -> str:
 
 
 def _parse_date(value: str) -> datetime | None:
-    if not value:
-        return None
+    return _parsed_date(value) if value else None
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_date(value: str) -> datetime | None:
+    """(A datetime is immutable, and the same dates come back: a per-message Arrival-Date for
+    each recipient, a Date header and the Last-Attempt-Date of the same minute.)"""
     try:
         return parsedate_to_datetime(_one_line(value).split(" (")[0])
     except (TypeError, ValueError, IndexError, OverflowError):
@@ -115,7 +134,10 @@ _COMMAND_NEEDLES = (
 )  # fmt: skip
 
 
+@functools.lru_cache(maxsize=1024)
 def _command_of(text: str) -> str:
+    """The SMTP command a reply text names. (Cached: a record's diagnostic is read here by the
+    detector, then by `_dsn_hits` or `_to_record`, often unchanged.)"""
     if text.isascii():
         low = text.lower()
         if not any(needle in low for needle in _COMMAND_NEEDLES):
@@ -159,7 +181,7 @@ def _unfold_reply(lines: Iterable[str]) -> str:
 def _charset_of(content_type: str) -> str | None:
     """`get_content_charset()` of a part whose Content-Type is `content_type` (a str, so the
     same as stored): the parameter parser is slow and the same few values come back."""
-    probe = Message(compat32)
+    probe = Message()
     probe.set_raw("Content-Type", content_type)
     return probe.get_content_charset()
 
@@ -292,6 +314,19 @@ _EXIM_SMTP_NEW = re.compile(
 _EXIM_ANCHORS = ("following address", "has not yet been delivered", "could not be delivered")
 
 
+# The last text `_extract` lower-cased, and its lower case (one tuple: rebinding it is atomic).
+_LOWERED: tuple[str, str] = ("", "")
+
+
+def _lower(text: str) -> str:
+    """`text.lower()`, without doing it again for the text `_extract` has just lowered."""
+    global _LOWERED
+    last = _LOWERED
+    if last[0] is not text:
+        last = _LOWERED = (text, text.lower())
+    return last[1]
+
+
 def _search_at(
     pattern: re.Pattern[str], text: str, anchors: tuple[str, ...]
 ) -> re.Match[str] | None:
@@ -300,7 +335,7 @@ def _search_at(
     faster than a case-insensitive scan), in order, so the first match is the same."""
     if not text.isascii():
         return pattern.search(text)
-    low = text.lower()
+    low = _lower(text)
     starts: list[int] = []
     for anchor in anchors:
         i = low.find(anchor)
@@ -368,13 +403,17 @@ def _angle_blocks(text: str) -> list[_Hit]:
     lines = text.split("\n")
     i = 0
     while i < len(lines):
-        m = _ANGLE_START.match(lines[i])
+        m = _ANGLE_START.match(lines[i]) if lines[i].startswith("<") else None
         if not m:
             i += 1
             continue
         detail = [m.group(2)]
         i += 1
-        while i < len(lines) and lines[i].strip() and not _ANGLE_START.match(lines[i]):
+        while (
+            i < len(lines)
+            and lines[i].strip()
+            and not (lines[i].startswith("<") and _ANGLE_START.match(lines[i]))
+        ):
             if lines[i].startswith("---") or lines[i].startswith("(Other MXes"):
                 break
             detail.append(lines[i].strip())
@@ -662,7 +701,8 @@ def _may_find(name: str, low: str | None) -> bool:
 
 # The header lines at the start of a message, as FeedParser tells them from the body: lines
 # that match feedparser.headerRE ('From ', a field name and a colon, or folding white space).
-_HEADER_LINES = re.compile(r"(?:(?:From |[\041-\071\073-\176]*:|[\t ])[^\n]*(?:\n|\Z))*")
+# (Possessive: a line matches one way or not at all, and `re` need not keep a way back.)
+_HEADER_LINES = re.compile(r"(?:(?:From |[\041-\071\073-\176]*+:|[\t ])[^\n]*+(?:\n|\Z))*+")
 # The only fields `_walk` and `_extract` read, as a field line starts (the name is what precedes
 # the first colon, so "Date :" is another field, as in Message.get).
 _READ_FIELDS = tuple(
@@ -682,6 +722,102 @@ class _Irregular(Exception):
     """The pre-split met something the stdlib parser handles in its own way: use that."""
 
 
+_MISSING: Any = object()
+
+
+class _Part(Message):
+    """A Message of the pre-split. `get`, `items` and `get_content_type` answer as Message's
+    do (compat32: a value with surrogate escapes becomes a Header), without the policy's
+    method calls for the values that are ASCII, which are nearly all."""
+
+    @overload
+    def get(self, name: str, failobj: None = None) -> Any: ...
+    @overload
+    def get(self, name: str, failobj: _T) -> Any: ...
+    def get(self, name: str, failobj: object = None) -> Any:
+        name = name.lower()
+        for k, v in self._headers:  # type: ignore[attr-defined]
+            if k.lower() == name:
+                return v if v.isascii() else self.policy.header_fetch_parse(k, v)
+        return failobj
+
+    def items(self) -> list[tuple[str, Any]]:
+        return [
+            (k, v if v.isascii() else self.policy.header_fetch_parse(k, v))
+            for k, v in self._headers  # type: ignore[attr-defined]
+        ]
+
+    def get_content_type(self) -> str:
+        value = self.get("content-type", _MISSING)
+        if value is _MISSING:
+            return self.get_default_type()
+        return _content_type(value) if isinstance(value, str) else super().get_content_type()
+
+
+@functools.lru_cache(maxsize=256)
+def _content_type(value: str) -> str:
+    """Message.get_content_type() for a Content-Type field whose value is `value`."""
+    ctype = value.partition(";")[0].strip().lower()  # email.message._splitparam
+    return ctype if ctype.count("/") == 1 else "text/plain"
+
+
+# A Content-Type value whose parameters `_boundary` reads by itself: a type with a '/', then
+# each parameter `name=value` or `name="value"`, without a backslash, a star (RFC 2231), a
+# semicolon or a stray quote in it.
+_SIMPLE_PARAMS = re.compile(
+    r'[^;="\\*/]*/[^;="\\*]*'
+    r'(?:;[ \t\n]*[^;="\\*\s]+[ \t\n]*=[ \t\n]*(?:"[^;"\\*]*"|[^;"\\*\s]*)[ \t\n]*)*;?[ \t\n]*'
+)
+
+
+def _boundary(msg: Message) -> str | None:
+    """`msg.get_boundary()`. Email's parameter parser is slow (and boundaries are all
+    different, nothing to cache): a plain value is read here, the same way; anything else
+    goes to email."""
+    value = msg.get("content-type", _MISSING)
+    if not isinstance(value, str) or not _SIMPLE_PARAMS.fullmatch(value):
+        return msg.get_boundary()
+    for param in value.split(";")[1:]:  # _parseparam: no ';' is quoted here
+        name, eq, raw = param.partition("=")
+        if eq and name.strip().lower() == "boundary":
+            # decode_params unquotes the value once (quoting it again changes nothing
+            # without quotes or backslashes), get_param's unquote undoes that quoting, and
+            # collapse_rfc2231_value unquotes once more: "x", <x> and "<x>" all give x.
+            return _unquote(_unquote(raw.strip())).rstrip()
+    return None
+
+
+def _unquote(value: str) -> str:
+    """email.utils.unquote, for a value without backslashes."""
+    if len(value) > 1 and (
+        (value[0] == '"' and value[-1] == '"') or (value[0] == "<" and value[-1] == ">")
+    ):
+        return value[1:-1]
+    return value
+
+
+# The field `_walk` reads of a returned message/rfc822: the original's Message-ID.
+_MESSAGE_ID_FIELD = (("\nmessage-id:", len("message-id")),)
+
+
+def _head(text: str, fields: tuple[tuple[str, int], ...] = _READ_FIELDS) -> tuple[_Part, int]:
+    """The Message of `_header_block` (only `fields`, first of each name) and the end of its
+    header lines in `text`."""
+    msg = _Part()
+    end = m.end() if (m := _HEADER_LINES.match(text)) else 0  # (it matches, maybe empty)
+    if not end:
+        return msg, 0
+    low = "\n" + text[:end].lower()  # low[i + 1] is text[i]: a field line starts after '\n'
+    for key, size in fields:
+        start = low.find(key)  # the field line's offset in text
+        if start >= 0:
+            m = _FIELD_VALUE.match(text, start + size + 1, end)
+            value = m.group() if m else ""  # (it matches, maybe empty)
+            # compat32.header_source_parse: value lstripped, inner line breaks kept
+            msg.set_raw(text[start : start + size], value.lstrip(" \t").rstrip("\r\n"))
+    return msg, end
+
+
 def _header_block(text: str) -> tuple[Message, str]:
     """The headers at the start of `text` as FeedParser reads them (`_parsegen` and
     `_parse_headers`), and the body after them. Only the first field of each name in
@@ -689,17 +825,8 @@ def _header_block(text: str) -> tuple[Message, str]:
 
     `text` comes from bytes decoded as ASCII with surrogate escapes (as the stdlib parser
     decodes them), so `lower()` keeps every offset."""
-    msg = Message(compat32)
-    end = m.end() if (m := _HEADER_LINES.match(text)) else 0  # (it matches, maybe empty)
+    msg, end = _head(text)
     body_start = end + 1 if text.startswith("\n", end) else end  # the blank line is dropped
-    low = "\n" + text[:end].lower()  # low[i + 1] is text[i]: a field line starts after '\n'
-    for key, size in _READ_FIELDS:
-        start = low.find(key)  # the field line's offset in text
-        if start >= 0:
-            m = _FIELD_VALUE.match(text, start + size + 1, end)
-            value = m.group() if m else ""  # (it matches, maybe empty)
-            # compat32.header_source_parse: value lstripped, inner line breaks kept
-            msg.set_raw(text[start : start + size], value.lstrip(" \t").rstrip("\r\n"))
     if end:
         last = text.rfind("\n", 0, end - 1) + 1  # the start of the last header line
         if last and text.startswith("From ", last):
@@ -717,7 +844,7 @@ def _dsn_blocks(body: str) -> Iterator[Message]:
     pos = 0
     while True:
         end = m.end() if (m := _HEADER_LINES.match(body, pos)) else pos
-        block = Message(compat32)
+        block = _Part()
         for m in _FIELD.finditer(body, pos, end):
             line = m.group(1)
             # 'From ' lines are an envelope line, a line pushed back into the body or a
@@ -793,7 +920,7 @@ def _message(text: str, depth: int = 0, *, part: bool = False) -> Message:
     if maintype == "multipart":
         if ctype == "multipart/digest":
             raise _Irregular  # its parts default to message/rfc822
-        boundary = msg.get_boundary()
+        boundary = _boundary(msg)
         if boundary is None:
             msg.set_payload(body)  # FeedParser keeps the body as text (a defect), never read
             return msg
@@ -814,7 +941,7 @@ def _message(text: str, depth: int = 0, *, part: bool = False) -> Message:
             raise _Irregular  # parsed as a message whose every header field is read
         if ctype in ("message/rfc822", "message/global"):
             # The returned original: only its headers are read (Message-ID), never its body.
-            msg.attach(_header_block(body)[0])
+            msg.attach(_head(body, _MESSAGE_ID_FIELD)[0])
         else:
             msg.attach(_message(body, depth + 1, part=part))  # feedback-report, partial…
         return msg
@@ -823,7 +950,7 @@ def _message(text: str, depth: int = 0, *, part: bool = False) -> Message:
 
 
 def _stdlib_message(text: str) -> Message:
-    return email.message_from_string(text, policy=compat32)
+    return email.message_from_string(text)
 
 
 def _parse_tree(data: bytes) -> Message:
@@ -967,11 +1094,10 @@ def _extract(data: bytes, source: str) -> list[BounceRecord]:
     parts = _Parts()
     _walk(msg, parts)
     text = "\n".join(parts.texts)
-    low = text.lower() if text.isascii() else None  # for the exact pre-checks (_may_find)
+    low = _lower(text) if text.isascii() else None  # for the exact pre-checks (_may_find)
     message_id = parts.message_id
     if not message_id and (low is None or "message-id:" in low):  # _MESSAGE_ID
         message_id = _text_message_id(text)
-    top_date = _parse_date(str(msg.get("Date", "")))
 
     hits = _dsn_hits(parts.dsn_blocks)
     fmt = "rfc3464"
@@ -1002,8 +1128,11 @@ def _extract(data: bytes, source: str) -> list[BounceRecord]:
         hits, fmt = text_hits, text_fmt
 
     records: dict[str, BounceRecord] = {}
+    top_date: Any = _MISSING  # the message's Date, read when a hit has none of its own
     for hit in hits:
         if hit.date is None:
+            if top_date is _MISSING:
+                top_date = _parse_date(str(msg.get("Date", "")))
             hit.date = top_date
         record = _to_record(hit, fmt=fmt, source=source, message_id=message_id)
         if record.recipient and ("@" in record.recipient or fmt == "exim"):
@@ -1019,7 +1148,7 @@ def parse_message(data: bytes, *, source: str = "") -> list[BounceRecord]:
     try:
         return _extract(data, source)
     except Exception:  # hostile input must not stop a scan; the failure is logged for debugging
-        log.debug("could not parse %s", source or "message", exc_info=True)
+        _log().debug("could not parse %s", source or "message", exc_info=True)
         return []
 
 
@@ -1032,7 +1161,7 @@ def parse_mbox(data: bytes) -> Iterator[tuple[int, bytes]]:
     A 'From ' line separates only at the start or after a blank line; '>From ' is unescaped.
     """
     data = _normalise(data)
-    starts = [m.start() for m in re.finditer(rb"(?:\A|(?<=\n\n))From [^\n]*\n", data)]
+    starts = _mbox_starts(data)
     if not starts:
         if data.strip():
             yield 1, data
@@ -1041,9 +1170,24 @@ def parse_mbox(data: bytes) -> Iterator[tuple[int, bytes]]:
     for n, (start, end) in enumerate(itertools.pairwise(bounds), start=1):
         chunk = data[start:end]
         chunk = chunk[chunk.find(b"\n") + 1 :]
-        chunk = re.sub(rb"(?m)^>(>*From )", rb"\1", chunk)
+        if b">From " in chunk:  # (every match of the pattern holds it)
+            chunk = re.sub(rb"(?m)^>(>*From )", rb"\1", chunk)
         if chunk.strip():
             yield n, chunk
+
+
+def _mbox_starts(data: bytes) -> list[int]:
+    """The offsets of the matches of `(?:\\A|(?<=\\n\\n))From [^\\n]*\\n` in `data`, found with
+    bytes.find (the pattern has no literal prefix for `re` to search for: it tries every
+    offset). A match is one line, so the next one cannot start inside it."""
+    starts = [0] if data.startswith(b"From ") and b"\n" in data else []
+    i = data.find(b"\n\nFrom ")
+    while i >= 0:
+        if data.find(b"\n", i + 2) < 0:
+            break  # a last 'From ' line without its line break, and none after it
+        starts.append(i + 2)
+        i = data.find(b"\n\nFrom ", i + 2)
+    return starts
 
 
 def _is_mbox(data: bytes) -> bool:
@@ -1064,7 +1208,7 @@ def _files(path: Path) -> Iterator[Path]:
             if (path / sub).is_dir():
                 yield from sorted(p for p in (path / sub).iterdir() if p.is_file())
         return
-    for root, dirs, names in os.walk(path, onerror=lambda e: log.warning("skipped: %s", e)):
+    for root, dirs, names in os.walk(path, onerror=lambda e: _log().warning("skipped: %s", e)):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "tmp")
         for name in sorted(names):
             if not name.startswith("."):
@@ -1077,11 +1221,28 @@ def read_path(path: Path) -> Iterator[BounceRecord]:
     if str(path) == "-":
         yield from _parse_bytes(sys.stdin.buffer.read(), "-")
         return
-    paths = _files(path) if path.is_dir() else iter([path])
-    for file in paths:
+    try:  # a file, most of the time: no stat() to tell it from a directory first
+        data = _read(path)
+    except IsADirectoryError:
+        pass
+    except OSError as exc:
+        if not path.is_dir():  # (a directory that cannot be opened is walked as before)
+            _log().warning("skipped %s: %s", path, exc.strerror or exc)
+            return
+    else:
+        yield from _parse_bytes(data, str(path))
+        return
+    for file in _files(path):
         try:
-            data = file.read_bytes()
+            data = _read(file)
         except OSError as exc:
-            log.warning("skipped %s: %s", file, exc.strerror or exc)
+            _log().warning("skipped %s: %s", file, exc.strerror or exc)
             continue
         yield from _parse_bytes(data, str(file))
+
+
+def _read(path: Path) -> bytes:
+    """`path.read_bytes()` without the buffered reader (fewer system calls, which cost much
+    in some sandboxes): the whole file is read at once in any case."""
+    with open(path, "rb", buffering=0) as fh:
+        return fh.readall()
