@@ -406,10 +406,16 @@ def status(config_path: Path | None, as_json: bool) -> None:
 
     config, store = _open(config_path)
     state, last = MonitorState(), None
+    routing: dict[str, Any] | None = None
+    findings: list[str] = []
     if store is not None:
         try:
             state = store.load_state()
             last = store.last_run()
+            actions = store.smarthost_actions()
+            if actions and actions[0]["outcome"] in ("done", "requested", "recommended"):
+                routing = actions[0]
+            findings = store.meta("cause_messages") or []
         finally:
             store.close()
     now = datetime.now(UTC)
@@ -449,6 +455,8 @@ def status(config_path: Path | None, as_json: bool) -> None:
              "bounces": b.count, "delist_url": b.delist_url or None}
             for b in bounced
         ],
+        "smarthost": routing,
+        "findings": findings,
         "last_run": last,
         "next_run": next_run.isoformat() if next_run else None,
         "database": str(config.monitor.database),
@@ -499,6 +507,15 @@ def status(config_path: Path | None, as_json: bool) -> None:
             [["zone", "health", "since", "why"]]
             + [[z.label, z.health, z.since.isoformat(timespec="minutes") if z.since else "?",
                 z.detail] for z in sick])))  # fmt: skip
+        click.echo("")
+    if routing is not None and routing["action"] == "apply":
+        how = {"done": "goes through", "requested": "was asked to go through",
+               "recommended": "should go through (recommended)"}[routing["outcome"]]  # fmt: skip
+        click.echo(f"SMART HOST: outbound mail {how} {routing['relay']} since {routing['at']}")
+        click.echo("")
+    if findings:
+        click.echo("SIGNS OF A CAUSE (blmonitor diagnose tells more)")
+        click.echo("\n".join(f"  {line}" for line in findings))
         click.echo("")
     verdict = "LISTED" if blocked else "CLEAN"
     failed = f", failed: {last['error']}" if last["error"] else ""

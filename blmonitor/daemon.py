@@ -580,7 +580,7 @@ def look_for_causes(config: Config, store: Store, *, now: datetime, host: str) -
     (a finding that stays is not told again). Returns the findings' messages."""
     from . import logstats, mailqueue
 
-    found: list[tuple[str, str]] = []
+    found: list[tuple[str, str, str]] = []  # kind, who or what it is about, the message
     local = config.diagnose.local_domains
     source = queue_source(config) if config.diagnose.queue else ""
     if source:
@@ -597,7 +597,7 @@ def look_for_causes(config: Config, store: Store, *, now: datetime, host: str) -
         else:
             store.set_meta("queue_error", None)
             report = mailqueue.analyse_queue(messages, now=now, local_domains=local)
-            found += [(f"queue-{f.kind}", f.message) for f in report.findings]
+            found += [(f"queue-{f.kind}", f.sender, f.message) for f in report.findings]
             snapshot = mailqueue.QueueSnapshot(now, report.messages)
             before = store.meta("queue_snapshot")
             if before:
@@ -605,7 +605,7 @@ def look_for_causes(config: Config, store: Store, *, now: datetime, host: str) -
                                                   before["messages"])  # fmt: skip
                 grew = mailqueue.growth_finding(mailqueue.queue_growth(earlier, snapshot))
                 if grew is not None:
-                    found.append((f"queue-{grew.kind}", grew.message))
+                    found.append((f"queue-{grew.kind}", "", grew.message))
             store.set_meta("queue_snapshot", {"at": now.isoformat(), "messages": report.messages})
     logs = [p for p in config.diagnose.logs if p.exists()]
     if logs:
@@ -615,11 +615,11 @@ def look_for_causes(config: Config, store: Store, *, now: datetime, host: str) -
         except BlmonitorError as exc:
             log.warning("logs not read: %s", exc)
         else:
-            found += [(f"log-{f.kind}", f.message) for f in report_log.findings]
+            found += [(f"log-{f.kind}", f.subject, f.message) for f in report_log.findings]
+    # a finding stays the same finding while its kind and subject do (its counts change)
     known = set(store.meta("cause_findings") or ())
-    # a finding is the same finding while its kind and its first words (who, what) stay
-    keys = {f"{kind}:{message.split(':')[0]}" for kind, message in found}
-    fresh = [(k, m) for k, m in found if f"{k}:{m.split(':')[0]}" not in known]
+    keys = {f"{kind}:{subject}" for kind, subject, _ in found}
+    fresh = [(kind, text) for kind, subject, text in found if f"{kind}:{subject}" not in known]
     if fresh:
         message = render_findings(fresh, host=host, title_prefix=config.notify.title_prefix)
         queued = _queued(message) if message.severity >= config.notify.min_severity else None
@@ -628,4 +628,7 @@ def look_for_causes(config: Config, store: Store, *, now: datetime, host: str) -
             log.warning("%s: %s", kind, text)
     if keys != known:
         store.set_meta("cause_findings", sorted(keys))
-    return [m for _, m in found]
+    messages_now = [text for _, _, text in found]
+    if messages_now != (store.meta("cause_messages") or []):
+        store.set_meta("cause_messages", messages_now)
+    return messages_now

@@ -133,6 +133,10 @@ def test_apply_mode_routes_while_listed_and_reverts_after_the_cool_down(
     )
     run(config, clock)  # still listed: nothing new
     assert len(setup.posted) == 2  # the listing and the routing
+    status = CliRunner().invoke(cli.main, ["status", "-c", str(config)])
+    assert f"SMART HOST: outbound mail goes through 127.0.0.1:{setup.relay.port} since" in (
+        status.output
+    )
 
     lab.flip.listed = set()
     run(config, clock)  # delisted 15 minutes ago: the 30-minute cool-down holds
