@@ -55,6 +55,8 @@ def render_metrics(
     last_run: Mapping[str, Any] | None,
     pending_notifications: int,
     now: datetime,
+    smarthost: Mapping[str, Any] | None = None,
+    findings: int = 0,
 ) -> str:
     """The exposition text for one scrape; `last_run` is a row of the runs table (or None).
 
@@ -98,12 +100,26 @@ def render_metrics(
             (({}, pending_notifications),),
         ),
         _Family(
+            "smarthost_routed",
+            "1 while outbound mail goes through the smart host (applied by blmonitor), else 0.",
+            (({}, _routed(smarthost)),),
+        ),
+        _Family(
+            "cause_findings",
+            "Signs of a cause the last run found in the queue and the logs (blmonitor diagnose).",
+            (({}, findings),),
+        ),
+        _Family(
             "checks_failing_runs",
             "Whole runs in a row that could not check anything (no resolver, no public IP).",
             (({}, state.failing_runs),),
         ),
     ]
     return _render(families)
+
+
+def _routed(action: Mapping[str, Any] | None) -> bool:
+    return bool(action and action["action"] == "apply" and action["outcome"] == "done")
 
 
 def _last_run_families(last_run: Mapping[str, Any] | None, now: datetime) -> list[_Family]:
@@ -230,6 +246,10 @@ def store_renderer(database: Path, *, clock: Callable[[], datetime] = _utcnow) -
                 state = store.load_state()
                 last_run = store.last_run()
                 pending = len(store.pending_notifications())
+                actions = store.smarthost_actions()
+                applied = [a for a in actions if a["outcome"] in ("done", "requested")]
+                smarthost = applied[0] if applied else None
+                findings = len(store.meta("cause_messages") or [])
             finally:
                 store.close()
         except Exception as exc:  # a scrape must answer, whatever broke
@@ -238,7 +258,8 @@ def store_renderer(database: Path, *, clock: Callable[[], datetime] = _utcnow) -
                 why = f"cannot read the history database {database}: {type(exc).__name__}: {why}"
             log.warning("metrics: %s", why)
             return _up(False, why)
-        text = render_metrics(state, last_run=last_run, pending_notifications=pending, now=clock())
+        text = render_metrics(state, last_run=last_run, pending_notifications=pending,
+                              now=clock(), smarthost=smarthost, findings=findings)  # fmt: skip
         return text + _up(True)
 
     return render

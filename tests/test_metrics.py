@@ -91,6 +91,12 @@ blmonitor_last_run_failed 0
 # HELP blmonitor_notifications_pending Notifications stored but not delivered yet (retried on every run).
 # TYPE blmonitor_notifications_pending gauge
 blmonitor_notifications_pending 1
+# HELP blmonitor_smarthost_routed 1 while outbound mail goes through the smart host (applied by blmonitor), else 0.
+# TYPE blmonitor_smarthost_routed gauge
+blmonitor_smarthost_routed 0
+# HELP blmonitor_cause_findings Signs of a cause the last run found in the queue and the logs (blmonitor diagnose).
+# TYPE blmonitor_cause_findings gauge
+blmonitor_cause_findings 0
 # HELP blmonitor_checks_failing_runs Whole runs in a row that could not check anything (no resolver, no public IP).
 # TYPE blmonitor_checks_failing_runs gauge
 blmonitor_checks_failing_runs 0
@@ -135,17 +141,17 @@ def test_small_state_exact_text() -> None:
     ("state", "last_run", "pending", "expected"),
     [
         # no run yet: the families are declared, with no samples
-        (MonitorState(), None, 0, {"blmonitor_notifications_pending": "0", "blmonitor_checks_failing_runs": "0"}),
+        (MonitorState(), None, 0, {"blmonitor_notifications_pending": "0", "blmonitor_checks_failing_runs": "0", "blmonitor_smarthost_routed": "0", "blmonitor_cause_findings": "0"}),
         # a run that could not check anything, three in a row
         (MonitorState(failing_runs=3), {**RUN_ROW, "error": "no public IP", "lookups": 0, "errors": 0, "listed": 0, "seconds": 0.25},
          4, {"blmonitor_last_run_timestamp_seconds": "1793536202", "blmonitor_last_run_age_seconds": "900",
              "blmonitor_last_run_duration_seconds": "0.25", "blmonitor_last_run_lookups": "0", "blmonitor_last_run_errors": "0",
              "blmonitor_last_run_listed": "0", "blmonitor_last_run_failed": "1", "blmonitor_notifications_pending": "4",
-             "blmonitor_checks_failing_runs": "3"}),
+             "blmonitor_checks_failing_runs": "3", "blmonitor_smarthost_routed": "0", "blmonitor_cause_findings": "0"}),
         # a listing in the making is not a listing; no since for an unlisted pair
         (MonitorState(pairs={("192.0.2.1", "z"): PairState("192.0.2.1", "z", candidate=True, streak=1, candidate_since=T0)}),
          None, 0, {'blmonitor_listed{target="192.0.2.1",zone="z"}': "0", "blmonitor_notifications_pending": "0",
-                   "blmonitor_checks_failing_runs": "0"}),
+                   "blmonitor_checks_failing_runs": "0", "blmonitor_smarthost_routed": "0", "blmonitor_cause_findings": "0"}),
         # a label-less pair or zone (an old row) shows its name; a naive time is UTC
         (MonitorState(pairs={("192.0.2.1", "z"): PairState("192.0.2.1", "z", listed=True, since=T0)},
                       zones={"z": ZoneState("z", usable=False, health="refused")}),
@@ -155,17 +161,17 @@ def test_small_state_exact_text() -> None:
           'blmonitor_zone_usable{zone="z",health="refused"}': "0",
           "blmonitor_last_run_timestamp_seconds": "1793534400", "blmonitor_last_run_age_seconds": "2702",
           "blmonitor_last_run_duration_seconds": "1", "blmonitor_last_run_failed": "0",
-          "blmonitor_notifications_pending": "0", "blmonitor_checks_failing_runs": "0"}),
+          "blmonitor_notifications_pending": "0", "blmonitor_checks_failing_runs": "0", "blmonitor_smarthost_routed": "0", "blmonitor_cause_findings": "0"}),
         # an unreadable time gives no timestamp; odd numbers keep the format's spelling
         (MonitorState(failing_runs=2**60), {"finished": "yesterday", "seconds": float("nan"), "lookups": 1e20,
                                             "errors": float("inf"), "listed": "3", "error": "x"}, 0,
          {"blmonitor_last_run_duration_seconds": "NaN", "blmonitor_last_run_lookups": "1e+20",
           "blmonitor_last_run_errors": "+Inf", "blmonitor_last_run_failed": "1",
-          "blmonitor_notifications_pending": "0", "blmonitor_checks_failing_runs": "1.152921504606847e+18"}),
+          "blmonitor_notifications_pending": "0", "blmonitor_checks_failing_runs": "1.152921504606847e+18", "blmonitor_smarthost_routed": "0", "blmonitor_cause_findings": "0"}),
         # a clock behind the last run (a scrape during a clock step) never gives a negative age
         (MonitorState(), {"finished": "2026-11-01T13:00:00+00:00", "error": ""}, 0,
          {"blmonitor_last_run_timestamp_seconds": "1793538000", "blmonitor_last_run_age_seconds": "0",
-          "blmonitor_last_run_failed": "0", "blmonitor_notifications_pending": "0", "blmonitor_checks_failing_runs": "0"}),
+          "blmonitor_last_run_failed": "0", "blmonitor_notifications_pending": "0", "blmonitor_checks_failing_runs": "0", "blmonitor_smarthost_routed": "0", "blmonitor_cause_findings": "0"}),
     ],
 )  # fmt: skip
 def test_render_samples(state, last_run, pending, expected) -> None:
@@ -173,7 +179,7 @@ def test_render_samples(state, last_run, pending, expected) -> None:
     text = render_metrics(state, last_run=last_run, pending_notifications=pending, now=now)
     assert_exposition(text)
     assert samples(text) == expected
-    assert text.count("# TYPE ") == 13  # every family is declared, samples or not
+    assert text.count("# TYPE ") == 15  # every family is declared, samples or not
 
 
 @pytest.mark.parametrize(
@@ -354,7 +360,7 @@ def test_store_renderer_reads_the_last_committed_run(store, http) -> None:
         "blmonitor_last_run_listed": "1",
         "blmonitor_last_run_failed": "0",
         "blmonitor_notifications_pending": "1",
-        "blmonitor_checks_failing_runs": "0",
+        "blmonitor_checks_failing_runs": "0", "blmonitor_smarthost_routed": "0", "blmonitor_cause_findings": "0",
         "blmonitor_up": "1",
     }  # fmt: skip
     # the daemon keeps writing with its own connection while scrapes read
@@ -462,3 +468,12 @@ def test_bounce_listings_are_a_family_of_their_own() -> None:
     state = MonitorState(bounces={(listing.target, listing.list): listing})
     text = metrics.render_metrics(state, last_run=None, pending_notifications=0, now=seen)
     assert 'blmonitor_bounce_listed{target="203.0.113.5",list="microsoft-s3150"} 1\n' in text
+
+
+def test_store_renderer_shows_the_smart_host_and_the_findings(tmp_path) -> None:
+    store = Store(tmp_path / "h.db")
+    store.record_smarthost(T0, {"action": "apply", "outcome": "done", "relay": "smtp.isp:587"})
+    store.set_meta("cause_messages", ["60 of 65 messages are bounces", "sasl user a sent 400"])
+    store.close()
+    got = samples(store_renderer(tmp_path / "h.db", clock=lambda: T0)())
+    assert (got["blmonitor_smarthost_routed"], got["blmonitor_cause_findings"]) == ("1", "2")
