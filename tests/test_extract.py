@@ -74,6 +74,212 @@ MESSAGES = [
             ),
         ],
     ),
+    (  # Google Groups: the group's address from the returned original's To:
+        "bsd/lhost-googlegroups-02.eml",
+        [
+            (
+                "libsisimai@googlegroups.com",
+                "failed",
+                "",
+                "",
+                "",
+                "We're writing to let you know that the g",
+                "",
+                "<C49550E2-5112-44DD-9976-042A766A412C@example.jp>",
+            ),
+        ],
+    ),
+    (  # Google Groups, a localised notice (Chinese): the first paragraph
+        "bsd/lhost-googlegroups-13.eml",
+        [
+            (
+                "libsisimai@googlegroups.com",
+                "failed",
+                "",
+                "",
+                "",
+                "我們謹此通知，您試圖聯絡的「libsisimai」群組可能不存在，或者您沒有在此",
+                "",
+                "<BA12E0AA-C7DA-4337-922A-9A6496523DAA@example.jp>",
+            ),
+        ],
+    ),
+    (  # Zoho: 'rcpt Invalid Address, ERROR_CODE :550, ERROR_CODE :reply' lines
+        "bsd/lhost-zoho-02.eml",
+        [
+            (
+                "mikeneko@example.co.jp",
+                "failed",
+                "5.2.1",
+                "550",
+                "",
+                "550 5.2.1 <mikeneko@example.co.jp>... Us",
+                "",
+                "",
+            ),
+            (
+                "sabineko@example.co.jp",
+                "failed",
+                "5.2.2",
+                "550",
+                "",
+                "550 5.2.2 <sabineko@example.co.jp>... Ma",
+                "",
+                "",
+            ),
+        ],
+    ),
+    (  # Zoho warning: '[Status: Error, Address: <rcpt>, ResponseCode 421, , text]'
+        "bsd/lhost-zoho-04.eml",
+        [
+            (
+                "kijitora@6kaku.example.co.jp",
+                "delayed",
+                "",
+                "421",
+                "",
+                "421 Host not reachable.",
+                "",
+                "",
+            ),
+        ],
+    ),
+    (  # m-FILTER: '-------server message' and '-------SMTP command'
+        "bsd/lhost-mfilter-02.eml",
+        [
+            (
+                "kijitora@example.co.jp",
+                "failed",
+                "5.1.1",
+                "550",
+                "",
+                "550 5.1.1 <kijitora@example.co.jp>: Reci",
+                "DATA",
+                "<000000000000@exmaple.jp>",
+            ),
+        ],
+    ),
+    (  # IMail's short notice: 'Unknown user: rcpt' / 'Original message follows.'
+        "bsd/lhost-imailserver-01.eml",
+        [
+            (
+                "kijitora@example.com",
+                "failed",
+                "",
+                "",
+                "",
+                "Unknown user",
+                "",
+                "<00000000.ffffffff@example.org>",
+            ),
+        ],
+    ),
+    (  # GMX: '"rcpt":', the SMTP error and host lines, the reply
+        "bsd/lhost-gmx-03.eml",
+        [
+            (
+                "mikeneko@example.co.jp",
+                "failed",
+                "5.2.1",
+                "",
+                "mx.example.co.jp",
+                "5.2.1 <mikeneko@example.co.jp>... User U",
+                "RCPT",
+                "<trinity-a789f317-7b04-44ee-a4e7-bb102ff02906-1417217561570@3capp-mailcom-lxa02>",
+            ),
+            (
+                "sabineko@example.co.jp",
+                "failed",
+                "5.2.2",
+                "",
+                "mx.example.co.jp",
+                "5.2.2 <sabineko@example.co.jp>... Mailbo",
+                "RCPT",
+                "<trinity-a789f317-7b04-44ee-a4e7-bb102ff02906-1417217561570@3capp-mailcom-lxa02>",
+            ),
+        ],
+    ),
+    (  # 1&1: 'rcpt:' then one line 'SMTP error … for TEXT command, host: H (IP) reason: …'
+        "bsd/lhost-einsundeins-03.eml",
+        [
+            (
+                "xxxx@xxxx.fr",
+                "failed",
+                "5.2.0",
+                "550",
+                "smtp-in.orange.fr",
+                "550 5.2.0 Mail rejete. Mail rejected. of",
+                "DATA",
+                "<1576497267.@xxxx.xxxx>",
+            ),
+        ],
+    ),
+    (  # X1: 'rcpt [reason]' under '---The following addresses had delivery errors---'
+        "bsd/lhost-x1-01.eml",
+        [
+            ("kijitora@example.co.jp", "failed", "", "", "", "User unknown", "", ""),
+        ],
+    ),
+    (  # X3: '* rcpt' and 'Technical details:' 'SMTP:RCPT host IP: reply'
+        "bsd/lhost-x3-01.eml",
+        [
+            (
+                "kijitora@example.com",
+                "failed",
+                "5.3.0",
+                "553",
+                "192.0.2.8",
+                "553 5.3.0 <kijitora@example.com>... No s",
+                "RCPT",
+                "",
+            ),
+        ],
+    ),
+    (  # MX Logic: '  <rcpt>: reply' over two lines
+        "bsd/lhost-mxlogic-03.eml",
+        [
+            (
+                "kijitora@example.co.jp",
+                "failed",
+                "",
+                "550",
+                "",
+                "550 unknown user <kijitora@example.co.jp",
+                "",
+                "<0000.0000000000000000@mx4145.example.org>",
+            ),
+        ],
+    ),
+    (  # OpenSMTPD, 'for' and 'the following list of recipients:' on two lines
+        "bsd/lhost-opensmtpd-01.eml",
+        [
+            (
+                "apdugoaidugoaidugoaeiudggadi@gmail.com",
+                "failed",
+                "5.1.1",
+                "550",
+                "",
+                "550 5.1.1 http://support.google.com/mail",
+                "",
+                "",
+            ),
+        ],
+    ),
+    (  # OpenSMTPD's own reason (no reply code) in a delay notice
+        "bsd/lhost-opensmtpd-04.eml",
+        [
+            (
+                "kijitora@neko.example.jp",
+                "delayed",
+                "",
+                "",
+                "",
+                "Network error on destination MXs",
+                "",
+                "",
+            ),
+        ],
+    ),
     ("bsd/arf-01.eml", []),
     (
         "bsd/lhost-amazonses-16.eml",
@@ -615,6 +821,15 @@ def test_table_covers_formats_and_line_endings() -> None:
         "exchange",
         "exchange2003",
         "sendmail",
+        "opensmtpd",
+        "googlegroups",
+        "zoho",
+        "mfilter",
+        "imailserver",
+        "nemesis",
+        "x1",
+        "x3",
+        "mxlogic",
     }
     folders = {name.split("/")[0] for name, _ in MESSAGES}
     assert folders == {"bsd", "mac", "dos", "err", "not"}

@@ -1,7 +1,8 @@
 """Returned messages (DSNs and NDRs) → one BounceRecord per failed or delayed recipient.
 
 RFC 3464 delivery-status parts come first; then one detector per non-standard text format
-(Exim, qmail/Yahoo, Postfix/Sendmail plain text, DragonFly, Gmail, Exchange/Office 365).
+(Exim, qmail/Yahoo, Postfix/Sendmail plain text, DragonFly, Gmail, Exchange/Office 365, and
+after them Google Groups, Zoho, m-FILTER, IMail, 1&1/GMX, X1, X3, MX Logic).
 Parsing is pure and never raises; only `read_path` opens files.
 """
 
@@ -82,6 +83,7 @@ class _Hit:
     command: str = ""
     date: datetime | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    fills: bool = True  # may complete a DSN's record of the same recipient (`_fill`)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -595,8 +597,11 @@ def _sendmail(text: str) -> list[_Hit]:
     return list(hits.values())
 
 
-_OPENSMTPD = re.compile(r"for the following\s+list of recipients:", re.IGNORECASE)
+_OPENSMTPD = re.compile(r"for\s+the following\s+list of recipients:", re.IGNORECASE)
 _OPENSMTPD_LINE = re.compile(r"^\s*([^\s<>@:]+@[^\s<>:]+):\s+(\d{3}[ -].*)$")
+# A recipient whose reason is OpenSMTPD's own ('Domain does not exist', 'Envelope expired'):
+# read only before the returned copy.
+_OPENSMTPD_REASON = re.compile(r"^([^\s<>@:]+@[^\s<>:]+):\s+(\S.*)$")
 
 
 def _opensmtpd(text: str) -> list[_Hit]:
@@ -604,11 +609,25 @@ def _opensmtpd(text: str) -> list[_Hit]:
     start = _OPENSMTPD.search(text)
     if not start:
         return []
+    # Hits read after a line break in 'for the following', or from a reason without a reply
+    # code, are not given to a DSN's records of the same recipients: those kept their own
+    # (empty) diagnostic before these were read, and stay as they were.
+    fills = "for the following" in start.group(0).lower()
     hits = []
+    own = True  # before 'Below is a copy of the original message:'
     for line in text[start.end() :].split("\n"):
         if m := _OPENSMTPD_LINE.match(line):
             reply = m.group(2).strip()
-            hits.append(_Hit(recipient=m.group(1), diagnostic=reply, command=_command_of(reply)))
+            hit = _Hit(recipient=m.group(1), diagnostic=reply, command=_command_of(reply))
+            hit.fills = fills
+            hits.append(hit)
+        elif own and "Below is a copy of the original message" in line:
+            own = False
+        elif own and (m := _OPENSMTPD_REASON.match(line)):
+            delayed = "A message is delayed" in text[: start.start()]
+            action = "delayed" if delayed else "failed"
+            reason = m.group(2).strip()
+            hits.append(_Hit(recipient=m.group(1), action=action, diagnostic=reason, fills=False))
     return hits
 
 
@@ -645,6 +664,184 @@ def _imail(text: str) -> list[_Hit]:
     return [_Hit(recipient=rcpt.group(1), diagnostic=_unfold_reply(body.group(1).split("\n")))]
 
 
+# --------------------------------------------------------------------------- more text formats
+# These run after the detectors above, when none of them found anything: each starts with a
+# literal check (case-sensitive where the text may not be ASCII) so that other formats pay
+# nearly nothing.
+
+_GROUPS_ORIGINAL = re.compile(r"^-{5} Original message -{5}$", re.MULTILINE)
+
+
+def _googlegroups(text: str) -> list[_Hit]:
+    """Google Groups: a localised notice (the group may not exist or may refuse posts), the
+    group's address only in the returned original's To: field."""
+    if "groups.google.com/support" not in text:
+        return []
+    m = _GROUPS_ORIGINAL.search(text)
+    if not m:
+        return []
+    head = text[m.end() :].lstrip("\n").split("\n\n", 1)[0]
+    rcpt = re.search(rf"^To:[ \t]*(?:[^<\n]*<)?({_ADDR})", head, re.MULTILINE)
+    if not rcpt:
+        return []
+    paragraphs = [p.strip() for p in text[: m.start()].split("\n\n") if p.strip()]
+    diag = paragraphs[1] if len(paragraphs) > 2 else ""
+    return [_Hit(recipient=rcpt.group(1), action="failed", diagnostic=diag)]
+
+
+_ZOHO_LINE = re.compile(
+    rf"^\s*({_ADDR})\s+[^,\n]*,\s*ERROR_CODE\s*:\s*(\d{{3}})?\s*,\s*ERROR_CODE\s*:\s*,?\s*(.*)$",
+    re.MULTILINE,
+)
+_ZOHO_WARNING = re.compile(
+    rf"^\[Status: \w+, Address: <({_ADDR})>, ResponseCode (\d{{3}})?\s*,[\s,]*(.*?)\]$",
+    re.MULTILINE,
+)
+
+
+def _zoho(text: str) -> list[_Hit]:
+    """Zoho Mail: 'rcpt Invalid Address, ERROR_CODE :550, ERROR_CODE :reply' lines, or
+    '[Status: Error, Address: <rcpt>, ResponseCode 421, , text]' in its warnings."""
+    if "ERROR_CODE" not in text and "ResponseCode" not in text:
+        return []
+    permanent = "This is a permanent error" in text
+    hits = []
+    for m in itertools.chain(_ZOHO_LINE.finditer(text), _ZOHO_WARNING.finditer(text)):
+        code, reply = m.group(2) or "", m.group(3).strip()
+        diag = f"{code} {reply}".strip()
+        action = "failed" if permanent else ""
+        hits.append(_Hit(recipient=m.group(1), action=action, reply_code=code, diagnostic=diag))
+    return hits
+
+
+_MFILTER = re.compile(r"\n-------server message\n(.*?)\n-------SMTP command\n([^\n]*)", re.DOTALL)
+
+
+def _mfilter(text: str) -> list[_Hit]:
+    """m-FILTER (Japanese notice): the recipient lines, '-------server message' and the
+    reply, '-------SMTP command' and the command."""
+    if "-------server message" not in text:
+        return []
+    m = _MFILTER.search(text)
+    if not m:
+        return []
+    rcpts = re.findall(rf"^\s*<?({_ADDR})>?\s*$", text[: m.start()], re.MULTILINE)
+    diag = _unfold_reply(m.group(1).split("\n"))
+    command = m.group(2).strip().upper()
+    return [_Hit(recipient=r, diagnostic=diag, command=command) for r in dict.fromkeys(rcpts)]
+
+
+_IMAIL_SHORT = re.compile(rf"^([^\n:]{{3,80}}):\s*({_ADDR})\s*\nOriginal message follows\.")
+
+
+def _imail_short(text: str) -> list[_Hit]:
+    """IMail's short notice: 'Unknown user: rcpt' then 'Original message follows.'."""
+    if "\nOriginal message follows." not in text:
+        return []
+    m = _IMAIL_SHORT.search(text)
+    return [_Hit(recipient=m.group(2), diagnostic=m.group(1).strip())] if m else []
+
+
+_NEMESIS_START = re.compile(r"The following address(?:\(es\))?\s+failed:")
+_NEMESIS_RCPT = re.compile(rf'^"?<?({_ADDR})>?"?:?$')
+_NEMESIS_SMTP = re.compile(
+    r"SMTP error from remote server (?:after|for) (\S+) command:?,?\s*"
+    r"(?:host:\s*(\S+)(?:\s+\([^)]*\))?)?\s*(?:reason:\s*)?(.*)"
+)
+
+
+def _nemesis(text: str) -> list[_Hit]:
+    """1&1 / GMX (mail.com): 'The following address failed:', each recipient on a line of
+    its own (quoted, angled or bare), then the SMTP error or 'Reason:' and the text, up to
+    '--- The header of the original message is following. ---'."""
+    end = text.find("--- The header of the original message is following. ---")
+    if end < 0:
+        return []
+    m = _NEMESIS_START.search(text, 0, end)
+    if not m:
+        return []
+    blocks: list[tuple[str, list[str]]] = []
+    for line in text[m.end() : end].split("\n"):
+        line = line.strip()
+        if not line:
+            continue
+        if rm := _NEMESIS_RCPT.match(line):
+            blocks.append((rm.group(1), []))
+        elif blocks and line.lower() not in ("reason:", "for the following reason:"):
+            blocks[-1][1].append(line)
+    hits = []
+    for rcpt, lines in blocks:
+        detail = " ".join(lines)
+        hit = _Hit(recipient=rcpt, diagnostic=detail)
+        if sm := _NEMESIS_SMTP.search(detail):
+            word = sm.group(1).upper()  # ('TEXT': the message text, after DATA)
+            hit.command = "DATA" if word == "TEXT" else _command_of("after " + word) or word
+            hit.remote_mta = sm.group(2) or ""
+            hit.diagnostic = sm.group(3)
+        hits.append(hit)
+    return hits
+
+
+_X1_LINE = re.compile(rf"^({_ADDR}) \[([^\]\n]+)\]\s*$", re.MULTILINE)
+
+
+def _x1(text: str) -> list[_Hit]:
+    """'---The following addresses had delivery errors---', then 'rcpt [reason]' lines."""
+    start = text.find("---The following addresses had delivery errors---")
+    if start < 0:
+        return []
+    return [
+        _Hit(recipient=m.group(1), diagnostic=m.group(2)) for m in _X1_LINE.finditer(text, start)
+    ]
+
+
+_X3_START = re.compile(
+    r"Del[ei]very to the following recipients (failed permanently|was aborted after [^:\n]*):"
+)
+_X3_SMTP = re.compile(r"^SMTP:(\w+) host (\S+?):\s*(.*)$")
+
+
+def _x3(text: str) -> list[_Hit]:
+    """'This is an automatically generated Delivery Status Notification.': '* rcpt' lines,
+    then 'Technical details:' and the reply ('SMTP:RCPT host IP: 553 …')."""
+    m = _X3_START.search(text) if "automatically generated Delivery Status" in text else None
+    if not m:
+        return []
+    rcpts = re.findall(rf"^\s+\* ({_ADDR})\s*$", text[m.end() : m.end() + 4000], re.MULTILINE)
+    diag = m.group(0).rstrip(":")
+    remote = command = ""
+    tech = text.find("Technical details:", m.end())
+    if tech >= 0:
+        for line in text[tech + len("Technical details:") :].split("\n"):
+            line = line.strip()
+            if line.startswith("#") or line.startswith("=") or not line:
+                continue
+            diag = line
+            if sm := _X3_SMTP.match(line):
+                command, remote, diag = sm.group(1).upper(), sm.group(2), sm.group(3)
+            break
+    action = "failed" if m.group(1).startswith("failed") or tech >= 0 else ""
+    return [
+        _Hit(recipient=r, action=action, diagnostic=diag, remote_mta=remote, command=command)
+        for r in dict.fromkeys(rcpts)
+    ]
+
+
+_MXLOGIC = re.compile(
+    rf"The following address failed:\n\s+<({_ADDR})>:\s*(.*?)\nIncluded is a copy", re.DOTALL
+)
+
+
+def _mxlogic(text: str) -> list[_Hit]:
+    """MX Logic (McAfee): 'The following address failed:', then '  <rcpt>: reply'."""
+    if "Included is a copy of the message header" not in text:
+        return []
+    m = _MXLOGIC.search(text)
+    if not m:
+        return []
+    return [_Hit(recipient=m.group(1), diagnostic=_unfold_reply(m.group(2).split("\n")))]
+
+
 _DETECTORS: tuple[tuple[str, Callable[[str], list[_Hit]]], ...] = (
     ("opensmtpd", _opensmtpd),
     ("transcript", _transcript),
@@ -656,6 +853,14 @@ _DETECTORS: tuple[tuple[str, Callable[[str], list[_Hit]]], ...] = (
     ("exchange2003", _exchange2003),
     ("sendmail", _sendmail),
     ("text", _angle_blocks),  # qmail, Yahoo, Postfix and others that write '<rcpt>: reason'
+    ("googlegroups", _googlegroups),
+    ("zoho", _zoho),
+    ("mfilter", _mfilter),
+    ("imailserver", _imail_short),  # IMail's short notice
+    ("nemesis", _nemesis),  # 1&1, GMX, mail.com
+    ("x1", _x1),
+    ("x3", _x3),
+    ("mxlogic", _mxlogic),
 )
 
 # Case-insensitive searches are slow in `re`; most texts are ASCII, and there a detector can
@@ -663,7 +868,7 @@ _DETECTORS: tuple[tuple[str, Callable[[str], list[_Hit]]], ...] = (
 # of every match of the pattern the detector starts from (dragonfly's is case-sensitive and
 # fast). `_may_find` is a pure pre-check: it never changes what a detector returns.
 _NEEDLES: dict[str, tuple[str, ...]] = {
-    "opensmtpd": ("for the following",),  # _OPENSMTPD
+    "opensmtpd": ("list of recipients:",),  # _OPENSMTPD
     "transcript": ("recipient:",),  # _TRANSCRIPT_RCPT, on every line
     "imail": ("undeliverable to",),  # _IMAIL
     "exim": ("following address", "not yet been delivered", "could not be delivered to one"),
@@ -672,6 +877,14 @@ _NEEDLES: dict[str, tuple[str, ...]] = {
     "exchange2003": ("did not reach the following recipient(s):",),  # _EXCHANGE2003
     "sendmail": ("transcript of session follows",),  # _TRANSCRIPT
     "text": ("\n<",),  # _ANGLE_START, a line that starts with '<' (or the text does)
+    "googlegroups": ("groups.google.com/support",),
+    "zoho": ("error_code", "responsecode"),
+    "mfilter": ("-------server message",),
+    "imailserver": ("\noriginal message follows.",),
+    "nemesis": ("--- the header of the original message is following. ---",),
+    "x1": ("---the following addresses had delivery errors---",),
+    "x3": ("automatically generated delivery status",),
+    "mxlogic": ("included is a copy of the message header",),
 }
 
 
@@ -1118,6 +1331,7 @@ def _extract(data: bytes, source: str) -> list[BounceRecord]:
             text_fmt = name
             break
     if hits:
+        text_hits = [h for h in text_hits if h.fills]
         by_rcpt = {_clean_addr(h.recipient).lower(): h for h in text_hits}
         for hit in hits:
             if other := by_rcpt.get(hit.recipient.lower()):
