@@ -445,6 +445,8 @@ def smarthost_act(
         store.record_smarthost(now, {**record, "outcome": "failed", "detail": error},
                                _queued(message) if first else None)  # fmt: skip
         store.set_meta("smarthost_error", error)
+        if action == "apply":  # not applied: the monitor asks again on its next run
+            store.set_meta("smarthost_wanted", None)
         raise
     store.set_meta("smarthost_error", None)
     if not outcome.changed:

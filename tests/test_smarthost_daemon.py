@@ -231,3 +231,24 @@ def test_a_missing_password_file_is_one_clear_line(setup: Setup) -> None:
     result = CliRunner().invoke(cli.main, ["smarthost", "apply", "-c", str(config)])
     assert result.exit_code == 2
     assert result.output.startswith("blmonitor: error: cannot read the smart-host password file")
+
+
+def test_a_failing_apply_is_told_once_and_tried_again_each_run(setup: Setup, lab) -> None:
+    config = setup.config("apply")
+    setup.lab.postconf("-e", "relayhostt=[typo.example]:587")  # `postfix check` warns: apply fails
+    clock = Clock()
+    lab.flip.listed = {"203.0.113.5"}
+    run(config, clock)
+    run(config, clock)
+    failed = [t for t in titles(setup.posted) if "FAILED" in t]
+    assert failed == ["[blmonitor] mx.example: smart-host apply FAILED"]
+    assert setup.lab.postconf("-n", "relayhost") == ""  # rolled back both times
+    setup.lab.postconf("-X", "relayhostt")  # the admin fixes main.cf
+    run(config, clock)
+    assert titles(setup.posted)[-1].endswith(
+        f"outbound mail now goes through 127.0.0.1:{setup.relay.port}"
+    )
+    store = Store(setup.tmp / "blmonitor.db")
+    outcomes = [(a["action"], a["outcome"]) for a in store.smarthost_actions()]
+    store.close()
+    assert outcomes == [("apply", "done"), ("apply", "failed"), ("apply", "failed")]
