@@ -131,6 +131,8 @@ def render_plan(plan: Plan, relay: Relay) -> str:
     out.extend(f"# {note}" for note in plan.notes)
     if plan.empty:
         out.append("# nothing to change: already in that state")
+    if plan.settings:
+        out.append("# main.cf settings (made with postconf -e, removed with postconf -X):")
     for name, value in plan.settings.items():
         out.append(f"{name} = {value}" if value is not None else f"(remove) {name}")
     for edit in plan.edits:
