@@ -1017,7 +1017,7 @@ def diagnose(config_path: Path | None, logs: tuple[Path, ...], since: str, mta: 
     Reads the history (where we are listed, since when), the mail queue (NDR attack, spam
     run), the MTA logs (an account or client sending far more than usual, volume spikes,
     blocklist rejections) and, with --relaytest, probes for an open relay. Exit status 1
-    when a listing or a cause was found.
+    when a listing or a cause was found, 3 when nothing could be checked.
 
     \b
     Examples:
@@ -1104,7 +1104,9 @@ def diagnose(config_path: Path | None, logs: tuple[Path, ...], since: str, mta: 
         _echo_json(data)
     else:
         click.echo(diagnosis.render_diagnosis(found, now=now), nl=False)
-    sys.exit(EXIT_CLEAN if found.healthy else EXIT_LISTED)
+    if not found.healthy:
+        sys.exit(EXIT_LISTED)
+    sys.exit(EXIT_CLEAN if checked else EXIT_UNKNOWN)  # nothing checked: nothing is known
 
 
 # --- bounce evidence -----------------------------------------------------------------------

@@ -530,7 +530,8 @@ def read_postfix_queue(
     argv = [postqueue, *(("-c", str(config_dir)) if config_dir else ()), "-j"]
     done = _run(argv, timeout=timeout)
     if done.returncode != 0:
-        raise QueueError(f"{' '.join(argv)} failed: {_failed(done)}")
+        hint = "; is Postfix running (postfix status)?" if "showq" in done.stderr else ""
+        raise QueueError(f"{' '.join(argv)} failed: {_failed(done)}{hint}")
     return parse_postqueue_json(done.stdout)
 
 

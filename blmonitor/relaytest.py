@@ -352,7 +352,8 @@ def verdict_line(report: RelayReport) -> str:
 def render_report(report: RelayReport) -> str:
     """The human report: one row per attempt, then one verdict line."""
     lines: list[str] = []
-    if report.results:
+    tried = [r for r in report.results if r.outcome is not Outcome.ERROR or r.stage]
+    if tried:  # a server that could not be reached: the verdict line alone says it
         rows = [["attempt", "MAIL FROM", "RCPT TO", "result", "reply"]]
         for r in report.results:
             reply = (

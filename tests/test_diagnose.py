@@ -159,6 +159,7 @@ def test_diagnose_without_history_queue_or_logs_says_what_it_could_not_check(
     config.write_text(f'[monitor]\ndatabase = "{tmp_path / "none.db"}"\n')
     result = CliRunner().invoke(cli.main, ["diagnose", "-c", str(config), "--mta", "exim",
                                            "--log", str(tmp_path / "missing.log")])  # fmt: skip
+    assert result.exit_code == 3  # nothing could be checked: nothing is known
     assert "not checked: no history database yet" in result.output
     assert "not checked: queue:" in result.output
     assert not (tmp_path / "none.db").exists()  # diagnosing creates nothing
