@@ -785,6 +785,327 @@ MESSAGES = [
     ("not/is-not-bounce-01.eml", []),
     ("not/is-not-bounce-02.eml", []),
     ("not/rb-issue-368-bug.eml", []),
+    (  # Lotus Notes: '------- Failure Reasons', the reason (ISO-2022-JP), the recipient
+        "bsd/lhost-notes-01.eml",
+        [
+            (
+                "kijitora@u1.example.co.jp",
+                "failed",
+                "",
+                "",
+                "",
+                "エラー(テストメッセージとしての)",
+                "",
+                "<000000000.0000000000000.notes@example.co.jp>",
+            ),
+        ],
+    ),
+    (  # Lotus Notes, an English reason
+        "bsd/lhost-notes-03.eml",
+        [
+            (
+                "kijitora@example.com",
+                "failed",
+                "",
+                "",
+                "",
+                "User not listed in public Name & Address",
+                "",
+                "<0000000000.0000000@mx12.example.or.jp>",
+            ),
+        ],
+    ),
+    (  # KDDI: 'Could not be delivered to: <rcpt>', the reason on the next line
+        "bsd/lhost-kddi-02.eml",
+        [
+            (
+                "kijitora@00000000000000.dion.ne.jp",
+                "failed",
+                "",
+                "",
+                "",
+                "As their mailbox is full.",
+                "",
+                "<00000000.000000000000000@exampe.cat>",
+            ),
+        ],
+    ),
+    (  # TrendMicro InterScan: 'Sent <<< RCPT TO:<rcpt>' / 'Received >>> reply'
+        "bsd/lhost-trendmicro-01.eml",
+        [
+            (
+                "kijitora@example.co.jp",
+                "failed",
+                "5.1.1",
+                "550",
+                "",
+                "550 5.1.1 <kijitora@example.co.jp>... us",
+                "RCPT",
+                "<00000000000.000000000000@e3.example.co.jp>",
+            ),
+        ],
+    ),
+    (  # TrendMicro InterScan: 'Unable to deliver message to <rcpt> (…)'
+        "bsd/lhost-trendmicro-03.eml",
+        [
+            (
+                "kijitora@example.jp",
+                "failed",
+                "",
+                "",
+                "",
+                "Unable to deliver message to <kijitora@e",
+                "",
+                "",
+            ),
+        ],
+    ),
+    (  # Active!hunter: '>>> rcpt <rcpt>', the reply after the transcript line
+        "bsd/lhost-activehunter-01.eml",
+        [
+            (
+                "kijitora@example.org",
+                "failed",
+                "5.1.1",
+                "550",
+                "",
+                "550 sorry, no mailbox here by that name ",
+                "",
+                "<0000000000.00000000000@mx4.example.org>",
+            ),
+        ],
+    ),
+    (  # BIGLOBE: 'delivery problems' recipients, 'Non-delivered information' reason
+        "bsd/lhost-biglobe-01.eml",
+        [
+            (
+                "postmaster@mxr.biglobe.ne.jp",
+                "failed",
+                "",
+                "",
+                "",
+                "The number of messages in recipient's ma",
+                "",
+                "<000000000000000000000000000000@example.com>",
+            ),
+        ],
+    ),
+    (  # Domino: 'was not delivered to:' rcpt 'because:' reason
+        "bsd/lhost-domino-01.eml",
+        [
+            (
+                "kijitora@example.jp",
+                "failed",
+                "",
+                "",
+                "",
+                "User some.name (kijitora@example.jp) not",
+                "",
+                "",
+            ),
+        ],
+    ),
+    (  # Exim delay notice: 'The address to which … has not yet been delivered is:'
+        "bsd/lhost-exim-38.eml",
+        [
+            (
+                "kijitora@example.co.jp",
+                "delayed",
+                "",
+                "450",
+                "mta-nyaan.example.co.jp",
+                "450 service permits 2 unverifyable sendi",
+                "MAIL",
+                "",
+            ),
+        ],
+    ),
+    (  # Amazon SES bounce notification, JSON inside an SNS envelope
+        "bsd/lhost-amazonses-10.eml",
+        [
+            (
+                "bounce@simulator.amazonses.com",
+                "failed",
+                "5.1.1",
+                "550",
+                "",
+                "550 5.1.1 user unknown",
+                "",
+                "",
+            ),
+        ],
+    ),
+    (  # X6: 'returned permanent errors: rcpt. Reason: SMTP Server <IP> refused …'
+        "bsd/lhost-x6-01.eml",
+        [
+            (
+                "kijitora@nyaan.example.org",
+                "failed",
+                "5.4.6",
+                "554",
+                "192.0.2.223",
+                "554 5.4.6 Hop count exceeded - possible ",
+                "DATA",
+                "<68b329da9893e34099c7d8ad5cb9c940@x6.example.co.jp>",
+            ),
+        ],
+    ),
+    (  # X6: 'SMTP Server <host> rejected recipient <rcpt> (Error following RCPT …'
+        "bsd/lhost-x6-02.eml",
+        [
+            (
+                "kijitora@libsisimai.org",
+                "failed",
+                "5.1.1",
+                "550",
+                "smtpd.libsisimai.org",
+                "550 5.1.1 User unknown",
+                "RCPT",
+                "<6ac566f9b25c11c29ceed6217d1feefe@x6.libsisimai.org>",
+            ),
+        ],
+    ),
+    (  # MailFoundry: 'host[IP] responded with failure: reply'
+        "bsd/lhost-mailfoundry-02.eml",
+        [
+            (
+                "kijitora@example.org",
+                "failed",
+                "5.1.1",
+                "552",
+                "mail.example.org",
+                "552 sorry, mailbox kijitora@example.org ",
+                "",
+                "<00000000000000000.neko@cat.example.net>",
+            ),
+        ],
+    ),
+    (  # Mimecast: '-- rcpt', 'Additional information follows :' '-- reply'
+        "bsd/lhost-mimecast-02.eml",
+        [
+            (
+                "sabatora@example.net",
+                "failed",
+                "5.7.54",
+                "",
+                "",
+                "5.7.54 SMTP; Unable to relay recipient i",
+                "",
+                "",
+            ),
+        ],
+    ),
+    (  # MessageLabs: the DSN has no recipient; the text's rcpt and 'Reason:' reply
+        "bsd/rhost-messagelabs-01.eml",
+        [
+            (
+                "kijitora@example.messagelabs.com",
+                "failed",
+                "",
+                "550",
+                "",
+                "550-Please turn on SMTP Authentication i",
+                "",
+                "<000000000222.0000.0000000000000000202@NEKO.NYAAN>",
+            ),
+        ],
+    ),
+    (  # MailMarshal: 'Could not be delivered because of' reply, affected recipients
+        "bsd/lhost-mailmarshal-02.eml",
+        [
+            (
+                "kijitora@nyaan.example.com",
+                "failed",
+                "5.1.1",
+                "550",
+                "203.0.113.2",
+                "550 5.1.1 User unknown",
+                "",
+                "",
+            ),
+        ],
+    ),
+    (  # Apache James: 'Error message below:' reply, 'RCPT TO: rcpt'
+        "bsd/lhost-apachejames-01.eml",
+        [
+            (
+                "000000000000@vtext.example.com",
+                "failed",
+                "",
+                "550",
+                "",
+                "550 - Requested action not taken: no suc",
+                "",
+                "",
+            ),
+        ],
+    ),
+    (  # EZweb notice without a transcript: '<rcpt>' and the English sentence
+        "bsd/lhost-ezweb-03.eml",
+        [
+            (
+                "this-local-part-does-not-exist-on-the-site@ezweb.ne.jp",
+                "failed",
+                "",
+                "",
+                "",
+                "The user(s) account is disabled.",
+                "",
+                "",
+            ),
+        ],
+    ),
+    (  # X2: 'Delivery failed: rcpt', 'host failed after I sent the message.'
+        "bsd/lhost-x2-07.eml",
+        [
+            (
+                "kijitora@example.co.jp",
+                "failed",
+                "5.4.14",
+                "554",
+                "192.0.2.1",
+                "554 5.4.14 Hop count exceeded - possible",
+                "DATA",
+                "",
+            ),
+        ],
+    ),
+    (  # Exchange 2003: 'The following recipient(s) could not be reached:'
+        "bsd/lhost-exchange2003-04.eml",
+        [
+            (
+                "kijitora@example.com",
+                "failed",
+                "",
+                "",
+                "",
+                "Recipient Not Found MSEXCH:IMC:NEKO:KIJI",
+                "",
+                "",
+            ),
+        ],
+    ),
+    (  # multipart/report whose boundary never occurs: the body read as one text
+        "bsd/rfc3464-06.eml",
+        [
+            (
+                "kijitora@example.net",
+                "failed",
+                "5.5.0",
+                "554",
+                "",
+                "554 <kijitora@example.net>... Service un",
+                "",
+                "<0000000000.0000000@mail.example.com>",
+            ),
+        ],
+    ),
+    (  # 'User's mailbox is full: <rcpt>' / 'Unable to deliver mail.'
+        "bsd/rfc3464-38.eml",
+        [
+            ("kijitora-nyaan@example.jp", "failed", "", "", "", "User's mailbox is full", "", ""),
+        ],
+    ),
 ]
 
 
@@ -830,6 +1151,22 @@ def test_table_covers_formats_and_line_endings() -> None:
         "x1",
         "x3",
         "mxlogic",
+        "notes",
+        "kddi",
+        "trendmicro",
+        "activehunter",
+        "biglobe",
+        "domino",
+        "amazonses",
+        "x6",
+        "mailfoundry",
+        "mimecast",
+        "messagelabs",
+        "mailmarshal",
+        "apachejames",
+        "ezweb",
+        "x2",
+        "unabletodeliver",
     }
     folders = {name.split("/")[0] for name, _ in MESSAGES}
     assert folders == {"bsd", "mac", "dos", "err", "not"}

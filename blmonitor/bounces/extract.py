@@ -2,7 +2,9 @@
 
 RFC 3464 delivery-status parts come first; then one detector per non-standard text format
 (Exim, qmail/Yahoo, Postfix/Sendmail plain text, DragonFly, Gmail, Exchange/Office 365, and
-after them Google Groups, Zoho, m-FILTER, IMail, 1&1/GMX, X1, X3, MX Logic).
+after them Google Groups, Zoho, m-FILTER, IMail, 1&1/GMX, X1, X3, MX Logic; and, when nothing
+else found a recipient, Lotus Notes, KDDI, TrendMicro, Active!hunter, BIGLOBE, Domino, Amazon SES
+JSON, X6, MailFoundry, Mimecast, MessageLabs, MailMarshal, Apache James, EZweb, X2).
 Parsing is pure and never raises; only `read_path` opens files.
 """
 
@@ -306,7 +308,8 @@ _EXIM_SMTP = re.compile(
 )
 # Exim ≥ 4.8x names the host first: "host H [IP] SMTP error from remote mail server after X: …"
 _EXIM_SMTP_NEW = re.compile(
-    r"host\s+(?P<host>\S+)\s+\[(?P<ip>[^\]]+)\]:?\s*SMTP error from remote mail(?:er| server)"
+    r"host\s+(?P<host>\S+)\s+\[(?P<ip>[^\]]+)\]:?\s*(?:Delay reason:\s*)?"
+    r"SMTP error from remote mail(?:er| server)"
     r" after (?P<cmd>.+?):\s*(?P<diag>[245]\d\d\b.*)",
     re.IGNORECASE,
 )
@@ -314,6 +317,9 @@ _EXIM_SMTP_NEW = re.compile(
 
 # Every match of _EXIM_START starts with one of these (lower-cased).
 _EXIM_ANCHORS = ("following address", "has not yet been delivered", "could not be delivered")
+# Exim's delay notice: "The address(es) to which the message has not yet been delivered is:"
+# (tried, after a literal check, when _EXIM_START finds nothing).
+_EXIM_DELAY = re.compile(r"(?:has not yet been delivered is|have not yet been delivered are):")
 
 
 # The last text `_extract` lower-cased, and its lower case (one tuple: rebinding it is atomic).
@@ -355,6 +361,8 @@ _EXIM_RCPT = re.compile(r"^ {1,3}<?([^\s<>]+?)>?:?\s*(?:\(.*\))?\s*$")
 
 def _exim(text: str) -> list[_Hit]:
     m = _search_at(_EXIM_START, text, _EXIM_ANCHORS)
+    if not m and "yet been delivered" in text:
+        m = _EXIM_DELAY.search(text)
     if not m:
         return []
     delayed = "not yet been delivered" in m.group(0).lower()
@@ -530,10 +538,14 @@ def _exchange(text: str) -> list[_Hit]:
 
 
 _EXCHANGE2003 = re.compile(r"did not reach the following recipient\(s\):\s*\n", re.IGNORECASE)
+# Another wording, tried when the first is not found (after a literal check).
+_EXCHANGE2003_OTHER = re.compile(r"following recipient\(s\) could not be reached:\s*\n")
 
 
 def _exchange2003(text: str) -> list[_Hit]:
     m = _EXCHANGE2003.search(text)
+    if not m and "could not be reached:" in text:
+        m = _EXCHANGE2003_OTHER.search(text)
     if not m:
         return []
     hits: list[_Hit] = []
@@ -842,6 +854,350 @@ def _mxlogic(text: str) -> list[_Hit]:
     return [_Hit(recipient=m.group(1), diagnostic=_unfold_reply(m.group(2).split("\n")))]
 
 
+_NOTES = re.compile(
+    r"^-{7} Failure Reasons +-{8}\n(.*?)^-{7} Returned Message -{8}", re.MULTILINE | re.DOTALL
+)
+_LONE_ADDR = re.compile(rf"^\s*<?({_ADDR})>?\s*$")
+
+
+def _notes(text: str) -> list[_Hit]:
+    """Lotus Notes: '------- Failure Reasons --------', the reason, then the recipients,
+    up to '------- Returned Message --------'."""
+    if "------- Failure Reasons" not in text:
+        return []
+    m = _NOTES.search(text)
+    if not m:
+        return []
+    rcpts: list[str] = []
+    reason: list[str] = []
+    for line in m.group(1).split("\n"):
+        if am := _LONE_ADDR.match(line):
+            rcpts.append(am.group(1))
+        elif line.strip():
+            reason.append(line.strip())
+    diag = " ".join(reason)
+    return [_Hit(recipient=r, action="failed", diagnostic=diag) for r in dict.fromkeys(rcpts)]
+
+
+_KDDI = re.compile(rf"^\s*Could not be delivered to: <({_ADDR})>\s*\n\s*(\S[^\n]*)", re.MULTILINE)
+
+
+def _kddi(text: str) -> list[_Hit]:
+    """KDDI (au one net): 'Could not be delivered to: <rcpt>', the reason on the next line."""
+    if "Could not be delivered to: <" not in text:
+        return []
+    return [
+        _Hit(recipient=m.group(1), action="failed", diagnostic=m.group(2).strip())
+        for m in _KDDI.finditer(text)
+    ]
+
+
+_TRENDMICRO_SENT = re.compile(
+    rf"^\s*Sent <<< (RCPT TO|MAIL FROM|DATA)\b:?\s*<?({_ADDR})?>?\s*\n\s*Received >>> ([^\n]*)",
+    re.MULTILINE,
+)
+_TRENDMICRO_UNABLE = re.compile(rf"Unable to deliver message to <({_ADDR})>[^\n]*")
+
+
+def _trendmicro(text: str) -> list[_Hit]:
+    """Trend Micro InterScan: 'Sent <<< RCPT TO:<rcpt>' and 'Received >>> reply', or
+    'Unable to deliver message to <rcpt> (and other recipients …).'"""
+    if "Sent <<< " not in text and "Unable to deliver message to <" not in text:
+        return []
+    hits = []
+    for m in _TRENDMICRO_SENT.finditer(text):
+        if m.group(2):
+            command = _COMMAND_NAMES.get(m.group(1), m.group(1))
+            hits.append(_Hit(recipient=m.group(2), diagnostic=m.group(3), command=command))
+    if not hits:
+        for m in _TRENDMICRO_UNABLE.finditer(text):
+            hits.append(_Hit(recipient=m.group(1), action="failed", diagnostic=m.group(0)))
+    return hits
+
+
+_ACTIVEHUNTER_RCPT = re.compile(rf"^>>> ({_ADDR}) <[^>\n]*>\s*$", re.MULTILINE)
+_ACTIVEHUNTER_REPLY = re.compile(r"-{5} Transcript of session follows -{5}\n+([^\n]+)")
+
+
+def _activehunter(text: str) -> list[_Hit]:
+    """Active!hunter: '>>> rcpt <rcpt>' under the sendmail-like heading, the reply after
+    '----- Transcript of session follows -----'."""
+    if "\n>>> " not in text:
+        return []
+    rcpts = _ACTIVEHUNTER_RCPT.findall(text)
+    reply = _ACTIVEHUNTER_REPLY.search(text) if rcpts else None
+    if not reply:
+        return []
+    diag = reply.group(1).strip()
+    return [_Hit(recipient=r, action="failed", diagnostic=diag) for r in dict.fromkeys(rcpts)]
+
+
+_BIGLOBE = re.compile(
+    r"-{5} The following addresses had delivery problems -{5}\n(.*?)"
+    r"-{5} Non-delivered information -{5}\n+(.*?)(?:\n\s*\n|\Z)",
+    re.DOTALL,
+)
+
+
+def _biglobe(text: str) -> list[_Hit]:
+    """BIGLOBE: the recipients under '----- The following addresses had delivery problems
+    -----', the reason under '----- Non-delivered information -----'."""
+    if "----- Non-delivered information -----" not in text:
+        return []
+    m = _BIGLOBE.search(text)
+    if not m:
+        return []
+    rcpts = [am.group(1) for line in m.group(1).split("\n") if (am := _LONE_ADDR.match(line))]
+    diag = _one_line(m.group(2))
+    return [_Hit(recipient=r, action="failed", diagnostic=diag) for r in dict.fromkeys(rcpts)]
+
+
+_DOMINO = re.compile(
+    r"^was not delivered to:\s*\n(.*?)^because:\s*\n\s*\n?(.*?)(?:\n\s*\n|\Z)",
+    re.MULTILINE | re.DOTALL,
+)
+
+
+def _domino(text: str) -> list[_Hit]:
+    """Lotus Domino: 'was not delivered to:', the recipients, 'because:' and the reason."""
+    if "\nbecause:" not in text:
+        return []
+    m = _DOMINO.search(text)
+    if not m:
+        return []
+    rcpts = [am.group(1) for line in m.group(1).split("\n") if (am := _LONE_ADDR.match(line))]
+    diag = _one_line(m.group(2))
+    return [_Hit(recipient=r, action="failed", diagnostic=diag) for r in dict.fromkeys(rcpts)]
+
+
+# One recipient of an Amazon SES bounce notification (JSON, maybe inside an SNS envelope
+# where every quote is escaped): its fields are strings, without nested objects.
+_SES_RECIPIENT = re.compile(r'\{"emailAddress":"(?:[^"\\]|\\.)*"(?:,"\w+":"(?:[^"\\]|\\.)*")*\}')
+
+
+def _amazonses_json(text: str) -> list[_Hit]:
+    """Amazon SES bounce notification as JSON (sent by SNS): 'bouncedRecipients', each with
+    emailAddress, action, status and diagnosticCode."""
+    if "bouncedRecipients" not in text:
+        return []
+    import json
+
+    plain = text.replace('\\"', '"') if '\\"bouncedRecipients' in text else text
+    if not re.search(r'"notificationType"\s*:\s*"Bounce"', plain):
+        return []
+    hits = []
+    for m in _SES_RECIPIENT.finditer(plain):
+        try:
+            entry = json.loads(m.group())
+        except ValueError:
+            continue
+        if not isinstance(entry, dict) or not isinstance(entry.get("emailAddress"), str):
+            continue
+        fields = {k: v for k, v in entry.items() if isinstance(v, str)}
+        action = fields.get("action", "").lower()
+        hits.append(
+            _Hit(
+                recipient=fields["emailAddress"],
+                action=action if action in ("failed", "delayed") else "",
+                status=_status_of(fields.get("status", "")),
+                diagnostic=_strip_type(fields.get("diagnosticCode", "")),
+            )
+        )
+    return hits
+
+
+_X6_PERMANENT = re.compile(
+    rf"returned permanent errors: ({_ADDR})\. Reason: (?:SMTP Server <([^>\s]+)> )?([^\n]*)"
+)
+_X6_REJECTED = re.compile(
+    rf"SMTP Server <([^>\s]+)> rejected recipient <({_ADDR})> \(Error following (\w+)"
+    r" command\)\. It responded as follows: \[([^\n]*)\]"
+)
+
+
+def _x6(text: str) -> list[_Hit]:
+    """'We had trouble delivering your message.': 'The following recipients returned permanent
+    errors: rcpt. Reason: SMTP Server <IP> refused … error message: [reply]', or 'SMTP Server
+    <host> rejected recipient <rcpt> (Error following RCPT command). … [reply]'."""
+    if "We had trouble delivering your message" not in text:
+        return []
+    hits = []
+    for m in _X6_PERMANENT.finditer(text):
+        hit = _Hit(recipient=m.group(1), action="failed", remote_mta=m.group(2) or "")
+        reason = m.group(3)
+        hit.diagnostic = reason.partition("error message: [")[2].rstrip("]") or reason
+        if cm := re.search(r"your message \((\w+)\)", reason):
+            hit.command = cm.group(1).upper()
+        hits.append(hit)
+    for m in _X6_REJECTED.finditer(text):
+        hits.append(
+            _Hit(
+                recipient=m.group(2),
+                action="failed",
+                remote_mta=m.group(1),
+                command=m.group(3).upper(),
+                diagnostic=m.group(4),
+            )
+        )
+    return hits
+
+
+_MAILFOUNDRY = re.compile(
+    rf"Unable to deliver message to: <({_ADDR})>\s*\nDelivery failed for the following reason:"
+    r"\s*\n(?:Server )?(?:(\S+?)\[[^\]]*\] (?:failed with|responded with failure):\s*)?([^\n]*)"
+)
+
+
+def _mailfoundry(text: str) -> list[_Hit]:
+    """MailFoundry: 'Unable to deliver message to: <rcpt>', 'Delivery failed for the following
+    reason:', then 'Server host[IP] failed with: reply'."""
+    if "Delivery failed for the following reason:" not in text:
+        return []
+    return [
+        _Hit(recipient=m.group(1), remote_mta=m.group(2) or "", diagnostic=m.group(3).strip())
+        for m in _MAILFOUNDRY.finditer(text)
+    ]
+
+
+_MIMECAST_RCPT = re.compile(
+    rf"(?:following address could not be delivered:|addressed to email address :)\s*\n"
+    rf"\s*-- ({_ADDR})\s*\n"
+)
+_MIMECAST_INFO = re.compile(
+    r"(The problem appears to be|Additional information follows) :\s*\n\s*-- ([^\n]*)"
+)
+
+
+def _mimecast(text: str) -> list[_Hit]:
+    """Mimecast: '-- rcpt' after '… could not be delivered:' or '… email address :', the
+    problem and 'Additional information follows :' '-- reply'."""
+    if "Additional information follows :" not in text:
+        return []
+    m = _MIMECAST_RCPT.search(text)
+    if not m:
+        return []
+    info = {k: v.strip() for k, v in _MIMECAST_INFO.findall(text)}
+    diag = info.get("Additional information follows") or info.get("The problem appears to be", "")
+    return [_Hit(recipient=m.group(1), action="failed", diagnostic=diag)]
+
+
+_MESSAGELABS = re.compile(
+    rf"I was unable to deliver your message to the following addresses:\s*\n+"
+    rf"((?:\s*<?{_ADDR}>?\s*\n)+)\s*Reason: ((?:[^\n]+\n)*)"
+)
+
+
+def _messagelabs(text: str) -> list[_Hit]:
+    """Symantec Email Security.cloud (MessageLabs): the recipients under 'I was unable to
+    deliver your message to the following addresses:', then 'Reason:' and the reply."""
+    if "unable to deliver your message to the following addresses:" not in text:
+        return []
+    m = _MESSAGELABS.search(text)
+    if not m:
+        return []
+    rcpts = [am.group(1) for line in m.group(1).split("\n") if (am := _LONE_ADDR.match(line))]
+    diag = _unfold_reply(m.group(2).split("\n"))
+    return [_Hit(recipient=r, action="failed", diagnostic=diag) for r in dict.fromkeys(rcpts)]
+
+
+_MAILMARSHAL = re.compile(
+    r"Could not be delivered because of\s*\n\s*\n?((?:[^\n]+\n)+)\s*"
+    r"The following recipients were affected:[ \t]*\n((?:[ \t]+\S[^\n]*\n?)+)"
+)
+
+
+def _mailmarshal(text: str) -> list[_Hit]:
+    """MailMarshal: 'Could not be delivered because of', the reply, 'The following recipients
+    were affected:' and the indented recipients; 'Remote-MTA: <IP>' below."""
+    if "The following recipients were affected:" not in text:
+        return []
+    m = _MAILMARSHAL.search(text)
+    if not m:
+        return []
+    rcpts = [am.group(1) for line in m.group(2).split("\n") if (am := _LONE_ADDR.match(line))]
+    diag = _unfold_reply(m.group(1).split("\n"))
+    rm = re.search(r"^Remote-MTA:\s*<([^>\s]+)>", text[m.end() :], re.MULTILINE)
+    remote = rm.group(1) if rm else ""
+    return [
+        _Hit(recipient=r, action="failed", diagnostic=diag, remote_mta=remote)
+        for r in dict.fromkeys(rcpts)
+    ]
+
+
+_APACHEJAMES = re.compile(r"Error message below:\s*\n((?:[^\n]+\n)+)")
+_APACHEJAMES_RCPT = re.compile(rf"^\s*RCPT TO: ({_ADDR})\s*$", re.MULTILINE)
+
+
+def _apachejames(text: str) -> list[_Hit]:
+    """Apache James: 'Error message below:' and the reply, the recipients as 'RCPT TO: rcpt'
+    under 'Message details:'."""
+    if "Error message below:" not in text:
+        return []
+    m = _APACHEJAMES.search(text)
+    if not m:
+        return []
+    diag = _unfold_reply(m.group(1).split("\n"))
+    rcpts = _APACHEJAMES_RCPT.findall(text, m.end())
+    return [_Hit(recipient=r, action="failed", diagnostic=diag) for r in dict.fromkeys(rcpts)]
+
+
+_EZWEB_RCPT = re.compile(rf"^<({_ADDR})>\s*$", re.MULTILINE)
+
+
+def _ezweb(text: str) -> list[_Hit]:
+    """au/EZweb notices without a transcript: the recipients as '<rcpt>' lines, the English
+    sentences of the notice (before its '----' line) as the reason."""
+    if "@ezweb.ne.jp>" not in text:
+        return []
+    body = re.split(r"^-{10,}\s*$", text, maxsplit=1, flags=re.MULTILINE)[0]
+    rcpts = _EZWEB_RCPT.findall(body)
+    if not rcpts:
+        return []
+    reason = [
+        line.strip()
+        for line in body.split("\n")
+        if line.strip() and line.isascii() and not _EZWEB_RCPT.match(line)
+    ]
+    diag = " ".join(reason)
+    return [_Hit(recipient=r, action="failed", diagnostic=diag) for r in dict.fromkeys(rcpts)]
+
+
+_X2_FAILED = re.compile(
+    rf"^Delivery failed: ({_ADDR})\s*\n(?:(\S+) failed after I sent the message\.\s*\n)?"
+    r"Remote host said(?:\[Response Message\])?:\s*([^\n]*)(?:\nSTEP: (\w+))?",
+    re.MULTILINE,
+)
+
+
+def _x2(text: str) -> list[_Hit]:
+    """'NOTICE: Delivery Failure.': 'Delivery failed: rcpt', 'host failed after I sent the
+    message.', 'Remote host said[Response Message]: reply', 'STEP: DATA SEND'."""
+    if "\nDelivery failed: " not in text:
+        return []
+    hits = []
+    for m in _X2_FAILED.finditer(text):
+        hit = _Hit(recipient=m.group(1), remote_mta=m.group(2) or "", diagnostic=m.group(3))
+        if m.group(2):
+            hit.command = "DATA"  # 'failed after I sent the message'
+        elif m.group(4):
+            hit.command = m.group(4).upper()
+        hits.append(hit)
+    return hits
+
+
+_UNABLE_MAIL = re.compile(rf"^([^\n:<>]{{3,80}}): <({_ADDR})>\s*\nUnable to deliver mail\.", re.M)
+
+
+def _unable_mail(text: str) -> list[_Hit]:
+    """A short notice: 'User's mailbox is full: <rcpt>' then 'Unable to deliver mail.'."""
+    if "\nUnable to deliver mail." not in text:
+        return []
+    return [
+        _Hit(recipient=m.group(2), action="failed", diagnostic=m.group(1).strip())
+        for m in _UNABLE_MAIL.finditer(text)
+    ]
+
+
 _DETECTORS: tuple[tuple[str, Callable[[str], list[_Hit]]], ...] = (
     ("opensmtpd", _opensmtpd),
     ("transcript", _transcript),
@@ -862,6 +1218,26 @@ _DETECTORS: tuple[tuple[str, Callable[[str], list[_Hit]]], ...] = (
     ("x3", _x3),
     ("mxlogic", _mxlogic),
 )
+# Notices of their own, never the human-readable part of a DSN: tried only when neither a
+# delivery-status part nor a detector above found a recipient (a DSN pays nothing for them).
+_NOTICE_DETECTORS: tuple[tuple[str, Callable[[str], list[_Hit]]], ...] = (
+    ("notes", _notes),  # Lotus Notes
+    ("kddi", _kddi),  # au one net
+    ("trendmicro", _trendmicro),  # InterScan
+    ("activehunter", _activehunter),
+    ("biglobe", _biglobe),
+    ("domino", _domino),
+    ("amazonses", _amazonses_json),  # SES notifications sent by SNS
+    ("x6", _x6),
+    ("mailfoundry", _mailfoundry),
+    ("mimecast", _mimecast),
+    ("messagelabs", _messagelabs),
+    ("mailmarshal", _mailmarshal),
+    ("apachejames", _apachejames),
+    ("ezweb", _ezweb),  # au/EZweb notices without a transcript
+    ("x2", _x2),
+    ("unabletodeliver", _unable_mail),  # 'rcpt is …: <rcpt>' / 'Unable to deliver mail.'
+)
 
 # Case-insensitive searches are slow in `re`; most texts are ASCII, and there a detector can
 # only find something if the lower-cased text holds one of these strings: each is a literal part
@@ -874,7 +1250,10 @@ _NEEDLES: dict[str, tuple[str, ...]] = {
     "exim": ("following address", "not yet been delivered", "could not be delivered to one"),
     "gmail": ("delivery to the following recipient",),  # _GMAIL
     "exchange": ("diagnostic information for administrators:",),  # _EXCHANGE
-    "exchange2003": ("did not reach the following recipient(s):",),  # _EXCHANGE2003
+    "exchange2003": (  # _EXCHANGE2003
+        "did not reach the following recipient(s):",
+        "following recipient(s) could not be reached:",
+    ),
     "sendmail": ("transcript of session follows",),  # _TRANSCRIPT
     "text": ("\n<",),  # _ANGLE_START, a line that starts with '<' (or the text does)
     "googlegroups": ("groups.google.com/support",),
@@ -885,6 +1264,22 @@ _NEEDLES: dict[str, tuple[str, ...]] = {
     "x1": ("---the following addresses had delivery errors---",),
     "x3": ("automatically generated delivery status",),
     "mxlogic": ("included is a copy of the message header",),
+    "notes": ("------- failure reasons",),
+    "kddi": ("could not be delivered to: <",),
+    "trendmicro": ("sent <<< ", "unable to deliver message to <"),
+    "activehunter": ("\n>>> ",),
+    "biglobe": ("----- non-delivered information -----",),
+    "domino": ("\nbecause:",),
+    "amazonses": ("bouncedrecipients",),
+    "x6": ("we had trouble delivering your message",),
+    "mailfoundry": ("delivery failed for the following reason:",),
+    "mimecast": ("additional information follows :",),
+    "messagelabs": ("unable to deliver your message to the following addresses:",),
+    "mailmarshal": ("the following recipients were affected:",),
+    "apachejames": ("error message below:",),
+    "ezweb": ("@ezweb.ne.jp>",),
+    "x2": ("\ndelivery failed: ",),
+    "unabletodeliver": ("\nunable to deliver mail.",),
 }
 
 
@@ -1183,6 +1578,7 @@ class _Parts:
     dsn_blocks: list[dict[str, str]] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
     message_id: str = ""
+    bare: list[str] = field(default_factory=list)  # multipart bodies without their boundary
 
 
 def _walk(msg: Message, parts: _Parts, depth: int = 0) -> None:
@@ -1204,6 +1600,10 @@ def _walk(msg: Message, parts: _Parts, depth: int = 0) -> None:
                     _walk(sub, parts, depth + 1)
         return
     maintype, _, subtype = ctype.partition("/")  # get_content_type() has exactly one '/'
+    if maintype == "multipart":
+        # (no part: its boundary is missing; read only if the message has nothing else)
+        parts.bare.append(_decode_text(msg)[:_MAX_TEXT])
+        return
     if maintype == "text" or ctype == "application/octet-stream":
         text = _decode_text(msg)
         if subtype == "html":
@@ -1306,6 +1706,8 @@ def _extract(data: bytes, source: str) -> list[BounceRecord]:
     msg = _parse_tree(data)
     parts = _Parts()
     _walk(msg, parts)
+    if not parts.texts and not parts.dsn_blocks:
+        parts.texts = parts.bare
     text = "\n".join(parts.texts)
     low = _lower(text) if text.isascii() else None  # for the exact pre-checks (_may_find)
     message_id = parts.message_id
@@ -1323,7 +1725,8 @@ def _extract(data: bytes, source: str) -> list[BounceRecord]:
         hits = _dsn_hits(_text_blocks(text[start.start() if start else 0 :]))
     text_hits: list[_Hit] = []
     text_fmt = ""
-    for name, detect in _DETECTORS:
+    detectors = _DETECTORS if hits else itertools.chain(_DETECTORS, _NOTICE_DETECTORS)
+    for name, detect in detectors:
         if not _may_find(name, low):
             continue
         text_hits = [h for h in detect(text) if h.recipient]
