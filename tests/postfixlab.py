@@ -158,7 +158,11 @@ class PostfixLab:
     def create(self) -> None:
         self.conf.mkdir(parents=True)
         (self.base / "queue").mkdir()
-        shutil.copy("/etc/postfix/master.cf", self.conf / "master.cf")
+        # postinst writes /etc/postfix/master.cf from the package's master.cf.dist
+        master = Path("/etc/postfix/master.cf")
+        if not master.exists():
+            master = Path("/usr/share/postfix/master.cf.dist")
+        shutil.copy(master, self.conf / "master.cf")
         shutil.copy("/usr/share/postfix/main.cf.debian", self.conf / "main.cf")
         self.postconf(
             "-e", f"queue_directory={self.base / 'queue'}", f"data_directory={self.base / 'data'}",
