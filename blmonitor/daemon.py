@@ -500,7 +500,11 @@ def route_mail(config: Config, store: Store, state: monitor.MonitorState, *, now
                                relay_of(config))  # fmt: skip
         except BlmonitorError as exc:
             text = f"(the exact change could not be planned here: {exc})"
-        message = render_smarthost(action, host=host, mta=str(config.smarthost.mta),
+        try:
+            mta = str(mta_of(config))
+        except BlmonitorError:
+            mta = "your MTA"
+        message = render_smarthost(action, host=host, mta=mta,
                                    relay=f"{sh.host}:{sh.port}", reason=decision.reason,
                                    recommend=True, plan_text=text,
                                    title_prefix=config.notify.title_prefix)  # fmt: skip
