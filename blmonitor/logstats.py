@@ -10,6 +10,7 @@ own wall-clock hours; syslog lines carry no year, so it comes from `reference`.
 from __future__ import annotations
 
 import enum
+import functools
 import gzip
 import ipaddress
 import re
@@ -17,13 +18,13 @@ import statistics
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from .bounces.attribution import Rules, attribute, attribute_record, embedded_rules
-from .bounces.logs import _date, parse_log_line
+from .bounces.logs import _MONTHS, _date, parse_log_line
 from .bounces.models import BounceVerdict
 from .errors import BlmonitorError
 from .zones import Catalog, embedded_catalog
@@ -167,6 +168,7 @@ class _Event:
     text: str = ""
 
 
+@functools.lru_cache(maxsize=4096)
 def _loopback(ip: str) -> bool:
     try:
         return ipaddress.ip_address(ip).is_loopback
@@ -237,8 +239,26 @@ def _event(line: str) -> _Event | None:
     return _exim(line)
 
 
+_MONTH_SET = frozenset(_MONTHS)
+
+
 def _when(line: str, reference: datetime | None) -> datetime | None:
     """The line's wall-clock time; a syslog date gets `reference`'s year (or the one before)."""
+    # Lines come many to a second: the date part is parsed once per distinct value.
+    if line[3:4] == " " and line[:3] in _MONTH_SET:  # syslog: "Nov  5 10:00:01", 15 characters
+        return _when_stamp(line[:15], reference)
+    stamp = line.partition(" ")[0]
+    if "T" in stamp:  # ISO 8601 in one word
+        return _when_stamp(stamp, reference)
+    return _when_line(line, reference)
+
+
+@functools.lru_cache(maxsize=4096)
+def _when_stamp(stamp: str, reference: datetime | None) -> datetime | None:
+    return _when_line(stamp + " ", reference)
+
+
+def _when_line(line: str, reference: datetime | None) -> datetime | None:
     when = _date(line, None)
     if when is None and reference is not None:
         when = _date(line, reference.year)
@@ -275,7 +295,7 @@ class _State:
     local: frozenset[str]
     rules: Rules
     catalog: Catalog
-    hours: dict[datetime, HourVolume] = field(default_factory=dict)
+    hours: dict[datetime, Counter[str]] = field(default_factory=dict)  # HourVolume's fields
     users: dict[tuple[datetime, str], _Bucket] = field(default_factory=lambda: defaultdict(_Bucket))
     clients: dict[tuple[datetime, str], _Bucket] = field(
         default_factory=lambda: defaultdict(_Bucket)
@@ -287,8 +307,10 @@ class _State:
     reputation: int = 0
 
     def bump(self, hour: datetime, **counts: int) -> None:
-        volume = self.hours.get(hour) or HourVolume(hour)
-        self.hours[hour] = replace(volume, **{k: getattr(volume, k) + v for k, v in counts.items()})
+        volume = self.hours.get(hour)
+        if volume is None:
+            volume = self.hours[hour] = Counter()
+        volume.update(counts)
 
 
 def _classify(state: _State, line: str, event: _Event) -> bool:
@@ -514,7 +536,7 @@ def analyse_log(
         last = max(last or when, when)
         _apply(state, when.replace(minute=0, second=0, microsecond=0), line, event)
     hours = _hours_between(_hour(first), _hour(last)) if first and last else []
-    volumes = tuple(state.hours.get(h) or HourVolume(h) for h in hours)
+    volumes = tuple(HourVolume(h, **state.hours.get(h, Counter())) for h in hours)
 
     def rows(table: dict[tuple[datetime, str], _Bucket]) -> tuple[SenderHour, ...]:
         return tuple(
@@ -540,6 +562,7 @@ def analyse_log(
     )  # fmt: skip
 
 
+@functools.lru_cache(maxsize=4096)
 def _hour(when: datetime) -> datetime:
     return when.replace(minute=0, second=0, microsecond=0)
 
