@@ -12,12 +12,11 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from ..errors import ConfigError
-from .plan import Mta, Plan, Relay, Scope
+from .plan import Mta, Plan, Relay, Scope, destination_domains
 
 CONNECTOR = "blmonitor smart host"
 SAVED = r"$env:ProgramData\blmonitor\sendconnectors-before.xml"
 _HOST = re.compile(r"^[A-Za-z0-9._:-]+$")
-_DOMAIN = re.compile(r"^[A-Za-z0-9.*-]+$")
 
 
 def plan_apply(
@@ -38,7 +37,7 @@ def plan_apply(
         *auth.credential,
     ]
     if scope is Scope.DESTINATIONS:
-        domains = _domains(destinations)
+        domains = destination_domains(destinations, wildcards=True)
         spaces = ", ".join(f'"SMTP:{d};1"' for d in domains)
         # A more specific address space wins over "*" whatever the costs: only these domains
         # leave through the new connector, the rest as before.
@@ -151,16 +150,6 @@ def _check(relay: Relay, connector: str) -> None:
 def _check_name(connector: str) -> None:
     if not connector or any(c in connector for c in '"`$\n'):
         raise ConfigError(f"send connector name {connector!r}: no quotes, backticks or $")
-
-
-def _domains(destinations: Sequence[str]) -> list[str]:
-    domains = sorted({d.strip().lower().rstrip(".") for d in destinations if d.strip()})
-    if not domains:
-        raise ConfigError("smart host scope = destinations needs at least one destination")
-    for domain in domains:
-        if not _DOMAIN.match(domain):
-            raise ConfigError(f"destination {domain!r} is not a domain name")
-    return domains
 
 
 def _folder() -> str:

@@ -22,6 +22,7 @@ from .plan import (
     Relay,
     Scope,
     decode,
+    destination_domains,
     encode,
     encode_or_none,
     revert_edits,
@@ -75,7 +76,7 @@ def plan_apply(
         raise ConfigError(f"{where.conf} does not exist: is opensmtpd installed?")
     current = decode(conf_before)
     original = _strip_blocks(current, where.conf)
-    domains = _domains(scope, destinations)
+    domains = destination_domains(destinations) if scope is Scope.DESTINATIONS else []
     notes: list[str] = []
     relays = _relay_actions(original, where.conf)
     new_conf = _route_destinations(original, relays, relay, domains, where.secrets)
@@ -250,18 +251,6 @@ def _relay_actions(text: str, path: Path) -> list[int]:
                 raise ConfigError(f"{path}:{index + 1}: write this relay action on one line")
             found.append(index)
     return found
-
-
-def _domains(scope: Scope, destinations: Sequence[str]) -> list[str]:
-    if scope is not Scope.DESTINATIONS:
-        return []
-    domains = sorted({d.strip().lower().rstrip(".") for d in destinations if d.strip()})
-    if not domains:
-        raise ConfigError("smart host scope = destinations needs at least one destination")
-    for domain in domains:
-        if not re.match(r"^[a-z0-9.-]+$", domain):
-            raise ConfigError(f"destination {domain!r} is not a domain name")
-    return domains
 
 
 def _credentials(relay: Relay) -> list[str]:

@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import difflib
 import enum
+import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..errors import ConfigError
+
+_DOMAIN = re.compile(r"[a-z0-9.-]+")
+_WILDCARD_DOMAIN = re.compile(r"[a-z0-9.*-]+")
 
 # Stands in for the relay password in planned file contents; never a valid password.
 PASSWORD = "\x00blmonitor-password\x00"
@@ -191,3 +197,16 @@ def revert_edits(
         after = undo(path, decode(current), before_apply)
         edits.append(FileEdit(path, current, after, mode=mode, secret=is_secret))
     return [e for e in edits if e.before != e.after], notes
+
+
+def destination_domains(destinations: Iterable[str], *, wildcards: bool = False) -> list[str]:
+    """The receiving domains of scope = destinations, lower case, sorted, each once; ConfigError
+    for none or for one that is not a domain name (`*` allowed with `wildcards`)."""
+    domains = sorted({d.strip().lower().rstrip(".") for d in destinations if d.strip()})
+    if not domains:
+        raise ConfigError("smart host scope = destinations needs at least one destination")
+    allowed = _WILDCARD_DOMAIN if wildcards else _DOMAIN
+    for domain in domains:
+        if not allowed.fullmatch(domain):
+            raise ConfigError(f"destination {domain!r} is not a domain name")
+    return domains

@@ -23,6 +23,7 @@ from .plan import (
     Relay,
     Scope,
     decode,
+    destination_domains,
     encode,
     encode_or_none,
     revert_edits,
@@ -35,7 +36,6 @@ BEGIN = "# BEGIN blmonitor smarthost"
 END = "# END blmonitor smarthost"
 
 _HOST = re.compile(r"^[A-Za-z0-9._-]+$")
-_DOMAIN = re.compile(r"^[A-Za-z0-9.-]+$")
 _MAILER_DEFINITIONS = re.compile(r"^\s*(MAILER_DEFINITIONS|MAILER\()")
 
 
@@ -77,7 +77,7 @@ def plan_apply(
     """Route outbound mail (all, or for `destinations` only) through `relay`."""
     where = _paths(config_dir)
     host = _check(relay)
-    domains = _domains(scope, destinations)
+    domains = destination_domains(destinations) if scope is Scope.DESTINATIONS else []
     mc_before = files.get(where.mc)
     if mc_before is None:
         raise ConfigError(f"{where.mc} does not exist: is sendmail installed?")
@@ -222,18 +222,6 @@ def _is_address(host: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _domains(scope: Scope, destinations: Sequence[str]) -> list[str]:
-    if scope is not Scope.DESTINATIONS:
-        return []
-    domains = sorted({d.strip().lower().rstrip(".") for d in destinations if d.strip()})
-    if not domains:
-        raise ConfigError("smart host scope = destinations needs at least one destination")
-    for domain in domains:
-        if not _DOMAIN.match(domain):
-            raise ConfigError(f"destination {domain!r} is not a domain name")
-    return domains
 
 
 def _authinfo(relay: Relay, host: str) -> list[str]:
