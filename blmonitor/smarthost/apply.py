@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import copy
 import fcntl
 import hashlib
 import json
@@ -377,7 +378,8 @@ class Smarthost:
                 )
             if plan.empty and not plan.commands:
                 return Outcome(plan, changed=False, notes=["already routed through the relay"])
-            state = self._load_state()
+            before = self._load_state()
+            state = copy.deepcopy(before)
             checkpoint = self._checkpoint(plan)
             if state is None:
                 state = {
@@ -397,7 +399,6 @@ class Smarthost:
                        "username": self.relay.username},
                 scope=str(self.scope), destinations=list(self.destinations), status="applying",
             )  # fmt: skip
-            before = self._load_state()
             self._save_state(state)  # before the first change: a crash leaves the way back
             try:
                 outcome = self._execute(plan, checkpoint)
