@@ -126,6 +126,8 @@ def test_apply_mode_routes_while_listed_and_reverts_after_the_cool_down(
     clock = Clock()
     lab.flip.listed = {"203.0.113.5"}
     run(config, clock)  # listed: confirmed at once (confirm = 1), so routed now
+    saved = (setup.tmp / "state" / "smarthost.json").read_text()  # the checkpoint while applied
+    assert '"status": "applied"' in saved and PASSWORD not in saved
     setup.lab.submit("while listed")
     assert setup.relay.wait(1)[0].login == USER
     assert titles(setup.posted)[-1] == (
