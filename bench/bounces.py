@@ -87,7 +87,7 @@ from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from blmonitor.bounces.attribution import attribute_record, embedded_rules
 from blmonitor.bounces.extract import read_path
-from blmonitor.zones import embedded_catalog
+from blmonitor.dnsbl.catalog import embedded_catalog
 
 imported = time.perf_counter() - T0
 paths = [line for line in Path(sys.argv[2]).read_text().splitlines() if line.strip()]
@@ -283,7 +283,7 @@ def score(
 def blmonitor_predictions(bsd: Path) -> dict[str, list[tuple[str, Predicted]]]:
     from blmonitor.bounces.attribution import attribute_record, embedded_rules
     from blmonitor.bounces.extract import parse_message
-    from blmonitor.zones import embedded_catalog
+    from blmonitor.dnsbl.catalog import embedded_catalog
 
     rules, catalog = embedded_rules(), embedded_catalog()
     out: dict[str, list[tuple[str, Predicted]]] = {}

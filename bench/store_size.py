@@ -40,8 +40,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from blmonitor import dnsbl, monitor  # noqa: E402
 from blmonitor.config import DEFAULT_RETENTION  # noqa: E402
+from blmonitor.dnsbl import answers as dnsbl  # noqa: E402
+from blmonitor.dnsbl.catalog import embedded_catalog  # noqa: E402
 from blmonitor.models import (  # noqa: E402
     Code,
     Event,
@@ -56,9 +57,9 @@ from blmonitor.models import (  # noqa: E402
     ZoneHealth,
     ZoneStatus,
 )
-from blmonitor.notify import render_batch  # noqa: E402
-from blmonitor.store import RunRecord, Store  # noqa: E402
-from blmonitor.zones import embedded_catalog  # noqa: E402
+from blmonitor.monitor import state as monitor  # noqa: E402
+from blmonitor.monitor.notify import render_batch  # noqa: E402
+from blmonitor.monitor.store import RunRecord, Store  # noqa: E402
 
 RUN_MINUTES = 15
 RUNS_PER_DAY = 24 * 60 // RUN_MINUTES

@@ -11,7 +11,7 @@ def main() -> None:
         # Before the slow imports: a reload asked for while the daemon starts (systemctl
         # reload right after start) must not kill it; serve() installs the real handlers.
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    from .cli import main as cli
+    from blmonitor.cli import main as cli
 
     try:
         cli()

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .dnsbl import expand_targets
-from .errors import ConfigError, UsageError
-from .models import Severity
-from .resolver import Nameserver, parse_nameserver
+from blmonitor.dnsbl.answers import expand_targets
+from blmonitor.dnsbl.resolver import Nameserver, parse_nameserver
+from blmonitor.errors import ConfigError, UsageError
+from blmonitor.models import Severity
 
 DEFAULT_PATH = Path("/etc/blmonitor/config.toml")
 ROOT_DATABASE = Path("/var/lib/blmonitor/blmonitor.db")

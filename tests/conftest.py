@@ -15,7 +15,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from blmonitor.zones import Catalog, load_catalog
+from blmonitor.dnsbl.catalog import Catalog, load_catalog
 from tests import dnsservers
 
 DATA = Path(__file__).parent / "data"
@@ -105,7 +105,7 @@ def _no_machine_queue(
 ) -> None:
     """Nor this machine's Postfix queue: a test that wants one names its [diagnose] config_dir."""
     monkeypatch.setattr(
-        "blmonitor.daemon.POSTFIX_DIR", tmp_path_factory.getbasetemp() / "no-postfix"
+        "blmonitor.monitor.daemon.POSTFIX_DIR", tmp_path_factory.getbasetemp() / "no-postfix"
     )
 
 

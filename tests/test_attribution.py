@@ -9,8 +9,8 @@ import pytest
 
 from blmonitor.bounces.attribution import attribute, attribute_record, embedded_rules, load_rules
 from blmonitor.bounces.models import BounceRecord, BounceVerdict
+from blmonitor.dnsbl.catalog import embedded_catalog
 from blmonitor.errors import CatalogError
-from blmonitor.zones import embedded_catalog
 
 ROWS = tomllib.loads((Path(__file__).parent / "data" / "rejections.toml").read_text("utf-8"))["row"]
 RULES = embedded_rules()

@@ -7,15 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from blmonitor.models import (
-    ErrorKind,
-    Severity,
-    TargetKind,
-    Zone,
-    ZoneKind,
-    ZoneStatus,
-)
-from blmonitor.zones import Catalog, listed_point, parse_catalog
+from blmonitor.dnsbl.catalog import Catalog, listed_point, parse_catalog
+from blmonitor.models import ErrorKind, Severity, TargetKind, Zone, ZoneKind, ZoneStatus
 
 CATALOG_PATH = Path(__file__).parent.parent / "lists" / "zones.toml"
 GONE = (ZoneStatus.DEAD, ZoneStatus.LISTS_EVERYTHING)

@@ -218,9 +218,11 @@ def test_compact_json_text_is_the_same_document(lab) -> None:
     """The fast writer for big reports says exactly what json.dumps of report_json says."""
     import asyncio
 
-    from blmonitor import dnsbl, engine, render
-    from blmonitor.resolver import DnsClient, Nameserver
-    from blmonitor.zones import select_zones
+    from blmonitor.dnsbl import answers as dnsbl
+    from blmonitor.dnsbl import engine
+    from blmonitor.dnsbl import report as render
+    from blmonitor.dnsbl.catalog import select_zones
+    from blmonitor.dnsbl.resolver import DnsClient, Nameserver
 
     zones, _ = select_zones(lab.catalog, ["bl", "dom", "world", "strict"])
 

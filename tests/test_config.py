@@ -21,9 +21,9 @@ from blmonitor.config import (
     parse_config,
     parse_duration,
 )
+from blmonitor.dnsbl.resolver import Nameserver
 from blmonitor.errors import ConfigError
 from blmonitor.models import Severity
-from blmonitor.resolver import Nameserver
 
 DEFAULTS = Defaults(database=Path("/home/ann/.local/share/blmonitor/blmonitor.db"))
 ROOT = Defaults(database=config.ROOT_DATABASE)

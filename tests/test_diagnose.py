@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from blmonitor import cli, diagnosis, mailqueue
+from blmonitor import cli
+from blmonitor.causes import diagnosis
+from blmonitor.causes import queue as mailqueue
 from blmonitor.config import load_config
-from blmonitor.daemon import look_for_causes, notifier_for, run_once
-from blmonitor.store import Store
+from blmonitor.monitor.daemon import look_for_causes, notifier_for, run_once
+from blmonitor.monitor.store import Store
 from tests import httpservers
 from tests.postfixlab import PostfixLab, needs_postfix, postfix_instance
 from tests.test_daemon import Clock
@@ -166,7 +168,7 @@ def test_diagnose_without_history_queue_or_logs_says_what_it_could_not_check(
 
 
 def test_diagnosis_of_an_open_relay_puts_closing_it_first() -> None:
-    from blmonitor.relaytest import Attempt, AttemptResult, Outcome, RelayReport
+    from blmonitor.causes.relaytest import Attempt, AttemptResult, Outcome, RelayReport
 
     accepted = AttemptResult(Attempt("external-sender", "", "a@x.invalid", "b@y.invalid"),
                              Outcome.ACCEPTED, "RCPT", 250, "ok")  # fmt: skip
@@ -210,7 +212,7 @@ local_domains = ["blmtest.example"]
         while len(held.queue_ids()) < 75 and time.monotonic() < deadline:
             time.sleep(0.1)
         second = look_for_causes(cfg, store, now=now + timedelta(minutes=15), host="mx.example")
-        from blmonitor.daemon import deliver_pending
+        from blmonitor.monitor.daemon import deliver_pending
 
         deliver_pending(store, notifier_for(cfg), lambda: now)
         store.close()

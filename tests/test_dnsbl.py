@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from blmonitor import dnsbl
+from blmonitor.dnsbl import answers as dnsbl
+from blmonitor.dnsbl.catalog import generic_zone, parse_catalog
 from blmonitor.errors import UsageError
 from blmonitor.models import (
     Answer,
@@ -18,7 +19,6 @@ from blmonitor.models import (
     Verdict,
     ZoneHealth,
 )
-from blmonitor.zones import generic_zone, parse_catalog
 from tests.conftest import LAB_CATALOG
 
 CATALOG = LAB_CATALOG

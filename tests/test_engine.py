@@ -7,10 +7,11 @@ import time
 
 import pytest
 
-from blmonitor import dnsbl, engine
+from blmonitor.dnsbl import answers as dnsbl
+from blmonitor.dnsbl import engine
+from blmonitor.dnsbl.catalog import select_zones
+from blmonitor.dnsbl.resolver import DnsClient, Nameserver
 from blmonitor.models import Health, Report, Severity, Status, Verdict
-from blmonitor.resolver import DnsClient, Nameserver
-from blmonitor.zones import select_zones
 
 
 def run(lab, targets, zones, *, timeout=1.0, **options) -> Report:

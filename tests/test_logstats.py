@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from blmonitor.logstats import (
+from blmonitor.causes.logs import (
     FindingKind,
     LogError,
     LogThresholds,

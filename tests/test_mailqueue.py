@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from blmonitor.mailqueue import (
+from blmonitor.causes.queue import (
     Command,
     FindingKind,
     QueuedMessage,

@@ -11,9 +11,11 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from blmonitor import monitor
+from blmonitor.dnsbl.catalog import with_dqs
 from blmonitor.errors import UsageError
-from blmonitor.metrics import (
+from blmonitor.models import Health, Report, Result, Severity, Status, Verdict, ZoneHealth
+from blmonitor.monitor import state as monitor
+from blmonitor.monitor.metrics import (
     CONTENT_TYPE,
     escape_label_value,
     parse_listen,
@@ -21,10 +23,8 @@ from blmonitor.metrics import (
     serve_metrics,
     store_renderer,
 )
-from blmonitor.models import Health, Report, Result, Severity, Status, Verdict, ZoneHealth
-from blmonitor.monitor import MonitorState, PairState, ZoneState
-from blmonitor.store import RunRecord, Store
-from blmonitor.zones import with_dqs
+from blmonitor.monitor.state import MonitorState, PairState, ZoneState
+from blmonitor.monitor.store import RunRecord, Store
 from tests.conftest import DQS_KEY
 from tests.test_monitor import CATALOG, IP, T0, at
 from tests.test_store import run_series
@@ -460,8 +460,8 @@ def test_render_is_what_a_real_series_leaves(store) -> None:
 def test_bounce_listings_are_a_family_of_their_own() -> None:
     from datetime import UTC, datetime
 
-    from blmonitor import metrics
-    from blmonitor.monitor import BounceListing, MonitorState
+    from blmonitor.monitor import metrics
+    from blmonitor.monitor.state import BounceListing, MonitorState
 
     seen = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
     listing = BounceListing("203.0.113.5", "microsoft-s3150", "Microsoft", seen, seen, 3)

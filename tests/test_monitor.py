@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from blmonitor import monitor
 from blmonitor.models import (
     EventKind,
     Health,
@@ -19,6 +18,7 @@ from blmonitor.models import (
     Verdict,
     ZoneHealth,
 )
+from blmonitor.monitor import state as monitor
 from tests.conftest import LAB_CATALOG
 
 CATALOG = LAB_CATALOG

@@ -18,7 +18,7 @@ import pytest
 
 from blmonitor.errors import ConfigError
 from blmonitor.models import Event, EventKind, Severity
-from blmonitor.notify import (
+from blmonitor.monitor.notify import (
     Delivery,
     Message,
     Notifier,
@@ -550,7 +550,7 @@ def test_rendering_does_not_import_apprise() -> None:
     import subprocess
     import sys
 
-    code = "import sys, blmonitor.notify as n; n.render_batch; assert 'apprise' not in sys.modules"
+    code = "import sys, blmonitor.monitor.notify as n; n.render_batch; assert 'apprise' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -10,7 +10,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from blmonitor import publicip
+from blmonitor.dnsbl import publicip
 from blmonitor.errors import DiscoveryError
 from tests import dnsservers, httpservers
 

@@ -18,7 +18,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 
-from blmonitor.relaytest import (
+from blmonitor.causes.relaytest import (
     Attempt,
     Outcome,
     RelayVerdict,

@@ -10,9 +10,9 @@ import dns.name
 import dns.rdatatype
 import pytest
 
+from blmonitor.dnsbl.resolver import DnsClient, Nameserver, parse_nameserver
 from blmonitor.errors import UsageError
 from blmonitor.models import Answer, Outcome
-from blmonitor.resolver import DnsClient, Nameserver, parse_nameserver
 from tests import dnsservers
 
 A = dns.rdatatype.A

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from blmonitor.models import Severity
-from blmonitor.monitor import BounceListing, MonitorState, PairState
-from blmonitor.notify import render_smarthost
+from blmonitor.monitor.notify import render_smarthost
+from blmonitor.monitor.state import BounceListing, MonitorState, PairState
 from blmonitor.smarthost import policy, postfix
 from blmonitor.smarthost.plan import PASSWORD, FileEdit, Mta, Plan, Relay, Scope, render_plan
 

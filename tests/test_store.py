@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from blmonitor import monitor
 from blmonitor.errors import StoreError
 from blmonitor.models import EventKind, Health, Severity, Status
-from blmonitor.store import MIGRATIONS, RunRecord, Store
+from blmonitor.monitor import state as monitor
+from blmonitor.monitor.store import MIGRATIONS, RunRecord, Store
 from tests.test_monitor import at, report
 
 

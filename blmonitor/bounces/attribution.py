@@ -1,7 +1,7 @@
 """Attribution: from a rejection text (and its remote MTA), which blocklist rejected us, if any.
 
 Pure and data-driven: the patterns live in `lists/bounces.toml` (`load_rules`, `embedded_rules`),
-the DNS zones in the catalog (`blmonitor.zones`). `attribute()` does no I/O.
+the DNS zones in the catalog (`blmonitor.dnsbl.catalog`). `attribute()` does no I/O.
 
 Precedence, first hit wins:
   1. receiver-error — the receiver's own DNSBL query failed ("open resolver", "query refused",
@@ -27,10 +27,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import CatalogError
-from ..models import TargetKind, Zone
-from ..zones import Catalog, read_list_data
-from .models import Attribution, BounceRecord, BounceVerdict, ListKind
+from blmonitor.bounces.models import Attribution, BounceRecord, BounceVerdict, ListKind
+from blmonitor.dnsbl.catalog import Catalog, read_list_data
+from blmonitor.errors import CatalogError
+from blmonitor.models import TargetKind, Zone
 
 # RFC 5321 §4.5.3.1.5 caps a reply line at 512 octets; a diagnostic of many lines still fits.
 # Longer input is cut so that no text can make the patterns slow.

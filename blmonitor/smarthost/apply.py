@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import SmarthostError
-from . import postfix
-from .plan import PASSWORD, PRESENT, Command, FileEdit, Mta, Plan, Relay, Scope
+from blmonitor.errors import SmarthostError
+from blmonitor.smarthost import postfix
+from blmonitor.smarthost.plan import PASSWORD, PRESENT, Command, FileEdit, Mta, Plan, Relay, Scope
 
 DEFAULT_CONFIG_DIRS = {
     Mta.POSTFIX: Path("/etc/postfix"),
@@ -65,7 +65,7 @@ class FilePlanner(Protocol):
 
 def file_planner(mta: Mta) -> FilePlanner:
     """The planner module of an MTA configured by whole files."""
-    from . import exim, opensmtpd, sendmail
+    from blmonitor.smarthost import exim, opensmtpd, sendmail
 
     planners: dict[Mta, FilePlanner] = {
         Mta.EXIM: exim, Mta.SENDMAIL: sendmail, Mta.OPENSMTPD: opensmtpd

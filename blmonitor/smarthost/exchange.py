@@ -11,8 +11,8 @@ import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from ..errors import ConfigError
-from .plan import Mta, Plan, Relay, Scope, destination_domains
+from blmonitor.errors import ConfigError
+from blmonitor.smarthost.plan import Mta, Plan, Relay, Scope, destination_domains
 
 CONNECTOR = "blmonitor smart host"
 SAVED = r"$env:ProgramData\blmonitor\sendconnectors-before.xml"

@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from ..errors import ConfigError
-from .plan import (
+from blmonitor.errors import ConfigError
+from blmonitor.smarthost.plan import (
     PASSWORD,
     Command,
     FileEdit,

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError
+from blmonitor.errors import ConfigError
 
 _DOMAIN = re.compile(r"[a-z0-9.-]+")
 _WILDCARD_DOMAIN = re.compile(r"[a-z0-9.*-]+")

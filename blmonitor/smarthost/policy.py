@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import resources
 
-from ..models import Severity
-from ..monitor import MonitorState
+from blmonitor.models import Severity
+from blmonitor.monitor.state import MonitorState
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .plan import PASSWORD, Command, FileEdit, Mta, Plan, Relay, Scope
+from blmonitor.smarthost.plan import PASSWORD, Command, FileEdit, Mta, Plan, Relay, Scope
 
 SASL = "blmonitor_sasl_passwd"
 TLS_POLICY = "blmonitor_tls_policy"

@@ -27,21 +27,29 @@ from typing import ClassVar
 
 import schedule
 
-from . import dnsbl, engine, monitor
-from .bounces import watch
-from .bounces.attribution import attribute_record, embedded_rules
-from .bounces.models import Attribution, BounceRecord, BounceVerdict
-from .config import Config, load_config
-from .errors import BlmonitorError, UsageError
-from .models import Event, Report, Severity, Verdict
-from .notify import Message, Notifier, render_batch, render_findings, render_smarthost
-from .resolver import system_nameservers
-from .smarthost import policy
-from .smarthost.apply import Outcome, Smarthost, detect_mta
-from .smarthost.plan import Mta, Plan, Relay, Scope, render_plan
-from .smarthost.policy import Blocking
-from .store import RunRecord, Store
-from .zones import Catalog, catalog_from, read_dqs_key, select_zones
+from blmonitor.bounces import watch
+from blmonitor.bounces.attribution import attribute_record, embedded_rules
+from blmonitor.bounces.models import Attribution, BounceRecord, BounceVerdict
+from blmonitor.config import Config, load_config
+from blmonitor.dnsbl import answers as dnsbl
+from blmonitor.dnsbl import engine
+from blmonitor.dnsbl.catalog import Catalog, catalog_from, read_dqs_key, select_zones
+from blmonitor.dnsbl.resolver import system_nameservers
+from blmonitor.errors import BlmonitorError, UsageError
+from blmonitor.models import Event, Report, Severity, Verdict
+from blmonitor.monitor import state as monitor
+from blmonitor.monitor.notify import (
+    Message,
+    Notifier,
+    render_batch,
+    render_findings,
+    render_smarthost,
+)
+from blmonitor.monitor.store import RunRecord, Store
+from blmonitor.smarthost import policy
+from blmonitor.smarthost.apply import Outcome, Smarthost, detect_mta
+from blmonitor.smarthost.plan import Mta, Plan, Relay, Scope, render_plan
+from blmonitor.smarthost.policy import Blocking
 
 log = logging.getLogger("blmonitor")
 
@@ -58,7 +66,7 @@ def utcnow() -> datetime:
 
 
 def discover_public(timeout: float) -> list[str]:
-    from . import publicip
+    from blmonitor.dnsbl import publicip
 
     return [str(a) for a in asyncio.run(publicip.discover(timeout=timeout))]
 
@@ -273,7 +281,7 @@ def serve(config_path: Path | None, *, once: bool = False, metrics: str = "") ->
 
     With `metrics` (HOST:PORT), Prometheus metrics are served from the database meanwhile.
     """
-    from .metrics import MetricsServer, parse_listen, serve_metrics, store_renderer
+    from blmonitor.monitor.metrics import MetricsServer, parse_listen, serve_metrics, store_renderer
 
     config = load_config(config_path)
     listen = parse_listen(metrics) if metrics else None
@@ -395,7 +403,7 @@ def smarthost_plan(
 ) -> Plan:
     """The exact change (`apply` or `revert`) for this machine's MTA, or Exchange's snippet."""
     if mta_of(config, mta) is Mta.EXCHANGE:
-        from .smarthost import exchange
+        from blmonitor.smarthost import exchange
 
         relay = relay_of(config)
         scope = Scope(config.smarthost.scope)
@@ -584,7 +592,8 @@ def queue_source(config: Config) -> str:
 def look_for_causes(config: Config, store: Store, *, now: datetime, host: str) -> list[str]:
     """The queue and the logs, on each run: new findings become events and one notification
     (a finding that stays is not told again). Returns the findings' messages."""
-    from . import logstats, mailqueue
+    from blmonitor.causes import logs as logstats
+    from blmonitor.causes import queue as mailqueue
 
     found: list[tuple[str, str, str]] = []  # kind, who or what it is about, the message
     local = config.diagnose.local_domains

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from . import logstats, mailqueue, relaytest
+from blmonitor.causes import logs as logstats
+from blmonitor.causes import queue as mailqueue
+from blmonitor.causes import relaytest
 
 
 @dataclass(frozen=True, slots=True)

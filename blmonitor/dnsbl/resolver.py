@@ -30,8 +30,8 @@ import dns.rdata
 import dns.rdatatype
 import dns.wire
 
-from .errors import UsageError
-from .models import Answer, Outcome
+from blmonitor.errors import UsageError
+from blmonitor.models import Answer, Outcome
 
 _HEADER = struct.Struct("!HHHHHH")
 _FLAGS_RD = 0x0100

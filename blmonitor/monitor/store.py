@@ -23,10 +23,10 @@ from typing import Any
 
 import sqlite_utils
 
-from .bounces.models import Attribution, BounceRecord
-from .errors import StoreError
-from .models import Event, EventKind, Report, Severity, Status
-from .monitor import BounceListing, MonitorState, PairState, ZoneState
+from blmonitor.bounces.models import Attribution, BounceRecord
+from blmonitor.errors import StoreError
+from blmonitor.models import Event, EventKind, Report, Severity, Status
+from blmonitor.monitor.state import BounceListing, MonitorState, PairState, ZoneState
 
 
 def _ts(value: datetime | None) -> str | None:

@@ -12,17 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from .bounces.models import Attribution, BounceRecord, BounceVerdict
-from .models import (
-    Event,
-    EventKind,
-    Health,
-    Report,
-    Result,
-    Severity,
-    Status,
-    ZoneHealth,
-)
+from blmonitor.bounces.models import Attribution, BounceRecord, BounceVerdict
+from blmonitor.models import Event, EventKind, Health, Report, Result, Severity, Status, ZoneHealth
 
 PairKey = tuple[str, str]  # (target, zone name)
 

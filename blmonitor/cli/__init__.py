@@ -20,11 +20,14 @@ from typing import Any, NoReturn
 
 import click
 
-from . import __version__, dnsbl, engine, render
-from .errors import BlmonitorError, UsageError
-from .models import Severity, Target, Verdict
-from .resolver import Nameserver, parse_nameserver, system_nameservers
-from .zones import catalog_from, read_dqs_key, select_zones
+from blmonitor import __version__
+from blmonitor.dnsbl import answers as dnsbl
+from blmonitor.dnsbl import engine
+from blmonitor.dnsbl import report as render
+from blmonitor.dnsbl.catalog import catalog_from, read_dqs_key, select_zones
+from blmonitor.dnsbl.resolver import Nameserver, parse_nameserver, system_nameservers
+from blmonitor.errors import BlmonitorError, UsageError
+from blmonitor.models import Severity, Target, Verdict
 
 EXIT_CLEAN = 0
 EXIT_LISTED = 1
@@ -92,7 +95,7 @@ def _nameservers(
 
 
 def _discover(ip_urls: Sequence[str], timeout: float) -> list[Target]:
-    from . import publicip  # httpx is slow to import and only needed here
+    from blmonitor.dnsbl import publicip  # httpx is slow to import and only needed here
 
     if ip_urls:
         found = asyncio.run(
@@ -220,7 +223,7 @@ def check(
       blmonitor check 203.0.113.0/28 --zone zen.spamhaus.org --resolver 127.0.0.1
       blmonitor check -f ips.txt --resolver 10.0.0.53 --concurrency 2000 --json
     """
-    from .config import config_exists, load_config
+    from blmonitor.config import config_exists, load_config
 
     servers: list[Nameserver] = []
     if config_exists(config_path):  # the monitor's settings, unless an option says otherwise
@@ -340,8 +343,8 @@ _CONFIG_OPTION = click.option(
 def _open(config_path: Path | None) -> tuple[Any, Any]:
     """The config and its history database; None for the store when no run has made one
     yet (reading commands never create a database)."""
-    from .config import load_config
-    from .store import Store
+    from blmonitor.config import load_config
+    from blmonitor.monitor.store import Store
 
     config = load_config(config_path)
     if not config.monitor.database.exists():
@@ -367,7 +370,7 @@ def run(config_path: Path | None, once: bool, verbose: bool, metrics: str) -> No
       blmonitor run --once
       blmonitor run --metrics 127.0.0.1:9469
     """
-    from .daemon import serve, setup_logging
+    from blmonitor.monitor.daemon import serve, setup_logging
 
     setup_logging(verbose=verbose)
     sys.exit(serve(config_path, once=once, metrics=metrics))
@@ -402,7 +405,7 @@ def status(config_path: Path | None, as_json: bool) -> None:
     """
     from datetime import UTC, datetime, timedelta
 
-    from .monitor import MonitorState
+    from blmonitor.monitor.state import MonitorState
 
     config, store = _open(config_path)
     state, last = MonitorState(), None
@@ -546,8 +549,8 @@ def history(
     """
     from datetime import UTC, datetime, timedelta
 
-    from .config import parse_duration
-    from .errors import ConfigError
+    from blmonitor.config import parse_duration
+    from blmonitor.errors import ConfigError
 
     now = datetime.now(UTC)
     cutoff = None
@@ -615,9 +618,9 @@ def notify(config_path: Path | None, send_test: bool) -> None:
     """
     import socket
 
-    from .config import load_config
-    from .daemon import notifier_for
-    from .notify import render_test_message
+    from blmonitor.config import load_config
+    from blmonitor.monitor.daemon import notifier_for
+    from blmonitor.monitor.notify import render_test_message
 
     config = load_config(config_path)
     notifier = notifier_for(config)
@@ -663,8 +666,8 @@ def smarthost() -> None:
 
 
 def _smarthost_config(config_path: Path | None) -> tuple[Any, Any]:
-    from .config import load_config
-    from .store import Store
+    from blmonitor.config import load_config
+    from blmonitor.monitor.store import Store
 
     config = load_config(config_path)
     return config, Store(config.monitor.database)
@@ -672,8 +675,8 @@ def _smarthost_config(config_path: Path | None) -> tuple[Any, Any]:
 
 def _destinations(config: Any, store: Any, given: Sequence[str]) -> tuple[str, ...]:
     """The --destination domains, or with scope = destinations those that block us now."""
-    from .daemon import wanted_destinations
-    from .smarthost import policy
+    from blmonitor.monitor.daemon import wanted_destinations
+    from blmonitor.smarthost import policy
 
     if given:
         return tuple(sorted({d.lower().strip(".") for d in given}))
@@ -706,8 +709,8 @@ def smarthost_plan_command(
       blmonitor smarthost plan --mta exchange
       blmonitor smarthost plan --revert --config-dir /tmp/postfix-copy
     """
-    from .daemon import relay_of, smarthost_plan
-    from .smarthost.plan import render_plan
+    from blmonitor.monitor.daemon import relay_of, smarthost_plan
+    from blmonitor.smarthost.plan import render_plan
 
     config, store = _open(config_path)
     action = "revert" if revert_plan else "apply"
@@ -721,7 +724,7 @@ def _act(config_path: Path | None, action: str, mta: str | None, config_dir: Pat
          destinations: Sequence[str], as_json: bool) -> None:  # fmt: skip
     import socket
 
-    from .daemon import deliver_pending, notifier_for, smarthost_act, utcnow
+    from blmonitor.monitor.daemon import deliver_pending, notifier_for, smarthost_act, utcnow
 
     config, store = _smarthost_config(config_path)
     wanted = _destinations(config, store, destinations) if action == "apply" else ()
@@ -793,7 +796,7 @@ def smarthost_status(config_path: Path | None, mta: str | None, config_dir: Path
     Example:
       blmonitor smarthost status
     """
-    from .daemon import smarthost_of
+    from blmonitor.monitor.daemon import smarthost_of
 
     config, store = _open(config_path)
     state = smarthost_of(config, mta=mta or "", config_dir=config_dir).status()
@@ -828,7 +831,7 @@ def smarthost_sync(config_path: Path | None) -> None:
     """
     import socket
 
-    from .daemon import deliver_pending, notifier_for, sync_smarthost, utcnow
+    from blmonitor.monitor.daemon import deliver_pending, notifier_for, sync_smarthost, utcnow
 
     config, store = _smarthost_config(config_path)
     outcome = sync_smarthost(config, store, now=utcnow(), host=socket.getfqdn())
@@ -875,7 +878,7 @@ def relaytest(host: str, port: int, local_domain: str, timeout: float, as_json: 
     Example:
       blmonitor relaytest mx.example.com --local-domain example.com
     """
-    from . import relaytest as probe
+    from blmonitor.causes import relaytest as probe
 
     attempts = probe.build_attempts(host, local_domain=local_domain, target_ip=_resolve(host))
     report = probe.probe(host, port, attempts, timeout=timeout)
@@ -892,7 +895,7 @@ def _local_domains(config: Any, given: Sequence[str]) -> tuple[str, ...]:
 
 
 def _read_queue(mta: str, config_dir: Path | None) -> Any:
-    from . import mailqueue
+    from blmonitor.causes import queue as mailqueue
 
     if mta == "exim":
         return mailqueue.read_exim_queue(exim="exim4" if _which("exim4") else "exim")
@@ -945,8 +948,8 @@ def queue(config_path: Path | None, mta: str | None, config_dir: Path | None,
     """
     from datetime import UTC, datetime
 
-    from . import mailqueue
-    from .config import load_config
+    from blmonitor.causes import queue as mailqueue
+    from blmonitor.config import load_config
 
     config = load_config(config_path)
     chosen = _queue_mta(mta)
@@ -982,7 +985,7 @@ def queue(config_path: Path | None, mta: str | None, config_dir: Path | None,
 def _record_removal(config: Any, mta: str, sender: str | None, removal: Any) -> None:
     from datetime import UTC, datetime
 
-    from .store import Store
+    from blmonitor.monitor.store import Store
 
     store = Store(config.monitor.database)
     try:
@@ -1026,9 +1029,11 @@ def diagnose(config_path: Path | None, logs: tuple[Path, ...], since: str, mta: 
     """
     from datetime import UTC, datetime, timedelta
 
-    from . import diagnosis, logstats, mailqueue
-    from . import relaytest as probe
-    from .config import parse_duration
+    from blmonitor.causes import diagnosis
+    from blmonitor.causes import logs as logstats
+    from blmonitor.causes import queue as mailqueue
+    from blmonitor.causes import relaytest as probe
+    from blmonitor.config import parse_duration
 
     config, store = _open(config_path)
     now = datetime.now(UTC)
@@ -1145,9 +1150,9 @@ def explain(text: str, remote_mta: str, as_json: bool) -> None:
       blmonitor explain "554 5.7.1 Client host [203.0.113.5] blocked using zen.spamhaus.org"
       blmonitor explain - --json < rejection.txt
     """
-    from .bounces.attribution import attribute, embedded_rules
-    from .bounces.models import BounceVerdict
-    from .zones import embedded_catalog
+    from blmonitor.bounces.attribution import attribute, embedded_rules
+    from blmonitor.bounces.models import BounceVerdict
+    from blmonitor.dnsbl.catalog import embedded_catalog
 
     if text == "-":
         text = sys.stdin.read()
@@ -1209,11 +1214,11 @@ def scan(paths: tuple[Path, ...], as_json: bool) -> None:
       blmonitor bounces scan ~/Maildir/.bounces /var/mail/postmaster
       blmonitor bounces scan /var/log/mail.log --json
     """
-    from .bounces.attribution import attribute_record, embedded_rules
-    from .bounces.extract import read_path
-    from .bounces.models import BounceRecord, BounceVerdict
-    from .bounces.watch import looks_like_log, read_log
-    from .zones import embedded_catalog
+    from blmonitor.bounces.attribution import attribute_record, embedded_rules
+    from blmonitor.bounces.extract import read_path
+    from blmonitor.bounces.models import BounceRecord, BounceVerdict
+    from blmonitor.bounces.watch import looks_like_log, read_log
+    from blmonitor.dnsbl.catalog import embedded_catalog
 
     rules, catalog = embedded_rules(), embedded_catalog()
 

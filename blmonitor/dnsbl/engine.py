@@ -20,8 +20,9 @@ from typing import Any, Protocol
 import dns.name
 import dns.rdatatype
 
-from . import dnsbl
-from .models import (
+from blmonitor.dnsbl import answers as dnsbl
+from blmonitor.dnsbl.resolver import DnsClient, Nameserver
+from blmonitor.models import (
     Answer,
     Health,
     Outcome,
@@ -33,7 +34,6 @@ from .models import (
     Zone,
     ZoneHealth,
 )
-from .resolver import DnsClient, Nameserver
 
 Progress = Callable[[int, int], None]
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .errors import BlmonitorError
+from blmonitor.errors import BlmonitorError
 
 __all__ = [
     "Command",

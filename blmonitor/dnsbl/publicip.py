@@ -28,7 +28,7 @@ import dns.rdataclass
 import dns.rdatatype
 import httpx
 
-from .errors import DiscoveryError
+from blmonitor.errors import DiscoveryError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

@@ -15,8 +15,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import CatalogError, UsageError
-from .models import Code, ErrorCode, ErrorKind, Severity, TargetKind, Zone, ZoneKind, ZoneStatus
+from blmonitor.errors import CatalogError, UsageError
+from blmonitor.models import (
+    Code,
+    ErrorCode,
+    ErrorKind,
+    Severity,
+    TargetKind,
+    Zone,
+    ZoneKind,
+    ZoneStatus,
+)
 
 # RFC 5782 §5: every DNSxL lists these test points and never lists the negative ones.
 RFC5782_LISTED = {

@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from .errors import ConfigError
-from .models import Event, EventKind, Severity
+from blmonitor.errors import ConfigError
+from blmonitor.models import Event, EventKind, Severity
 
 if TYPE_CHECKING:
     from apprise import NotifyType

@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 from dataclasses import replace
 from typing import Any
 
-from .models import Health, Report, Result, Status, Verdict
+from blmonitor.models import Health, Report, Result, Status, Verdict
 
 
 def result_json(result: Result, label: str | None = None) -> dict[str, Any]:

@@ -23,11 +23,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .bounces.attribution import Rules, attribute, attribute_record, embedded_rules
-from .bounces.logs import _MONTHS, _date, parse_log_line
-from .bounces.models import BounceVerdict
-from .errors import BlmonitorError
-from .zones import Catalog, embedded_catalog
+from blmonitor.bounces.attribution import Rules, attribute, attribute_record, embedded_rules
+from blmonitor.bounces.logs import _MONTHS, _date, parse_log_line
+from blmonitor.bounces.models import BounceVerdict
+from blmonitor.dnsbl.catalog import Catalog, embedded_catalog
+from blmonitor.errors import BlmonitorError
 
 __all__ = [
     "FindingKind",

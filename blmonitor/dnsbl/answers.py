@@ -16,8 +16,9 @@ from dataclasses import dataclass, replace
 import dns.name
 import dns.reversename
 
-from .errors import UsageError
-from .models import (
+from blmonitor.dnsbl.catalog import listed_point, unlisted_point
+from blmonitor.errors import UsageError
+from blmonitor.models import (
     Answer,
     Code,
     ErrorCode,
@@ -34,7 +35,6 @@ from .models import (
     ZoneHealth,
     ZoneKind,
 )
-from .zones import listed_point, unlisted_point
 
 LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
 MAX_CIDR_ADDRESSES = 4096

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import BlmonitorError, UsageError
-from .monitor import MonitorState
-from .store import Store
+from blmonitor.errors import BlmonitorError, UsageError
+from blmonitor.monitor.state import MonitorState
+from blmonitor.monitor.store import Store
 
 log = logging.getLogger("blmonitor.metrics")
 

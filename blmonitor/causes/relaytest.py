@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .render import table
+from blmonitor.dnsbl.report import table
 
 __all__ = [
     "Attempt",
