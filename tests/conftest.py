@@ -105,7 +105,7 @@ def _no_machine_queue(
 ) -> None:
     """Nor this machine's Postfix queue: a test that wants one names its [diagnose] config_dir."""
     monkeypatch.setattr(
-        "blmonitor.monitor.daemon.POSTFIX_DIR", tmp_path_factory.getbasetemp() / "no-postfix"
+        "blmonitor.causes.findings.POSTFIX_DIR", tmp_path_factory.getbasetemp() / "no-postfix"
     )
 
 

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from blmonitor import cli
 from blmonitor.config import load_config
 from blmonitor.models import EventKind
-from blmonitor.monitor.daemon import notifier_for, run_once
+from blmonitor.monitor.run import notifier_for, run_once
 from blmonitor.monitor.store import Store
 from tests import httpservers
 from tests.conftest import SMTPSink

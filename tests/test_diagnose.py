@@ -17,8 +17,10 @@ from click.testing import CliRunner
 from blmonitor import cli
 from blmonitor.causes import diagnosis
 from blmonitor.causes import queue as mailqueue
+from blmonitor.causes.findings import look_for_causes
 from blmonitor.config import load_config
-from blmonitor.monitor.daemon import look_for_causes, notifier_for, run_once
+from blmonitor.monitor.run import notifier_for, run_once
+from blmonitor.monitor.state import CauseMemory
 from blmonitor.monitor.store import Store
 from tests import httpservers
 from tests.postfixlab import PostfixLab, needs_postfix, postfix_instance
@@ -122,8 +124,8 @@ queue = false
     finally:
         lab.flip.listed = set()
     # the daemon saw an empty queue 20 minutes ago; now it holds 1,050 bounces
-    store.set_meta("queue_snapshot", {"at": (datetime.now(UTC) - timedelta(minutes=20)).isoformat(),
-                                      "messages": 0})  # fmt: skip
+    store.save_causes(CauseMemory(queue_at=datetime.now(UTC) - timedelta(minutes=20),
+                                  queue_messages=0))  # fmt: skip
     store.close()
     fill(held, bounces=1050)
     log = tmp_path / "mail.log"
@@ -212,7 +214,7 @@ local_domains = ["blmtest.example"]
         while len(held.queue_ids()) < 75 and time.monotonic() < deadline:
             time.sleep(0.1)
         second = look_for_causes(cfg, store, now=now + timedelta(minutes=15), host="mx.example")
-        from blmonitor.monitor.daemon import deliver_pending
+        from blmonitor.monitor.run import deliver_pending
 
         deliver_pending(store, notifier_for(cfg), lambda: now)
         store.close()

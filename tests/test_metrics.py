@@ -23,7 +23,7 @@ from blmonitor.monitor.metrics import (
     serve_metrics,
     store_renderer,
 )
-from blmonitor.monitor.state import MonitorState, PairState, ZoneState
+from blmonitor.monitor.state import CauseMemory, MonitorState, PairState, ZoneState
 from blmonitor.monitor.store import RunRecord, Store
 from tests.conftest import DQS_KEY
 from tests.test_monitor import CATALOG, IP, T0, at
@@ -473,7 +473,9 @@ def test_bounce_listings_are_a_family_of_their_own() -> None:
 def test_store_renderer_shows_the_smart_host_and_the_findings(tmp_path) -> None:
     store = Store(tmp_path / "h.db")
     store.record_smarthost(T0, {"action": "apply", "outcome": "done", "relay": "smtp.isp:587"})
-    store.set_meta("cause_messages", ["60 of 65 messages are bounces", "sasl user a sent 400"])
+    store.save_causes(
+        CauseMemory(messages=("60 of 65 messages are bounces", "sasl user a sent 400"))
+    )
     store.close()
     got = samples(store_renderer(tmp_path / "h.db", clock=lambda: T0)())
     assert (got["blmonitor_smarthost_routed"], got["blmonitor_cause_findings"]) == ("1", "2")

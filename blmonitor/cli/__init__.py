@@ -418,7 +418,7 @@ def status(config_path: Path | None, as_json: bool) -> None:
             actions = store.smarthost_actions()
             if actions and actions[0]["outcome"] in ("done", "requested", "recommended"):
                 routing = actions[0]
-            findings = store.meta("cause_messages") or []
+            findings = list(store.load_causes().messages)
         finally:
             store.close()
     now = datetime.now(UTC)
@@ -619,8 +619,8 @@ def notify(config_path: Path | None, send_test: bool) -> None:
     import socket
 
     from blmonitor.config import load_config
-    from blmonitor.monitor.daemon import notifier_for
     from blmonitor.monitor.notify import render_test_message
+    from blmonitor.monitor.run import notifier_for
 
     config = load_config(config_path)
     notifier = notifier_for(config)
@@ -675,8 +675,8 @@ def _smarthost_config(config_path: Path | None) -> tuple[Any, Any]:
 
 def _destinations(config: Any, store: Any, given: Sequence[str]) -> tuple[str, ...]:
     """The --destination domains, or with scope = destinations those that block us now."""
-    from blmonitor.monitor.daemon import wanted_destinations
     from blmonitor.smarthost import policy
+    from blmonitor.smarthost.service import wanted_destinations
 
     if given:
         return tuple(sorted({d.lower().strip(".") for d in given}))
@@ -709,8 +709,8 @@ def smarthost_plan_command(
       blmonitor smarthost plan --mta exchange
       blmonitor smarthost plan --revert --config-dir /tmp/postfix-copy
     """
-    from blmonitor.monitor.daemon import relay_of, smarthost_plan
     from blmonitor.smarthost.plan import render_plan
+    from blmonitor.smarthost.service import relay_of, smarthost_plan
 
     config, store = _open(config_path)
     action = "revert" if revert_plan else "apply"
@@ -724,7 +724,8 @@ def _act(config_path: Path | None, action: str, mta: str | None, config_dir: Pat
          destinations: Sequence[str], as_json: bool) -> None:  # fmt: skip
     import socket
 
-    from blmonitor.monitor.daemon import deliver_pending, notifier_for, smarthost_act, utcnow
+    from blmonitor.monitor.run import deliver_pending, notifier_for, utcnow
+    from blmonitor.smarthost.service import smarthost_act
 
     config, store = _smarthost_config(config_path)
     wanted = _destinations(config, store, destinations) if action == "apply" else ()
@@ -796,7 +797,7 @@ def smarthost_status(config_path: Path | None, mta: str | None, config_dir: Path
     Example:
       blmonitor smarthost status
     """
-    from blmonitor.monitor.daemon import smarthost_of
+    from blmonitor.smarthost.service import smarthost_of
 
     config, store = _open(config_path)
     state = smarthost_of(config, mta=mta or "", config_dir=config_dir).status()
@@ -831,7 +832,8 @@ def smarthost_sync(config_path: Path | None) -> None:
     """
     import socket
 
-    from blmonitor.monitor.daemon import deliver_pending, notifier_for, sync_smarthost, utcnow
+    from blmonitor.monitor.run import deliver_pending, notifier_for, utcnow
+    from blmonitor.smarthost.service import sync_smarthost
 
     config, store = _smarthost_config(config_path)
     outcome = sync_smarthost(config, store, now=utcnow(), host=socket.getfqdn())
@@ -1049,8 +1051,7 @@ def diagnose(config_path: Path | None, logs: tuple[Path, ...], since: str, mta: 
                     row["target"], row["zone"],
                     datetime.fromisoformat(row["first_seen"]) if row["first_seen"] else None,
                     row["delist_url"] or "", row["meaning"] or ""))  # fmt: skip
-        wanted = store.meta("smarthost_wanted") or {}
-        smarthost_applied = wanted.get("action") == "apply"
+        smarthost_applied = store.load_smarthost().applied
         checked.append("listings in the history")
     else:
         skipped.append(f"no history database yet ({config.monitor.database}): run blmonitor run")
@@ -1062,10 +1063,10 @@ def diagnose(config_path: Path | None, logs: tuple[Path, ...], since: str, mta: 
         checked.append(f"the {chosen} queue")
     except BlmonitorError as exc:
         skipped.append(f"queue: {exc}")
-    last = store.meta("queue_snapshot") if store is not None else None
-    if queue_report is not None and last:
+    last = store.load_causes() if store is not None else None
+    if queue_report is not None and last is not None and last.queue_at is not None:
         # the daemon's snapshot from its last run: how fast the queue grows
-        earlier = mailqueue.QueueSnapshot(datetime.fromisoformat(last["at"]), last["messages"])
+        earlier = mailqueue.QueueSnapshot(last.queue_at, last.queue_messages)
         later = mailqueue.QueueSnapshot(now, queue_report.messages)
         growth = mailqueue.growth_finding(mailqueue.queue_growth(earlier, later))
     log_report = None

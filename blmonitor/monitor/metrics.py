@@ -249,7 +249,7 @@ def store_renderer(database: Path, *, clock: Callable[[], datetime] = _utcnow) -
                 actions = store.smarthost_actions()
                 applied = [a for a in actions if a["outcome"] in ("done", "requested")]
                 smarthost = applied[0] if applied else None
-                findings = len(store.meta("cause_messages") or [])
+                findings = len(store.load_causes().messages)
             finally:
                 store.close()
         except Exception as exc:  # a scrape must answer, whatever broke

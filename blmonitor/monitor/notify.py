@@ -64,6 +64,10 @@ class Message:
     severity: Severity
     kinds: tuple[str, ...]  # distinct EventKind values (or "test"), in body order
 
+    def queued(self) -> tuple[str, str, Severity, tuple[str, ...]]:
+        """As the store keeps a notification to send."""
+        return (self.title, self.body, self.severity, self.kinds)
+
 
 @dataclass(frozen=True, slots=True)
 class Delivery:

@@ -74,6 +74,31 @@ class BounceListing:
 
 
 @dataclass(frozen=True, slots=True)
+class SmarthostMemory:
+    """What the smart-host service remembers between runs."""
+
+    action: str = ""  # the last action it asked for or did: "apply", "revert" ("" none yet)
+    destinations: tuple[str, ...] = ()  # with scope = destinations: the domains routed
+    last_listed: datetime | None = None  # the last run that found a blocking listing
+    error: str = ""  # the last failure, told once however often it repeats
+
+    @property
+    def applied(self) -> bool:
+        return self.action == "apply"
+
+
+@dataclass(frozen=True, slots=True)
+class CauseMemory:
+    """What the cause finder remembers between runs: the queue as it was, and what was told."""
+
+    queue_at: datetime | None = None  # the last queue snapshot: when, and how many messages
+    queue_messages: int = 0
+    queue_error: str = ""  # the last error reading the queue, logged once
+    findings: tuple[str, ...] = ()  # "kind:subject" of the findings already told
+    messages: tuple[str, ...] = ()  # the findings of the last run, as people read them
+
+
+@dataclass(frozen=True, slots=True)
 class MonitorState:
     pairs: Mapping[PairKey, PairState] = field(default_factory=dict)
     zones: Mapping[str, ZoneState] = field(default_factory=dict)

@@ -26,7 +26,14 @@ import sqlite_utils
 from blmonitor.bounces.models import Attribution, BounceRecord
 from blmonitor.errors import StoreError
 from blmonitor.models import Event, EventKind, Report, Severity, Status
-from blmonitor.monitor.state import BounceListing, MonitorState, PairState, ZoneState
+from blmonitor.monitor.state import (
+    BounceListing,
+    CauseMemory,
+    MonitorState,
+    PairState,
+    SmarthostMemory,
+    ZoneState,
+)
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -54,6 +61,13 @@ def _meta(state: MonitorState) -> dict[str, Any]:
             for b in state.bounces.values()
         ],
     }  # fmt: skip
+
+
+# The monitor_meta rows behind SmarthostMemory and CauseMemory (their names are on disk).
+_MEMO = (
+    "smarthost_wanted", "smarthost_last_listed", "smarthost_error",
+    "queue_snapshot", "queue_error", "cause_findings", "cause_messages",
+)  # fmt: skip
 
 
 def _bounce_listings(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str], BounceListing]:
@@ -523,16 +537,69 @@ class Store:
              "owed": "[]"},
         )  # fmt: skip
 
-    # --- smart host ------------------------------------------------------------------------
+    # --- what the smart host and the cause finder remember between runs ------------------
 
-    def meta(self, key: str) -> Any:
-        """A value kept between runs outside the monitor state (None when never set)."""
-        row = self.db.execute("SELECT value FROM monitor_meta WHERE key = ?", [key]).fetchone()
-        return None if row is None else json.loads(row[0])
+    def _memo(self) -> dict[str, Any]:
+        rows = self.db.execute(
+            f"SELECT key, value FROM monitor_meta WHERE key IN ({', '.join('?' * len(_MEMO))})",
+            list(_MEMO),
+        ).fetchall()
+        return {key: json.loads(value) for key, value in rows}
 
-    def set_meta(self, key: str, value: Any) -> None:
-        with self._writing():
-            self.db.table("monitor_meta").upsert({"key": key, "value": json.dumps(value)}, pk="key")
+    def _save_memo(self, values: Mapping[str, Any]) -> None:
+        known = self._memo()
+        changed = {k: v for k, v in values.items() if known.get(k) != v}
+        if changed:
+            with self._writing():
+                self.db.table("monitor_meta").upsert_all(
+                    [{"key": k, "value": json.dumps(v)} for k, v in changed.items()], pk="key"
+                )
+
+    def load_smarthost(self) -> SmarthostMemory:
+        memo = self._memo()
+        wanted = memo.get("smarthost_wanted") or {}
+        return SmarthostMemory(
+            action=wanted.get("action") or "",
+            destinations=tuple(wanted.get("destinations", ())),
+            last_listed=_dt(memo.get("smarthost_last_listed")),
+            error=memo.get("smarthost_error") or "",
+        )
+
+    def save_smarthost(self, memory: SmarthostMemory) -> None:
+        wanted = {"action": memory.action, "destinations": list(memory.destinations)}
+        self._save_memo(
+            {
+                "smarthost_wanted": wanted if memory.action else None,
+                "smarthost_last_listed": _ts(memory.last_listed),
+                "smarthost_error": memory.error or None,
+            }
+        )
+
+    def load_causes(self) -> CauseMemory:
+        memo = self._memo()
+        queue = memo.get("queue_snapshot") or {}
+        return CauseMemory(
+            queue_at=_dt(queue.get("at")),
+            queue_messages=queue.get("messages", 0),
+            queue_error=memo.get("queue_error") or "",
+            findings=tuple(memo.get("cause_findings") or ()),
+            messages=tuple(memo.get("cause_messages") or ()),
+        )
+
+    def save_causes(self, memory: CauseMemory) -> None:
+        queue = (
+            {"at": memory.queue_at.isoformat(), "messages": memory.queue_messages}
+            if memory.queue_at is not None
+            else None
+        )
+        self._save_memo(
+            {
+                "queue_snapshot": queue,
+                "queue_error": memory.queue_error or None,
+                "cause_findings": list(memory.findings),
+                "cause_messages": list(memory.messages),
+            }
+        )
 
     def record_smarthost(
         self,

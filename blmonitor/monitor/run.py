@@ -1,0 +1,235 @@
+"""One monitoring run as a service: check, compare with the stored state, store, notify.
+
+`run_once` wires the parts — config, public-IP discovery, the check engine, the monitor logic
+(pure, `state.py`), the history store and the notifier — and then lets the smart host and the
+cause finder act on the result. A run is written to the database in one transaction before
+anything is sent, so a failed delivery is retried next run and a kill at any point loses
+nothing committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from blmonitor.bounces import watch
+from blmonitor.bounces.attribution import attribute_record, embedded_rules
+from blmonitor.bounces.models import Attribution, BounceRecord, BounceVerdict
+from blmonitor.causes.findings import look_for_causes
+from blmonitor.config import Config
+from blmonitor.dnsbl import answers as dnsbl
+from blmonitor.dnsbl import engine
+from blmonitor.dnsbl.catalog import Catalog, catalog_from, read_dqs_key, select_zones
+from blmonitor.dnsbl.resolver import system_nameservers
+from blmonitor.errors import BlmonitorError, UsageError
+from blmonitor.models import Event, Report, Verdict
+from blmonitor.monitor import state as monitor
+from blmonitor.monitor.notify import Message, Notifier, render_batch
+from blmonitor.monitor.store import RunRecord, Store
+from blmonitor.smarthost.service import route_mail
+
+log = logging.getLogger("blmonitor")
+
+Clock = Callable[[], datetime]
+Discover = Callable[[float], list[str]]
+
+# A message that could not be delivered for this long is old news: it is kept, marked
+# expired and logged, and no longer retried on every run.
+NOTIFICATION_EXPIRY = timedelta(days=7)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def discover_public(timeout: float) -> list[str]:
+    from blmonitor.dnsbl import publicip
+
+    return [str(a) for a in asyncio.run(publicip.discover(timeout=timeout))]
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    verdict: Verdict
+    events: tuple[Event, ...]
+    delivered: int
+    failed: int
+    error: str = ""
+
+
+def check_once(config: Config, catalog: Catalog, targets: list[str]) -> Report:
+    """One check of `targets` with the config's zones, resolvers and limits."""
+    zones, warnings = select_zones(
+        catalog, config.monitor.zones, dqs_key=read_dqs_key(config.dns.dqs_key_file)
+    )
+    for warning in warnings:
+        log.warning("%s", warning)
+    if not zones:
+        raise UsageError(f"{config.source}: [monitor] zones: no zone to check")
+    parsed = dnsbl.expand_targets(targets)
+    if not parsed:
+        raise UsageError(f"{config.source}: [monitor] targets: nothing to check")
+    return engine.scan(
+        parsed,
+        zones,
+        list(config.dns.resolver) or system_nameservers(),
+        timeout=config.dns.timeout,
+        concurrency=config.dns.concurrency or None,
+        fail_on=config.monitor.fail_on,
+    )
+
+
+def read_bounces(
+    config: Config, store: Store
+) -> tuple[list[tuple[BounceRecord, Attribution]], dict[str, str]]:
+    """Bounces new in the watched places since the last run, attributed, never seen before."""
+    if not config.bounces.watch:
+        return [], {}
+    records, positions = watch.collect(config.bounces.watch, store.watch_positions())
+    rules, catalog = embedded_rules(), catalog_from(config.monitor.lists)
+    attributed = [(r, attribute_record(r, rules=rules, catalog=catalog)) for r in records]
+    fresh = store.unseen(attributed)
+    named = sum(1 for _, a in fresh if a.verdict is BounceVerdict.LISTED)
+    if records:
+        log.info("bounces: %d new record(s), %d naming a listing", len(fresh), named)
+    return fresh, positions
+
+
+def run_once(
+    config: Config,
+    store: Store,
+    notifier: Notifier | None,
+    *,
+    catalog: Catalog | None = None,
+    clock: Clock = utcnow,
+    discover: Discover = discover_public,
+    host: str = "",
+) -> RunSummary:
+    """Check, compare with the stored state, store the run, then send what is pending."""
+    with store.run_lock():
+        return _run_locked(config, store, notifier, catalog, clock, discover, host)
+
+
+def _run_locked(
+    config: Config,
+    store: Store,
+    notifier: Notifier | None,
+    catalog: Catalog | None,
+    clock: Clock,
+    discover: Discover,
+    host: str,
+) -> RunSummary:
+    started = clock()
+    before = store.load_state()
+    silent = config.monitor.silent_first_run and before.empty
+    confirm = config.monitor.confirm
+    found: list[str] = []
+    report: Report | None = None
+    error = ""
+    try:
+        if config.monitor.discover:
+            found = discover(config.dns.timeout)
+            log.info("public address(es): %s", ", ".join(found))
+        report = check_once(
+            config,
+            catalog or catalog_from(config.monitor.lists),
+            [*config.monitor.fixed_targets, *found],
+        )
+    except BlmonitorError as exc:
+        error = str(exc)
+        log.error("run failed: %s", error)
+    finished = clock()
+    if report is None:
+        after, events = monitor.evaluate_failure(before, error, now=finished, confirm=confirm)
+    else:
+        after, events = monitor.evaluate(
+            report, before, now=finished, confirm=confirm, silent=silent
+        )
+        if config.monitor.discover:
+            after, moved = monitor.evaluate_addresses(after, found, now=finished)
+            events += moved
+    evidence, positions = read_bounces(config, store)
+    if evidence or after.bounces:
+        expire = timedelta(seconds=config.bounces.expire)
+        after, seen = monitor.evaluate_bounces(after, evidence, now=finished, expire=expire)
+        events += seen
+    for event in events:
+        log.warning("%s", " ".join(filter(None, [f"{event.kind}:", event.target, event.zone,
+                                                 event.detail])))  # fmt: skip
+    queued = []
+    if events and notifier is not None:
+        message = render_batch(
+            events, host=host or socket.getfqdn(), title_prefix=config.notify.title_prefix
+        )
+        if message.severity >= config.notify.min_severity:
+            queued.append(message.queued())
+    store.record_run(
+        RunRecord(started, finished, report, error),
+        before,
+        after,
+        events,
+        queued,
+        evidence=[(r, a) for r, a in evidence if a.verdict is not BounceVerdict.OTHER],
+        positions=positions,
+    )
+    store.prune(finished - timedelta(seconds=config.monitor.retention))
+    if config.smarthost.mode != "off":
+        try:
+            route_mail(config, store, after, now=finished, host=host or socket.getfqdn())
+        except BlmonitorError as exc:
+            log.error("smart host: %s", exc)
+    look_for_causes(config, store, now=finished, host=host or socket.getfqdn())
+    delivered, failed = deliver_pending(store, notifier, clock)
+    verdict = report.verdict if report is not None else Verdict.UNKNOWN
+    log.info(
+        "run done: %s, %d event(s), %d notification(s) sent, %d failed",
+        verdict, len(events), delivered, failed,
+    )  # fmt: skip
+    return RunSummary(verdict, tuple(events), delivered, failed, error)
+
+
+def deliver_pending(store: Store, notifier: Notifier | None, clock: Clock) -> tuple[int, int]:
+    """Send every stored notification not sent yet (this run's and earlier failures)."""
+    if notifier is None:
+        return 0, 0
+    delivered = failed = 0
+    now = clock()
+    for pending in store.pending_notifications():
+        if now - pending.created > NOTIFICATION_EXPIRY:
+            why = f"given up after {NOTIFICATION_EXPIRY.days} days: {pending.last_error}"
+            store.expire_notification(pending.id, error=why)
+            log.error("notification %d (%s) %s", pending.id, pending.title, why)
+            failed += 1
+            continue
+        message = Message(pending.title, pending.body, pending.severity, pending.kinds)
+        # A retry goes only to the targets that did not get it, never twice to the others.
+        delivery = notifier.send(message, only=set(pending.owed) or None)
+        store.mark_notification(
+            pending.id,
+            ok=delivery.ok,
+            attempts=delivery.attempts,
+            error=delivery.error,
+            now=clock(),
+            owed=delivery.failed,
+        )
+        if delivery.ok:
+            delivered += 1
+        else:
+            failed += 1
+            log.error("notification %d not delivered: %s", pending.id, delivery.error)
+    return delivered, failed
+
+
+def notifier_for(config: Config) -> Notifier | None:
+    if not config.notify.urls and config.notify.apprise_config is None:
+        return None
+    return Notifier(
+        urls=config.notify.urls,
+        apprise_config=config.notify.apprise_config,
+        min_severity=config.notify.min_severity,
+        retries=config.notify.retry,
+    )

@@ -1,0 +1,226 @@
+"""The smart-host use cases: plan, apply, revert, the daemon's routing after a run, and the
+root unit's sync of the daemon's request.
+
+Takes the config and the store; the pure policy (`policy.py`) decides, the MTA drivers
+(`apply.py`) change the files, and every action is recorded with its notification.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from blmonitor.config import Config
+from blmonitor.errors import BlmonitorError, UsageError
+from blmonitor.monitor.notify import Message, render_smarthost
+from blmonitor.monitor.state import MonitorState
+from blmonitor.monitor.store import Store
+from blmonitor.smarthost import policy
+from blmonitor.smarthost.apply import Outcome, Smarthost, detect_mta
+from blmonitor.smarthost.plan import Mta, Plan, Relay, Scope, render_plan
+from blmonitor.smarthost.policy import Blocking
+
+log = logging.getLogger("blmonitor")
+
+REQUEST_NAME = "request.json"  # what the unprivileged daemon asks of the root unit
+
+
+def relay_of(config: Config) -> Relay:
+    sh = config.smarthost
+    if not sh.host:
+        raise UsageError(f"{config.source}: [smarthost] host is not set (the ISP's relay)")
+    return Relay(sh.host, sh.port, sh.username, sh.password_file, sh.tls)
+
+
+def mta_of(config: Config, mta: str = "") -> Mta:
+    chosen = mta or config.smarthost.mta
+    return detect_mta() if chosen == "auto" else Mta(chosen)
+
+
+def smarthost_of(
+    config: Config,
+    *,
+    mta: str = "",
+    config_dir: Path | None = None,
+    destinations: tuple[str, ...] = (),
+) -> Smarthost:
+    """The smart-host switch the config describes (an MTA that blmonitor can change)."""
+    return Smarthost(
+        mta_of(config, mta), relay_of(config),
+        config_dir=config_dir or config.smarthost.config_dir,
+        state_dir=config.smarthost_state_dir, scope=Scope(config.smarthost.scope),
+        destinations=destinations, soften=config.smarthost.soften,
+    )  # fmt: skip
+
+
+def smarthost_plan(
+    config: Config,
+    action: str,
+    *,
+    mta: str = "",
+    config_dir: Path | None = None,
+    destinations: tuple[str, ...] = (),
+) -> Plan:
+    """The exact change (`apply` or `revert`) for this machine's MTA, or Exchange's snippet."""
+    if mta_of(config, mta) is Mta.EXCHANGE:
+        from blmonitor.smarthost import exchange
+
+        relay = relay_of(config)
+        scope = Scope(config.smarthost.scope)
+        if action == "apply":
+            return exchange.plan_apply(relay, scope=scope, destinations=destinations)
+        return exchange.plan_revert()
+    switch = smarthost_of(config, mta=mta, config_dir=config_dir, destinations=destinations)
+    return switch.plan_apply() if action == "apply" else switch.plan_revert()
+
+
+def wanted_destinations(
+    config: Config, store: Store, current: tuple[Blocking, ...]
+) -> tuple[str, ...]:
+    """With scope = destinations: the receiving domains that block us now."""
+    if config.smarthost.scope != "destinations":
+        return ()
+    bounced = store.bounced_domains({b.list.removesuffix(" (bounce)") for b in current})
+    return policy.destinations(current, receivers=policy.load_receivers(), bounced=bounced)
+
+
+def smarthost_act(
+    config: Config,
+    store: Store,
+    action: str,
+    *,
+    now: datetime,
+    host: str,
+    reason: str,
+    destinations: tuple[str, ...] = (),
+    mta: str = "",
+    config_dir: Path | None = None,
+) -> Outcome:
+    """Apply or revert, record it and queue its notification; a failure is recorded, notified
+    once per distinct error, and raised."""
+    switch = smarthost_of(config, mta=mta, config_dir=config_dir, destinations=destinations)
+    relay = f"{switch.relay.host}:{switch.relay.port}"
+    record = {"action": action, "mta": str(switch.mta), "scope": config.smarthost.scope,
+              "relay": relay, "destinations": destinations}  # fmt: skip
+    prefix = config.notify.title_prefix
+    memory = store.load_smarthost()
+    try:
+        outcome = switch.apply(now=now.isoformat()) if action == "apply" else switch.revert()
+    except BlmonitorError as exc:
+        error = str(exc)
+        message = render_smarthost(action, host=host, mta=str(switch.mta), relay=relay,
+                                   reason=reason, error=error, title_prefix=prefix)  # fmt: skip
+        store.record_smarthost(now, {**record, "outcome": "failed", "detail": error},
+                               message.queued() if memory.error != error else None)  # fmt: skip
+        memory = replace(memory, error=error)
+        if action == "apply":  # not applied: the monitor asks again on its next run
+            memory = replace(memory, action="", destinations=())
+        store.save_smarthost(memory)
+        raise
+    store.save_smarthost(replace(memory, error=""))
+    if not outcome.changed:
+        store.record_smarthost(now, {**record, "outcome": "unchanged",
+                                     "detail": "; ".join(outcome.notes)})  # fmt: skip
+        return outcome
+    message = render_smarthost(action, host=host, mta=str(switch.mta), relay=relay,
+                               reason=reason, notes=outcome.notes, title_prefix=prefix)  # fmt: skip
+    store.record_smarthost(now, {**record, "outcome": "done", "detail": reason}, message.queued())
+    log.warning("smart host %s: %s (%s)", action, record["relay"], reason)
+    return outcome
+
+
+def route_mail(config: Config, store: Store, state: MonitorState, *, now: datetime,
+               host: str) -> None:  # fmt: skip
+    """After a run: recommend, apply (root) or request (unprivileged) the smart-host change the
+    policy asks for; changes only, so a listing that stays listed is acted on once."""
+    sh = config.smarthost
+    current = policy.blocking(state, min_severity=sh.min_severity)
+    memory = store.load_smarthost()
+    if current:
+        memory = replace(memory, last_listed=now)
+        store.save_smarthost(memory)
+    decision = policy.decide(
+        current, now=now, applied=memory.applied, last_listed=memory.last_listed,
+        after=timedelta(seconds=sh.after), revert_after=timedelta(seconds=sh.revert_after),
+    )  # fmt: skip
+    destinations = wanted_destinations(config, store, current)
+    if memory.applied and current and destinations and memory.destinations != destinations:
+        decision = policy.Decision("apply", "the receivers that block us changed", current)
+    if decision.action == "keep":
+        return
+    action = decision.action
+    if action == "apply" and sh.scope == "destinations" and not destinations:
+        log.info("smart host: listed, but no receiving domain is known to block us yet")
+        return
+    relay = f"{sh.host}:{sh.port}"
+    record = {"action": action, "relay": relay, "scope": sh.scope,
+              "destinations": destinations, "detail": decision.reason}  # fmt: skip
+    if sh.mode == "recommend":
+        store.record_smarthost(now, {**record, "outcome": "recommended"},
+                               _recommendation(config, action, destinations, decision.reason,
+                                               host=host).queued())  # fmt: skip
+    elif os.geteuid() == 0:
+        smarthost_act(config, store, action, now=now, host=host, reason=decision.reason,
+                      destinations=destinations)  # fmt: skip
+    else:
+        write_request(config, action, destinations=destinations, reason=decision.reason, now=now)
+        store.record_smarthost(now, {**record, "outcome": "requested"})
+    memory = store.load_smarthost()
+    store.save_smarthost(replace(memory, action=action, destinations=destinations))
+
+
+def _recommendation(config: Config, action: str, destinations: tuple[str, ...], reason: str,
+                    *, host: str) -> Message:  # fmt: skip
+    """The notification that recommends the change, with the exact plan when it can be made."""
+    sh = config.smarthost
+    try:
+        text = render_plan(smarthost_plan(config, action, destinations=destinations),
+                           relay_of(config))  # fmt: skip
+    except BlmonitorError as exc:
+        text = f"(the exact change could not be planned here: {exc})"
+    try:
+        mta = str(mta_of(config))
+    except BlmonitorError:
+        mta = "your MTA"
+    return render_smarthost(action, host=host, mta=mta, relay=f"{sh.host}:{sh.port}",
+                            reason=reason, recommend=True, plan_text=text,
+                            title_prefix=config.notify.title_prefix)  # fmt: skip
+
+
+def write_request(config: Config, action: str, *, destinations: tuple[str, ...], reason: str,
+                  now: datetime) -> Path:  # fmt: skip
+    """Ask the root unit (blmonitor-smarthost.path) to apply or revert."""
+    directory = config.smarthost_state_dir
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / REQUEST_NAME
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"action": action, "destinations": list(destinations),
+                                   "reason": reason, "at": now.isoformat()}))  # fmt: skip
+        tmp.replace(path)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write the smart-host request in {directory}: {exc.strerror}"
+        ) from exc
+    return path
+
+
+def sync_smarthost(config: Config, store: Store, *, now: datetime, host: str) -> Outcome | None:
+    """`blmonitor smarthost sync` (the root unit): carry out the daemon's latest request."""
+    path = config.smarthost_state_dir / REQUEST_NAME
+    try:
+        request = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read the smart-host request {path}: {exc}") from exc
+    action = request.get("action")
+    if action not in ("apply", "revert"):
+        raise UsageError(f"{path}: action {action!r} is neither apply nor revert")
+    return smarthost_act(config, store, action, now=now, host=host,
+                         reason=str(request.get("reason", "requested by the monitor")),
+                         destinations=tuple(request.get("destinations", ())))  # fmt: skip
