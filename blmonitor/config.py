@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import enum
 import os
 import re
 import tomllib
@@ -21,6 +22,7 @@ from blmonitor.dnsbl.answers import expand_targets
 from blmonitor.dnsbl.resolver import Nameserver, parse_nameserver
 from blmonitor.errors import ConfigError, UsageError
 from blmonitor.models import Severity
+from blmonitor.smarthost.plan import Mta, Scope
 
 DEFAULT_PATH = Path("/etc/blmonitor/config.toml")
 ROOT_DATABASE = Path("/var/lib/blmonitor/blmonitor.db")
@@ -104,23 +106,28 @@ class BouncesConfig:
     expire: float  # seconds without a new bounce before a bounce-evidenced listing ends
 
 
-SMARTHOST_MODES = ("off", "recommend", "apply")
-SMARTHOST_MTAS = ("auto", "postfix", "exim", "sendmail", "opensmtpd", "exchange")
+class SmarthostMode(enum.StrEnum):
+    OFF = "off"
+    RECOMMEND = "recommend"  # the exact plan is notified; the admin applies it
+    APPLY = "apply"  # done while listed, and undone after
+
+
+SMARTHOST_MTAS = ("auto", *Mta)
 
 
 @dataclass(frozen=True, slots=True)
 class SmarthostConfig:
     """[smarthost]: the ISP relay that carries mail while we are listed, and when to use it."""
 
-    mode: str = "off"  # off | recommend (the plan is notified) | apply (done, and undone)
+    mode: SmarthostMode = SmarthostMode.OFF
     host: str = ""
     port: int = 587
     username: str = ""
     password_file: Path | None = None  # never the password itself
     tls: bool = True  # required: credentials never go in clear
-    mta: str = "auto"
+    mta: Mta | None = None  # None: the one installed here
     config_dir: Path | None = None  # the MTA's directory; None: its usual place (/etc/postfix…)
-    scope: str = "all"  # all | destinations (only the receivers that block us)
+    scope: Scope = Scope.ALL
     soften: bool = False  # Postfix: defer blocklist 5xx replies instead of bouncing them
     min_severity: Severity = Severity.WARNING
     after: float = 0.0  # seconds listed before acting
@@ -240,9 +247,9 @@ def _parse_diagnose(table: _Table) -> DiagnoseConfig:
 
 
 def _parse_smarthost(table: _Table) -> SmarthostConfig:
-    mode = table.choice("mode", "off", SMARTHOST_MODES)
+    mode = SmarthostMode(table.choice("mode", "off", tuple(SmarthostMode)))
     host = table.string("host", "").strip()
-    if mode != "off" and not host:
+    if mode is not SmarthostMode.OFF and not host:
         raise table.fail("host", f'is needed with mode = "{mode}" (e.g. "smtp.isp.example")')
     if host.startswith("[") or host.count(":") == 1 or any(c.isspace() for c in host):
         raise table.fail("host", f"{host!r}: give the name or address alone, the port in port")
@@ -250,6 +257,7 @@ def _parse_smarthost(table: _Table) -> SmarthostConfig:
     password_file = table.optional_path("password_file")
     if username and password_file is None:
         raise table.fail("password_file", "is needed with username (a file holding the password)")
+    mta = table.choice("mta", "auto", SMARTHOST_MTAS)
     return SmarthostConfig(
         mode=mode,
         host=host,
@@ -257,9 +265,9 @@ def _parse_smarthost(table: _Table) -> SmarthostConfig:
         username=username,
         password_file=password_file,
         tls=table.boolean("tls", True),
-        mta=table.choice("mta", "auto", SMARTHOST_MTAS),
+        mta=None if mta == "auto" else Mta(mta),
         config_dir=table.optional_path("config_dir"),
-        scope=table.choice("scope", "all", ("all", "destinations")),
+        scope=Scope(table.choice("scope", "all", tuple(Scope))),
         soften=table.boolean("soften", False),
         min_severity=table.severity("min_severity", Severity.WARNING),
         after=table.duration("after", 0.0),

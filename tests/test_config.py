@@ -24,6 +24,7 @@ from blmonitor.config import (
 from blmonitor.dnsbl.resolver import Nameserver
 from blmonitor.errors import ConfigError
 from blmonitor.models import Severity
+from blmonitor.smarthost.plan import Mta, Scope
 
 DEFAULTS = Defaults(database=Path("/home/ann/.local/share/blmonitor/blmonitor.db"))
 ROOT = Defaults(database=config.ROOT_DATABASE)
@@ -665,9 +666,9 @@ def test_smarthost_keys() -> None:
         'config_dir = "/srv/exim4"\nstate_dir = "/srv/state"\n'
     )
     assert got.smarthost == config.SmarthostConfig(
-        mode="apply", host="smtp.isp.example", port=465, username="me",
-        password_file=Path("/etc/blmonitor/relay.pass"), tls=True, mta="exim",
-        config_dir=Path("/srv/exim4"), scope="destinations", soften=True,
+        mode=config.SmarthostMode.APPLY, host="smtp.isp.example", port=465, username="me",
+        password_file=Path("/etc/blmonitor/relay.pass"), tls=True, mta=Mta.EXIM,
+        config_dir=Path("/srv/exim4"), scope=Scope.DESTINATIONS, soften=True,
         min_severity=Severity.CRITICAL, after=3600.0, revert_after=172800.0,
         state_dir=Path("/srv/state"),
     )  # fmt: skip

@@ -20,7 +20,7 @@ from blmonitor.bounces import watch
 from blmonitor.bounces.attribution import attribute_record, embedded_rules
 from blmonitor.bounces.models import Attribution, BounceRecord, BounceVerdict
 from blmonitor.causes.findings import look_for_causes
-from blmonitor.config import Config
+from blmonitor.config import Config, SmarthostMode
 from blmonitor.dnsbl import answers as dnsbl
 from blmonitor.dnsbl import engine
 from blmonitor.dnsbl.catalog import Catalog, catalog_from, read_dqs_key, select_zones
@@ -177,7 +177,7 @@ def _run_locked(
         positions=positions,
     )
     store.prune(finished - timedelta(seconds=config.monitor.retention))
-    if config.smarthost.mode != "off":
+    if config.smarthost.mode is not SmarthostMode.OFF:
         try:
             route_mail(config, store, after, now=finished, host=host or socket.getfqdn())
         except BlmonitorError as exc:

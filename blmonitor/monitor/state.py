@@ -43,12 +43,10 @@ class ZoneState:
 
     zone: str
     usable: bool = True
-    health: str = "ok"
+    health: Health = Health.OK
     detail: str = ""
     since: datetime | None = None
     candidate: bool | None = None
-    candidate_health: str = ""
-    candidate_detail: str = ""
     streak: int = 0
     candidate_since: datetime | None = None
     label: str = ""
@@ -290,7 +288,7 @@ def _step_zone(
             replace(
                 state,
                 usable=usable,
-                health=str(health.health),
+                health=health.health,
                 detail=health.detail,
                 since=now,
                 label=health.zone.label,
@@ -299,7 +297,7 @@ def _step_zone(
         )
     if usable == state.usable:
         if not usable:  # still sick: keep the latest reason
-            return replace(state, health=str(health.health), detail=health.detail, candidate=None,
+            return replace(state, health=health.health, detail=health.detail, candidate=None,
                            streak=0, candidate_since=None), None  # fmt: skip
         return replace(state, candidate=None, streak=0, candidate_since=None,
                        since=state.since or now), None  # fmt: skip
@@ -323,7 +321,7 @@ def _step_zone(
             detail=f"{health.health}: {health.detail}",
         )  # fmt: skip
     new = ZoneState(
-        state.zone, usable=usable, health=str(health.health), detail=health.detail, since=began,
+        state.zone, usable=usable, health=health.health, detail=health.detail, since=began,
         label=label,
     )  # fmt: skip
     return new, event

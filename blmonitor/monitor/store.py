@@ -25,7 +25,7 @@ import sqlite_utils
 
 from blmonitor.bounces.models import Attribution, BounceRecord
 from blmonitor.errors import StoreError
-from blmonitor.models import Event, EventKind, Report, Severity, Status
+from blmonitor.models import Event, EventKind, Health, Report, Severity, Status
 from blmonitor.monitor.state import (
     BounceListing,
     CauseMemory,
@@ -301,7 +301,7 @@ class Store:
         for row in self.db.table("zone_state").rows:
             zone = ZoneState(
                 zone=row["zone"], label=row["label"] or row["zone"], usable=bool(row["usable"]),
-                health=row["health"], detail=row["detail"] or "", since=_dt(row["since"]),
+                health=Health(row["health"]), detail=row["detail"] or "", since=_dt(row["since"]),
                 candidate=None if row["candidate"] is None else bool(row["candidate"]),
                 streak=row["streak"] or 0, candidate_since=_dt(row["candidate_since"]),
             )  # fmt: skip

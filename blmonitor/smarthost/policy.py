@@ -9,6 +9,7 @@ and the recipient domains of the bounces that named a public list.
 
 from __future__ import annotations
 
+import enum
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -29,9 +30,15 @@ class Blocking:
     since: datetime
 
 
+class Action(enum.StrEnum):
+    APPLY = "apply"  # route outbound mail through the smart host
+    REVERT = "revert"  # back to direct delivery
+    KEEP = "keep"  # leave things as they are
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
-    action: str  # "apply", "revert" or "keep"
+    action: Action
     reason: str
     blocking: tuple[Blocking, ...] = ()
 
@@ -62,15 +69,15 @@ def decide(
     if current:
         first = current[0]
         if applied:
-            return Decision("keep", f"still listed on {first.list}", current)
+            return Decision(Action.KEEP, f"still listed on {first.list}", current)
         if now - first.since >= after:
-            return Decision("apply", f"{first.target} listed on {first.list}", current)
-        return Decision("keep", f"listed on {first.list} for less than {after}", current)
+            return Decision(Action.APPLY, f"{first.target} listed on {first.list}", current)
+        return Decision(Action.KEEP, f"listed on {first.list} for less than {after}", current)
     if not applied:
-        return Decision("keep", "not listed")
+        return Decision(Action.KEEP, "not listed")
     if last_listed is None or now - last_listed >= revert_after:
-        return Decision("revert", "no listing any more")
-    return Decision("keep", f"delisted less than {revert_after} ago")
+        return Decision(Action.REVERT, "no listing any more")
+    return Decision(Action.KEEP, f"delisted less than {revert_after} ago")
 
 
 def load_receivers() -> dict[str, tuple[str, ...]]:

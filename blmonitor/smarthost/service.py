@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from blmonitor.config import Config
+from blmonitor.config import Config, SmarthostMode
 from blmonitor.errors import BlmonitorError, UsageError
 from blmonitor.monitor.notify import Message, render_smarthost
 from blmonitor.monitor.state import MonitorState
@@ -22,7 +22,7 @@ from blmonitor.monitor.store import Store
 from blmonitor.smarthost import policy
 from blmonitor.smarthost.apply import Outcome, Smarthost, detect_mta
 from blmonitor.smarthost.plan import Mta, Plan, Relay, Scope, render_plan
-from blmonitor.smarthost.policy import Blocking
+from blmonitor.smarthost.policy import Action, Blocking
 
 log = logging.getLogger("blmonitor")
 
@@ -37,8 +37,10 @@ def relay_of(config: Config) -> Relay:
 
 
 def mta_of(config: Config, mta: str = "") -> Mta:
-    chosen = mta or config.smarthost.mta
-    return detect_mta() if chosen == "auto" else Mta(chosen)
+    """The MTA named (an option), else the config's, else the one installed here."""
+    if mta:
+        return Mta(mta)
+    return config.smarthost.mta or detect_mta()
 
 
 def smarthost_of(
@@ -52,7 +54,7 @@ def smarthost_of(
     return Smarthost(
         mta_of(config, mta), relay_of(config),
         config_dir=config_dir or config.smarthost.config_dir,
-        state_dir=config.smarthost_state_dir, scope=Scope(config.smarthost.scope),
+        state_dir=config.smarthost_state_dir, scope=config.smarthost.scope,
         destinations=destinations, soften=config.smarthost.soften,
     )  # fmt: skip
 
@@ -70,7 +72,7 @@ def smarthost_plan(
         from blmonitor.smarthost import exchange
 
         relay = relay_of(config)
-        scope = Scope(config.smarthost.scope)
+        scope = config.smarthost.scope
         if action == "apply":
             return exchange.plan_apply(relay, scope=scope, destinations=destinations)
         return exchange.plan_revert()
@@ -82,7 +84,7 @@ def wanted_destinations(
     config: Config, store: Store, current: tuple[Blocking, ...]
 ) -> tuple[str, ...]:
     """With scope = destinations: the receiving domains that block us now."""
-    if config.smarthost.scope != "destinations":
+    if config.smarthost.scope is not Scope.DESTINATIONS:
         return ()
     bounced = store.bounced_domains({b.list.removesuffix(" (bounce)") for b in current})
     return policy.destinations(current, receivers=policy.load_receivers(), bounced=bounced)
@@ -149,17 +151,17 @@ def route_mail(config: Config, store: Store, state: MonitorState, *, now: dateti
     )  # fmt: skip
     destinations = wanted_destinations(config, store, current)
     if memory.applied and current and destinations and memory.destinations != destinations:
-        decision = policy.Decision("apply", "the receivers that block us changed", current)
-    if decision.action == "keep":
+        decision = policy.Decision(Action.APPLY, "the receivers that block us changed", current)
+    if decision.action is Action.KEEP:
         return
     action = decision.action
-    if action == "apply" and sh.scope == "destinations" and not destinations:
+    if action is Action.APPLY and sh.scope is Scope.DESTINATIONS and not destinations:
         log.info("smart host: listed, but no receiving domain is known to block us yet")
         return
     relay = f"{sh.host}:{sh.port}"
     record = {"action": action, "relay": relay, "scope": sh.scope,
               "destinations": destinations, "detail": decision.reason}  # fmt: skip
-    if sh.mode == "recommend":
+    if sh.mode is SmarthostMode.RECOMMEND:
         store.record_smarthost(now, {**record, "outcome": "recommended"},
                                _recommendation(config, action, destinations, decision.reason,
                                                host=host).queued())  # fmt: skip
