@@ -181,23 +181,20 @@ def _rank(event: Event) -> tuple[int, int]:
     return (-event.severity, event.kind in ENDINGS)
 
 
+_HEADLINES = {
+    EventKind.LISTED: "{target} LISTED on {zone}",
+    EventKind.DELISTED: "{target} delisted from {zone}",
+    EventKind.ZONE_UNUSABLE: "zone {zone} unusable",
+    EventKind.ZONE_RECOVERED: "zone {zone} usable again",
+    EventKind.RESOLVER_REFUSED: "{zone} refuses our resolver",
+    EventKind.ADDRESS_CHANGED: "public address changed to {target}",
+    EventKind.CHECKS_FAILING: "checks failing",
+    EventKind.CHECKS_RECOVERED: "checks working again",
+}
+
+
 def _headline(event: Event) -> str:
-    kind, target, zone = event.kind, event.target, event.zone
-    if kind is EventKind.LISTED:
-        return f"{target} LISTED on {zone}"
-    if kind is EventKind.DELISTED:
-        return f"{target} delisted from {zone}"
-    if kind is EventKind.ZONE_UNUSABLE:
-        return f"zone {zone} unusable"
-    if kind is EventKind.ZONE_RECOVERED:
-        return f"zone {zone} usable again"
-    if kind is EventKind.RESOLVER_REFUSED:
-        return f"{zone} refuses our resolver"
-    if kind is EventKind.ADDRESS_CHANGED:
-        return f"public address changed to {target}"
-    if kind is EventKind.CHECKS_FAILING:
-        return "checks failing"
-    return "checks working again"
+    return _HEADLINES[event.kind].format(target=event.target, zone=event.zone)
 
 
 def _is_policy(event: Event) -> bool:

@@ -109,7 +109,10 @@ def run_once(
     discover: Discover = discover_public,
     host: str = "",
 ) -> RunSummary:
-    """Check, compare with the stored state, store the run, then send what is pending."""
+    """Check, compare with the stored state, store the run, then send what is pending.
+
+    `host` names this server in notifications (default: its FQDN, asked once per run)."""
+    host = host or socket.getfqdn()
     with store.run_lock():
         return _run_locked(config, store, notifier, catalog, clock, discover, host)
 
@@ -163,7 +166,7 @@ def _run_locked(
     queued = []
     if events and notifier is not None:
         message = render_batch(
-            events, host=host or socket.getfqdn(), title_prefix=config.notify.title_prefix
+            events, host=host, title_prefix=config.notify.title_prefix
         )
         if message.severity >= config.notify.min_severity:
             queued.append(message.queued())
@@ -179,10 +182,10 @@ def _run_locked(
     store.prune(finished - timedelta(seconds=config.monitor.retention))
     if config.smarthost.mode is not SmarthostMode.OFF:
         try:
-            route_mail(config, store, after, now=finished, host=host or socket.getfqdn())
+            route_mail(config, store, after, now=finished, host=host)
         except BlmonitorError as exc:
             log.error("smart host: %s", exc)
-    look_for_causes(config, store, now=finished, host=host or socket.getfqdn())
+    look_for_causes(config, store, now=finished, host=host)
     delivered, failed = deliver_pending(store, notifier, clock)
     verdict = report.verdict if report is not None else Verdict.UNKNOWN
     log.info(
