@@ -165,9 +165,7 @@ def _run_locked(
                                                  event.detail])))  # fmt: skip
     queued = []
     if events and notifier is not None:
-        message = render_batch(
-            events, host=host, title_prefix=config.notify.title_prefix
-        )
+        message = render_batch(events, host=host, title_prefix=config.notify.title_prefix)
         if message.severity >= config.notify.min_severity:
             queued.append(message.queued())
     store.record_run(
