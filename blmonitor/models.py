@@ -75,6 +75,7 @@ class Health(enum.StrEnum):
     REFUSED = "refused"
     UNREACHABLE = "unreachable"
     UNTESTED = "untested"
+    NOT_JUDGED = "not-judged"  # the resolver failed: nothing is known of the zone itself
 
     @property
     def trusted(self) -> bool:
@@ -201,6 +202,42 @@ class ZoneHealth:
     detail: str = ""
 
 
+class ResolverFault(enum.StrEnum):
+    """Why no zone could be judged: the resolver, not the zones, is at fault."""
+
+    UNREACHABLE = "unreachable"  # no reply at all
+    REFUSED = "refused"  # REFUSED for names it should resolve
+    FAILING = "failing"  # SERVFAIL for everything: it cannot reach the lists' servers
+    NXDOMAIN = "nxdomain"  # names that exist come back NXDOMAIN (a captive or sandbox resolver)
+    REWRITES = "rewrites"  # names that cannot exist get an answer (NXDOMAIN rewriting)
+    REFUSED_BY_LISTS = "refused-by-lists"  # every list refuses it (a public or shared resolver)
+
+
+@dataclass(frozen=True, slots=True)
+class ResolverHealth:
+    """The resolver's fault in one run, what showed it, and what to do."""
+
+    fault: ResolverFault
+    servers: tuple[str, ...]  # as given, e.g. ("127.0.0.1:53",)
+    detail: str  # what was seen
+    fix: str  # one line: what to do
+
+    @property
+    def message(self) -> str:
+        who = ", ".join(self.servers) or "the system resolver"
+        return f"your resolver {who} {_FAULT_WORDS[self.fault]} ({self.detail}): {self.fix}"
+
+
+_FAULT_WORDS = {
+    ResolverFault.UNREACHABLE: "is unreachable",
+    ResolverFault.REFUSED: "refuses our queries",
+    ResolverFault.FAILING: "cannot resolve the lists' zones",
+    ResolverFault.NXDOMAIN: "answers NXDOMAIN for names that exist",
+    ResolverFault.REWRITES: "answers for names that do not exist",
+    ResolverFault.REFUSED_BY_LISTS: "is refused by the lists",
+}
+
+
 @dataclass(frozen=True, slots=True, repr=False)
 class Report:
     """One whole check: every result, every zone's health, and the overall verdict."""
@@ -212,6 +249,7 @@ class Report:
     queries: int = 0
     retries: int = 0
     seconds: float = 0.0
+    resolver: ResolverHealth | None = None  # set when the resolver, not the zones, failed
 
     def __repr__(self) -> str:
         # Short on purpose: asyncio formats the result of a finished main task when the run

@@ -23,6 +23,7 @@ import dns.rdatatype
 import dns.rrset
 
 RBLDNSD = shutil.which("rbldnsd") or "/usr/sbin/rbldnsd"
+ROOT_SOA = "a.root-servers.net. nstld.verisign-grs.com. 2026120600 1800 900 604800 86400"
 
 
 def free_port() -> int:
@@ -132,9 +133,14 @@ class FakeResolver:
                     reply.flags |= dns.flags.TC
                     reply.answer.clear()
                 return None if reply is None else reply.to_wire()
-        if self.upstream is None:
+        if self.upstream is None:  # a resolver that knows no name at all (a sandbox's)
             reply = dns.message.make_response(query)
             reply.set_rcode(dns.rcode.NXDOMAIN)
+            return reply.to_wire()
+        if qname == dns.name.root:  # what any working recursive resolver knows: the root
+            reply = dns.message.make_response(query)
+            reply.flags |= dns.flags.RA
+            reply.answer.append(dns.rrset.from_text(dns.name.root, 60, "IN", "SOA", ROOT_SOA))
             return reply.to_wire()
         forwarded = dns.query.udp(query, "127.0.0.1", port=self.upstream, timeout=2)
         forwarded.flags |= dns.flags.RA

@@ -37,6 +37,7 @@ from blmonitor.models import (
 )
 
 LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
+_REFUSED_RANGE = ipaddress.IPv4Network("127.255.255.0/24")
 MAX_CIDR_ADDRESSES = 4096
 
 
@@ -187,6 +188,15 @@ def decode(zone: Zone, outcome: Outcome, records: Sequence[str], detail: str = "
                 return _Decoded(
                     Status.ERROR, error=f"{address}: {err.meaning}", error_kind=err.kind
                 )
+    for address, text in addresses:
+        # Operators answer a refused querier from 127.255.255.0/24 (Spamhaus' 127.255.255.254
+        # and .252, and others after them): never a listing, also for a zone not in the catalog.
+        if address in _REFUSED_RANGE and not any(c.value == text for c in zone.codes):
+            return _Decoded(
+                Status.ERROR,
+                error=f"{address}: the 'query refused' range of DNSBL operators",
+                error_kind=ErrorKind.REFUSED,
+            )
     meanings: list[str] = []
     severity: Severity | None = None
     delist = ""

@@ -21,12 +21,14 @@ import dns.name
 import dns.rdatatype
 
 from blmonitor.dnsbl import answers as dnsbl
+from blmonitor.dnsbl import blame
 from blmonitor.dnsbl.resolver import DnsClient, Nameserver
 from blmonitor.models import (
     Answer,
     Health,
     Outcome,
     Report,
+    ResolverHealth,
     Result,
     Severity,
     Status,
@@ -51,6 +53,7 @@ class Lookup(Protocol):
 
 A = dns.rdatatype.A
 TXT = dns.rdatatype.TXT
+SOA = dns.rdatatype.SOA
 
 
 def scan(
@@ -79,6 +82,7 @@ def scan(
                 zone_concurrency=concurrency,
                 fail_on=fail_on,
                 progress=progress,
+                servers=[str(s) for s in servers],
             )
             return replace(report, queries=client.queries, retries=client.retries)
 
@@ -115,8 +119,11 @@ async def check(
     fail_on: Severity = Severity.WARNING,
     progress: Progress | None = None,
     nonce: str | None = None,
+    servers: Sequence[str] = (),
 ) -> Report:
-    """Check every target against every zone that takes it; see the module docstring."""
+    """Check every target against every zone that takes it; see the module docstring.
+
+    `servers` names the resolvers behind `lookup`, for the report when they are at fault."""
     nonce = nonce or secrets.token_hex(6)
     kinds = {t.kind for t in targets}
     # Query names are built lazily from two wire-form halves: one per target, one per zone.
@@ -224,7 +231,31 @@ async def check(
     if total:
         launch()
         await finished
-    return _report(targets, runs, answers, fail_on)
+    resolver = await _judge_resolver(runs, lookup, servers)
+    return _report(targets, runs, answers, fail_on, resolver)
+
+
+async def _judge_resolver(
+    runs: Sequence[_ZoneRun], lookup: Lookup, servers: Sequence[str]
+) -> ResolverHealth | None:
+    """When every zone asked failed its health check: ask the root's and each zone's apex
+    SOA, and let `blame` decide whether the resolver is at fault."""
+    healths = [run.health for run in runs if run.probes and run.health is not None]
+    if not blame.needs_apex(healths):
+        return None
+    loop = asyncio.get_running_loop()
+    names = [blame.ROOT, *(blame.apex(h.zone) for h in healths)]
+    futures: list[asyncio.Future[Answer]] = [loop.create_future() for _ in names]
+    for name, future in zip(names, futures, strict=True):
+        lookup.submit(name, SOA, functools.partial(_settle, future))
+    root, *apexes = [await future for future in futures]
+    by_zone = {h.zone.name: a for h, a in zip(healths, apexes, strict=True)}
+    return blame.judge_resolver(healths, root, by_zone, servers=servers)
+
+
+def _settle(future: asyncio.Future[Answer], answer: Answer) -> None:
+    if not future.done():
+        future.set_result(answer)
 
 
 def _report(
@@ -232,11 +263,16 @@ def _report(
     runs: list[_ZoneRun],
     answers: dict[tuple[int, int], tuple[Answer, Answer | None]],
     fail_on: Severity,
+    resolver: ResolverHealth | None = None,
 ) -> Report:
     healths = [
         run.health or ZoneHealth(run.zone, Health.UNTESTED, "no target of a kind it takes")
         for run in runs
     ]
+    if resolver is not None:  # the zones said nothing about themselves
+        asked = [h for h, run in zip(healths, runs, strict=True) if run.probes]
+        judged = {h.zone.name: h for h in blame.not_judged(asked, resolver)}
+        healths = [judged.get(h.zone.name, h) for h in healths]
     results: list[Result] = []
     for ti, target in enumerate(targets):  # target-major, zones in the order asked
         for run, health in zip(runs, healths, strict=True):
@@ -245,7 +281,11 @@ def _report(
                 continue
             got = answers.get((ti, run.index))
             if got is None:
-                why = f"not asked: zone {health.health}: {health.detail}"
+                why = (
+                    f"not asked: zone {health.health}: {health.detail}"
+                    if resolver is None
+                    else f"not asked: the resolver {resolver.fault}"
+                )
                 results.append(Result(target, run.zone, Status.ERROR, error=why))
             elif health.health.trusted:
                 results.append(dnsbl.judge(target, run.zone, *got))
@@ -254,4 +294,4 @@ def _report(
     # A zone that takes none of the targets was not asked anything: it is no part of the run.
     used = tuple(h for h, run in zip(healths, runs, strict=True) if run.probes)
     verdict = dnsbl.decide(results, used, fail_on=fail_on)
-    return Report(results=tuple(results), zones=used, verdict=verdict)
+    return Report(results=tuple(results), zones=used, verdict=verdict, resolver=resolver)
