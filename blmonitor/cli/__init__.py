@@ -44,11 +44,6 @@ COMMANDS = {
 }
 
 
-def exit_with(verdict: Verdict) -> NoReturn:
-    """Leave with the table's code for `verdict`."""
-    sys.exit(EXIT_CODES[verdict])
-
-
 def fail(message: str, code: int) -> NoReturn:
     """One line on stderr, then the exit code (blmonitor's own errors all end here)."""
     click.echo(f"blmonitor: error: {message}", err=True)

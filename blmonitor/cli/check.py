@@ -94,20 +94,10 @@ def _progress_bar(total: int) -> tuple[Callable[[int, int], None] | None, Callab
                    "config when not given as options (default: /etc/blmonitor/config.toml, if "
                    "it exists).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def check(
-    targets: tuple[str, ...],
-    zone_specs: tuple[str, ...],
-    lists: Path | None,
-    resolvers: tuple[str, ...],
-    timeout: float | None,
-    concurrency: int | None,
-    targets_file: Path | None,
-    dqs_key_file: Path | None,
-    fail_on: str | None,
-    ip_urls: tuple[str, ...],
-    config_path: Path | None,
-    as_json: bool,
-) -> None:
+def check(targets: tuple[str, ...], zone_specs: tuple[str, ...], lists: Path | None,
+          resolvers: tuple[str, ...], timeout: float | None, concurrency: int | None,
+          targets_file: Path | None, dqs_key_file: Path | None, fail_on: str | None,
+          ip_urls: tuple[str, ...], config_path: Path | None, as_json: bool) -> None:  # fmt: skip
     """Check IPs, CIDR blocks and domains against DNS blocklists.
 
     With no TARGET, the public IP of this machine is checked. Exit status: 0 clean,

@@ -47,14 +47,22 @@ def smarthost() -> None:
     """
 
 
-def _config_and_store(config_path: Path | None, *, create: bool) -> tuple[Config, Store | None]:
-    """The config and its history; without `create`, None when no run has made one yet."""
+def _reading(config_path: Path | None) -> tuple[Config, Store | None]:
+    """The config and its history; None when no run has made one yet (never created here)."""
     from blmonitor.config import load_config
     from blmonitor.monitor.status import open_history
+
+    config = load_config(config_path)
+    return config, open_history(config)
+
+
+def _writing(config_path: Path | None) -> tuple[Config, Store]:
+    """The config and its history database, created if need be (an action is recorded)."""
+    from blmonitor.config import load_config
     from blmonitor.monitor.store import Store
 
     config = load_config(config_path)
-    return config, Store(config.monitor.database) if create else open_history(config)
+    return config, Store(config.monitor.database)
 
 
 def _destinations(config: Config, store: Store | None, given: Sequence[str]) -> tuple[str, ...]:
@@ -96,7 +104,7 @@ def smarthost_plan_command(
     from blmonitor.monitor.daemon import relay_of, smarthost_plan
     from blmonitor.smarthost.plan import render_plan
 
-    config, store = _config_and_store(config_path, create=False)
+    config, store = _reading(config_path)
     action = "revert" if revert_plan else "apply"
     wanted = _destinations(config, store, destinations)
     plan = smarthost_plan(config, action, mta=mta or "", config_dir=config_dir,
@@ -111,8 +119,7 @@ def _act(config_path: Path | None, action: str, mta: str | None, config_dir: Pat
     from blmonitor.cli.output import write_json
     from blmonitor.monitor.daemon import deliver_pending, notifier_for, smarthost_act, utcnow
 
-    config, store = _config_and_store(config_path, create=True)
-    assert store is not None
+    config, store = _writing(config_path)
     wanted = _destinations(config, store, destinations) if action == "apply" else ()
     outcome = smarthost_act(config, store, action, now=utcnow(), host=socket.getfqdn(),
                             reason=f"`blmonitor smarthost {action}` run by hand",
@@ -200,7 +207,7 @@ def smarthost_status(config_path: Path | None, mta: str | None, config_dir: Path
     from blmonitor.cli.output import write_json
     from blmonitor.monitor.daemon import smarthost_of
 
-    config, store = _config_and_store(config_path, create=False)
+    config, store = _reading(config_path)
     state = smarthost_of(config, mta=mta or "", config_dir=config_dir).status()
     actions = store.smarthost_actions()[:10] if store is not None else []
     if as_json:
@@ -225,8 +232,7 @@ def smarthost_sync(config_path: Path | None) -> None:
 
     from blmonitor.monitor.daemon import deliver_pending, notifier_for, sync_smarthost, utcnow
 
-    config, store = _config_and_store(config_path, create=True)
-    assert store is not None
+    config, store = _writing(config_path)
     outcome = sync_smarthost(config, store, now=utcnow(), host=socket.getfqdn())
     deliver_pending(store, notifier_for(config), utcnow)
     if outcome is None:
