@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from blmonitor.cli import EXIT_CODES, EXIT_UNKNOWN, EXIT_USAGE, config_option, fail
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _queue_options(command: F) -> F:
+    """--mta, --config-dir and --local-domain: which queue to read, and whose mail is ours."""
+    for option in reversed((
+        click.option("--mta", type=click.Choice(["postfix", "exim"]), default=None,
+                     help="The MTA whose queue to read (default: the one installed)."),
+        click.option("--config-dir", type=click.Path(file_okay=False, path_type=Path),
+                     default=None, help="Postfix's configuration directory (postqueue -c)."),
+        click.option("--local-domain", "local_domains", multiple=True, metavar="DOMAIN",
+                     help="Your own domain (repeatable; default [diagnose] local_domains)."),
+    )):  # fmt: skip
+        command = option(command)
+    return command
 
 
 @click.command()
@@ -42,12 +60,7 @@ def relaytest(host: str, port: int, local_domain: str, timeout: float, as_json: 
 
 @click.command()
 @config_option
-@click.option("--mta", type=click.Choice(["postfix", "exim"]), default=None,
-              help="The MTA whose queue to read (default: the one installed).")  # fmt: skip
-@click.option("--config-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Postfix's configuration directory (postqueue -c).")  # fmt: skip
-@click.option("--local-domain", "local_domains", multiple=True, metavar="DOMAIN",
-              help="Your own domain (repeatable; default [diagnose] local_domains).")  # fmt: skip
+@_queue_options
 @click.option("--sender", default=None, metavar="ADDRESS",
               help="Select this sender's messages (<> for bounces).")  # fmt: skip
 @click.option("--apply", "do_apply", is_flag=True, help="Remove the selected messages.")
@@ -99,12 +112,7 @@ def queue(config_path: Path | None, mta: str | None, config_dir: Path | None,
                    " else /var/log/mail.log or Exim's mainlog).")  # fmt: skip
 @click.option("--since", default="7d", show_default=True,
               help="How far back the logs are read: 24h, 7d…")  # fmt: skip
-@click.option("--mta", type=click.Choice(["postfix", "exim"]), default=None,
-              help="The MTA whose queue to read (default: the one installed).")  # fmt: skip
-@click.option("--config-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Postfix's configuration directory (postqueue -c).")  # fmt: skip
-@click.option("--local-domain", "local_domains", multiple=True, metavar="DOMAIN",
-              help="Your own domain (repeatable; default [diagnose] local_domains).")  # fmt: skip
+@_queue_options
 @click.option("--relaytest", "relay_host", default="", metavar="HOST",
               help="Also probe HOST (your server's public name) for an open relay.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the diagnosis as JSON.")

@@ -6,9 +6,9 @@ parses, calls one of them and renders.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -18,14 +18,24 @@ if TYPE_CHECKING:
     from blmonitor.config import Config
     from blmonitor.monitor.store import Store
 
-_MTA_OPTION = click.option(
-    "--mta", type=click.Choice(["postfix", "exim", "sendmail", "opensmtpd", "exchange"]),
-    default=None, help="The MTA (default: [smarthost] mta, or the one installed here).",
-)  # fmt: skip
-_CONFIG_DIR_OPTION = click.option(
-    "--config-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-    help="The MTA's configuration directory (default /etc/postfix, /etc/exim4…): a copy works.",
-)  # fmt: skip
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _mta_options(command: F) -> F:
+    """-c, --mta and --config-dir: the config, and which MTA's configuration to read or change."""
+    for option in reversed((
+        config_option,
+        click.option("--mta", type=click.Choice(["postfix", "exim", "sendmail", "opensmtpd",
+                     "exchange"]), default=None,
+                     help="The MTA (default: [smarthost] mta, or the one installed here)."),
+        click.option("--config-dir", type=click.Path(file_okay=False, path_type=Path),
+                     default=None, help="The MTA's configuration directory (default "
+                     "/etc/postfix, /etc/exim4…): a copy works."),
+    )):  # fmt: skip
+        command = option(command)
+    return command
+
+
 _DESTINATION_OPTION = click.option(
     "--destination", "destinations", multiple=True, metavar="DOMAIN",
     help="Route only this receiving domain (repeatable; scope = destinations).",
@@ -79,9 +89,7 @@ def _destinations(config: Config, store: Store | None, given: Sequence[str]) -> 
 
 
 @smarthost.command("plan")
-@config_option
-@_MTA_OPTION
-@_CONFIG_DIR_OPTION
+@_mta_options
 @_DESTINATION_OPTION
 @click.option("--revert", "revert_plan", is_flag=True, help="Show the way back instead.")
 def smarthost_plan_command(
@@ -112,8 +120,8 @@ def smarthost_plan_command(
     click.echo(render_plan(plan, relay_of(config)), nl=False)
 
 
-def _act(config_path: Path | None, action: str, mta: str | None, config_dir: Path | None,
-         destinations: Sequence[str], as_json: bool) -> None:  # fmt: skip
+def _act(action: str, *, config_path: Path | None, mta: str | None, config_dir: Path | None,
+         destinations: Sequence[str] = (), as_json: bool) -> None:  # fmt: skip
     import socket
 
     from blmonitor.cli.output import write_json
@@ -139,13 +147,10 @@ def _act(config_path: Path | None, action: str, mta: str | None, config_dir: Pat
 
 
 @smarthost.command("apply")
-@config_option
-@_MTA_OPTION
-@_CONFIG_DIR_OPTION
+@_mta_options
 @_DESTINATION_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
-def smarthost_apply(config_path: Path | None, mta: str | None, config_dir: Path | None,
-                    destinations: tuple[str, ...], as_json: bool) -> None:  # fmt: skip
+def smarthost_apply(**options: Any) -> None:
     """Route outbound mail through the smart host now (root).
 
     Every file is saved first; the change is validated, the MTA reloaded if it runs, the
@@ -156,23 +161,20 @@ def smarthost_apply(config_path: Path | None, mta: str | None, config_dir: Path 
     Example:
       sudo blmonitor smarthost apply
     """
-    _act(config_path, "apply", mta, config_dir, destinations, as_json)
+    _act("apply", **options)
 
 
 @smarthost.command("revert")
-@config_option
-@_MTA_OPTION
-@_CONFIG_DIR_OPTION
+@_mta_options
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
-def smarthost_revert(config_path: Path | None, mta: str | None, config_dir: Path | None,
-                     as_json: bool) -> None:  # fmt: skip
+def smarthost_revert(**options: Any) -> None:
     """Go back to direct delivery: the exact configuration saved by apply (root).
 
     \b
     Example:
       sudo blmonitor smarthost revert
     """
-    _act(config_path, "revert", mta, config_dir, (), as_json)
+    _act("revert", **options)
 
 
 def render_smarthost_status(state: dict[str, Any], actions: list[dict[str, Any]]) -> str:
@@ -192,9 +194,7 @@ def render_smarthost_status(state: dict[str, Any], actions: list[dict[str, Any]]
 
 
 @smarthost.command("status")
-@config_option
-@_MTA_OPTION
-@_CONFIG_DIR_OPTION
+@_mta_options
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def smarthost_status(config_path: Path | None, mta: str | None, config_dir: Path | None,
                      as_json: bool) -> None:  # fmt: skip
