@@ -21,10 +21,9 @@ from blmonitor.bounces.attribution import attribute_record, embedded_rules
 from blmonitor.bounces.models import Attribution, BounceRecord, BounceVerdict
 from blmonitor.causes.findings import look_for_causes
 from blmonitor.config import Config, SmarthostMode
-from blmonitor.dnsbl import answers as dnsbl
-from blmonitor.dnsbl import engine
-from blmonitor.dnsbl.catalog import Catalog, catalog_from, read_dqs_key, select_zones
-from blmonitor.dnsbl.resolver import system_nameservers
+from blmonitor.dnsbl import service as dnsbl_service
+from blmonitor.dnsbl.catalog import Catalog, catalog_from
+from blmonitor.dnsbl.service import check_settings
 from blmonitor.errors import BlmonitorError, UsageError
 from blmonitor.models import Event, Report, Verdict
 from blmonitor.monitor import state as monitor
@@ -62,25 +61,14 @@ class RunSummary:
 
 
 def check_once(config: Config, catalog: Catalog, targets: list[str]) -> Report:
-    """One check of `targets` with the config's zones, resolvers and limits."""
-    zones, warnings = select_zones(
-        catalog, config.monitor.zones, dqs_key=read_dqs_key(config.dns.dqs_key_file)
-    )
-    for warning in warnings:
-        log.warning("%s", warning)
-    if not zones:
-        raise UsageError(f"{config.source}: [monitor] zones: no zone to check")
-    parsed = dnsbl.expand_targets(targets)
-    if not parsed:
+    """One check of `targets` with the config's zones, resolvers and limits (the warnings of
+    `blmonitor check` are logged: a public resolver, a dead zone named)."""
+    if not targets:
         raise UsageError(f"{config.source}: [monitor] targets: nothing to check")
-    return engine.scan(
-        parsed,
-        zones,
-        list(config.dns.resolver) or system_nameservers(),
-        timeout=config.dns.timeout,
-        concurrency=config.dns.concurrency or None,
-        fail_on=config.monitor.fail_on,
-    )
+    report = dnsbl_service.check(check_settings(config), targets, catalog=catalog)
+    for warning in report.warnings:
+        log.warning("%s", warning)
+    return report
 
 
 def read_bounces(
