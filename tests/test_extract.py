@@ -12,14 +12,14 @@ import io
 import logging
 import random
 import sys
-import time
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from blmonitor.bounces.extract import parse_mbox, parse_message, read_path
+from blmonitor.bounces.extract import extract_records, parse_message
 from blmonitor.bounces.logs import parse_log_line
+from blmonitor.bounces.mailbox import parse_mbox, read_path
 
 DATA = Path(__file__).parent / "data"
 BOUNCES = DATA / "bounces"
@@ -1269,12 +1269,13 @@ def _mutations(seed: int) -> list[bytes]:
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-def test_fuzz_never_raises_and_stays_fast(seed: int) -> None:
+def test_fuzz_never_raises(seed: int) -> None:
+    # `extract_records` is `parse_message` without the net that logs and swallows an exception:
+    # any exception here is a parsing bug. (The time each input takes is bench/bounces.py's.)
     for data in _mutations(seed):
-        start = time.perf_counter()
-        records = parse_message(data)
-        assert time.perf_counter() - start < 0.5
+        records = extract_records(data)
         assert isinstance(records, list)
+        assert parse_message(data) == records
 
 
 # ----------------------------------------------------------------------------- mbox, files
@@ -1315,7 +1316,7 @@ def test_read_maildir_directory_and_bad_files(
     (tree / "a" / "b" / "x.eml").write_bytes((BOUNCES / "mac/lhost-qmail-01.eml").read_bytes())
     (tree / "mbox").write_bytes(b"From x\n" + (BOUNCES / "bsd/lhost-yahoo-01.eml").read_bytes())
     (tree / "unreadable.eml").symlink_to(tmp_path / "missing")
-    with caplog.at_level(logging.WARNING, logger="blmonitor.bounces.extract"):
+    with caplog.at_level(logging.WARNING, logger="blmonitor.bounces.mailbox"):
         got = sorted(r.recipient for r in read_path(tree))
     assert got == ["kijitora@example.ne.jp", "kijitora@example.org"]
     assert "unreadable.eml" in caplog.text
@@ -1337,9 +1338,7 @@ def test_whole_shared_corpus() -> None:
     files = sorted(p for p in (CORPUS / "maildir").rglob("*.eml"))
     found = 0
     for path in files:
-        start = time.perf_counter()
-        records = parse_message(path.read_bytes(), source=str(path))
-        assert time.perf_counter() - start < 0.5, path
+        records = extract_records(path.read_bytes(), source=str(path))
         found += bool(records)
         if path.parent.name == "not":
             assert records == [], path
