@@ -1236,7 +1236,8 @@ def test_delivered_and_relayed_recipients_are_not_records() -> None:
 # ----------------------------------------------------------------------------- robustness
 
 
-def _mutations(seed: int) -> list[bytes]:
+def mutations(seed: int) -> list[bytes]:
+    """Hostile and broken messages (bench/bounces.py times them too)."""
     rng = random.Random(seed)
     samples = sorted(p for p in BOUNCES.rglob("*.eml"))
     out: list[bytes] = [b"", b"\n", b"\r", b"From \n", b"Content-Type: multipart/mixed\n\n--"]
@@ -1272,7 +1273,7 @@ def _mutations(seed: int) -> list[bytes]:
 def test_fuzz_never_raises(seed: int) -> None:
     # `extract_records` is `parse_message` without the net that logs and swallows an exception:
     # any exception here is a parsing bug. (The time each input takes is bench/bounces.py's.)
-    for data in _mutations(seed):
+    for data in mutations(seed):
         records = extract_records(data)
         assert isinstance(records, list)
         assert parse_message(data) == records
