@@ -7,7 +7,16 @@ from pathlib import Path
 import pytest
 
 from blmonitor.bounces import mime
-from blmonitor.bounces.detectors import DETECTORS, Detector, gateways, microsoft, mtas, providers
+from blmonitor.bounces.detectors import (
+    DETECTORS,
+    NOTICES,
+    REGISTRY,
+    Detector,
+    gateways,
+    microsoft,
+    mtas,
+    providers,
+)
 from blmonitor.bounces.mailbox import is_mbox, parse_mbox
 
 BOUNCES = Path(__file__).parent / "data" / "bounces"
@@ -16,22 +25,24 @@ FAMILIES = (mtas, microsoft, providers, gateways)
 
 
 def test_registry_is_consistent() -> None:
-    declared = [d for family in FAMILIES for d in family.DETECTORS]
-    assert sorted(declared, key=lambda d: d.order) == list(DETECTORS)
-    assert all(isinstance(d, Detector) for d in DETECTORS)
-    names = [d.name for d in DETECTORS]
+    regular = [d for family in FAMILIES for d in family.DETECTORS]
+    notices = [d for family in FAMILIES for d in family.NOTICES]
+    assert list(DETECTORS) == sorted(regular, key=lambda d: d.order)
+    assert list(NOTICES) == sorted(notices, key=lambda d: d.order)
+    assert (*DETECTORS, *NOTICES) == REGISTRY
+    assert all(isinstance(d, Detector) for d in REGISTRY)
+    names = [d.name for d in REGISTRY]
     assert all(names) and len(set(names)) == len(names)
-    orders = [d.order for d in DETECTORS]
+    orders = [d.order for d in REGISTRY]
     assert len(set(orders)) == len(orders)  # a total order: no two detectors tie
-    assert all(callable(d.find) for d in DETECTORS)
-    assert all(d.needles for d in DETECTORS)
-    assert all(n and n == n.lower() and n.isascii() for d in DETECTORS for n in d.needles)
-    assert all(s == s.lower() for d in DETECTORS for s in d.starts)
     # The notices come after every other detector: they are tried last, and only when nothing
     # else found a recipient.
-    kinds = [d.notice for d in DETECTORS]
-    assert kinds == sorted(kinds)
-    assert len(DETECTORS) == 34
+    assert orders == sorted(orders)
+    assert all(callable(d.find) for d in REGISTRY)
+    assert all(d.needles for d in REGISTRY)
+    assert all(n and n == n.lower() and n.isascii() for d in REGISTRY for n in d.needles)
+    assert all(s == s.lower() for d in REGISTRY for s in d.starts)
+    assert len(REGISTRY) == 34
 
 
 def _texts() -> list[str]:
@@ -45,7 +56,7 @@ def _texts() -> list[str]:
     return texts
 
 
-@pytest.mark.parametrize("detector", DETECTORS, ids=[d.name for d in DETECTORS])
+@pytest.mark.parametrize("detector", REGISTRY, ids=[d.name for d in REGISTRY])
 def test_needles_never_hide_a_find(detector: Detector) -> None:
     """Whenever a detector finds a recipient in an ASCII text, its pre-check lets it try."""
     for text in _TEXTS:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 
 from blmonitor.bounces.models import Attribution, BounceRecord, BounceVerdict, ListKind
 from blmonitor.bounces.rules import Rule, RulePattern, Rules, embedded_rules, load_rules
@@ -194,19 +195,23 @@ def _build(
     list_id = rule.list or (zone.name if zone is not None else zone_name) or rule.id
     provider = rule.provider or (zone.operator if zone is not None else "")
     temporary = _temporary(rule.temporary, status, reply_code)
+    named = Attribution(
+        verdict=rule.verdict,
+        list=list_id,
+        zone=zone.name if zone is not None else "",
+        provider=provider,
+        kind=kind,
+        temporary=temporary,
+        rule=rule.id,
+    )
     if rule.verdict is BounceVerdict.RECEIVER_ERROR:
-        return Attribution(
-            verdict=rule.verdict,
+        return replace(
+            named,
             list=list_id if zone_name else "",
-            zone=zone.name if zone is not None else "",
-            provider=provider,
-            kind=kind,
-            temporary=temporary,
             reason=(
                 f"{_capital(rule.meaning)}: this is the receiver's misconfiguration, "
                 "not a listing of your IP; nothing to delist"
             ),
-            rule=rule.id,
         )
     if rule.verdict is BounceVerdict.OTHER:
         return Attribution(
@@ -219,19 +224,8 @@ def _build(
     else:
         ip = _slot_ip(groups.get("ip"), rules, subject, remote_mta, low)
     delist = _delist_url(rule, zone, ip or domain)
-    return Attribution(
-        verdict=rule.verdict,
-        list=list_id,
-        zone=zone.name if zone is not None else "",
-        provider=provider,
-        kind=kind,
-        temporary=temporary,
-        listed_ip=ip,
-        listed_domain=domain,
-        delist_url=delist,
-        reason=_reason(rule, list_id, zone, zone_name, decoded, code, ip or domain, delist),
-        rule=rule.id,
-    )
+    reason = _reason(rule, list_id, zone, zone_name, decoded, code, ip or domain, delist)
+    return replace(named, listed_ip=ip, listed_domain=domain, delist_url=delist, reason=reason)
 
 
 def _decode_bits(rule: Rule, code: str) -> list[str]:

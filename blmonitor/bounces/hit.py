@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -28,10 +29,10 @@ class Hit:
     action: str = ""
     status: str = ""
     reply_code: str = ""
+    date: datetime | None = None
     remote_mta: str = ""
     diagnostic: str = ""
     command: str = ""
-    date: datetime | None = None
     extra: dict[str, str] = field(default_factory=dict)
     fills: bool = True  # may complete a DSN's record of the same recipient (`extract._fill`)
 
@@ -64,3 +65,32 @@ def _parsed_date(value: str) -> datetime | None:
         return parsedate_to_datetime(one_line(value).split(" (")[0])
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
+
+
+def lone_addresses(block: str) -> list[str]:
+    """The addresses of `block` that stand alone on their line, in order."""
+    return [m.group(1) for line in block.split("\n") if (m := LONE_ADDR.match(line))]
+
+
+def failed_hits(recipients: Iterable[str], diagnostic: str, remote_mta: str = "") -> list[Hit]:
+    """One failed hit per recipient (the first of each spelling), all with the same reason."""
+    return [
+        Hit(recipient=r, action="failed", diagnostic=diagnostic, remote_mta=remote_mta)
+        for r in dict.fromkeys(recipients)
+    ]
+
+
+def failed_matches(
+    matches: Iterable[re.Match[str]], *, recipient: int, diagnostic: int
+) -> list[Hit]:
+    """One failed hit per match: the recipient and the reason (stripped) from its groups."""
+    return [
+        Hit(recipient=m.group(recipient), action="failed", diagnostic=m.group(diagnostic).strip())
+        for m in matches
+    ]
+
+
+def listed_failures(recipients: str, reason: str) -> list[Hit]:
+    """Failed hits for the addresses alone on their lines in `recipients`, all for `reason`
+    (notices that list the recipients under one heading and the reason under another)."""
+    return failed_hits(lone_addresses(recipients), reason)

@@ -40,6 +40,12 @@ def may_hold(needles: Iterable[str], low: str | None) -> bool:
     return not found
 
 
+def search_if(literal: str, pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+    """`pattern.search(text)` when `text` holds `literal` (as it is: a literal part of every
+    match of a case-sensitive pattern), else None without a search."""
+    return pattern.search(text) if literal in text else None
+
+
 def search_at(
     pattern: re.Pattern[str], text: str, anchors: tuple[str, ...]
 ) -> re.Match[str] | None:

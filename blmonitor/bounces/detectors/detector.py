@@ -19,15 +19,13 @@ class Detector:
     there. `needles` (lower-case) are literal parts of every text `find` finds anything in, one
     of which must occur for it to be tried (see `needles.may_hold`); `starts` are strings the
     lower-cased text may start with instead. Detectors are tried by `order`, the first that
-    finds a recipient wins. A `notice` is a notice of its own, never the human-readable part of
-    a DSN: tried only when neither a delivery-status part nor another detector found one.
+    finds a recipient wins.
     """
 
     name: str  # the records' `format`
     find: Callable[[str], list[Hit]]
-    needles: tuple[str, ...]
     order: int
-    notice: bool = False
+    needles: tuple[str, ...]
     starts: tuple[str, ...] = ()
 
     def may_find(self, low: str | None) -> bool:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 
 from blmonitor.bounces.detectors.detector import Detector
-from blmonitor.bounces.hit import ADDR, LONE_ADDR, Hit
+from blmonitor.bounces.hit import ADDR, Hit, failed_hits, listed_failures, lone_addresses
+from blmonitor.bounces.needles import search_if
 from blmonitor.bounces.smtp import COMMAND_NAMES, unfold_reply
 
 _MFILTER = re.compile(r"\n-------server message\n(.*?)\n-------SMTP command\n([^\n]*)", re.DOTALL)
@@ -16,9 +17,7 @@ _MFILTER = re.compile(r"\n-------server message\n(.*?)\n-------SMTP command\n([^
 def _mfilter(text: str) -> list[Hit]:
     """m-FILTER (Japanese notice): the recipient lines, '-------server message' and the
     reply, '-------SMTP command' and the command."""
-    if "-------server message" not in text:
-        return []
-    m = _MFILTER.search(text)
+    m = search_if("-------server message", _MFILTER, text)
     if not m:
         return []
     rcpts = re.findall(rf"^\s*<?({ADDR})>?\s*$", text[: m.start()], re.MULTILINE)
@@ -34,9 +33,7 @@ _MXLOGIC = re.compile(
 
 def _mxlogic(text: str) -> list[Hit]:
     """MX Logic (McAfee): 'The following address failed:', then '  <rcpt>: reply'."""
-    if "Included is a copy of the message header" not in text:
-        return []
-    m = _MXLOGIC.search(text)
+    m = search_if("Included is a copy of the message header", _MXLOGIC, text)
     if not m:
         return []
     return [Hit(recipient=m.group(1), diagnostic=unfold_reply(m.group(2).split("\n")))]
@@ -79,7 +76,7 @@ def _activehunter(text: str) -> list[Hit]:
     if not reply:
         return []
     diag = reply.group(1).strip()
-    return [Hit(recipient=r, action="failed", diagnostic=diag) for r in dict.fromkeys(rcpts)]
+    return failed_hits(rcpts, diag)
 
 
 _MAILFOUNDRY = re.compile(
@@ -111,9 +108,7 @@ _MIMECAST_INFO = re.compile(
 def _mimecast(text: str) -> list[Hit]:
     """Mimecast: '-- rcpt' after '… could not be delivered:' or '… email address :', the
     problem and 'Additional information follows :' '-- reply'."""
-    if "Additional information follows :" not in text:
-        return []
-    m = _MIMECAST_RCPT.search(text)
+    m = search_if("Additional information follows :", _MIMECAST_RCPT, text)
     if not m:
         return []
     info = {k: v.strip() for k, v in _MIMECAST_INFO.findall(text)}
@@ -130,14 +125,8 @@ _MESSAGELABS = re.compile(
 def _messagelabs(text: str) -> list[Hit]:
     """Symantec Email Security.cloud (MessageLabs): the recipients under 'I was unable to
     deliver your message to the following addresses:', then 'Reason:' and the reply."""
-    if "unable to deliver your message to the following addresses:" not in text:
-        return []
-    m = _MESSAGELABS.search(text)
-    if not m:
-        return []
-    rcpts = [am.group(1) for line in m.group(1).split("\n") if (am := LONE_ADDR.match(line))]
-    diag = unfold_reply(m.group(2).split("\n"))
-    return [Hit(recipient=r, action="failed", diagnostic=diag) for r in dict.fromkeys(rcpts)]
+    m = search_if("unable to deliver your message to the following addresses:", _MESSAGELABS, text)
+    return listed_failures(m.group(1), unfold_reply(m.group(2).split("\n"))) if m else []
 
 
 _MAILMARSHAL = re.compile(
@@ -149,55 +138,33 @@ _MAILMARSHAL = re.compile(
 def _mailmarshal(text: str) -> list[Hit]:
     """MailMarshal: 'Could not be delivered because of', the reply, 'The following recipients
     were affected:' and the indented recipients; 'Remote-MTA: <IP>' below."""
-    if "The following recipients were affected:" not in text:
-        return []
-    m = _MAILMARSHAL.search(text)
+    m = search_if("The following recipients were affected:", _MAILMARSHAL, text)
     if not m:
         return []
-    rcpts = [am.group(1) for line in m.group(2).split("\n") if (am := LONE_ADDR.match(line))]
+    rcpts = lone_addresses(m.group(2))
     diag = unfold_reply(m.group(1).split("\n"))
     rm = re.search(r"^Remote-MTA:\s*<([^>\s]+)>", text[m.end() :], re.MULTILINE)
     remote = rm.group(1) if rm else ""
-    return [
-        Hit(recipient=r, action="failed", diagnostic=diag, remote_mta=remote)
-        for r in dict.fromkeys(rcpts)
-    ]
+    return failed_hits(rcpts, diag, remote)
 
 
+# Detector(name, finder, order, needles): see `Detector`.
 DETECTORS = (
-    Detector("mfilter", _mfilter, needles=("-------server message",), order=130),
-    Detector("mxlogic", _mxlogic, needles=("included is a copy of the message header",), order=180),
+    Detector("mfilter", _mfilter, 130, ("-------server message",)),
+    Detector("mxlogic", _mxlogic, 180, ("included is a copy of the message header",)),
+)
+# Notices of their own (see `detectors.NOTICES`).
+NOTICES = (
     # InterScan
-    Detector(
-        "trendmicro",
-        _trendmicro,
-        needles=("sent <<< ", "unable to deliver message to <"),
-        order=220,
-        notice=True,
-    ),
-    Detector("activehunter", _activehunter, needles=("\n>>> ",), order=230, notice=True),
-    Detector(
-        "mailfoundry",
-        _mailfoundry,
-        needles=("delivery failed for the following reason:",),
-        order=280,
-        notice=True,
-    ),
-    Detector(
-        "mimecast", _mimecast, needles=("additional information follows :",), order=290, notice=True
-    ),
+    Detector("trendmicro", _trendmicro, 220, ("sent <<< ", "unable to deliver message to <")),
+    Detector("activehunter", _activehunter, 230, ("\n>>> ",)),
+    Detector("mailfoundry", _mailfoundry, 280, ("delivery failed for the following reason:",)),
+    Detector("mimecast", _mimecast, 290, ("additional information follows :",)),
     Detector(
         "messagelabs",
         _messagelabs,
-        needles=("unable to deliver your message to the following addresses:",),
-        order=300,
-        notice=True,
+        300,
+        ("unable to deliver your message to the following addresses:",),
     ),
-    Detector(
-        "mailmarshal",
-        _mailmarshal,
-        needles=("the following recipients were affected:",),
-        order=310,
-        notice=True,
-    ),
+    Detector("mailmarshal", _mailmarshal, 310, ("the following recipients were affected:",)),
 )

@@ -71,17 +71,17 @@ def _exchange2003(text: str) -> list[Hit]:
     return hits
 
 
+# Detector(name, finder, order, needles): see `Detector`.
 DETECTORS = (
-    Detector(
-        "exchange", _exchange, needles=("diagnostic information for administrators:",), order=70
-    ),
+    Detector("exchange", _exchange, 70, ("diagnostic information for administrators:",)),
     Detector(
         "exchange2003",
         _exchange2003,
-        needles=(
+        80,
+        (
             "did not reach the following recipient(s):",
             "following recipient(s) could not be reached:",
         ),
-        order=80,
     ),
 )
+NOTICES: tuple[Detector, ...] = ()

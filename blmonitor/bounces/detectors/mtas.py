@@ -8,8 +8,16 @@ from __future__ import annotations
 import re
 
 from blmonitor.bounces.detectors.detector import Detector
-from blmonitor.bounces.hit import ADDR, LONE_ADDR, Hit, one_line
-from blmonitor.bounces.needles import search_at
+from blmonitor.bounces.hit import (
+    ADDR,
+    LONE_ADDR,
+    Hit,
+    failed_hits,
+    failed_matches,
+    listed_failures,
+    one_line,
+)
+from blmonitor.bounces.needles import search_at, search_if
 from blmonitor.bounces.smtp import command_of, unfold_reply
 
 _EXIM_START = re.compile(
@@ -150,21 +158,18 @@ def _dragonfly(text: str) -> list[Hit]:
 
 
 _TRANSCRIPT = re.compile(r"-+ ?Transcript of session follows ?-+", re.IGNORECASE)
-
-
+_TRANSCRIPT_END = re.compile(r"\n\s*-+ ?(?:Unsent message|Original message|Message)")
 _TALKING_TO = re.compile(r"while talking to (\S+?)\.?:\s*$")
 _SENDMAIL_RCPT = re.compile(rf"^([245]\d\d)(?:[ -]([245]\.\d+\.\d+))?\s+<?({ADDR})>?\.\.\.\s*(.*)$")
 
 
 def _sendmail(text: str) -> list[Hit]:
     """Sendmail's plain-text transcript: '... while talking to host.:', '>>> CMD', '<<< reply'."""
-    m = _TRANSCRIPT.search(text)
-    if not m:
+    if not (m := _TRANSCRIPT.search(text)):
         return []
-    body = re.split(r"\n\s*-+ ?(?:Unsent message|Original message|Message)", text[m.end() :])[0]
+    body = _TRANSCRIPT_END.split(text[m.end() :], maxsplit=1)[0]
     hits: dict[str, Hit] = {}
-    host = command = ""
-    last_reply = ""
+    host = command = last_reply = ""
     for line in body.split("\n"):
         s = line.strip()
         if "while talking to " in s and (tm := _TALKING_TO.search(s)):
@@ -320,9 +325,7 @@ _NOTES = re.compile(
 def _notes(text: str) -> list[Hit]:
     """Lotus Notes: '------- Failure Reasons --------', the reason, then the recipients,
     up to '------- Returned Message --------'."""
-    if "------- Failure Reasons" not in text:
-        return []
-    m = _NOTES.search(text)
+    m = search_if("------- Failure Reasons", _NOTES, text)
     if not m:
         return []
     rcpts: list[str] = []
@@ -333,7 +336,7 @@ def _notes(text: str) -> list[Hit]:
         elif line.strip():
             reason.append(line.strip())
     diag = " ".join(reason)
-    return [Hit(recipient=r, action="failed", diagnostic=diag) for r in dict.fromkeys(rcpts)]
+    return failed_hits(rcpts, diag)
 
 
 _DOMINO = re.compile(
@@ -344,14 +347,8 @@ _DOMINO = re.compile(
 
 def _domino(text: str) -> list[Hit]:
     """Lotus Domino: 'was not delivered to:', the recipients, 'because:' and the reason."""
-    if "\nbecause:" not in text:
-        return []
-    m = _DOMINO.search(text)
-    if not m:
-        return []
-    rcpts = [am.group(1) for line in m.group(1).split("\n") if (am := LONE_ADDR.match(line))]
-    diag = one_line(m.group(2))
-    return [Hit(recipient=r, action="failed", diagnostic=diag) for r in dict.fromkeys(rcpts)]
+    m = search_if("\nbecause:", _DOMINO, text)
+    return listed_failures(m.group(1), one_line(m.group(2))) if m else []
 
 
 _X6_PERMANENT = re.compile(
@@ -397,14 +394,12 @@ _APACHEJAMES_RCPT = re.compile(rf"^\s*RCPT TO: ({ADDR})\s*$", re.MULTILINE)
 def _apachejames(text: str) -> list[Hit]:
     """Apache James: 'Error message below:' and the reply, the recipients as 'RCPT TO: rcpt'
     under 'Message details:'."""
-    if "Error message below:" not in text:
-        return []
-    m = _APACHEJAMES.search(text)
+    m = search_if("Error message below:", _APACHEJAMES, text)
     if not m:
         return []
     diag = unfold_reply(m.group(1).split("\n"))
     rcpts = _APACHEJAMES_RCPT.findall(text, m.end())
-    return [Hit(recipient=r, action="failed", diagnostic=diag) for r in dict.fromkeys(rcpts)]
+    return failed_hits(rcpts, diag)
 
 
 _X2_FAILED = re.compile(
@@ -435,51 +430,38 @@ _UNABLE_MAIL = re.compile(rf"^([^\n:<>]{{3,80}}): <({ADDR})>\s*\nUnable to deliv
 
 def _unable_mail(text: str) -> list[Hit]:
     """A short notice: 'User's mailbox is full: <rcpt>' then 'Unable to deliver mail.'."""
-    if "\nUnable to deliver mail." not in text:
-        return []
-    return [
-        Hit(recipient=m.group(2), action="failed", diagnostic=m.group(1).strip())
-        for m in _UNABLE_MAIL.finditer(text)
-    ]
+    return failed_matches(_UNABLE_MAIL.finditer(text), recipient=2, diagnostic=1)
 
 
+# Detector(name, finder, order, needles): see `Detector`.
 DETECTORS = (
-    Detector("opensmtpd", _opensmtpd, needles=("list of recipients:",), order=10),
+    Detector("opensmtpd", _opensmtpd, 10, ("list of recipients:",)),
     # _TRANSCRIPT_RCPT, on every line
-    Detector("transcript", _transcript, needles=("recipient:",), order=20),
-    Detector("imail", _imail, needles=("undeliverable to",), order=30),
+    Detector("transcript", _transcript, 20, ("recipient:",)),
+    Detector("imail", _imail, 30, ("undeliverable to",)),
     Detector(
         "exim",
         _exim,
-        needles=("following address", "not yet been delivered", "could not be delivered to one"),
-        order=40,
+        40,
+        ("following address", "not yet been delivered", "could not be delivered to one"),
     ),
-    Detector(
-        "dragonfly", _dragonfly, needles=("there was an error delivering your mail to <",), order=50
-    ),
-    Detector("sendmail", _sendmail, needles=("transcript of session follows",), order=90),
+    Detector("dragonfly", _dragonfly, 50, ("there was an error delivering your mail to <",)),
+    Detector("sendmail", _sendmail, 90, ("transcript of session follows",)),
     # qmail, Yahoo, Postfix and others that write '<rcpt>: reason'
-    Detector("text", _angle_blocks, needles=("\n<",), order=100, starts=("<",)),
+    Detector("text", _angle_blocks, 100, ("\n<",), starts=("<",)),
     # IMail's short notice
-    Detector("imailserver", _imail_short, needles=("\noriginal message follows.",), order=140),
-    Detector("x1", _x1, needles=("---the following addresses had delivery errors---",), order=160),
-    Detector("x3", _x3, needles=("automatically generated delivery status",), order=170),
+    Detector("imailserver", _imail_short, 140, ("\noriginal message follows.",)),
+    Detector("x1", _x1, 160, ("---the following addresses had delivery errors---",)),
+    Detector("x3", _x3, 170, ("automatically generated delivery status",)),
+)
+# Notices of their own (see `detectors.NOTICES`).
+NOTICES = (
     # Lotus Notes
-    Detector("notes", _notes, needles=("------- failure reasons",), order=200, notice=True),
-    Detector("domino", _domino, needles=("\nbecause:",), order=250, notice=True),
-    Detector(
-        "x6", _x6, needles=("we had trouble delivering your message",), order=270, notice=True
-    ),
-    Detector(
-        "apachejames", _apachejames, needles=("error message below:",), order=320, notice=True
-    ),
-    Detector("x2", _x2, needles=("\ndelivery failed: ",), order=340, notice=True),
+    Detector("notes", _notes, 200, ("------- failure reasons",)),
+    Detector("domino", _domino, 250, ("\nbecause:",)),
+    Detector("x6", _x6, 270, ("we had trouble delivering your message",)),
+    Detector("apachejames", _apachejames, 320, ("error message below:",)),
+    Detector("x2", _x2, 340, ("\ndelivery failed: ",)),
     # 'rcpt is …: <rcpt>' / 'Unable to deliver mail.'
-    Detector(
-        "unabletodeliver",
-        _unable_mail,
-        needles=("\nunable to deliver mail.",),
-        order=350,
-        notice=True,
-    ),
+    Detector("unabletodeliver", _unable_mail, 350, ("\nunable to deliver mail.",)),
 )

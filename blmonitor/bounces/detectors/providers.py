@@ -8,7 +8,16 @@ import itertools
 import re
 
 from blmonitor.bounces.detectors.detector import Detector
-from blmonitor.bounces.hit import ADDR, LONE_ADDR, Hit, one_line, strip_type
+from blmonitor.bounces.hit import (
+    ADDR,
+    Hit,
+    failed_hits,
+    failed_matches,
+    listed_failures,
+    one_line,
+    strip_type,
+)
+from blmonitor.bounces.needles import search_if
 from blmonitor.bounces.smtp import command_of, status_of, unfold_reply
 
 _GMAIL = re.compile(
@@ -54,9 +63,7 @@ _GROUPS_ORIGINAL = re.compile(r"^-{5} Original message -{5}$", re.MULTILINE)
 def _googlegroups(text: str) -> list[Hit]:
     """Google Groups: a localised notice (the group may not exist or may refuse posts), the
     group's address only in the returned original's To: field."""
-    if "groups.google.com/support" not in text:
-        return []
-    m = _GROUPS_ORIGINAL.search(text)
+    m = search_if("groups.google.com/support", _GROUPS_ORIGINAL, text)
     if not m:
         return []
     head = text[m.end() :].lstrip("\n").split("\n\n", 1)[0]
@@ -138,12 +145,7 @@ _KDDI = re.compile(rf"^\s*Could not be delivered to: <({ADDR})>\s*\n\s*(\S[^\n]*
 
 def _kddi(text: str) -> list[Hit]:
     """KDDI (au one net): 'Could not be delivered to: <rcpt>', the reason on the next line."""
-    if "Could not be delivered to: <" not in text:
-        return []
-    return [
-        Hit(recipient=m.group(1), action="failed", diagnostic=m.group(2).strip())
-        for m in _KDDI.finditer(text)
-    ]
+    return failed_matches(_KDDI.finditer(text), recipient=1, diagnostic=2)
 
 
 _BIGLOBE = re.compile(
@@ -156,14 +158,8 @@ _BIGLOBE = re.compile(
 def _biglobe(text: str) -> list[Hit]:
     """BIGLOBE: the recipients under '----- The following addresses had delivery problems
     -----', the reason under '----- Non-delivered information -----'."""
-    if "----- Non-delivered information -----" not in text:
-        return []
-    m = _BIGLOBE.search(text)
-    if not m:
-        return []
-    rcpts = [am.group(1) for line in m.group(1).split("\n") if (am := LONE_ADDR.match(line))]
-    diag = one_line(m.group(2))
-    return [Hit(recipient=r, action="failed", diagnostic=diag) for r in dict.fromkeys(rcpts)]
+    m = search_if("----- Non-delivered information -----", _BIGLOBE, text)
+    return listed_failures(m.group(1), one_line(m.group(2))) if m else []
 
 
 # One recipient of an Amazon SES bounce notification (JSON, maybe inside an SNS envelope
@@ -220,31 +216,26 @@ def _ezweb(text: str) -> list[Hit]:
         if line.strip() and line.isascii() and not _EZWEB_RCPT.match(line)
     ]
     diag = " ".join(reason)
-    return [Hit(recipient=r, action="failed", diagnostic=diag) for r in dict.fromkeys(rcpts)]
+    return failed_hits(rcpts, diag)
 
 
+# Detector(name, finder, order, needles): see `Detector`.
 DETECTORS = (
-    Detector("gmail", _gmail, needles=("delivery to the following recipient",), order=60),
-    Detector("googlegroups", _googlegroups, needles=("groups.google.com/support",), order=110),
-    Detector("zoho", _zoho, needles=("error_code", "responsecode"), order=120),
+    Detector("gmail", _gmail, 60, ("delivery to the following recipient",)),
+    Detector("googlegroups", _googlegroups, 110, ("groups.google.com/support",)),
+    Detector("zoho", _zoho, 120, ("error_code", "responsecode")),
     # 1&1, GMX, mail.com
     Detector(
-        "nemesis",
-        _nemesis,
-        needles=("--- the header of the original message is following. ---",),
-        order=150,
+        "nemesis", _nemesis, 150, ("--- the header of the original message is following. ---",)
     ),
+)
+# Notices of their own (see `detectors.NOTICES`).
+NOTICES = (
     # au one net
-    Detector("kddi", _kddi, needles=("could not be delivered to: <",), order=210, notice=True),
-    Detector(
-        "biglobe",
-        _biglobe,
-        needles=("----- non-delivered information -----",),
-        order=240,
-        notice=True,
-    ),
+    Detector("kddi", _kddi, 210, ("could not be delivered to: <",)),
+    Detector("biglobe", _biglobe, 240, ("----- non-delivered information -----",)),
     # SES notifications sent by SNS
-    Detector("amazonses", _amazonses_json, needles=("bouncedrecipients",), order=260, notice=True),
+    Detector("amazonses", _amazonses_json, 260, ("bouncedrecipients",)),
     # au/EZweb notices without a transcript
-    Detector("ezweb", _ezweb, needles=("@ezweb.ne.jp>",), order=330, notice=True),
+    Detector("ezweb", _ezweb, 330, ("@ezweb.ne.jp>",)),
 )
