@@ -1,21 +1,15 @@
-"""A recipient as one detector read it (`Hit`), and the small text helpers that every reader of
-a returned message shares: folding white space, the 'type;' prefix of DSN fields, addresses and
-dates. Pure.
+"""A recipient as a reader of returned messages found it (`Hit`), and the small text helpers
+that every reader shares (RFC 3464 fields and the detectors alike): folding white space, the
+'type;' prefix of DSN fields, addresses and dates. Pure.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-
-# An address as the text formats write it (no quotes, brackets or white space in it).
-ADDR = r"[^\s<>\"(),;:@]+@[^\s<>\"(),;:@]+\.[A-Za-z0-9-]+"
-# A line that holds an address and nothing else (angle brackets allowed).
-LONE_ADDR = re.compile(rf"^\s*<?({ADDR})>?\s*$")
 
 _SMTP_TYPE = re.compile(r"^\s*(?:smtp|x-[\w-]+|dns|rfc822|x-unix)\s*;\s*", re.IGNORECASE)
 _MAILTO = re.compile(r"<mailto:[^>]*>$")
@@ -65,32 +59,3 @@ def _parsed_date(value: str) -> datetime | None:
         return parsedate_to_datetime(one_line(value).split(" (")[0])
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
-
-
-def lone_addresses(block: str) -> list[str]:
-    """The addresses of `block` that stand alone on their line, in order."""
-    return [m.group(1) for line in block.split("\n") if (m := LONE_ADDR.match(line))]
-
-
-def failed_hits(recipients: Iterable[str], diagnostic: str, remote_mta: str = "") -> list[Hit]:
-    """One failed hit per recipient (the first of each spelling), all with the same reason."""
-    return [
-        Hit(recipient=r, action="failed", diagnostic=diagnostic, remote_mta=remote_mta)
-        for r in dict.fromkeys(recipients)
-    ]
-
-
-def failed_matches(
-    matches: Iterable[re.Match[str]], *, recipient: int, diagnostic: int
-) -> list[Hit]:
-    """One failed hit per match: the recipient and the reason (stripped) from its groups."""
-    return [
-        Hit(recipient=m.group(recipient), action="failed", diagnostic=m.group(diagnostic).strip())
-        for m in matches
-    ]
-
-
-def listed_failures(recipients: str, reason: str) -> list[Hit]:
-    """Failed hits for the addresses alone on their lines in `recipients`, all for `reason`
-    (notices that list the recipients under one heading and the reason under another)."""
-    return failed_hits(lone_addresses(recipients), reason)

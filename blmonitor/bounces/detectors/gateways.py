@@ -6,8 +6,14 @@ from __future__ import annotations
 
 import re
 
-from blmonitor.bounces.detectors.detector import Detector
-from blmonitor.bounces.hit import ADDR, Hit, failed_hits, listed_failures, lone_addresses
+from blmonitor.bounces.detectors.detector import (
+    ADDR,
+    Detector,
+    failed_hits,
+    listed_failures,
+    lone_addresses,
+)
+from blmonitor.bounces.hit import Hit
 from blmonitor.bounces.needles import search_if
 from blmonitor.bounces.smtp import COMMAND_NAMES, unfold_reply
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import re
 
-from blmonitor.bounces.detectors.detector import Detector
-from blmonitor.bounces.hit import ADDR, Hit
+from blmonitor.bounces.detectors.detector import ADDR, Detector
+from blmonitor.bounces.hit import Hit
 
 _EXCHANGE = re.compile(r"Diagnostic information for administrators:", re.IGNORECASE)
 

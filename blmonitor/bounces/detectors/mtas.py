@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import re
 
-from blmonitor.bounces.detectors.detector import Detector
-from blmonitor.bounces.hit import (
+from blmonitor.bounces.detectors.detector import (
     ADDR,
     LONE_ADDR,
-    Hit,
+    Detector,
     failed_hits,
     failed_matches,
     listed_failures,
-    one_line,
 )
+from blmonitor.bounces.hit import Hit, one_line
 from blmonitor.bounces.needles import search_at, search_if
 from blmonitor.bounces.smtp import command_of, unfold_reply
 

@@ -7,16 +7,14 @@ from __future__ import annotations
 import itertools
 import re
 
-from blmonitor.bounces.detectors.detector import Detector
-from blmonitor.bounces.hit import (
+from blmonitor.bounces.detectors.detector import (
     ADDR,
-    Hit,
+    Detector,
     failed_hits,
     failed_matches,
     listed_failures,
-    one_line,
-    strip_type,
 )
+from blmonitor.bounces.hit import Hit, one_line, strip_type
 from blmonitor.bounces.needles import search_if
 from blmonitor.bounces.smtp import command_of, status_of, unfold_reply
 
