@@ -5,6 +5,7 @@
 
 import random
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -189,7 +190,7 @@ FRAGMENTS = [
 ]  # fmt: skip
 
 
-def adversarial():
+def adversarial() -> Iterator[str]:
     """Texts made to make the patterns backtrack (bench/bounces.py times them too)."""
     rnd = random.Random(4)
     yield "x" * 100_000
