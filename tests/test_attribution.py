@@ -171,10 +171,18 @@ def test_loader_errors_name_file_and_rule(text, message):
 
 def test_the_shipped_rules_load():
     text, source = read_list_data("bounces.toml")
-    rules = load_rules(text, source=source)
+    rules = load_rules(text, source=source)  # every pattern compiled
     assert len(rules.rules) == len(rules.by_id) >= 60
     assert rules.ip_slots and rules.domain_slots and rules.zone_slots
     assert all(rule.needles for rule in rules.rules if rule.verdict != BounceVerdict.OTHER)
+    # embedded_rules() compiles each pattern when first used: the same rules, and the group
+    # names it read from each pattern's text are the compiled pattern's.
+    lazy = embedded_rules()
+    assert lazy == rules
+    patterns = [p for r in lazy.rules for p in (*r.patterns, *r.unless, *r.remote_mta)]
+    patterns += [r.zone_like for r in lazy.rules if r.zone_like is not None]
+    patterns += [*lazy.ip_slots, *lazy.domain_slots, *lazy.zone_slots]
+    assert all(p.groups == set(p.compiled.groupindex) for p in patterns)
 
 
 def test_loader_accepts_a_minimal_file():

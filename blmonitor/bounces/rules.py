@@ -50,21 +50,36 @@ _MACRO_RE = re.compile(r"\{[A-Z][A-Z_]*\}")
 # repeated group that itself holds an unbounded repeat, can make a hostile text slow.
 _UNBOUNDED_DOT = re.compile(r"(?<![\\\[])\.[*+]")
 _NESTED_REPEAT = re.compile(r"\([^()]*(?<!\\)[*+][^()]*\)[*+{]")
+_GROUP_NAME = re.compile(r"(?<!\\)\(\?P<(\w+)>")
 
 
 class RulePattern:
-    """One regular expression of the rules (macros expanded, case ignored), compiled when the
-    rules are loaded (a mistake is reported then), with its `needles`: lower-case ASCII
-    strings one of which the lower-cased text holds if the pattern matches an ASCII text
-    (() when none is known)."""
+    """One regular expression of the rules (macros expanded, case ignored), with its `needles`:
+    lower-case ASCII strings one of which the lower-cased text holds if the pattern matches an
+    ASCII text (() when none is known), and the names of its groups. Compiled when the rules
+    are loaded (a mistake is reported then), or, with `compile_now=False`, the first time a
+    text is tried against it (most patterns are never needed in a short run, and compiling is
+    the larger part of loading the rules)."""
 
-    __slots__ = ("compiled", "groupindex", "needles", "pattern")
+    __slots__ = ("_compiled", "groups", "needles", "pattern")
 
-    def __init__(self, pattern: str) -> None:
+    def __init__(self, pattern: str, *, compile_now: bool = True) -> None:
         self.pattern = pattern
-        self.compiled = re.compile(pattern, re.IGNORECASE)  # raises re.error on a mistake
-        self.groupindex: Mapping[str, int] = self.compiled.groupindex
+        self._compiled: re.Pattern[str] | None = None
+        if compile_now:
+            self._compiled = re.compile(pattern, re.IGNORECASE)  # raises re.error on a mistake
+        self.groups: frozenset[str] = (
+            frozenset(self._compiled.groupindex)
+            if self._compiled is not None
+            else frozenset(_GROUP_NAME.findall(pattern))
+        )
         self.needles: tuple[str, ...] = required_literals(pattern)
+
+    @property
+    def compiled(self) -> re.Pattern[str]:
+        if self._compiled is None:
+            self._compiled = re.compile(self.pattern, re.IGNORECASE)
+        return self._compiled
 
     def may_match(self, low: str | None) -> bool:
         """False only when the pattern surely does not match the text whose lower-cased form
@@ -147,13 +162,17 @@ class Rules:
 
 
 def embedded_rules() -> Rules:
-    """The rules shipped inside the package (or beside it, in a source checkout)."""
+    """The rules shipped inside the package (or beside it, in a source checkout). Checked as
+    any file is, but its patterns are compiled when first used: the tests compile every one
+    (tests/test_attribution.py), and a short run then does not pay for the patterns it never
+    needs."""
     text, source = read_list_data("bounces.toml")
-    return load_rules(text, source=source)
+    return load_rules(text, source=source, compile_now=False)
 
 
-def load_rules(text: str, *, source: str) -> Rules:
-    """Parse and validate bounce rules; every mistake names `source` and the rule."""
+def load_rules(text: str, *, source: str, compile_now: bool = True) -> Rules:
+    """Parse and validate bounce rules; every mistake names `source` and the rule.
+    `compile_now=False`: compile each pattern when first used (for data the tests compile)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -176,13 +195,13 @@ def load_rules(text: str, *, source: str) -> Rules:
         group = _SLOT_GROUPS[name]
         out = []
         for pattern in _strings(slots.get(name, []), f"slots.{name}", source):
-            compiled = _compile(pattern, f"slots.{name}", source)
-            if group not in compiled.groupindex:
+            compiled = _compile(pattern, f"slots.{name}", source, compile_now)
+            if group not in compiled.groups:
                 raise CatalogError(source, f"slots.{name}: {pattern!r} has no {{{group.upper()}}}")
             out.append(compiled)
         return tuple(out)
 
-    rules = [_parse_rule(entry, source, i) for i, entry in enumerate(raw, 1)]
+    rules = [_parse_rule(entry, source, i, compile_now) for i, entry in enumerate(raw, 1)]
     seen: set[str] = set()
     for rule in rules:
         if rule.id in seen:
@@ -217,7 +236,7 @@ def _strings(value: Any, what: str, source: str) -> list[str]:
     return list(value)
 
 
-def _compile(pattern: str, what: str, source: str) -> RulePattern:
+def _compile(pattern: str, what: str, source: str, now: bool) -> RulePattern:
     if unknown := [m for m in _MACRO_RE.findall(pattern) if m not in _MACROS]:
         raise CatalogError(
             source, f"{what}: unknown macro {unknown[0]} (known: {', '.join(_MACROS)})"
@@ -231,12 +250,12 @@ def _compile(pattern: str, what: str, source: str) -> RulePattern:
     for macro, expansion in _MACROS.items():
         pattern = pattern.replace(macro, expansion)
     try:
-        return RulePattern(pattern)
+        return RulePattern(pattern, compile_now=now)
     except re.error as exc:
         raise CatalogError(source, f"{what}: bad regular expression {pattern!r}: {exc}") from exc
 
 
-def _parse_rule(entry: Any, source: str, index: int) -> Rule:
+def _parse_rule(entry: Any, source: str, index: int, now: bool) -> Rule:
     if not isinstance(entry, dict):
         raise CatalogError(source, f"rule #{index} is not a table")
     rid = str(entry.get("id", f"#{index}"))
@@ -282,15 +301,15 @@ def _parse_rule(entry: Any, source: str, index: int) -> Rule:
         _check_url(delist_url, fail)
     try:
         patterns = tuple(
-            _compile(p, f"rule {rid}: match", source)
+            _compile(p, f"rule {rid}: match", source, now)
             for p in _strings(entry["match"], "match", source)
         )
         unless = tuple(
-            _compile(p, f"rule {rid}: unless", source)
+            _compile(p, f"rule {rid}: unless", source, now)
             for p in _strings(entry.get("unless", []), "unless", source)
         )
         remote = tuple(
-            _compile(p, f"rule {rid}: remote_mta", source)
+            _compile(p, f"rule {rid}: remote_mta", source, now)
             for p in _strings(entry.get("remote_mta", []), "remote_mta", source)
         )
         codes = tuple(c.lower() for c in _strings(entry.get("codes", []), "codes", source))
@@ -302,11 +321,11 @@ def _parse_rule(entry: Any, source: str, index: int) -> Rule:
         raise fail("'match' is empty")
     _check_codes(codes, fail)
     bits = _parse_bits(entry.get("bits", {}), fail)
-    if (codes or bits) and not any("code" in p.groupindex for p in patterns):
+    if (codes or bits) and not any("code" in p.groups for p in patterns):
         raise fail("'codes' or 'bits' need a (?P<code>…) group in 'match'")
     zone_like = None
     if "zone_like" in entry:
-        zone_like = _compile(entry["zone_like"], f"rule {rid}: zone_like", source)
+        zone_like = _compile(entry["zone_like"], f"rule {rid}: zone_like", source, now)
     return Rule(
         id=rid,
         source=entry["source"],
