@@ -2,7 +2,8 @@
 in the module of its family (`mtas`, `microsoft`, `providers`, `gateways`), and `REGISTRY`
 holds them all in the order they are tried. To add a format: write its finder beside its
 family's, declare it in that module's `DETECTORS` (or `NOTICES`) with its needles and its
-order, and add a sample to the table of tests/test_extract.py. Pure.
+order, and add a sample to tests/data/bounce_records.toml (the table of test_extract.py).
+Pure.
 """
 
 from __future__ import annotations

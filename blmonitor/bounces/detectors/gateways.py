@@ -166,11 +166,6 @@ NOTICES = (
     Detector("activehunter", _activehunter, 230, ("\n>>> ",)),
     Detector("mailfoundry", _mailfoundry, 280, ("delivery failed for the following reason:",)),
     Detector("mimecast", _mimecast, 290, ("additional information follows :",)),
-    Detector(
-        "messagelabs",
-        _messagelabs,
-        300,
-        ("unable to deliver your message to the following addresses:",),
-    ),
+    Detector("messagelabs", _messagelabs, 300, ("your message to the following addresses:",)),
     Detector("mailmarshal", _mailmarshal, 310, ("the following recipients were affected:",)),
 )
