@@ -435,7 +435,7 @@ def _unable_mail(text: str) -> list[Hit]:
 # Detector(name, finder, order, needles): see `Detector`.
 DETECTORS = (
     Detector("opensmtpd", _opensmtpd, 10, ("list of recipients:",)),
-    # _TRANSCRIPT_RCPT, on every line
+    # (every line _TRANSCRIPT_RCPT matches holds "recipient:")
     Detector("transcript", _transcript, 20, ("recipient:",)),
     Detector("imail", _imail, 30, ("undeliverable to",)),
     Detector(
