@@ -89,11 +89,12 @@ import json, sys, time
 T0 = time.perf_counter()
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from blmonitor.bounces.attribution import attribute_record, embedded_rules
+from blmonitor.bounces.attribution import attribute_record
+from blmonitor.bounces.rules import embedded_rules
 try:
     from blmonitor.bounces.mailbox import read_path
 except ImportError:  # a --baseline checkout from before bounces/mailbox.py
-    from blmonitor.bounces.extract import read_path
+    from blmonitor.bounces.mailbox import read_path
 from blmonitor.dnsbl.catalog import embedded_catalog
 
 imported = time.perf_counter() - T0
@@ -288,8 +289,9 @@ def score(
 
 
 def blmonitor_predictions(bsd: Path) -> dict[str, list[tuple[str, Predicted]]]:
-    from blmonitor.bounces.attribution import attribute_record, embedded_rules
+    from blmonitor.bounces.attribution import attribute_record
     from blmonitor.bounces.extract import parse_message
+    from blmonitor.bounces.rules import embedded_rules
     from blmonitor.dnsbl.catalog import embedded_catalog
 
     rules, catalog = embedded_rules(), embedded_catalog()
@@ -487,9 +489,10 @@ WORST_BOUND = 0.5  # seconds for any one message or rejection text
 
 def worst_case(corpus: Path) -> dict[str, tuple[float, str]]:
     """The slowest input of each kind: (seconds, a short description of it)."""
-    from blmonitor.bounces.attribution import attribute, embedded_rules
+    from blmonitor.bounces.attribution import attribute
     from blmonitor.bounces.extract import extract_records
     from blmonitor.bounces.mailbox import is_mbox, parse_mbox
+    from blmonitor.bounces.rules import embedded_rules
     from blmonitor.dnsbl.catalog import embedded_catalog
     from tests.test_attribution import adversarial
     from tests.test_extract import mutations

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from blmonitor.bounces.attribution import attribute, attribute_record, embedded_rules, load_rules
+from blmonitor.bounces.attribution import attribute, attribute_record
 from blmonitor.bounces.models import BounceRecord, BounceVerdict
+from blmonitor.bounces.rules import embedded_rules, load_rules
 from blmonitor.dnsbl.catalog import embedded_catalog, read_list_data
 from blmonitor.errors import CatalogError
 

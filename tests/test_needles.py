@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from blmonitor.bounces.attribution import embedded_rules
 from blmonitor.bounces.needles import may_hold, minimal, required_literals, search_at
+from blmonitor.bounces.rules import embedded_rules
 
 DATA = Path(__file__).parent / "data"
 

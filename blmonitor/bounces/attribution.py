@@ -25,13 +25,12 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from blmonitor.bounces.models import Attribution, BounceRecord, BounceVerdict, ListKind
-from blmonitor.bounces.rules import Rule, RulePattern, Rules, embedded_rules, load_rules
+from blmonitor.bounces.rules import Rule, RulePattern, Rules
 from blmonitor.bounces.smtp import drop_continuations, leading_status, reply_head
 from blmonitor.dnsbl.catalog import Catalog
 from blmonitor.models import TargetKind, Zone
 
-# (`Rules`, `embedded_rules` and `load_rules` are the loader's, re-exported here.)
-__all__ = ["MAX_TEXT", "Rules", "attribute", "attribute_record", "embedded_rules", "load_rules"]
+__all__ = ["MAX_TEXT", "attribute", "attribute_record"]
 
 # RFC 5321 §4.5.3.1.5 caps a reply line at 512 octets; a diagnostic of many lines still fits.
 # Longer input is cut so that no text can make the patterns slow.

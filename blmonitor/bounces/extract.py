@@ -196,13 +196,3 @@ def _fill(hit: Hit, other: Hit) -> Hit:
     if not hit.command:
         hit.command = other.command or command_of(other.diagnostic)
     return hit
-
-
-def __getattr__(name: str) -> Any:
-    """`read_path` and `parse_mbox` moved to `blmonitor.bounces.mailbox` (file reading is kept
-    out of this pure module); the old import path still works, loading that module only then."""
-    if name in ("read_path", "parse_mbox"):
-        from blmonitor.bounces import mailbox
-
-        return getattr(mailbox, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

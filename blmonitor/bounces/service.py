@@ -5,7 +5,6 @@ renderers beside them, for the command line and any other face.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ from blmonitor.dnsbl.report import table
 from blmonitor.errors import UsageError
 from blmonitor.models import Verdict
 
-_REPLY = re.compile(r"^\s*(?P<code>[245]\d\d)(?:[ -]+(?P<status>[245]\.\d{1,3}\.\d{1,3}))?")
 # The verdicts a scan groups by list: the ones that say a receiver blocks us.
 _GROUPED = (BounceVerdict.LISTED, BounceVerdict.REPUTATION)
 
@@ -30,18 +28,20 @@ def verdict_of(attributions: Sequence[Attribution]) -> Verdict:
 
 def explain(text: str, *, remote_mta: str = "") -> Attribution:
     """Which blocklist a pasted rejection names (its reply code and status read from its start)."""
-    from blmonitor.bounces.attribution import attribute, embedded_rules
+    from blmonitor.bounces.attribution import attribute
+    from blmonitor.bounces.rules import embedded_rules
+    from blmonitor.bounces.smtp import reply_head
     from blmonitor.dnsbl.catalog import embedded_catalog
 
     text = " ".join(text.split())
     if not text:
         raise UsageError("nothing to explain: paste the rejection text, or '-' for stdin")
-    reply = _REPLY.match(text)
+    reply_code, status = reply_head(text) or ("", "")
     return attribute(
         text,
         remote_mta=remote_mta,
-        status=(reply.group("status") or "") if reply else "",
-        reply_code=reply.group("code") if reply else "",
+        status=status,
+        reply_code=reply_code,
         rules=embedded_rules(),
         catalog=embedded_catalog(),
     )
@@ -97,7 +97,7 @@ class BounceScan:
 
 
 def _records(path: Path) -> Iterator[BounceRecord]:
-    from blmonitor.bounces.extract import read_path
+    from blmonitor.bounces.mailbox import read_path
     from blmonitor.bounces.watch import looks_like_log, read_log
 
     if str(path) != "-" and path.is_file() and looks_like_log(path):
@@ -109,7 +109,8 @@ def _records(path: Path) -> Iterator[BounceRecord]:
 def scan_bounces(paths: Sequence[Path]) -> BounceScan:
     """Every bounce record of `paths` (mail files, mbox, Maildirs, directories, MTA logs, '-'
     for stdin), attributed."""
-    from blmonitor.bounces.attribution import attribute_record, embedded_rules
+    from blmonitor.bounces.attribution import attribute_record
+    from blmonitor.bounces.rules import embedded_rules
     from blmonitor.dnsbl.catalog import embedded_catalog
 
     rules, catalog = embedded_rules(), embedded_catalog()

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from blmonitor.bounces import watch
-from blmonitor.bounces.attribution import attribute_record, embedded_rules
+from blmonitor.bounces.attribution import attribute_record
 from blmonitor.bounces.models import Attribution, BounceRecord, BounceVerdict
+from blmonitor.bounces.rules import embedded_rules
 from blmonitor.causes.findings import look_for_causes
 from blmonitor.config import Config, SmarthostMode
 from blmonitor.dnsbl import service as dnsbl_service
