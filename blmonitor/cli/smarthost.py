@@ -1,7 +1,7 @@
 """`blmonitor smarthost`: send outbound mail through the ISP's smart host while listed, and back.
 
-The use cases (plan, act, status, sync) are the daemon module's smart-host functions; this module
-parses, calls one of them and renders.
+The use cases (plan, act, status, sync) are `smarthost/service.py`'s; this module parses, calls
+one of them and renders.
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ _DESTINATION_OPTION = click.option(
     "--destination", "destinations", multiple=True, metavar="DOMAIN",
     help="Route only this receiving domain (repeatable; scope = destinations).",
 )  # fmt: skip
-_DONE = {"apply": "mail now goes through the smart host", "revert": "mail goes direct again"}
 
 
 @click.group()
@@ -75,19 +74,6 @@ def _writing(config_path: Path | None) -> tuple[Config, Store]:
     return config, Store(config.monitor.database)
 
 
-def _destinations(config: Config, store: Store | None, given: Sequence[str]) -> tuple[str, ...]:
-    """The --destination domains, or with scope = destinations those that block us now."""
-    from blmonitor.smarthost import policy
-    from blmonitor.smarthost.service import wanted_destinations
-
-    if given:
-        return tuple(sorted({d.lower().strip(".") for d in given}))
-    if store is None:
-        return ()
-    current = policy.blocking(store.load_state(), min_severity=config.smarthost.min_severity)
-    return wanted_destinations(config, store, current)
-
-
 @smarthost.command("plan")
 @_mta_options
 @_DESTINATION_OPTION
@@ -110,11 +96,11 @@ def smarthost_plan_command(
       blmonitor smarthost plan --revert --config-dir /tmp/postfix-copy
     """
     from blmonitor.smarthost.plan import render_plan
-    from blmonitor.smarthost.service import relay_of, smarthost_plan
+    from blmonitor.smarthost.service import destinations_for, relay_of, smarthost_plan
 
     config, store = _reading(config_path)
     action = "revert" if revert_plan else "apply"
-    wanted = _destinations(config, store, destinations)
+    wanted = destinations_for(config, store, destinations)
     plan = smarthost_plan(config, action, mta=mta or "", config_dir=config_dir,
                           destinations=wanted)  # fmt: skip
     click.echo(render_plan(plan, relay_of(config)), nl=False)
@@ -126,25 +112,16 @@ def _act(action: str, *, config_path: Path | None, mta: str | None, config_dir: 
 
     from blmonitor.cli.output import write_json
     from blmonitor.monitor.run import deliver_pending, notifier_for, utcnow
-    from blmonitor.smarthost.service import smarthost_act
+    from blmonitor.smarthost.service import act_by_hand
 
     config, store = _writing(config_path)
-    wanted = _destinations(config, store, destinations) if action == "apply" else ()
-    outcome = smarthost_act(config, store, action, now=utcnow(), host=socket.getfqdn(),
-                            reason=f"`blmonitor smarthost {action}` run by hand",
-                            destinations=wanted, mta=mta or "", config_dir=config_dir)  # fmt: skip
+    done = act_by_hand(config, store, action, now=utcnow(), host=socket.getfqdn(), mta=mta or "",
+                       config_dir=config_dir, destinations=destinations)  # fmt: skip
     deliver_pending(store, notifier_for(config), utcnow)
-    result: dict[str, Any] = {
-        "action": action, "changed": outcome.changed, "reloaded": outcome.reloaded,
-        "mta": str(outcome.plan.mta), "destinations": list(wanted),
-        "notes": [*outcome.plan.notes, *outcome.notes],
-    }  # fmt: skip
     if as_json:
-        write_json(result)
-        return
-    click.echo(_DONE[action] if outcome.changed else "nothing to change")
-    for note in result["notes"]:
-        click.echo(f"note: {note}")
+        write_json(done.json())
+    else:
+        click.echo(done.render())
 
 
 @smarthost.command("apply")
@@ -178,22 +155,6 @@ def smarthost_revert(**options: Any) -> None:
     _act("revert", **options)
 
 
-def render_smarthost_status(state: dict[str, Any], actions: list[dict[str, Any]]) -> str:
-    """Whether mail goes through the smart host, then the recent actions, one a line."""
-    if state["applied"]:
-        relay = state.get("relay", {})
-        lines = [f"smart host: applied since {state.get('applied_at', '?')} "
-                 f"({state['mta']} → {relay.get('host')}:{relay.get('port')}, "
-                 f"scope {state.get('scope', 'all')})"]  # fmt: skip
-        if state.get("destinations"):
-            lines.append("routed: " + ", ".join(state["destinations"]))
-    else:
-        lines = [f"smart host: not applied ({state['mta']} delivers directly)"]
-    lines += [f"{row['at']}  {row['action']:<7} {row['outcome']:<11} {row['detail']}"
-              for row in actions]  # fmt: skip
-    return "\n".join(lines)
-
-
 @smarthost.command("status")
 @_mta_options
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
@@ -206,7 +167,7 @@ def smarthost_status(config_path: Path | None, mta: str | None, config_dir: Path
       blmonitor smarthost status
     """
     from blmonitor.cli.output import write_json
-    from blmonitor.smarthost.service import smarthost_of
+    from blmonitor.smarthost.service import render_status, smarthost_of
 
     config, store = _reading(config_path)
     state = smarthost_of(config, mta=mta or "", config_dir=config_dir).status()
@@ -214,7 +175,7 @@ def smarthost_status(config_path: Path | None, mta: str | None, config_dir: Path
     if as_json:
         write_json({**state, "actions": actions})
     else:
-        click.echo(render_smarthost_status(state, actions))
+        click.echo(render_status(state, actions))
 
 
 @smarthost.command("sync")
