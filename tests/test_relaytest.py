@@ -552,6 +552,7 @@ REAL = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(bool(postfix_missing()), reason=postfix_missing() or "ok")
 @pytest.mark.parametrize("case", ["open", "closed"])
 def test_real_postfix(case):
