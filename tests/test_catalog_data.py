@@ -63,6 +63,7 @@ BROKEN = [
     (f"[catalog]\nversion = '1'\n{GOOD}",
      "[catalog] version '1' is not supported: this blmonitor reads version 1"),
     (f"[catalog]\nreviewed = 'x'\n{GOOD}", "[catalog]: unknown key(s) reviewed"),
+    (f"catalog = 'v1'\n{GOOD}", "[catalog] must be a table"),
     (f"[catalog]\nupdated = 2026-11-30\n{GOOD}",
      '[catalog] updated must be a quoted date, e.g. "2026-11-30"'),
     # id and name: required, usable, unique across the file
