@@ -26,6 +26,7 @@ import pytest
 
 from tests import httpservers
 
+pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = ("203.0.113.5", "203.0.113.9", "198.51.100.7")
 

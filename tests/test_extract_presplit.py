@@ -92,6 +92,7 @@ def test_presplit_same_tree_on_mutations(seed: int) -> None:
     assert bad == []
 
 
+@pytest.mark.slow
 def test_presplit_same_tree_on_swapped_types() -> None:
     swaps = [
         (b"message/delivery-status", b"message/global-delivery-status"),
