@@ -55,6 +55,7 @@ apprise_config = "/etc/blmonitor/apprise.yml"
 min_severity = "info"
 retry = 5
 title_prefix = "[mx1]"
+server_name = "mx1.example.com."
 """
 
 FULL_CONFIG = Config(
@@ -82,6 +83,7 @@ FULL_CONFIG = Config(
         min_severity=Severity.INFO,
         retry=5,
         title_prefix="[mx1]",
+        server_name="mx1.example.com",
     ),
     source="test.toml",
 )
@@ -391,6 +393,10 @@ SYNTAX = "test.toml: not valid TOML: "
             "[notify]\ntitle_prefix = 1979-05-27",
             "[notify] title_prefix: expected a string, got a date",
         ),
+        (
+            '[notify]\nserver_name = "mx 1"',
+            "[notify] server_name: 'mx 1' is not a host name (e.g. mx1.example.com)",
+        ),
         # unknown keys and tables
         (
             '[monitor]\nintervall = "15m"',
@@ -403,7 +409,7 @@ SYNTAX = "test.toml: not valid TOML: "
         ),
         (
             '[notify]\nsmtp_host = "x"',
-            "[notify] smtp_host: unknown key (known keys: urls, apprise_config, min_severity, retry, title_prefix)",
+            "[notify] smtp_host: unknown key (known keys: urls, apprise_config, min_severity, retry, title_prefix, server_name)",
         ),
         (
             "[monitor.extra]\nx = 1",

@@ -53,6 +53,7 @@ timeout = {timeout}
 urls = {json.dumps(urls)}
 retry = 1
 title_prefix = {json.dumps(title_prefix)}
+server_name = "mx.blmtest.example"  # the child never asks the machine's resolver for its name
 """
     )
     return path

@@ -104,11 +104,9 @@ def notify(config_path: Path | None, send_test: bool) -> None:
     Example:
       blmonitor notify --test --config /etc/blmonitor/config.toml
     """
-    import socket
-
     from blmonitor.config import load_config
     from blmonitor.monitor.notify import render_test_message
-    from blmonitor.monitor.run import notifier_for
+    from blmonitor.monitor.run import notifier_for, server_name
 
     config = load_config(config_path)
     notifier = notifier_for(config)
@@ -116,7 +114,7 @@ def notify(config_path: Path | None, send_test: bool) -> None:
         raise UsageError(f"{config.source}: [notify] has no urls and no apprise_config")
     for target in notifier.targets():
         click.echo(f"target: {target}")
-    delivery = notifier.send(render_test_message(socket.getfqdn(), config.notify.title_prefix))
+    delivery = notifier.send(render_test_message(server_name(config), config.notify.title_prefix))
     if not delivery.ok:
         fail(f"test notification failed after {delivery.attempts} attempt(s): {delivery.error}",
              EXIT_UNKNOWN)  # fmt: skip

@@ -108,14 +108,12 @@ def smarthost_plan_command(
 
 def _act(action: str, *, config_path: Path | None, mta: str | None, config_dir: Path | None,
          destinations: Sequence[str] = (), as_json: bool) -> None:  # fmt: skip
-    import socket
-
     from blmonitor.cli.output import write_json
-    from blmonitor.monitor.run import deliver_pending, notifier_for, utcnow
+    from blmonitor.monitor.run import deliver_pending, notifier_for, server_name, utcnow
     from blmonitor.smarthost.service import act_by_hand
 
     config, store = _writing(config_path)
-    done = act_by_hand(config, store, action, now=utcnow(), host=socket.getfqdn(), mta=mta or "",
+    done = act_by_hand(config, store, action, now=utcnow(), host=server_name(config), mta=mta or "",
                        config_dir=config_dir, destinations=destinations)  # fmt: skip
     deliver_pending(store, notifier_for(config), utcnow)
     if as_json:
@@ -190,13 +188,11 @@ def smarthost_sync(config_path: Path | None) -> None:
     Example:
       sudo blmonitor smarthost sync
     """
-    import socket
-
-    from blmonitor.monitor.run import deliver_pending, notifier_for, utcnow
+    from blmonitor.monitor.run import deliver_pending, notifier_for, server_name, utcnow
     from blmonitor.smarthost.service import sync_smarthost
 
     config, store = _writing(config_path)
-    outcome = sync_smarthost(config, store, now=utcnow(), host=socket.getfqdn())
+    outcome = sync_smarthost(config, store, now=utcnow(), host=server_name(config))
     deliver_pending(store, notifier_for(config), utcnow)
     if outcome is None:
         click.echo("no request")

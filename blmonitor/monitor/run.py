@@ -42,6 +42,12 @@ Discover = Callable[[float], list[str]]
 NOTIFICATION_EXPIRY = timedelta(days=7)
 
 
+def server_name(config: Config) -> str:
+    """How notifications name this server: [notify] server_name, else its FQDN (a DNS lookup,
+    so it is asked only when a run or a command needs it)."""
+    return config.notify.server_name or socket.getfqdn()
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
@@ -100,8 +106,8 @@ def run_once(
 ) -> RunSummary:
     """Check, compare with the stored state, store the run, then send what is pending.
 
-    `host` names this server in notifications (default: its FQDN, asked once per run)."""
-    host = host or socket.getfqdn()
+    `host` names this server in notifications (default: `server_name`, asked once a run)."""
+    host = host or server_name(config)
     with store.run_lock():
         return _run_locked(config, store, notifier, catalog, clock, discover, host)
 
