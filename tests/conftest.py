@@ -18,11 +18,20 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from blmonitor.dnsbl.catalog import Catalog, load_catalog
+from blmonitor.models import Zone
 from tests import dnsservers
 
 DATA = Path(__file__).parent / "data"
 DQS_KEY = "k3yk3yk3yk3yk3yk3yk3yk3yk3"  # a made-up 26-character Spamhaus DQS key
 LAB_CATALOG = load_catalog(DATA / "lab.toml")  # the lab's zones, for the pure tests too
+
+
+def lab_zone(key: str) -> Zone:
+    """A zone of the lab catalog, by id or name (a typo fails the test at once)."""
+    found = LAB_CATALOG.find(key)
+    assert found is not None, key
+    return found
+
 
 # rbldnsd datasets per zone: (type, text). Listings are for 203.0.113.0/24 and example domains.
 LAB_ZONES: dict[str, list[tuple[str, str]]] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from pathlib import Path
 
@@ -523,10 +524,10 @@ def test_default_database(is_root: bool, env: dict[str, str], expected: str) -> 
 
 
 def test_environment_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(config.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     assert config.environment_defaults() == Defaults(tmp_path / "blmonitor" / "blmonitor.db")
-    monkeypatch.setattr(config.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
     assert config.environment_defaults() == ROOT
 
 
@@ -544,7 +545,7 @@ def test_load_config(tmp_path: Path) -> None:
 def test_load_config_takes_defaults_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(config.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     path = tmp_path / "config.toml"
     path.write_text("", "utf-8")

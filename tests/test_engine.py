@@ -11,7 +11,7 @@ from blmonitor.dnsbl import answers as dnsbl
 from blmonitor.dnsbl import engine
 from blmonitor.dnsbl.catalog import select_zones
 from blmonitor.dnsbl.resolver import DnsClient, Nameserver
-from blmonitor.models import Health, Outcome, Report, Severity, Status, Verdict
+from blmonitor.models import Health, Outcome, Report, Result, Severity, Status, Verdict
 
 
 def run(lab, targets, zones, *, timeout=1.0, **options) -> Report:
@@ -24,7 +24,7 @@ def run(lab, targets, zones, *, timeout=1.0, **options) -> Report:
     return asyncio.run(go())
 
 
-def by_pair(report: Report) -> dict[tuple[str, str], object]:
+def by_pair(report: Report) -> dict[tuple[str, str], Result]:
     return {(r.target.text, r.zone.name): r for r in report.results}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,7 +43,7 @@ def test_ago(moment: datetime | None, shown: str) -> None:
     assert status.ago(moment.isoformat() if moment else None, NOW) == shown
 
 
-def _status(last: dict | None, listed: tuple = ()) -> status.Status:
+def _status(last: dict[str, Any] | None, listed: tuple[Any, ...] = ()) -> status.Status:
     return status.Status(listed=listed, pending=(), bounced=(), sick=(), routing=None,
                          findings=(), last_run=last, next_run=None, confirm=2,
                          database=Path("/db"))  # fmt: skip
