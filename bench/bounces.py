@@ -1,8 +1,8 @@
 """Bounce benchmark: accuracy of blmonitor's bounce attribution, and speed against sisimai.
 
     python3 bench/bounces.py [--corpus DIR] [--labels FILE] [--repeat N] [--no-sisimai]
-                             [--skip-speed] [--skip-accuracy] [--json FILE] [--jobs N]
-                             [--baseline DIR] [--no-bytecode-cache]
+                             [--skip-speed] [--skip-accuracy] [--skip-worst] [--json FILE]
+                             [--jobs N] [--baseline DIR] [--no-bytecode-cache]
 
 Accuracy (maildir/bsd of the shared corpus, labels in bench/bounce_labels.toml): blmonitor's
 extraction + attribution per failed-recipient record against the hand labels; precision and
@@ -16,8 +16,12 @@ process) run as child processes on the same files, alternately, N times after on
 run each; wall time (start-up included), messages/s, the parse time each process measures
 itself, and peak RSS (os.wait4 rusage); the same commands on an empty file list (start-up
 alone); where blmonitor's wall time goes (imports, rules and catalog, extraction, attribution,
-as its child measures them); with --jobs N, blmonitor over N forked processes too. Prints
-Markdown.
+as its child measures them); with --jobs N, blmonitor over N forked processes too.
+
+Worst case (in this process): the slowest single input among the hostile messages of
+tests/test_extract.py (`mutations`), every corpus message, and the backtracking texts of
+tests/test_attribution.py (`adversarial`), against a bound of WORST_BOUND seconds an input
+(the bound the tests asserted before timing left them). Prints Markdown.
 """
 
 from __future__ import annotations
@@ -85,8 +89,12 @@ import json, sys, time
 T0 = time.perf_counter()
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from blmonitor.bounces.attribution import attribute_record, embedded_rules
-from blmonitor.bounces.extract import read_path
+from blmonitor.bounces.attribution import attribute_record
+from blmonitor.bounces.rules import embedded_rules
+try:
+    from blmonitor.bounces.mailbox import read_path
+except ImportError:  # a --baseline checkout from before bounces/mailbox.py
+    from blmonitor.bounces.mailbox import read_path
 from blmonitor.dnsbl.catalog import embedded_catalog
 
 imported = time.perf_counter() - T0
@@ -281,8 +289,9 @@ def score(
 
 
 def blmonitor_predictions(bsd: Path) -> dict[str, list[tuple[str, Predicted]]]:
-    from blmonitor.bounces.attribution import attribute_record, embedded_rules
+    from blmonitor.bounces.attribution import attribute_record
     from blmonitor.bounces.extract import parse_message
+    from blmonitor.bounces.rules import embedded_rules
     from blmonitor.dnsbl.catalog import embedded_catalog
 
     rules, catalog = embedded_rules(), embedded_catalog()
@@ -374,7 +383,7 @@ def corpus_files(corpus: Path) -> list[Path]:
 
 
 def count_messages(files: list[Path]) -> int:
-    from blmonitor.bounces.extract import parse_mbox
+    from blmonitor.bounces.mailbox import parse_mbox
 
     total = 0
     for path in files:
@@ -471,6 +480,58 @@ def speed(
         for name in order:
             runs[name].append(_run_child(*commands[name]))
     return runs
+
+
+# --------------------------------------------------------------------------- worst case
+
+WORST_BOUND = 0.5  # seconds for any one message or rejection text
+
+
+def worst_case(corpus: Path) -> dict[str, tuple[float, str]]:
+    """The slowest input of each kind: (seconds, a short description of it)."""
+    from blmonitor.bounces.attribution import attribute
+    from blmonitor.bounces.extract import extract_records
+    from blmonitor.bounces.mailbox import is_mbox, parse_mbox
+    from blmonitor.bounces.rules import embedded_rules
+    from blmonitor.dnsbl.catalog import embedded_catalog
+    from tests.test_attribution import adversarial
+    from tests.test_extract import mutations
+
+    def slowest(items: list[tuple[str, Any]], run: Any) -> tuple[float, str]:
+        worst = (0.0, "")
+        for name, item in items:
+            t0 = time.perf_counter()
+            run(item)
+            worst = max(worst, (time.perf_counter() - t0, name))
+        return worst
+
+    rules, catalog = embedded_rules(), embedded_catalog()
+    hostile = [(f"seed {seed} #{i}", m) for seed in (1, 2) for i, m in enumerate(mutations(seed))]
+    messages = []
+    for path in corpus_files(corpus):
+        data = path.read_bytes()
+        chunks = list(parse_mbox(data)) if is_mbox(data) else [(0, data)]
+        messages += [(f"{path.name}:{n}" if n else path.name, chunk) for n, chunk in chunks]
+    texts = [(repr(t[:40]), t) for t in adversarial()]
+    return {
+        "hostile messages (extraction)": slowest(hostile, extract_records),
+        "corpus messages (extraction)": slowest(messages, extract_records),
+        "backtracking texts (attribution)": slowest(
+            texts,
+            lambda t: attribute(t, remote_mta=t[:300], status="", rules=rules, catalog=catalog),
+        ),
+    }
+
+
+def worst_report(worst: dict[str, tuple[float, str]]) -> str:
+    lines = [
+        "## Worst case: the slowest single input\n",
+        "| inputs | slowest s | bound s | within | input |\n|---|---:|---:|---|---|",
+    ]
+    for kind, (seconds, name) in worst.items():
+        ok = "yes" if seconds < WORST_BOUND else "**NO**"
+        lines.append(f"| {kind} | {seconds:.3f} | {WORST_BOUND} | {ok} | {name} |")
+    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- report
@@ -624,6 +685,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-sisimai", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--skip-worst", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument(
         "--jobs",
@@ -700,6 +762,10 @@ def main(argv: list[str] | None = None) -> int:
                 "bytecode_cache": not args.no_bytecode_cache,
                 "runs": {n: [r.__dict__ for r in rs] for n, rs in runs.items()},
             }
+    if not args.skip_worst:
+        worst = worst_case(args.corpus)
+        print(worst_report(worst))
+        figures["worst"] = {k: {"seconds": v[0], "input": v[1]} for k, v in worst.items()}
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1))
     return 0

@@ -96,6 +96,7 @@ class NotifyConfig:
     min_severity: Severity
     retry: int
     title_prefix: str
+    server_name: str = ""  # how notifications name this server; "": its FQDN
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,7 +386,15 @@ def _parse_notify(table: _Table) -> NotifyConfig:
         min_severity=table.severity("min_severity", Severity.WARNING),
         retry=table.integer("retry", 3, low=1, high=10),
         title_prefix=table.string("title_prefix", "[blmonitor]"),
+        server_name=_server_name(table),
     )
+
+
+def _server_name(table: _Table) -> str:
+    name = table.string("server_name", "").strip().rstrip(".")
+    if any(c.isspace() or c in "/@:" for c in name):
+        raise table.fail("server_name", f"{name!r} is not a host name (e.g. mx1.example.com)")
+    return name
 
 
 class _Table:

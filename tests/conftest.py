@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import email
 import email.policy
-from collections.abc import Iterator
+import ipaddress
+import socket
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import dns.rcode
 import pytest
@@ -16,11 +18,20 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from blmonitor.dnsbl.catalog import Catalog, load_catalog
+from blmonitor.models import Zone
 from tests import dnsservers
 
 DATA = Path(__file__).parent / "data"
 DQS_KEY = "k3yk3yk3yk3yk3yk3yk3yk3yk3"  # a made-up 26-character Spamhaus DQS key
 LAB_CATALOG = load_catalog(DATA / "lab.toml")  # the lab's zones, for the pure tests too
+
+
+def lab_zone(key: str) -> Zone:
+    """A zone of the lab catalog, by id or name (a typo fails the test at once)."""
+    found = LAB_CATALOG.find(key)
+    assert found is not None, key
+    return found
+
 
 # rbldnsd datasets per zone: (type, text). Listings are for 203.0.113.0/24 and example domains.
 LAB_ZONES: dict[str, list[tuple[str, str]]] = {
@@ -107,6 +118,88 @@ def _no_machine_queue(
     monkeypatch.setattr(
         "blmonitor.causes.findings.POSTFIX_DIR", tmp_path_factory.getbasetemp() / "no-postfix"
     )
+
+
+# --- no test reaches the machine's resolver ------------------------------------------------
+
+FQDN = "mail.blmonitor.test"  # this machine's name, as every test sees it
+_LOCAL_NAMES = {"localhost", "localhost.", "localhost.localdomain", "ip6-localhost"}
+_LOOPBACK = _LOCAL_NAMES | {"127.0.0.1", "::1"}
+
+
+@dataclass
+class ResolverGuard:
+    """What the tests asked of name resolution: getfqdn() calls, and lookups that were refused."""
+
+    fqdn_calls: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+    def refuse(self, call: str) -> NoReturn:
+        self.refused.append(call)
+        # pytest.fail raises a BaseException: code that catches OSError or Exception (as a
+        # lookup fallback would) cannot swallow it, and the teardown check catches the rest.
+        pytest.fail(f"{call} would ask this machine's resolver: tests stay on loopback")
+
+
+def _local(host: object) -> bool:
+    """localhost or an address literal: answered without asking any resolver."""
+    if host is None or host == "" or (isinstance(host, str) and host.lower() in _LOCAL_NAMES):
+        return True
+    text = host.decode() if isinstance(host, bytes) else str(host)
+    try:
+        ipaddress.ip_address(text.partition("%")[0])
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.fixture(autouse=True)
+def resolver_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[ResolverGuard]:
+    """socket.getfqdn() answers FQDN; a lookup of any other name or address fails the test.
+
+    Without it, run_once without host=, `notify --test`, the smart-host commands, smtplib and
+    email.utils.make_msgid ask the machine's resolver for its own name.
+    """
+    guard = ResolverGuard()
+    real_getaddrinfo, real_gethostbyname = socket.getaddrinfo, socket.gethostbyname
+    real_gethostbyname_ex, real_gethostbyaddr = socket.gethostbyname_ex, socket.gethostbyaddr
+
+    def getfqdn(name: str = "") -> str:
+        guard.fqdn_calls.append(name)
+        if name.strip() in ("", "0.0.0.0", "::"):  # this machine, as socket.getfqdn reads them
+            return FQDN
+        if name in _LOOPBACK:
+            return "localhost"
+        guard.refuse(f"socket.getfqdn({name!r})")
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if not _local(host):
+            guard.refuse(f"socket.getaddrinfo({host!r})")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    def by_name(real: Callable[[str], Any], call: str) -> Callable[[str], Any]:
+        def lookup(host: str) -> Any:
+            if not _local(host):
+                guard.refuse(f"socket.{call}({host!r})")
+            return real(host)
+
+        return lookup
+
+    def gethostbyaddr(address: str) -> Any:
+        if address not in _LOOPBACK:  # /etc/hosts answers these; any other asks DNS (PTR)
+            guard.refuse(f"socket.gethostbyaddr({address!r})")
+        return real_gethostbyaddr(address)
+
+    monkeypatch.setattr(socket, "getfqdn", getfqdn)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(socket, "gethostbyname", by_name(real_gethostbyname, "gethostbyname"))
+    monkeypatch.setattr(
+        socket, "gethostbyname_ex", by_name(real_gethostbyname_ex, "gethostbyname_ex")
+    )
+    monkeypatch.setattr(socket, "gethostbyaddr", gethostbyaddr)
+    yield guard
+    if guard.refused:  # asked from a thread, where pytest.fail did not reach the test
+        pytest.fail(f"the test asked this machine's resolver: {'; '.join(guard.refused)}")
 
 
 # --- an SMTP sink (aiosmtpd) on 127.0.0.1 for notification tests -----------------------------

@@ -35,7 +35,7 @@ def free_port() -> int:
             tcp.bind(("127.0.0.1", port))
         except OSError:
             return free_port()
-    return port
+    return int(port)
 
 
 def wait_answering(port: int, name: str = "2.0.0.127.probe.invalid") -> None:

@@ -13,13 +13,12 @@ def serve(
     routes: dict[str, tuple[int, str]], posted: list[tuple[str, str]] | None = None
 ) -> Iterator[str]:
     """Yields the base URL, e.g. http://127.0.0.1:PORT; POSTed bodies go to `posted`."""
-    if posted is None:
-        posted = []
+    received: list[tuple[str, str]] = [] if posted is None else posted
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
-            posted.append((self.path, self.rfile.read(length).decode("utf-8", "replace")))
+            received.append((self.path, self.rfile.read(length).decode("utf-8", "replace")))
             status, body = routes.get(self.path, (200, "ok"))
             data = body.encode()
             self.send_response(status)

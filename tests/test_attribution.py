@@ -1,15 +1,19 @@
-"""Attribution of rejection texts: the labelled table, the rules loader, and a backtracking bound."""
+"""Attribution of rejection texts: the labelled table, the rules loader, and hostile input.
+
+(How long hostile input takes is measured by bench/bounces.py, not asserted here.)
+"""
 
 import random
-import time
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from blmonitor.bounces.attribution import attribute, attribute_record, embedded_rules, load_rules
+from blmonitor.bounces.attribution import attribute, attribute_record
 from blmonitor.bounces.models import BounceRecord, BounceVerdict
-from blmonitor.dnsbl.catalog import embedded_catalog
+from blmonitor.bounces.rules import embedded_rules, load_rules
+from blmonitor.dnsbl.catalog import embedded_catalog, read_list_data
 from blmonitor.errors import CatalogError
 
 ROWS = tomllib.loads((Path(__file__).parent / "data" / "rejections.toml").read_text("utf-8"))["row"]
@@ -114,6 +118,49 @@ match = ['blocked using {ZONE}']
         (GOOD + "temporary = 1\n", "rule x: 'temporary' must be"),
         (GOOD + GOOD, "rule x: the id appears twice"),
         (GOOD + "[slots]\nip = ['client']\n", "slots.ip: 'client' has no {IP}"),
+        (GOOD + "[slots]\nipv4 = ['{IP}']\n", "[slots]: unknown key(s) ipv4"),
+        (
+            GOOD + "[slots]\nip = 'client {IP}'\nzone = ['(']\n",
+            "slots.zone: bad regular expression",
+        ),
+        ("[colour]\n" + GOOD, "unknown table(s) or key(s) colour"),
+        ("[meta]\nversion = 2\n" + GOOD, "[meta]: version 2 is not 1"),
+        ("[meta]\nowner = 'me'\n" + GOOD, "[meta]: unknown key(s) owner"),
+        ("slots = 1\n" + GOOD, "[slots] is not a table"),
+        ("rule = [1]\n", "rule #1 is not a table"),
+        (GOOD.replace('id = "x"', 'id = "X Y"'), "rule X Y: the id must be lower-case"),
+        (GOOD.replace('id = "x"', "id = 7"), "rule 7: the id must be lower-case"),
+        (GOOD.replace('meaning = "m"', 'meaning = " "'), "rule x: 'meaning' is empty"),
+        (GOOD.replace('source = "s"', "source = 1"), "rule x: 'source' must be a string"),
+        (GOOD + "provider = true\n", "rule x: 'provider' must be a string"),
+        (GOOD + 'zone = "not a zone"\n', "rule x: zone 'not a zone' is not a DNS name"),
+        (GOOD + "zone_known = 1\n", "rule x: 'zone_known' must be true or false"),
+        (GOOD + "zone_like = 3\n", "rule x: 'zone_like' must be a string"),
+        (GOOD + "zone_like = '['\n", "rule x: zone_like: bad regular expression"),
+        (GOOD + 'delist_url = "www.example.net"\n', "rule x: delist_url 'www.example.net' is not"),
+        (GOOD + 'delist_url = "https://x.example/?ip={addr}"\n', "unknown placeholder {addr}"),
+        (GOOD + 'delist_url = "ftp://x.example/"\n', "is not an http(s) or mailto URL"),
+        (GOOD + "unless = ['(']\n", "rule x: unless: bad regular expression"),
+        (GOOD + "remote_mta = [1]\n", "rule x: remote_mta: expected a list of strings"),
+        (
+            GOOD.replace("match = ['blocked using {ZONE}']", "match = []"),
+            "rule x: 'match' is empty",
+        ),
+        (GOOD.replace("{ZONE}", "{ZONES}"), "rule x: match: unknown macro {ZONES}"),
+        (
+            GOOD.replace("{ZONE}", "{ZONE}.*listed"),
+            "rule x: match: 'blocked using {ZONE}.*listed' is not linear",
+        ),
+        (GOOD.replace("{ZONE}", "(?:a+ )+"), "is not linear"),
+        (
+            GOOD.replace("{ZONE}']", "(?P<code>\\d+)']") + 'codes = ["9-1"]\n',
+            "rule x: codes: '9-1' must be",
+        ),
+        (
+            GOOD.replace("{ZONE}']", "(?P<code>\\d+)']") + 'codes = ["a b"]\n',
+            "rule x: codes: 'a b' must be",
+        ),
+        (GOOD + 'bits = "1"\n', "rule x: 'bits' must be a table"),
     ],
 )
 def test_loader_errors_name_file_and_rule(text, message):
@@ -121,6 +168,22 @@ def test_loader_errors_name_file_and_rule(text, message):
         load_rules(text, source="my-rules.toml")
     assert str(info.value).startswith("my-rules.toml: ")
     assert message in str(info.value)
+
+
+def test_the_shipped_rules_load():
+    text, source = read_list_data("bounces.toml")
+    rules = load_rules(text, source=source)  # every pattern compiled
+    assert len(rules.rules) == len(rules.by_id) >= 60
+    assert rules.ip_slots and rules.domain_slots and rules.zone_slots
+    assert all(rule.needles for rule in rules.rules if rule.verdict != BounceVerdict.OTHER)
+    # embedded_rules() compiles each pattern when first used: the same rules, and the group
+    # names it read from each pattern's text are the compiled pattern's.
+    lazy = embedded_rules()
+    assert lazy == rules
+    patterns = [p for r in lazy.rules for p in (*r.patterns, *r.unless, *r.remote_mta)]
+    patterns += [r.zone_like for r in lazy.rules if r.zone_like is not None]
+    patterns += [*lazy.ip_slots, *lazy.domain_slots, *lazy.zone_slots]
+    assert all(p.groups == set(p.compiled.groupindex) for p in patterns)
 
 
 def test_loader_accepts_a_minimal_file():
@@ -136,7 +199,8 @@ FRAGMENTS = [
 ]  # fmt: skip
 
 
-def _adversarial():
+def adversarial() -> Iterator[str]:
+    """Texts made to make the patterns backtrack (bench/bounces.py times them too)."""
     rnd = random.Random(4)
     yield "x" * 100_000
     yield "a." * 50_000
@@ -155,10 +219,7 @@ def _adversarial():
         yield "".join(chr(rnd.randint(0, 0x2FF)) for _ in range(rnd.randint(0, 5000)))
 
 
-def test_no_input_raises_or_backtracks():
-    for text in _adversarial():
-        started = time.perf_counter()
+def test_no_input_raises():
+    for text in adversarial():
         got = attribute(text, remote_mta=text[:300], status="", rules=RULES, catalog=CATALOG)
-        elapsed = time.perf_counter() - started
-        assert elapsed < 0.5, (text[:60], elapsed)
         assert got.verdict in BounceVerdict

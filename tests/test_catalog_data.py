@@ -1,13 +1,18 @@
-"""The shipped zone catalog (lists/zones.toml) as data: it parses and its facts hold together.
+"""The zone catalog's rules (lists/README.md), and the shipped lists/zones.toml as data.
 
-These tests read the catalog file itself, not a fixture, so a bad edit to the data fails here.
+The loader enforces every rule the README gives: a table of broken snippets checks each one
+names the file, the zone and the rule. What is left here about the shipped file are facts no
+loader can know (which zones are default, which codes Spamhaus documents, ...).
 """
 
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from blmonitor.dnsbl.catalog import Catalog, listed_point, parse_catalog
+from blmonitor import cli
+from blmonitor.dnsbl.catalog import Catalog, embedded_catalog, listed_point, parse_catalog
+from blmonitor.errors import CatalogError
 from blmonitor.models import ErrorKind, Severity, TargetKind, Zone, ZoneKind, ZoneStatus
 
 CATALOG_PATH = Path(__file__).parent.parent / "lists" / "zones.toml"
@@ -32,10 +37,231 @@ def _ids(zones: tuple[Zone, ...] | list[Zone]) -> list[str]:
     return [z.id for z in zones]
 
 
-def test_catalog_parses_with_many_zones() -> None:
+# --- the loader enforces the README's rules ------------------------------------------------
+
+GOOD = '[[zone]]\nid = "good"\nname = "bl.good.example"\ntakes = ["ipv4"]\n'
+CODE = '{ code = "127.0.0.2", severity = "critical", meaning = "spam" }'
+BIT = '{ bit = 2, severity = "critical", meaning = "black" }'
+ERROR = '{ code = "127.255.255.254", kind = "refused", meaning = "public resolver" }'
+GONE_DATED = 'status_date = "2024"\nstatus_source = "operator page"'
+
+
+def bad(*lines: str, header: str = 'id = "bad"\nname = "bl.bad.example"\ntakes = ["ipv4"]') -> str:
+    """A valid first zone, then zone `bad` with `lines` added to it."""
+    return f"{GOOD}\n[[zone]]\n{header}\n" + "\n".join(lines) + "\n"
+
+
+BROKEN = [
+    # the file
+    ("[[zone]\n", "not valid TOML: Expected ']]' at the end of an array declaration (at line 1, column 7)"),
+    ('[catalog]\nversion = 1\n', "no [[zone]] tables found"),
+    ("zone = [1]\n", "zone #1 is not a table"),
+    (f"{GOOD}colours = 3\n", "zone good: unknown key(s) colours"),
+    (f"title = 'x'\n{GOOD}", "unknown top-level key(s) title"),
+    (f"[catalog]\nversion = 2\n{GOOD}",
+     "[catalog] version 2 is not supported: this blmonitor reads version 1"),
+    (f"[catalog]\nversion = '1'\n{GOOD}",
+     "[catalog] version '1' is not supported: this blmonitor reads version 1"),
+    (f"[catalog]\nreviewed = 'x'\n{GOOD}", "[catalog]: unknown key(s) reviewed"),
+    (f"catalog = 'v1'\n{GOOD}", "[catalog] must be a table"),
+    (f"[catalog]\nupdated = 2026-11-30\n{GOOD}",
+     '[catalog] updated must be a quoted date, e.g. "2026-11-30"'),
+    # id and name: required, usable, unique across the file
+    (bad(header='name = "bl.bad.example"\ntakes = ["ipv4"]'), "zone #2: missing key 'id'"),
+    (bad(header='id = "bad"\ntakes = ["ipv4"]'), "zone bad: missing key 'name'"),
+    (bad(header='id = "bad"\nname = "bl.bad.example"'), "zone bad: missing key 'takes'"),
+    (bad(header='id = "Bad"\nname = "bl.bad.example"\ntakes = ["ipv4"]'),
+     "zone #2: id 'Bad' cannot be given to --zone: use lower-case letters, digits, '.', '-' and "
+     "'_' (and not 'default')"),
+    (bad(header='id = "default"\nname = "bl.bad.example"\ntakes = ["ipv4"]'),
+     "zone default: id 'default' cannot be given to --zone: use lower-case letters, digits, '.', '-' "
+     "and '_' (and not 'default')"),
+    (bad(header='id = "bad\\n"\nname = "bl.bad.example"\ntakes = ["ipv4"]'),
+     "zone #2: id 'bad\\n' cannot be given to --zone: use lower-case letters, digits, '.', '-' "
+     "and '_' (and not 'default')"),
+    (bad(header='id = "bad"\nname = "bl.bad.example\\n"\ntakes = ["ipv4"]'),
+     "zone bad: 'bl.bad.example\\n' is not a DNS zone name"),
+    (bad(header='id = 7\nname = "bl.bad.example"\ntakes = ["ipv4"]'),
+     "zone #2: id must be a quoted string, not 7"),
+    (bad(header='id = "bad"\nname = "not a zone"\ntakes = ["ipv4"]'),
+     "zone bad: 'not a zone' is not a DNS zone name"),
+    (bad(header='id = "good"\nname = "bl.bad.example"\ntakes = ["ipv4"]'),
+     "zone good: 'good' is already the id or name of an earlier zone, good"),
+    (bad(header='id = "bad"\nname = "bl.good.example"\ntakes = ["ipv4"]'),
+     "zone bad: 'bl.good.example' is already the id or name of an earlier zone, good"),
+    (bad(header='id = "bl.good.example"\nname = "bl.bad.example"\ntakes = ["ipv4"]'),
+     "zone bl.good.example: 'bl.good.example' is already the id or name of an earlier zone, good"),
+    # takes, kind, status, access, flags and numbers: only the documented values
+    (bad(header='id = "bad"\nname = "bl.bad.example"\ntakes = []'),
+     "zone bad: 'takes' must be a non-empty list of ipv4, ipv6 and/or domain"),
+    (bad(header='id = "bad"\nname = "bl.bad.example"\ntakes = "ipv4"'),
+     "zone bad: 'takes' must be a non-empty list of ipv4, ipv6 and/or domain"),
+    (bad(header='id = "bad"\nname = "bl.bad.example"\ntakes = ["ipv5"]'),
+     "zone bad: takes: 'ipv5' is not one of ipv4, ipv6, domain"),
+    (bad('kind = "evil"'), "zone bad: kind 'evil' is not one of block, reputation, policy, allow"),
+    (bad('status = "gone"'),
+     "zone bad: status 'gone' is not one of alive, dead, lists-everything, unknown"),
+    (bad('access = "paid"'), "zone bad: access 'paid' is not one of free, registration, key"),
+    (bad("default = 'yes'"), "zone bad: default must be true or false, not 'yes'"),
+    (bad("bitmask = 1"), "zone bad: bitmask must be true or false, not 1"),
+    (bad("strict = 'no'"), "zone bad: strict must be true or false, not 'no'"),
+    (bad("operator = 3"), "zone bad: operator must be a quoted string, not 3"),
+    (bad("status_date = 2024-06-05"),
+     "zone bad: status_date must be a quoted string, not datetime.date(2024, 6, 5)"),
+    (bad('fair_use = """free\nfor all"""'), "zone bad: fair_use must be one line"),
+    (bad("max_inflight = 0"), "zone bad: 'max_inflight' must be a positive integer"),
+    (bad("max_inflight = true"), "zone bad: 'max_inflight' must be a positive integer"),
+    (bad('dqs = "zen.dq"'), "zone bad: dqs 'zen.dq' is not a DQS dataset name (one DNS label, e.g. zen)"),
+    # the default set: alive, never an allow list
+    (bad("default = true"), "zone bad: a default zone must be alive, not unknown: remove default = true"),
+    (bad("default = true", 'status = "dead"', GONE_DATED),
+     "zone bad: a default zone must be alive, not dead: remove default = true"),
+    (bad("default = true", 'status = "lists-everything"', GONE_DATED),
+     "zone bad: a default zone must be alive, not lists-everything: remove default = true"),
+    (bad("default = true", 'status = "alive"', 'kind = "allow"'),
+     "zone bad: an allow list is never default: remove default = true"),
+    # a gone zone is dated and sourced
+    (bad('status = "dead"', 'status_source = "operator page"'),
+     "zone bad: status dead needs a status_date (when)"),
+    (bad('status = "lists-everything"', 'status_date = "2021"', 'status_source = " "'),
+     "zone bad: status lists-everything needs a status_source (where it is told)"),
+    # URLs: http(s), no spaces, no braces but {target}
+    (bad('lookup_url = "ftp://bl.bad.example/{target}"'),
+     "zone bad: lookup_url 'ftp://bl.bad.example/{target}' is not an http(s) URL (braces only in "
+     "{target})"),
+    (bad('lookup_url = "https://bl.bad.example/?q={ip}"'),
+     "zone bad: lookup_url 'https://bl.bad.example/?q={ip}' is not an http(s) URL (braces only "
+     "in {target})"),
+    (bad('delist_url = "https://bl.bad.example/remove me"'),
+     "zone bad: delist_url 'https://bl.bad.example/remove me' is not an http(s) URL (braces only "
+     "in {target})"),
+    (bad('delist_url = "bl.bad.example/remove"'),
+     "zone bad: delist_url 'bl.bad.example/remove' is not an http(s) URL (braces only in "
+     "{target})"),
+    (bad('delist_url = "https://[bl.bad.example/"'),
+     "zone bad: delist_url 'https://[bl.bad.example/' is not an http(s) URL (braces only in "
+     "{target})"),
+    (bad('codes = [{ code = "127.0.0.2", severity = "info", meaning = "policy", delist_url = "https:///x" }]'),
+     "zone bad: codes entry 127.0.0.2: delist_url 'https:///x' is not an http(s) URL (braces "
+     "only in {target})"),
+    # codes and errors
+    (bad('codes = ["127.0.0.2"]'),
+     'zone bad: codes must be a list of tables, e.g. [ { code = "127.0.0.2", … } ]'),
+    (bad("errors = { code = '127.0.0.1' }"),
+     'zone bad: errors must be a list of tables, e.g. [ { code = "127.0.0.2", … } ]'),
+    (bad(f'codes = [{CODE}, {{ severity = "info", meaning = "x" }}]'),
+     "zone bad: codes entry #2 needs exactly one of code and bit"),
+    (bad("bitmask = true", 'codes = [{ code = "127.0.0.2", bit = 2, severity = "info", meaning = "x" }]'),
+     "zone bad: codes entry #1 needs exactly one of code and bit"),
+    (bad('codes = [{ code = "127.0.0.x", severity = "info", meaning = "x" }]'),
+     "zone bad: codes entry #1: code '127.0.0.x' is not an IPv4 address"),
+    (bad('codes = [{ code = 2130706434, severity = "info", meaning = "x" }]'),
+     'zone bad: codes entry #1: code 2130706434 must be quoted, e.g. "127.0.0.2"'),
+    (bad('errors = [{ code = "10.0.0.1", meaning = "x" }]'),
+     "zone bad: errors entry 10.0.0.1: code 10.0.0.1 is outside 127.0.0.0/8"),
+    (bad(f"codes = [{BIT}]"), "zone bad: codes entry bit 2: a bit needs bitmask = true"),
+    (bad("bitmask = true", 'codes = [{ bit = 3, severity = "info", meaning = "x" }]'),
+     "zone bad: codes entry #1: bit 3 is not a power of two from 1 to 128"),
+    (bad("bitmask = true", 'errors = [{ bit = 256, meaning = "x" }]'),
+     "zone bad: errors entry #1: bit 256 is not a power of two from 1 to 128"),
+    (bad("bitmask = true", f"codes = [{CODE}]"),
+     "zone bad: codes entry 127.0.0.2: a bitmask zone gives its answers as bit = N"),
+    (bad('codes = [{ code = "127.0.0.2", meaning = "x" }]'),
+     "zone bad: codes entry 127.0.0.2: missing key 'severity'"),
+    (bad('codes = [{ code = "127.0.0.2", severity = "high", meaning = "x" }]'),
+     "zone bad: codes entry 127.0.0.2: severity 'high' is not one of info, warning, critical"),
+    (bad('codes = [{ code = "127.0.0.2", severity = "info" }]'),
+     "zone bad: codes entry 127.0.0.2: missing key 'meaning'"),
+    (bad('codes = [{ code = "127.0.0.2", severity = "info", meaning = " " }]'),
+     "zone bad: codes entry 127.0.0.2: meaning is empty"),
+    (bad('errors = [{ code = "127.0.0.255", meaning = """two\nlines""" }]'),
+     "zone bad: errors entry 127.0.0.255: meaning must be one line"),
+    (bad('codes = [{ code = "127.0.0.2", severity = "info", meaning = "x", colour = "red" }]'),
+     "zone bad: codes entry 127.0.0.2: unknown key(s) colour"),
+    (bad('errors = [{ code = "127.0.0.255", meaning = "x", severity = "info" }]'),
+     "zone bad: errors entry 127.0.0.255: unknown key(s) severity"),
+    (bad('errors = [{ code = "127.0.0.255", kind = "blocked", meaning = "x" }]'),
+     "zone bad: errors entry 127.0.0.255: kind 'blocked' is not one of refused, rate-limited, wrong-query, other"),
+    (bad(f"codes = [{CODE}, {CODE}]"), "zone bad: 127.0.0.2 appears twice in codes"),
+    (bad(f"errors = [{ERROR}, {ERROR}]"), "zone bad: 127.255.255.254 appears twice in errors"),
+    (bad(f"codes = [{CODE}]", 'errors = [{ code = "127.0.0.2", meaning = "x" }]'),
+     "zone bad: 127.0.0.2 is both a code and an error"),
+    (bad("bitmask = true", f"codes = [{BIT}]", 'errors = [{ bit = 2, meaning = "x" }]'),
+     "zone bad: bit 2 is both a code and an error"),
+    # test points: a kind the zone takes, and a valid target of that kind
+    (bad('test_listed = { ipv6 = "::ffff:7f00:2" }'),
+     "zone bad: test_listed: the zone does not take ipv6 (see takes)"),
+    (bad('test_listed = { ip = "127.0.0.2" }'),
+     "zone bad: test_listed: 'ip' is not one of ipv4, ipv6, domain"),
+    (bad('test_listed = { ipv4 = "::1" }'),
+     "zone bad: test_listed: '::1' is not a valid ipv4 target"),
+    (bad('test_unlisted = { ipv4 = "127.0.0.256" }'),
+     "zone bad: test_unlisted: '127.0.0.256' is not a valid ipv4 target"),
+    (bad('test_unlisted = { ipv4 = 2130706433 }'),
+     "zone bad: test_unlisted: 2130706433 is not a valid ipv4 target"),
+    (bad('test_listed = { ipv6 = "127.0.0.2" }',
+         header='id = "bad"\nname = "bl.bad.example"\ntakes = ["ipv6"]'),
+     "zone bad: test_listed: '127.0.0.2' is not a valid ipv6 target"),
+    (bad('test_listed = { domain = "not a name" }',
+         header='id = "bad"\nname = "dbl.bad.example"\ntakes = ["domain"]'),
+     "zone bad: test_listed: 'not a name' is not a valid domain target"),
+    (bad('test_listed = "127.0.0.2"'),
+     'zone bad: test_listed must be a table, e.g. { ipv4 = "127.0.0.2" }'),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "message"), BROKEN, ids=[m[:70] for _, m in BROKEN])
+def test_loader_rejects_a_broken_rule_naming_the_file_and_the_zone(text: str, message: str) -> None:
+    with pytest.raises(CatalogError) as info:
+        parse_catalog(text, source="my.toml")
+    assert str(info.value) == f"my.toml: {message}"
+
+
+def test_a_catalog_using_every_rule_rightly_loads() -> None:
+    catalog = parse_catalog(
+        '[catalog]\nversion = 1\nupdated = "2026-11-30"\n\n'
+        + bad('status = "dead"', GONE_DATED, 'lookup_url = "https://bl.bad.example/?q={target}"',
+              'access = "key"', "max_inflight = 2", 'dqs = "zen"', 'test_listed = { ipv4 = "127.0.0.99" }',
+              f'codes = [{CODE[:-2]}, delist_url = "http://bl.bad.example/{{target}}" }}]',
+              f"errors = [{ERROR}]")
+        + '\n[[zone]]\nid = "uri.bits.example"\nname = "URI.bits.example."\nkind = "allow"\n'
+        'takes = ["domain", "ipv6"]\nbitmask = true\nstrict = true\n'
+        'test_listed = { domain = "test", ipv6 = "::FFFF:7F00:2" }\n'
+        f'test_unlisted = {{ domain = "not-listed.example" }}\ncodes = [{BIT}]\n'
+        'errors = [{ bit = 1, meaning = "blocked" }]\n',
+        source="my.toml",
+    )  # fmt: skip
+    bad_zone, bits = catalog.zones[1:]
+    assert (bad_zone.status, bad_zone.access, bad_zone.max_inflight) == (ZoneStatus.DEAD, "key", 2)
+    assert bad_zone.codes[0].delist_url == "http://bl.bad.example/{target}"
+    assert bad_zone.errors[0].kind is ErrorKind.REFUSED
+    assert (bits.id, bits.name, bits.kind) == (
+        "uri.bits.example",
+        "uri.bits.example",
+        ZoneKind.ALLOW,
+    )
+    assert listed_point(bits, TargetKind.IPV6) == "::FFFF:7F00:2"
+    assert bits.errors[0].kind is ErrorKind.OTHER
+
+
+def test_check_with_a_broken_catalog_exits_2_with_one_line(tmp_path: Path) -> None:
+    broken = tmp_path / "bad.toml"
+    broken.write_text(bad('access = "paid"'))
+    result = CliRunner().invoke(cli.main, ["check", "--lists", str(broken), "203.0.113.5"])
+    assert result.exit_code == 2
+    assert result.output == (
+        f"blmonitor: error: {broken}: zone bad: access 'paid' is not one of free, registration, key\n"
+    )
+
+
+# --- the shipped catalog: it loads, and its facts hold ---------------------------------------
+
+
+def test_shipped_catalog_loads_with_many_zones() -> None:
     catalog = _load()
     assert catalog.source == "lists/zones.toml"
     assert len(catalog.zones) >= 60
+    assert embedded_catalog().zones == catalog.zones  # the copy inside the package is this file
 
 
 def test_default_set_is_small() -> None:
@@ -45,12 +271,6 @@ def test_default_set_is_small() -> None:
 def test_default_set_covers_every_target_kind() -> None:
     covered = set().union(*(z.takes for z in CATALOG.defaults))
     assert covered >= {TargetKind.IPV4, TargetKind.IPV6, TargetKind.DOMAIN}
-
-
-@pytest.mark.parametrize("zone", CATALOG.defaults, ids=_ids(CATALOG.defaults))
-def test_default_zone_is_alive_and_not_an_allow_list(zone: Zone) -> None:
-    assert zone.status is ZoneStatus.ALIVE
-    assert zone.kind is not ZoneKind.ALLOW
 
 
 @pytest.mark.parametrize(
@@ -76,16 +296,6 @@ def test_high_impact_zone_is_default(name: str) -> None:
 )
 def test_conflicting_or_informational_zone_is_not_default(name: str) -> None:
     assert not _zone(name).default
-
-
-GONE_ZONES = [z for z in ZONES if z.status in GONE]
-
-
-@pytest.mark.parametrize("zone", GONE_ZONES, ids=_ids(GONE_ZONES))
-def test_gone_zone_is_dated_sourced_and_never_default(zone: Zone) -> None:
-    assert zone.status_date.strip()
-    assert zone.status_source.strip()
-    assert not zone.default
 
 
 @pytest.mark.parametrize(
@@ -195,15 +405,6 @@ def test_known_error_code_is_an_error(name: str, code: str, kind: ErrorKind) -> 
     assert code not in {c.value for c in zone.codes}
 
 
-@pytest.mark.parametrize("zone", ZONES, ids=_ids(ZONES))
-def test_codes_do_not_overlap_errors(zone: Zone) -> None:
-    codes = {(c.value, c.bit) for c in zone.codes}
-    errors = {(e.value, e.bit) for e in zone.errors}
-    assert not codes & errors
-    assert len(codes) == len(zone.codes), "a code appears twice"
-    assert len(errors) == len(zone.errors), "an error appears twice"
-
-
 BLOCK_ZONES = [z for z in ZONES if z.kind is ZoneKind.BLOCK and z.status not in GONE]
 
 
@@ -290,17 +491,10 @@ def test_zone_access(name: str, access: str) -> None:
 
 
 @pytest.mark.parametrize("zone", ZONES, ids=_ids(ZONES))
-def test_zone_metadata_is_well_formed(zone: Zone) -> None:
+def test_zone_names_its_operator(zone: Zone) -> None:
+    # The loader checks the rest of what test_zone_metadata_is_well_formed checked: access,
+    # URLs and one-line meanings (see BROKEN).
     assert zone.operator.strip()
-    assert zone.access in ("free", "registration", "key")
-    for url in (zone.lookup_url, zone.delist_url, *(c.delist_url or "" for c in zone.codes)):
-        if url:
-            assert url.startswith(("https://", "http://")), url
-            assert " " not in url
-            assert url.replace("{target}", "").count("{") == 0, url
-    for meaning in [c.meaning for c in zone.codes] + [e.meaning for e in zone.errors]:
-        assert meaning.strip()
-        assert "\n" not in meaning
 
 
 LIVE_ZONES = [z for z in ZONES if z.status not in GONE]

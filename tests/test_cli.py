@@ -233,3 +233,53 @@ def test_compact_json_text_is_the_same_document(lab) -> None:
 
     report = asyncio.run(go())
     assert json.loads(render.report_json_text(report)) == render.report_json(report)
+
+
+def test_one_exit_code_table() -> None:
+    from blmonitor.models import Verdict
+
+    assert (cli.EXIT_CLEAN, cli.EXIT_LISTED, cli.EXIT_USAGE, cli.EXIT_UNKNOWN) == (0, 1, 2, 3)
+    assert cli.EXIT_CODES == {Verdict.CLEAN: 0, Verdict.LISTED: 1, Verdict.UNKNOWN: 3}
+
+
+def test_a_command_imports_only_what_it_uses() -> None:
+    """`check --help` loads neither the other commands nor their libraries; --help lists all."""
+    script = (
+        "import sys\nfrom click.testing import CliRunner\nfrom blmonitor import cli\n"
+        "out = CliRunner().invoke(cli.main, ['check', '--help']).output\n"
+        "assert 'Check IPs, CIDR blocks and domains' in out, out\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=30, check=True)  # fmt: skip
+    loaded = set(proc.stdout.split())
+    assert "blmonitor.cli.check" in loaded
+    for module in ("blmonitor.cli.monitor", "blmonitor.cli.smarthost", "blmonitor.cli.causes",
+                   "blmonitor.cli.bounces", "blmonitor.dnsbl.engine", "blmonitor.config",
+                   "sqlite_utils", "httpx", "apprise", "dns", "asyncio", "email"):  # fmt: skip
+        assert module not in loaded, module
+    listed = CliRunner().invoke(cli.main, ["--help"]).output
+    assert all(f"  {name} " in listed for name in cli.COMMANDS)
+
+
+def test_history_since_takes_a_date_or_a_duration(tmp_path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[monitor]\ndatabase = "{tmp_path / "none.db"}"\n')
+    result = CliRunner().invoke(cli.main, ["history", "-c", str(config), "--since", "2026-11-01"])
+    assert (result.exit_code, result.output) == (
+        0, "no listing episodes since 2026-11-01T00:00+00:00\n",
+    )  # fmt: skip
+    result = CliRunner().invoke(cli.main, ["history", "-c", str(config), "--since", "yesterday"])
+    assert result.exit_code == cli.EXIT_USAGE
+    assert result.output == (
+        "blmonitor: error: --since 'yesterday': give a duration (7d, 24h) or a date (2026-11-01)\n"
+    )
+
+
+def test_every_json_is_compact_when_piped(tmp_path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[monitor]\ndatabase = "{tmp_path / "none.db"}"\n')
+    for args in (["status", "--json"], ["history", "--json"], ["zones", "--json"]):
+        result = CliRunner().invoke(cli.main, [*args, "-c", str(config)])
+        assert "\n" not in result.output.rstrip("\n") and ", " not in result.output[:200], args
+        json.loads(result.output)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from pathlib import Path
 
@@ -55,6 +56,7 @@ apprise_config = "/etc/blmonitor/apprise.yml"
 min_severity = "info"
 retry = 5
 title_prefix = "[mx1]"
+server_name = "mx1.example.com."
 """
 
 FULL_CONFIG = Config(
@@ -82,6 +84,7 @@ FULL_CONFIG = Config(
         min_severity=Severity.INFO,
         retry=5,
         title_prefix="[mx1]",
+        server_name="mx1.example.com",
     ),
     source="test.toml",
 )
@@ -391,6 +394,10 @@ SYNTAX = "test.toml: not valid TOML: "
             "[notify]\ntitle_prefix = 1979-05-27",
             "[notify] title_prefix: expected a string, got a date",
         ),
+        (
+            '[notify]\nserver_name = "mx 1"',
+            "[notify] server_name: 'mx 1' is not a host name (e.g. mx1.example.com)",
+        ),
         # unknown keys and tables
         (
             '[monitor]\nintervall = "15m"',
@@ -403,7 +410,7 @@ SYNTAX = "test.toml: not valid TOML: "
         ),
         (
             '[notify]\nsmtp_host = "x"',
-            "[notify] smtp_host: unknown key (known keys: urls, apprise_config, min_severity, retry, title_prefix)",
+            "[notify] smtp_host: unknown key (known keys: urls, apprise_config, min_severity, retry, title_prefix, server_name)",
         ),
         (
             "[monitor.extra]\nx = 1",
@@ -517,10 +524,10 @@ def test_default_database(is_root: bool, env: dict[str, str], expected: str) -> 
 
 
 def test_environment_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(config.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     assert config.environment_defaults() == Defaults(tmp_path / "blmonitor" / "blmonitor.db")
-    monkeypatch.setattr(config.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
     assert config.environment_defaults() == ROOT
 
 
@@ -538,7 +545,7 @@ def test_load_config(tmp_path: Path) -> None:
 def test_load_config_takes_defaults_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(config.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     path = tmp_path / "config.toml"
     path.write_text("", "utf-8")

@@ -21,11 +21,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests import httpservers
 
+pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = ("203.0.113.5", "203.0.113.9", "198.51.100.7")
 
@@ -52,9 +54,10 @@ timeout = {timeout}
 urls = {json.dumps(urls)}
 retry = 1
 title_prefix = {json.dumps(title_prefix)}
+server_name = "mx.blmtest.example"  # the child never asks the machine's resolver for its name
 """
     )
-    return path
+    return Path(path)
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -113,13 +116,13 @@ def logged(log: Path, text: str) -> Callable[[], bool]:
     return lambda: text in log.read_text()
 
 
-def query(db: Path, sql: str, *, timeout: float = 5.0) -> list[tuple]:
+def query(db: Path, sql: str, *, timeout: float = 5.0) -> list[tuple[Any, ...]]:
     with contextlib.closing(sqlite3.connect(db, timeout=timeout)) as conn:
         return conn.execute(sql).fetchall()
 
 
 @pytest.fixture
-def flip(lab) -> Iterator:
+def flip(lab) -> Iterator[None]:
     """The switchable zone, emptied again after the test (the lab is shared)."""
     lab.flip.listed = set()
     try:

@@ -51,6 +51,7 @@ def held() -> Iterator[PostfixLab]:
 
 
 @needs_postfix
+@pytest.mark.slow
 @pytest.mark.parametrize(("mynetworks", "code", "verdict"),
                          [("0.0.0.0/0", 1, "OPEN RELAY"), ("192.0.2.1/32", 0, "CLOSED")])  # fmt: skip
 def test_relaytest_command(mynetworks: str, code: int, verdict: str) -> None:
@@ -65,6 +66,7 @@ def test_relaytest_command(mynetworks: str, code: int, verdict: str) -> None:
 
 
 @needs_postfix
+@pytest.mark.slow
 def test_queue_command_finds_the_backscatter_and_removes_exactly_it(
     held: PostfixLab, tmp_path: Path
 ) -> None:
@@ -100,6 +102,7 @@ def busy_user_log(path: Path) -> None:
 
 
 @needs_postfix
+@pytest.mark.slow
 def test_diagnose_names_the_listing_the_growing_backscatter_and_the_busy_account(
     lab, held: PostfixLab, tmp_path: Path
 ) -> None:
@@ -187,6 +190,7 @@ def test_diagnosis_of_an_open_relay_puts_closing_it_first() -> None:
 
 
 @needs_postfix
+@pytest.mark.slow
 def test_the_daemon_tells_a_new_finding_once(held: PostfixLab, tmp_path: Path) -> None:
     log = tmp_path / "mail.log"
     busy_user_log(log)

@@ -19,14 +19,14 @@ from blmonitor.models import (
     Verdict,
     ZoneHealth,
 )
-from tests.conftest import LAB_CATALOG
+from tests.conftest import LAB_CATALOG, lab_zone
 
 CATALOG = LAB_CATALOG
-BL = CATALOG.find("bl")
-DOM = CATALOG.find("dom")
-BITS = CATALOG.find("bits")
-STRICT = CATALOG.find("strict")
-ODD = CATALOG.find("odd")
+BL = lab_zone("bl")
+DOM = lab_zone("dom")
+BITS = lab_zone("bits")
+STRICT = lab_zone("strict")
+ODD = lab_zone("odd")
 GENERIC = generic_zone("any.example.org")
 assert BL and DOM and BITS and STRICT and ODD
 
@@ -188,7 +188,7 @@ LISTED2 = Answer(A, ("127.0.0.2",))
     ],
 )
 def test_judge_health_ipv4(answers, health, detail) -> None:
-    zone = CATALOG.find("refusing")  # ipv4 only, with a 127.255.255.254 error code
+    zone = lab_zone("refusing")  # ipv4 only, with a 127.255.255.254 error code
     got = dnsbl.judge_health(zone, _probe_answers(zone, *answers))
     assert got.health is health
     assert detail in got.detail
@@ -210,7 +210,7 @@ def test_health_probes_cover_each_kind_and_use_overrides() -> None:
 
 
 def test_refused_health_mentions_dqs_for_spamhaus_like_zones() -> None:
-    zone = CATALOG.find("refusing")
+    zone = lab_zone("refusing")
     got = dnsbl.judge_health(zone, _probe_answers(zone, *(Answer(A, ("127.255.255.254",)),) * 3))
     assert "your resolver is refused by refusing.lab.test" in got.detail
     assert "DQS key" in got.detail

@@ -503,6 +503,7 @@ def test_file_errors_are_one_line(tmp_path):
 # --- a real Postfix's log -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(bool(postfix_missing()), reason=postfix_missing() or "ok")
 def test_real_postfix_log():
     """Postfix 3.x's own lines (through postlogd) are read: messages per client, recipients."""

@@ -583,6 +583,7 @@ def test_run_removal_reports_what_it_removed(tmp_path):
 # --- a real Postfix queue -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(bool(postfix_missing()), reason=postfix_missing() or "ok")
 def test_real_postfix_queue_backscatter_found_and_removed():
     """A queue filled over SMTP (no delivery is tried: defer_transports), read with postqueue -j,

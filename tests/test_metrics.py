@@ -25,8 +25,8 @@ from blmonitor.monitor.metrics import (
 )
 from blmonitor.monitor.state import CauseMemory, MonitorState, PairState, ZoneState
 from blmonitor.monitor.store import RunRecord, Store
-from tests.conftest import DQS_KEY
-from tests.test_monitor import CATALOG, IP, T0, at
+from tests.conftest import DQS_KEY, lab_zone
+from tests.test_monitor import IP, T0, at
 from tests.test_store import run_series
 
 L, C = Status.LISTED, Status.CLEAN
@@ -43,7 +43,7 @@ SMALL = MonitorState(
     },
     zones={
         "bl.lab.test": ZoneState("bl.lab.test", since=T0, label="bl.lab.test"),
-        "dead.lab.test": ZoneState("dead.lab.test", usable=False, health="dead",
+        "dead.lab.test": ZoneState("dead.lab.test", usable=False, health=Health.DEAD,
                                    detail="test point not listed", since=T0, label="dead.lab.test"),
     },
 )  # fmt: skip
@@ -154,7 +154,7 @@ def test_small_state_exact_text() -> None:
                    "blmonitor_checks_failing_runs": "0", "blmonitor_smarthost_routed": "0", "blmonitor_cause_findings": "0"}),
         # a label-less pair or zone (an old row) shows its name; a naive time is UTC
         (MonitorState(pairs={("192.0.2.1", "z"): PairState("192.0.2.1", "z", listed=True, since=T0)},
-                      zones={"z": ZoneState("z", usable=False, health="refused")}),
+                      zones={"z": ZoneState("z", usable=False, health=Health.REFUSED)}),
          {"finished": "2026-11-01T12:00:00", "seconds": 1, "error": None}, 0,
          {'blmonitor_listed{target="192.0.2.1",zone="z"}': "1",
           'blmonitor_listed_since_seconds{target="192.0.2.1",zone="z"}': "1793534400",
@@ -382,7 +382,7 @@ def test_store_renderer_after_failed_runs(store) -> None:
 
 
 def test_store_renderer_never_shows_a_dqs_key(store) -> None:
-    zone = with_dqs(CATALOG.find("refusing"), DQS_KEY)
+    zone = with_dqs(lab_zone("refusing"), DQS_KEY)
     assert DQS_KEY in zone.queried
     result = Result(IP, zone, Status.LISTED, codes=("127.0.0.2",), meanings=("listed",),
                     severity=Severity.CRITICAL, txt=(f"via {zone.queried}",))  # fmt: skip

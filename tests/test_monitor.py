@@ -19,10 +19,10 @@ from blmonitor.models import (
     ZoneHealth,
 )
 from blmonitor.monitor import state as monitor
-from tests.conftest import LAB_CATALOG
+from tests.conftest import LAB_CATALOG, lab_zone
 
 CATALOG = LAB_CATALOG
-BL = CATALOG.find("bl")
+BL = lab_zone("bl")
 IP = Target("203.0.113.5", TargetKind.IPV4)
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -46,7 +46,7 @@ L, C, E = Status.LISTED, Status.CLEAN, Status.ERROR
 
 def play(statuses, *, confirm: int, silent: bool = False):
     state = monitor.MonitorState()
-    timeline = []
+    timeline: list[tuple[int, EventKind, datetime | None]] = []
     for run, status in enumerate(statuses):
         state, events = monitor.evaluate(
             report(status), state, now=at(run), confirm=confirm, silent=silent and run == 0
@@ -102,7 +102,7 @@ def test_silent_first_run_takes_the_state_as_it_is() -> None:
 
 def play_zone(healths, confirm=2):
     state = monitor.MonitorState()
-    timeline = []
+    timeline: list[tuple[int, EventKind]] = []
     for run, health in enumerate(healths):
         state, events = monitor.evaluate(report(None, health), state, now=at(run), confirm=confirm)
         timeline.extend((run, e.kind) for e in events)
@@ -127,7 +127,7 @@ def test_zone_health_hysteresis(healths, expected) -> None:
 
 def test_failing_runs_are_reported_once_and_recovery_too() -> None:
     state = monitor.MonitorState()
-    kinds = []
+    kinds: list[tuple[int, EventKind, object]] = []
     for run in range(3):
         state, events = monitor.evaluate_failure(state, "no public IP", now=at(run), confirm=2)
         kinds += [(run, e.kind, e.detail) for e in events]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+from pathlib import Path
 
 import dns.message
 import dns.rdatatype
@@ -126,5 +127,5 @@ def test_postfix_addresses_runs_postconf(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     assert publicip.postfix_addresses() == [ip("11.22.33.44")]
     script.unlink()
-    if not publicip.Path("/usr/sbin/postconf").exists():
+    if not Path("/usr/sbin/postconf").exists():
         assert publicip.postfix_addresses() == []

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import socketserver
 import threading
 from collections.abc import Callable, Iterator
@@ -553,6 +552,7 @@ REAL = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(bool(postfix_missing()), reason=postfix_missing() or "ok")
 @pytest.mark.parametrize("case", ["open", "closed"])
 def test_real_postfix(case):
@@ -577,19 +577,9 @@ def test_real_postfix(case):
     )
 
 
-def test_hostname_lookups_are_not_needed():
+def test_hostname_lookups_are_not_needed(resolver_guard):
     """The probe never asks the resolver for our own name (smtplib would, without local_hostname)."""
-    calls: list[str] = []
-    real = socket.getfqdn
-
-    def spy(name: str = "") -> str:
-        calls.append(name)
-        return real(name)
-
-    socket.getfqdn = spy
-    try:
-        with relay(Relay(open=False)) as (port, _):
-            probe("127.0.0.1", port, ATTEMPTS[:1], timeout=5)
-    finally:
-        socket.getfqdn = real
-    assert calls == []
+    asked = len(resolver_guard.fqdn_calls)  # the fixture's stand-in for socket.getfqdn counts
+    with relay(Relay(open=False)) as (port, _):
+        probe("127.0.0.1", port, ATTEMPTS[:1], timeout=5)
+    assert resolver_guard.fqdn_calls[asked:] == []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
 
 import dns.name
 import dns.rdatatype
@@ -98,22 +97,34 @@ def test_malformed_reply_is_a_failure() -> None:
 
 
 def test_timeout_is_an_outcome_after_retries(lab) -> None:
-    started = time.monotonic()
+    """A silent zone ends as TIMEOUT once its budget is spent, after three attempts.
+
+    The budget is the whole lookup's, not each attempt's: bench/run.py's dropped zone (z50)
+    shows it in wall time; here the DNS server counts the attempts.
+    """
+    before = len(lab.resolver.seen)
     got = ask(lab.port, "x.slow.lab.test", timeout=0.6)
-    elapsed = time.monotonic() - started
     assert got.outcome is Outcome.TIMEOUT
     assert "0.6s" in got.detail
-    assert 0.5 < elapsed < 2.0
-    assert sum(1 for n in lab.resolver.seen if n == "x.slow.lab.test.") == 3  # three attempts
+    assert lab.resolver.seen[before:].count("x.slow.lab.test.") == 3  # three attempts
 
 
 def test_nothing_listening_fails_fast() -> None:
-    port = dnsservers.free_port()
-    started = time.monotonic()
-    got = ask(port, "2.0.0.127.bl.lab.test", timeout=3)
+    """ICMP port unreachable ends each attempt at once: FAILED, with every attempt made.
+
+    A lookup that waited for its budget instead would end as TIMEOUT, not FAILED.
+    """
+
+    async def run() -> tuple[Answer, int, int]:
+        server = Nameserver("127.0.0.1", dnsservers.free_port())
+        async with DnsClient([server], timeout=3) as client:
+            answer = await client.query(dns.name.from_text("2.0.0.127.bl.lab.test"), A)
+            return answer, client.queries, client.retries
+
+    got, queries, retries = asyncio.run(run())
     assert got.outcome is Outcome.FAILED
     assert "refused" in got.detail.lower()
-    assert time.monotonic() - started < 1.5
+    assert (queries, retries) == (3, 2)
 
 
 def test_second_resolver_answers_when_the_first_is_silent(lab) -> None:

@@ -31,7 +31,7 @@ from tests.postfixlab import (
 )
 from tests.test_daemon import Clock
 
-pytestmark = needs_postfix
+pytestmark = [needs_postfix, pytest.mark.slow]
 
 PASSWORD = "pa55 w0rd-nobody-sees"
 USER = "relay@isp.test"

@@ -24,7 +24,7 @@ from tests.postfixlab import (
     running_sink,
 )
 
-pytestmark = needs_postfix
+pytestmark = [needs_postfix, pytest.mark.slow]
 
 PASSWORD = "s3cret pass"
 USER = "relay@isp.test"

@@ -1,6 +1,8 @@
 """Bounce evidence: returned NDRs/DSNs and MTA log lines → which blocklist rejected us.
 
-`models` holds the records; `extract` reads messages and logs into BounceRecords (one per
-failed recipient); `attribution` decides, from a record's text, whether a blocklist — a DNS
-zone or a provider's own list — was the reason. Parsing and attribution are pure.
+`mailbox` reads files, mboxes and Maildirs (the only I/O here); `extract` walks a message's
+MIME tree (`mime`, its fast path `_fastmime`) into records: RFC 3464 parts (`rfc3464`), then the
+text formats of `detectors/` (one registry). `smtp` reads reply and status codes, `needles` is
+the literal pre-check, `logs` reads MTA log lines, `rules` loads lists/bounces.toml and
+`attribution` decides whether a blocklist was the reason. All pure but `mailbox` and `watch`.
 """

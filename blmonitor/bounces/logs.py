@@ -10,6 +10,7 @@ import re
 from datetime import datetime
 
 from blmonitor.bounces.models import BounceRecord
+from blmonitor.bounces.smtp import log_reply_code_of, status_of
 
 __all__ = ["parse_log_line"]
 
@@ -44,8 +45,6 @@ _SENDMAIL = re.compile(
 )
 
 _RELAY = re.compile(r" relay=([^,]*),")
-_STATUS = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?![\d.]*\d)")
-_REPLY = re.compile(r"(?:^|\s)([245]\d\d)(?=[\s\-]|$)")
 _COMMANDS = {"rcpt to": "RCPT", "mail from": "MAIL", "end of data": "DATA", "data": "DATA"}
 
 
@@ -105,7 +104,7 @@ def _postfix(m: re.Match[str], base: dict[str, object]) -> BounceRecord:
         recipient=m.group("rcpt"),
         action=action,
         status=dsn,
-        reply_code=_first(_REPLY, diag),
+        reply_code=log_reply_code_of(diag),
         remote_mta=remote,
         diagnostic=diag.strip(),
         command=command,
@@ -126,8 +125,8 @@ def _exim(m: re.Match[str], line: str, base: dict[str, object]) -> BounceRecord:
         remote = hm.group("host").rstrip(":")
     elif hm := re.search(r"host (\S+) \[[^\]]*\]", tail):
         remote = hm.group(1)
-    status = _first(_STATUS, diag)
-    reply = _first(_REPLY, diag)
+    status = status_of(diag)
+    reply = log_reply_code_of(diag)
     delayed = m.group("flag") == "==" or (reply or status or "5").startswith("4")
     return BounceRecord(
         recipient=m.group("rcpt"),
@@ -153,7 +152,7 @@ def _sendmail(m: re.Match[str], base: dict[str, object]) -> BounceRecord:
         recipient=m.group("rcpt").strip().strip("<>").split(",")[0],
         action="delayed" if dsn.startswith("4") else "failed",
         status=dsn,
-        reply_code=_first(_REPLY, diag),
+        reply_code=log_reply_code_of(diag),
         remote_mta=_host(_first(_RELAY, m.group(0))),
         diagnostic=diag,
         command=command,

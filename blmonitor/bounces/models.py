@@ -36,11 +36,11 @@ class BounceVerdict(enum.StrEnum):
 
 
 class ListKind(enum.StrEnum):
-    PUBLIC_DNSBL = "public-dnsbl"
-    PROVIDER_PRIVATE = "provider-private"
-    PROVIDER_REPUTATION = "provider-reputation"
-    RECIPIENT_LIST = "recipient-list"
-    DOMAIN_LIST = "domain-list"
+    PUBLIC_DNSBL = "public-dnsbl"  # a public DNS block list (Spamhaus, SpamCop, Barracuda…)
+    PROVIDER_PRIVATE = "provider-private"  # a receiver's own list (Microsoft S3150, Yahoo BL…)
+    PROVIDER_REPUTATION = "provider-reputation"  # a receiver's reputation system
+    RECIPIENT_LIST = "recipient-list"  # the recipient's own block list (a tenant, a filter)
+    DOMAIN_LIST = "domain-list"  # a list of domains rather than IPs
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,9 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from blmonitor.bounces.extract import parse_message, read_path
+from blmonitor.bounces.extract import parse_message
 from blmonitor.bounces.logs import parse_log_line
+from blmonitor.bounces.mailbox import read_path
 from blmonitor.bounces.models import BounceRecord
 
 log = logging.getLogger("blmonitor")

@@ -8,10 +8,10 @@ notification) in the store. A finding that stays is not told again.
 from __future__ import annotations
 
 import logging
-import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from blmonitor.causes.service import detect_queue_mta, read_queue
 from blmonitor.config import Config
 from blmonitor.errors import BlmonitorError
 from blmonitor.monitor.notify import render_findings
@@ -24,16 +24,6 @@ LOG_WINDOW = timedelta(hours=24)
 POSTFIX_DIR = Path("/etc/postfix")
 
 
-def queue_source(config: Config) -> str:
-    """Which queue the daemon can read: "postfix", "exim", or "" (none configured here)."""
-    postfix_dir = config.diagnose.config_dir or POSTFIX_DIR
-    if shutil.which("postqueue") and (postfix_dir / "main.cf").exists():
-        return "postfix"
-    if shutil.which("exim4") or shutil.which("exim"):
-        return "exim"
-    return ""
-
-
 def look_for_causes(config: Config, store: Store, *, now: datetime, host: str) -> list[str]:
     """The queue and the logs, on each run: new findings become events and one notification
     (a finding that stays is not told again). Returns the findings' messages."""
@@ -43,15 +33,12 @@ def look_for_causes(config: Config, store: Store, *, now: datetime, host: str) -
     memory = store.load_causes()
     found: list[tuple[str, str, str]] = []  # kind, who or what it is about, the message
     local = config.diagnose.local_domains
-    source = queue_source(config) if config.diagnose.queue else ""
+    postfix_dir = config.diagnose.config_dir or POSTFIX_DIR
+    mta = detect_queue_mta(postfix_dir=postfix_dir) if config.diagnose.queue else None
     queue_at, queue_messages, queue_error = memory.queue_at, memory.queue_messages, ""
-    if source:
+    if mta is not None:
         try:
-            if source == "postfix":
-                messages = mailqueue.read_postfix_queue(config_dir=config.diagnose.config_dir)
-            else:
-                exim = "exim4" if shutil.which("exim4") else "exim"
-                messages = mailqueue.read_exim_queue(now=now, exim=exim)
+            messages = read_queue(mta, config_dir=config.diagnose.config_dir, now=now)
         except BlmonitorError as exc:
             queue_error = str(exc)
             if memory.queue_error != queue_error:

@@ -23,9 +23,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from blmonitor.bounces.attribution import Rules, attribute, attribute_record, embedded_rules
+from blmonitor.bounces.attribution import attribute, attribute_record
 from blmonitor.bounces.logs import _MONTHS, _date, parse_log_line
 from blmonitor.bounces.models import BounceVerdict
+from blmonitor.bounces.rules import Rules, embedded_rules
 from blmonitor.dnsbl.catalog import Catalog, embedded_catalog
 from blmonitor.errors import BlmonitorError
 

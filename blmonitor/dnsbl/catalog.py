@@ -1,7 +1,8 @@
 """The zone catalog: lists/*.toml (data, not code) parsed into Zone objects, and zone selection.
 
 Pure: `parse_catalog(text)` never touches the disk; `load_catalog(path)` and
-`embedded_catalog()` only read a file. Every mistake in a catalog names the file and the zone.
+`embedded_catalog()` only read a file. The loader enforces every rule of lists/README.md: each
+mistake is one CatalogError line naming the file, the zone and the rule.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from blmonitor.errors import CatalogError, UsageError
 from blmonitor.models import (
@@ -45,6 +47,13 @@ _ZONE_KEYS = {
     "codes", "errors", "test_listed", "test_unlisted", "max_inflight", "dqs",
 }  # fmt: skip
 _NAME_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)+[a-z0-9-]{2,63}$")
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_POINT_RE = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*", re.IGNORECASE)
+_ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]*")  # what --zone finds (it lower-cases its key)
+_DQS_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_KINDS = [k.value for k in TargetKind]
+_ACCESS = ["free", "registration", "key"]
+SCHEMA_VERSION = 1  # [catalog] version
 DQS_SUFFIX = "dq.spamhaus.net"
 _LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")  # where every answer code lies
 
@@ -99,124 +108,312 @@ def load_catalog(path: Path) -> Catalog:
 
 
 def parse_catalog(text: str, *, source: str) -> Catalog:
+    """Parse a catalog, enforcing every rule lists/README.md gives for it.
+
+    A broken rule is one CatalogError line naming `source` and the zone, so a `--lists` file
+    with a mistake never loads (and never runs as if it were right).
+    """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise CatalogError(source, f"not valid TOML: {exc}") from exc
+    unknown = set(data) - {"catalog", "zone"}
+    if unknown:
+        raise CatalogError(source, f"unknown top-level key(s) {', '.join(sorted(unknown))}")
+    _check_header(data.get("catalog", {}), source)
     raw = data.get("zone")
     if not isinstance(raw, list) or not raw:
         raise CatalogError(source, "no [[zone]] tables found")
     zones = [_parse_zone(entry, source, i) for i, entry in enumerate(raw, 1)]
-    seen: set[str] = set()
+    owners: dict[str, str] = {}
     for zone in zones:
-        for key in (zone.id, zone.name):
-            if key in seen:
-                raise CatalogError(source, f"zone {zone.id}: {key!r} appears twice")
-            seen.add(key)
+        # A zone may use its name as its id; no other zone may reuse either of them.
+        for key in dict.fromkeys((zone.id, zone.name)):
+            if key in owners:
+                earlier = f"is already the id or name of an earlier zone, {owners[key]}"
+                raise CatalogError(source, f"zone {zone.id}: {key!r} {earlier}")
+            owners[key] = zone.id
     return Catalog(tuple(zones), source)
+
+
+def _check_header(header: Any, source: str) -> None:
+    if not isinstance(header, dict):
+        raise CatalogError(source, "[catalog] must be a table")
+    unknown = set(header) - {"version", "updated"}
+    if unknown:
+        raise CatalogError(source, f"[catalog]: unknown key(s) {', '.join(sorted(unknown))}")
+    version = header.get("version", SCHEMA_VERSION)
+    if type(version) is not int or version != SCHEMA_VERSION:
+        raise CatalogError(
+            source,
+            f"[catalog] version {version!r} is not supported: this blmonitor reads version "
+            f"{SCHEMA_VERSION}",
+        )
+    if not isinstance(header.get("updated", ""), str):
+        raise CatalogError(source, '[catalog] updated must be a quoted date, e.g. "2026-11-30"')
+
+
+class _Broken(Exception):
+    """One rule a [[zone]] table breaks; _parse_zone adds the file and the zone to it."""
 
 
 def _parse_zone(entry: Any, source: str, index: int) -> Zone:
     if not isinstance(entry, dict):
         raise CatalogError(source, f"zone #{index} is not a table")
-    zid = entry.get("id", f"#{index}")
+    raw_id = entry.get("id")
+    label = raw_id if isinstance(raw_id, str) and _ID_RE.fullmatch(raw_id) else f"#{index}"
+    try:
+        return _zone(entry)
+    except _Broken as exc:
+        raise CatalogError(source, f"zone {label}: {exc}") from None
 
-    def fail(message: str) -> CatalogError:
-        return CatalogError(source, f"zone {zid}: {message}")
 
+def _zone(entry: dict[str, Any]) -> Zone:
     unknown = set(entry) - _ZONE_KEYS
     if unknown:
-        raise fail(f"unknown key(s) {', '.join(sorted(unknown))}")
+        raise _Broken(f"unknown key(s) {', '.join(sorted(unknown))}")
     for key in ("id", "name", "takes"):
         if key not in entry:
-            raise fail(f"missing key {key!r}")
-    name = str(entry["name"]).lower().rstrip(".")
-    if not _NAME_RE.match(name):
-        raise fail(f"{name!r} is not a DNS zone name")
-    try:
-        takes = frozenset(TargetKind(t) for t in entry["takes"])
-        kind = ZoneKind(entry.get("kind", "block"))
-        status = ZoneStatus(entry.get("status", "unknown"))
-        bitmask = bool(entry.get("bitmask", False))
-        codes = tuple(_parse_code(c, bitmask) for c in entry.get("codes", ()))
-        errors = tuple(_parse_error(e, bitmask) for e in entry.get("errors", ()))
-        test_listed = _parse_points(entry.get("test_listed", {}), takes)
-        test_unlisted = _parse_points(entry.get("test_unlisted", {}), takes)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise fail(str(exc)) from exc
-    if not takes:
-        raise fail("'takes' is empty (use ipv4, ipv6 and/or domain)")
+            raise _Broken(f"missing key {key!r}")
+    zid = _text(entry, "id")
+    if not _ID_RE.fullmatch(zid) or zid == "default":
+        raise _Broken(
+            f"id {zid!r} cannot be given to --zone: use lower-case letters, digits, '.', '-' "
+            "and '_' (and not 'default')"
+        )
+    name = _text(entry, "name").lower().rstrip(".")
+    if not _NAME_RE.fullmatch(name):
+        raise _Broken(f"{name!r} is not a DNS zone name")
+    takes = _takes(entry["takes"])
+    kind = ZoneKind(_one_of(entry, "kind", [k.value for k in ZoneKind], ZoneKind.BLOCK))
+    status = ZoneStatus(_one_of(entry, "status", [s.value for s in ZoneStatus], ZoneStatus.UNKNOWN))
+    default = _flag(entry, "default")
+    if default and status is not ZoneStatus.ALIVE:
+        raise _Broken(f"a default zone must be alive, not {status}: remove default = true")
+    if default and kind is ZoneKind.ALLOW:
+        raise _Broken("an allow list is never default: remove default = true")
+    status_date = _text(entry, "status_date")
+    status_source = _text(entry, "status_source")
+    if status in (ZoneStatus.DEAD, ZoneStatus.LISTS_EVERYTHING):
+        for key, value, what in (
+            ("status_date", status_date, "when"),
+            ("status_source", status_source, "where it is told"),
+        ):
+            if not value.strip():
+                raise _Broken(f"status {status} needs a {key} ({what})")
     max_inflight = entry.get("max_inflight", 8)
-    if not isinstance(max_inflight, int) or max_inflight < 1:
-        raise fail("'max_inflight' must be a positive integer")
+    if type(max_inflight) is not int or max_inflight < 1:
+        raise _Broken("'max_inflight' must be a positive integer")
+    dqs = _text(entry, "dqs")
+    if dqs and not _DQS_RE.fullmatch(dqs):
+        raise _Broken(f"dqs {dqs!r} is not a DQS dataset name (one DNS label, e.g. zen)")
+    bitmask = _flag(entry, "bitmask")
+    codes = tuple(
+        _parse_code(raw, bitmask, f"codes entry #{i}") for i, raw in _tables(entry, "codes")
+    )
+    errors = tuple(
+        _parse_error(raw, bitmask, f"errors entry #{i}") for i, raw in _tables(entry, "errors")
+    )
+    _check_answers_unique(codes, errors)
     return Zone(
-        id=str(zid),
+        id=zid,
         name=name,
         takes=takes,
         kind=kind,
-        operator=str(entry.get("operator", "")),
-        default=bool(entry.get("default", False)),
+        operator=_text(entry, "operator"),
+        default=default,
         status=status,
-        status_date=str(entry.get("status_date", "")),
-        status_source=str(entry.get("status_source", "")),
-        lookup_url=str(entry.get("lookup_url", "")),
-        delist_url=str(entry.get("delist_url", "")),
-        fair_use=str(entry.get("fair_use", "")),
-        access=str(entry.get("access", "free")),
+        status_date=status_date,
+        status_source=status_source,
+        lookup_url=_url(entry, "lookup_url"),
+        delist_url=_url(entry, "delist_url"),
+        fair_use=_line(entry, "fair_use", ""),
+        access=_one_of(entry, "access", _ACCESS, "free"),
         bitmask=bitmask,
-        strict=bool(entry.get("strict", False)),
+        strict=_flag(entry, "strict"),
         codes=codes,
         errors=errors,
-        test_listed=test_listed,
-        test_unlisted=test_unlisted,
+        test_listed=_parse_points(entry, "test_listed", takes),
+        test_unlisted=_parse_points(entry, "test_unlisted", takes),
         max_inflight=max_inflight,
-        dqs=str(entry.get("dqs", "")),
+        dqs=dqs,
     )
 
 
-def _value_or_bit(raw: Mapping[str, Any], bitmask: bool) -> tuple[str | None, int | None]:
+def _text(raw: Mapping[str, Any], key: str, where: str = "") -> str:
+    value = raw.get(key, "")
+    if not isinstance(value, str):
+        raise _Broken(f"{where}{key} must be a quoted string, not {value!r}")
+    return value
+
+
+def _line(raw: Mapping[str, Any], key: str, where: str) -> str:
+    value = _text(raw, key, where)
+    if "\n" in value or "\r" in value:
+        raise _Broken(f"{where}{key} must be one line")
+    return value
+
+
+def _flag(raw: Mapping[str, Any], key: str) -> bool:
+    value = raw.get(key, False)
+    if not isinstance(value, bool):
+        raise _Broken(f"{key} must be true or false, not {value!r}")
+    return value
+
+
+def _one_of(
+    raw: Mapping[str, Any], key: str, allowed: Sequence[str], default: str, where: str = ""
+) -> str:
+    value = raw.get(key, default)
+    if not isinstance(value, str) or value not in allowed:
+        raise _Broken(f"{where}{key} {value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _takes(raw: Any) -> frozenset[TargetKind]:
+    if not isinstance(raw, list) or not raw:
+        raise _Broken("'takes' must be a non-empty list of ipv4, ipv6 and/or domain")
+    return frozenset(_kind(item, "takes") for item in raw)
+
+
+def _kind(value: Any, key: str) -> TargetKind:
+    if isinstance(value, str) and value in _KINDS:
+        return TargetKind(value)
+    raise _Broken(f"{key}: {value!r} is not one of {', '.join(_KINDS)}")
+
+
+def _url(raw: Mapping[str, Any], key: str, where: str = "") -> str:
+    value = _text(raw, key, where)
+    plain = value.replace("{target}", "x")
+    try:
+        parts = urlsplit(plain)
+    except ValueError:  # e.g. an unclosed [ in the host
+        parts = None
+    if value and (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or any(c.isspace() or c in "{}" for c in plain)
+    ):
+        raise _Broken(f"{where}{key} {value!r} is not an http(s) URL (braces only in {{target}})")
+    return value
+
+
+def _tables(entry: Mapping[str, Any], key: str) -> list[tuple[int, dict[str, Any]]]:
+    raw = entry.get(key, [])
+    if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
+        raise _Broken(f'{key} must be a list of tables, e.g. [ {{ code = "127.0.0.2", … }} ]')
+    return list(enumerate(raw, 1))
+
+
+def _answer(
+    raw: Mapping[str, Any], bitmask: bool, where: str
+) -> tuple[str, str | None, int | None]:
+    """The value or bit an entry of codes/errors names, and how messages call the entry."""
+    if ("code" in raw) == ("bit" in raw):
+        raise _Broken(f"{where} needs exactly one of code and bit")
+    group = where.partition(" ")[0]
     if "bit" in raw:
         bit = raw["bit"]
-        if not bitmask or not isinstance(bit, int) or bit < 1 or bit > 128 or bit & (bit - 1):
-            raise ValueError(f"bit {bit!r} needs bitmask = true and a power of two up to 128")
-        return None, bit
-    value = str(raw["code"])
-    if ipaddress.IPv4Address(value) not in _LOOPBACK:
-        raise ValueError(f"code {value} is outside 127.0.0.0/8")
-    return value, None
+        if type(bit) is not int or not 1 <= bit <= 128 or bit & (bit - 1):
+            raise _Broken(f"{where}: bit {bit!r} is not a power of two from 1 to 128")
+        if not bitmask:
+            raise _Broken(f"{group} entry bit {bit}: a bit needs bitmask = true")
+        return f"{group} entry bit {bit}", None, bit
+    value = raw["code"]
+    if not isinstance(value, str):
+        raise _Broken(f'{where}: code {value!r} must be quoted, e.g. "127.0.0.2"')
+    try:
+        address = ipaddress.IPv4Address(value)
+    except ValueError:
+        raise _Broken(f"{where}: code {value!r} is not an IPv4 address") from None
+    if address not in _LOOPBACK:
+        raise _Broken(f"{group} entry {value}: code {value} is outside 127.0.0.0/8")
+    if bitmask:
+        raise _Broken(f"{group} entry {value}: a bitmask zone gives its answers as bit = N")
+    return f"{group} entry {value}", value, None
 
 
-def _parse_code(raw: Mapping[str, Any], bitmask: bool) -> Code:
-    value, bit = _value_or_bit(raw, bitmask)
+def _meaning(raw: Mapping[str, Any], label: str) -> str:
+    if "meaning" not in raw:
+        raise _Broken(f"{label}: missing key 'meaning'")
+    meaning = _line(raw, "meaning", f"{label}: ")
+    if not meaning.strip():
+        raise _Broken(f"{label}: meaning is empty")
+    return meaning
+
+
+def _parse_code(raw: Mapping[str, Any], bitmask: bool, where: str) -> Code:
+    label, value, bit = _answer(raw, bitmask, where)
+    unknown = set(raw) - {"code", "bit", "severity", "meaning", "delist_url"}
+    if unknown:
+        raise _Broken(f"{label}: unknown key(s) {', '.join(sorted(unknown))}")
+    if "severity" not in raw:
+        raise _Broken(f"{label}: missing key 'severity'")
+    try:
+        severity = Severity.parse(_text(raw, "severity", f"{label}: "))
+    except ValueError:
+        raise _Broken(
+            f"{label}: severity {raw['severity']!r} is not one of info, warning, critical"
+        ) from None
     return Code(
-        meaning=str(raw["meaning"]),
-        severity=Severity.parse(str(raw["severity"])),
+        meaning=_meaning(raw, label),
+        severity=severity,
         value=value,
         bit=bit,
-        delist_url=raw.get("delist_url"),
+        delist_url=_url(raw, "delist_url", f"{label}: ") or None,
     )
 
 
-def _parse_error(raw: Mapping[str, Any], bitmask: bool) -> ErrorCode:
-    value, bit = _value_or_bit(raw, bitmask)
-    return ErrorCode(
-        kind=ErrorKind(raw.get("kind", "other")),
-        meaning=str(raw["meaning"]),
-        value=value,
-        bit=bit,
-    )
+def _parse_error(raw: Mapping[str, Any], bitmask: bool, where: str) -> ErrorCode:
+    label, value, bit = _answer(raw, bitmask, where)
+    unknown = set(raw) - {"code", "bit", "kind", "meaning"}
+    if unknown:
+        raise _Broken(f"{label}: unknown key(s) {', '.join(sorted(unknown))}")
+    kind = _one_of(raw, "kind", [k.value for k in ErrorKind], ErrorKind.OTHER, f"{label}: ")
+    return ErrorCode(kind=ErrorKind(kind), meaning=_meaning(raw, label), value=value, bit=bit)
+
+
+def _check_answers_unique(codes: Sequence[Code], errors: Sequence[ErrorCode]) -> None:
+    """One answer has one meaning: never twice in a list, never both a listing and an error."""
+    seen: dict[tuple[str | None, int | None], str] = {}
+    for group, entries in (("codes", codes), ("errors", errors)):
+        for entry in entries:
+            key = (entry.value, entry.bit)
+            what = entry.value or f"bit {entry.bit}"
+            if seen.get(key) == group:
+                raise _Broken(f"{what} appears twice in {group}")
+            if key in seen:
+                raise _Broken(f"{what} is both a code and an error")
+            seen[key] = group
 
 
 def _parse_points(
-    raw: Mapping[str, Any], takes: frozenset[TargetKind]
+    entry: Mapping[str, Any], key: str, takes: frozenset[TargetKind]
 ) -> tuple[tuple[TargetKind, str], ...]:
+    raw = entry.get(key, {})
+    if not isinstance(raw, dict):
+        raise _Broken(f'{key} must be a table, e.g. {{ ipv4 = "127.0.0.2" }}')
     points = []
-    for key, value in raw.items():
-        kind = TargetKind(key)
+    for kind_key, value in raw.items():
+        kind = _kind(kind_key, key)
         if kind not in takes:
-            raise ValueError(f"test point for {kind} but the zone does not take {kind}")
-        points.append((kind, str(value)))
+            raise _Broken(f"{key}: the zone does not take {kind} (see takes)")
+        if not isinstance(value, str) or not _is_target(kind, value):
+            raise _Broken(f"{key}: {value!r} is not a valid {kind} target")
+        points.append((kind, value))
     return tuple(points)
+
+
+def _is_target(kind: TargetKind, text: str) -> bool:
+    """A test point the query name can be built from (RFC 5782 §5 domains have one label)."""
+    if kind is TargetKind.DOMAIN:
+        return bool(_POINT_RE.fullmatch(text))
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return address.version == (4 if kind is TargetKind.IPV4 else 6)
 
 
 def generic_zone(spec: str) -> Zone:

@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from blmonitor.bounces import watch
-from blmonitor.bounces.attribution import attribute_record, embedded_rules
+from blmonitor.bounces.attribution import attribute_record
 from blmonitor.bounces.models import Attribution, BounceRecord, BounceVerdict
+from blmonitor.bounces.rules import embedded_rules
 from blmonitor.causes.findings import look_for_causes
 from blmonitor.config import Config, SmarthostMode
-from blmonitor.dnsbl import answers as dnsbl
-from blmonitor.dnsbl import engine
-from blmonitor.dnsbl.catalog import Catalog, catalog_from, read_dqs_key, select_zones
-from blmonitor.dnsbl.resolver import system_nameservers
+from blmonitor.dnsbl import service as dnsbl_service
+from blmonitor.dnsbl.catalog import Catalog, catalog_from
+from blmonitor.dnsbl.service import check_settings
 from blmonitor.errors import BlmonitorError, UsageError
 from blmonitor.models import Event, Report, Verdict
 from blmonitor.monitor import state as monitor
@@ -40,6 +40,12 @@ Discover = Callable[[float], list[str]]
 # A message that could not be delivered for this long is old news: it is kept, marked
 # expired and logged, and no longer retried on every run.
 NOTIFICATION_EXPIRY = timedelta(days=7)
+
+
+def server_name(config: Config) -> str:
+    """How notifications name this server: [notify] server_name, else its FQDN (a DNS lookup,
+    so it is asked only when a run or a command needs it)."""
+    return config.notify.server_name or socket.getfqdn()
 
 
 def utcnow() -> datetime:
@@ -62,25 +68,14 @@ class RunSummary:
 
 
 def check_once(config: Config, catalog: Catalog, targets: list[str]) -> Report:
-    """One check of `targets` with the config's zones, resolvers and limits."""
-    zones, warnings = select_zones(
-        catalog, config.monitor.zones, dqs_key=read_dqs_key(config.dns.dqs_key_file)
-    )
-    for warning in warnings:
-        log.warning("%s", warning)
-    if not zones:
-        raise UsageError(f"{config.source}: [monitor] zones: no zone to check")
-    parsed = dnsbl.expand_targets(targets)
-    if not parsed:
+    """One check of `targets` with the config's zones, resolvers and limits (the warnings of
+    `blmonitor check` are logged: a public resolver, a dead zone named)."""
+    if not targets:
         raise UsageError(f"{config.source}: [monitor] targets: nothing to check")
-    return engine.scan(
-        parsed,
-        zones,
-        list(config.dns.resolver) or system_nameservers(),
-        timeout=config.dns.timeout,
-        concurrency=config.dns.concurrency or None,
-        fail_on=config.monitor.fail_on,
-    )
+    report = dnsbl_service.check(check_settings(config), targets, catalog=catalog)
+    for warning in report.warnings:
+        log.warning("%s", warning)
+    return report
 
 
 def read_bounces(
@@ -111,8 +106,8 @@ def run_once(
 ) -> RunSummary:
     """Check, compare with the stored state, store the run, then send what is pending.
 
-    `host` names this server in notifications (default: its FQDN, asked once per run)."""
-    host = host or socket.getfqdn()
+    `host` names this server in notifications (default: `server_name`, asked once a run)."""
+    host = host or server_name(config)
     with store.run_lock():
         return _run_locked(config, store, notifier, catalog, clock, discover, host)
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from blmonitor.config import Config, SmarthostMode
 from blmonitor.errors import BlmonitorError, UsageError
@@ -88,6 +90,76 @@ def wanted_destinations(
         return ()
     bounced = store.bounced_domains({b.list.removesuffix(" (bounce)") for b in current})
     return policy.destinations(current, receivers=policy.load_receivers(), bounced=bounced)
+
+
+def destinations_for(config: Config, store: Store | None, given: Sequence[str]) -> tuple[str, ...]:
+    """The --destination domains given, or with scope = destinations those that block us now."""
+    if given:
+        return tuple(sorted({d.lower().strip(".") for d in given}))
+    if store is None:
+        return ()
+    current = policy.blocking(store.load_state(), min_severity=config.smarthost.min_severity)
+    return wanted_destinations(config, store, current)
+
+
+@dataclass(frozen=True, slots=True)
+class HandAction:
+    """What `blmonitor smarthost apply|revert` did."""
+
+    action: str
+    changed: bool
+    reloaded: bool
+    mta: str
+    destinations: tuple[str, ...]
+    notes: tuple[str, ...]
+
+    def json(self) -> dict[str, Any]:
+        return {"action": self.action, "changed": self.changed, "reloaded": self.reloaded,
+                "mta": self.mta, "destinations": list(self.destinations),
+                "notes": list(self.notes)}  # fmt: skip
+
+    def render(self) -> str:
+        done = _DONE[self.action] if self.changed else "nothing to change"
+        return "\n".join([done, *(f"note: {note}" for note in self.notes)])
+
+
+_DONE = {"apply": "mail now goes through the smart host", "revert": "mail goes direct again"}
+
+
+def act_by_hand(
+    config: Config,
+    store: Store,
+    action: str,
+    *,
+    now: datetime,
+    host: str,
+    mta: str = "",
+    config_dir: Path | None = None,
+    destinations: Sequence[str] = (),
+) -> HandAction:
+    """`blmonitor smarthost apply|revert`: act now, recorded and notified as the daemon would."""
+    wanted = destinations_for(config, store, destinations) if action == "apply" else ()
+    outcome = smarthost_act(config, store, action, now=now, host=host,
+                            reason=f"`blmonitor smarthost {action}` run by hand",
+                            destinations=wanted, mta=mta, config_dir=config_dir)  # fmt: skip
+    return HandAction(action, outcome.changed, outcome.reloaded, str(outcome.plan.mta), wanted,
+                      (*outcome.plan.notes, *outcome.notes))  # fmt: skip
+
+
+def render_status(state: Mapping[str, Any], actions: Sequence[Mapping[str, Any]]) -> str:
+    """Whether mail goes through the smart host, then the recent actions, one a line."""
+    if state["applied"]:
+        relay = state.get("relay", {})
+        lines = [f"smart host: applied since {state.get('applied_at', '?')} "
+                 f"({state['mta']} → {relay.get('host')}:{relay.get('port')}, "
+                 f"scope {state.get('scope', 'all')})"]  # fmt: skip
+        if state.get("destinations"):
+            lines.append("routed: " + ", ".join(state["destinations"]))
+    else:
+        lines = [f"smart host: not applied ({state['mta']} delivers directly)"]
+    lines += [f"{row['at']}  {row['action']:<7} {row['outcome']:<11} {row['detail']}"
+              for row in actions]  # fmt: skip
+    return "\n".join(lines)
 
 
 def smarthost_act(

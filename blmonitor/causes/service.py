@@ -1,0 +1,313 @@
+"""The cause-finding use cases: the mail queue (detect the MTA, read, analyse, select, remove
+and record), `diagnose` (history, queue and its growth, logs, an open-relay probe, put together
+by the pure `diagnosis`) and the relay test. Each returns a typed result; faces render it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from blmonitor.causes import diagnosis
+from blmonitor.causes import logs as logstats
+from blmonitor.causes import queue as mailqueue
+from blmonitor.causes import relaytest as probe
+from blmonitor.errors import BlmonitorError, UsageError
+from blmonitor.models import Verdict
+
+if TYPE_CHECKING:
+    from blmonitor.config import Config
+    from blmonitor.monitor.store import Store
+
+Which = Callable[[str], str | None]
+
+# Where the MTA logs usually are, when neither --log nor [diagnose] logs says.
+USUAL_LOGS = (Path("/var/log/mail.log"), Path("/var/log/exim4/mainlog"))
+
+
+# --- the queue ---------------------------------------------------------------------------------
+
+
+def detect_queue_mta(*, postfix_dir: Path | None = None, which: Which = shutil.which) -> (
+    mailqueue.Mta | None
+):  # fmt: skip
+    """The MTA whose queue this host has: Postfix (postqueue on PATH), else Exim, else None.
+
+    With `postfix_dir`, Postfix counts only when its main.cf is there too (the daemon asks on
+    every run and must stay quiet on a host where Postfix is installed but not configured).
+    """
+    if which("postqueue") and (postfix_dir is None or (postfix_dir / "main.cf").exists()):
+        return mailqueue.Mta.POSTFIX
+    if which("exim4") or which("exim"):
+        return mailqueue.Mta.EXIM
+    return None
+
+
+def queue_mta(given: str | None, *, which: Which = shutil.which) -> mailqueue.Mta:
+    """The --mta given, else the one installed; a UsageError when there is none."""
+    if given:
+        return mailqueue.Mta(given)
+    found = detect_queue_mta(which=which)
+    if found is None:
+        raise UsageError("found neither postqueue (Postfix) nor exim: pass --mta")
+    return found
+
+
+def read_queue(
+    mta: mailqueue.Mta, *, config_dir: Path | None, now: datetime, which: Which = shutil.which
+) -> tuple[mailqueue.QueuedMessage, ...]:
+    """The queued messages, from `postqueue -j` or `exim -bp` (Debian names it exim4)."""
+    if mta is mailqueue.Mta.EXIM:
+        return mailqueue.read_exim_queue(now=now, exim="exim4" if which("exim4") else "exim")
+    return mailqueue.read_postfix_queue(config_dir=config_dir)
+
+
+def local_domains_of(config: Config, given: Sequence[str]) -> tuple[str, ...]:
+    """The --local-domain options, else [diagnose] local_domains."""
+    return tuple(d.lower() for d in given) or config.diagnose.local_domains
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInspection:
+    mta: mailqueue.Mta
+    report: mailqueue.QueueReport
+    selected: tuple[str, ...]  # the queue ids to remove: --sender's, else the findings'
+    selection: str  # what was selected, in words, for the history
+    commands: tuple[mailqueue.Command, ...]  # what removes exactly the selected messages
+
+    @property
+    def verdict(self) -> Verdict:
+        return Verdict.LISTED if self.report.findings else Verdict.CLEAN
+
+
+def inspect_queue(
+    config: Config,
+    *,
+    now: datetime,
+    mta: str | None = None,
+    config_dir: Path | None = None,
+    local_domains: Sequence[str] = (),
+    sender: str | None = None,
+) -> QueueInspection:
+    """Read and analyse the queue, select messages, and build the commands removing them."""
+    chosen = queue_mta(mta)
+    messages = read_queue(chosen, config_dir=config_dir, now=now)
+    domains = local_domains_of(config, local_domains)
+    report = mailqueue.analyse_queue(messages, now=now, local_domains=domains)
+    if sender is not None:
+        ids = mailqueue.select_queue_ids(messages, sender="" if sender == "<>" else sender)
+        selection = f"sender {sender}"
+    else:
+        ids = tuple(dict.fromkeys(i for f in report.findings for i in f.queue_ids))
+        selection = "the findings' messages"
+    commands = mailqueue.removal_commands(chosen, ids, config_dir=config_dir)
+    return QueueInspection(chosen, report, ids, selection, tuple(commands))
+
+
+def remove_queued(config: Config, inspection: QueueInspection, *, now: datetime) -> (
+    mailqueue.Removal
+):  # fmt: skip
+    """Run the removal commands and record what was removed in the history database."""
+    from blmonitor.monitor.store import Store
+
+    removal = mailqueue.run_removal(inspection.commands)
+    store = Store(config.monitor.database)
+    try:
+        store.record_cleanup(now, mta=str(inspection.mta), selection=inspection.selection,
+                             removed=removal.removed, error=removal.error)  # fmt: skip
+    finally:
+        store.close()
+    return removal
+
+
+def queue_json(inspection: QueueInspection) -> dict[str, Any]:
+    return {**mailqueue.queue_report_json(inspection.report),
+            "selected": list(inspection.selected),
+            "commands": [c.shell() for c in inspection.commands]}  # fmt: skip
+
+
+def render_queue(inspection: QueueInspection) -> str:
+    text = mailqueue.render_queue_report(inspection.report)
+    if inspection.commands:
+        text += f"clean-up ({len(inspection.selected)} message(s)):\n"
+        text += "".join(f"  {command.summary()}\n" for command in inspection.commands)
+    return text
+
+
+# --- the relay test ----------------------------------------------------------------------------
+
+
+def resolve_host(host: str) -> str:
+    """The host's address (for the [ip] forms of the relay attempts); "" when it has none."""
+    import ipaddress
+    import socket
+
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        pass
+    try:
+        return str(socket.getaddrinfo(host, 25, proto=socket.IPPROTO_TCP)[0][4][0])
+    except OSError:
+        return ""
+
+
+def relaytest(host: str, *, port: int = 25, local_domain: str = "", timeout: float = 30.0) -> (
+    probe.RelayReport
+):  # fmt: skip
+    """Probe `host` for an open relay (EHLO, MAIL, RCPT, RSET: never DATA)."""
+    attempts = probe.build_attempts(host, local_domain=local_domain, target_ip=resolve_host(host))
+    return probe.probe(host, port, attempts, timeout=timeout)
+
+
+def relay_verdict(report: probe.RelayReport) -> Verdict:
+    """An open relay counts as listed, all refused as clean, an unfinished probe as unknown."""
+    verdicts = {probe.RelayVerdict.OPEN: Verdict.LISTED, probe.RelayVerdict.CLOSED: Verdict.CLEAN}
+    return verdicts.get(report.verdict, Verdict.UNKNOWN)
+
+
+# --- diagnose ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DiagnoseResult:
+    diagnosis: diagnosis.Diagnosis
+    queue: mailqueue.QueueReport | None
+    log: logstats.LogReport | None
+    relay: probe.RelayReport | None
+
+    @property
+    def verdict(self) -> Verdict:
+        """Listed when a listing or a cause was found; unknown when nothing could be checked."""
+        if not self.diagnosis.healthy:
+            return Verdict.LISTED
+        return Verdict.CLEAN if self.diagnosis.checked else Verdict.UNKNOWN
+
+
+@dataclass
+class _Steps:
+    """What was looked at and what could not be, as the steps go."""
+
+    checked: list[str]
+    skipped: list[str]
+
+
+def _open_listings(store: Store) -> list[diagnosis.Listing]:
+    return [
+        diagnosis.Listing(
+            row["target"],
+            row["zone"],
+            datetime.fromisoformat(row["first_seen"]) if row["first_seen"] else None,
+            row["delist_url"] or "",
+            row["meaning"] or "",
+        )
+        for row in store.episodes()
+        if row["ended"] is None
+    ]
+
+
+def _queue_step(steps: _Steps, mta: str | None, config_dir: Path | None, *, now: datetime,
+                domains: Sequence[str]) -> mailqueue.QueueReport | None:  # fmt: skip
+    try:
+        chosen = queue_mta(mta)
+        report = mailqueue.analyse_queue(read_queue(chosen, config_dir=config_dir, now=now),
+                                         now=now, local_domains=domains)  # fmt: skip
+    except BlmonitorError as exc:
+        steps.skipped.append(f"queue: {exc}")
+        return None
+    steps.checked.append(f"the {chosen} queue")
+    return report
+
+
+def _growth(store: Store | None, queue: mailqueue.QueueReport | None, *, now: datetime) -> (
+    mailqueue.QueueFinding | None
+):  # fmt: skip
+    """How fast the queue grows since the daemon's snapshot of its last run."""
+    last = store.load_causes() if store is not None else None
+    if queue is None or last is None or last.queue_at is None:
+        return None
+    earlier = mailqueue.QueueSnapshot(last.queue_at, last.queue_messages)
+    later = mailqueue.QueueSnapshot(now, queue.messages)
+    return mailqueue.growth_finding(mailqueue.queue_growth(earlier, later))
+
+
+def _log_step(steps: _Steps, paths: Sequence[Path], since: str, *, now: datetime,
+              domains: Sequence[str]) -> logstats.LogReport | None:  # fmt: skip
+    from blmonitor.config import parse_duration
+
+    if not paths:
+        steps.skipped.append("logs: none found (pass --log /var/log/mail.log)")
+        return None
+    try:
+        window = now - timedelta(seconds=parse_duration(since))
+    except ValueError as exc:
+        raise UsageError(f"--since: {exc}") from exc
+    try:
+        files = [f for p in paths for f in logstats.log_files(p)]
+        report = logstats.analyse_log_files(files, since=window, local_domains=domains)
+    except BlmonitorError as exc:
+        steps.skipped.append(f"logs: {exc}")
+        return None
+    steps.checked.append("logs: " + ", ".join(str(p) for p in paths))
+    return report
+
+
+def run_diagnose(
+    config: Config,
+    *,
+    now: datetime,
+    logs: Sequence[Path] = (),
+    since: str = "7d",
+    mta: str | None = None,
+    config_dir: Path | None = None,
+    local_domains: Sequence[str] = (),
+    relay_host: str = "",
+) -> DiagnoseResult:
+    """Why are we listed: the history's open listings, the queue and its growth, the logs and,
+    with `relay_host`, an open-relay probe, put together with the steps to take."""
+    from blmonitor.monitor.status import open_history
+
+    domains = local_domains_of(config, local_domains)
+    steps = _Steps([], [])
+    store = open_history(config)
+    try:
+        listings, smarthost_applied = [], False
+        if store is not None:
+            listings = _open_listings(store)
+            smarthost_applied = store.load_smarthost().applied
+            steps.checked.append("listings in the history")
+        else:
+            steps.skipped.append(f"no history database yet ({config.monitor.database}): "
+                                 "run blmonitor run")  # fmt: skip
+        queue = _queue_step(steps, mta, config_dir, now=now, domains=domains)
+        growth = _growth(store, queue, now=now)
+    finally:
+        if store is not None:
+            store.close()
+    paths = list(logs) or list(config.diagnose.logs) or [p for p in USUAL_LOGS if p.exists()]
+    log = _log_step(steps, paths, since, now=now, domains=domains)
+    relay = None
+    if relay_host:
+        relay = relaytest(relay_host, local_domain=domains[0] if domains else "")
+        steps.checked.append(f"open relay at {relay_host}:25")
+    found = diagnosis.diagnose(
+        listings=listings, queue=queue, growth=growth, log=log, relay=relay,
+        smarthost_applied=smarthost_applied, checked=steps.checked, skipped=steps.skipped,
+    )  # fmt: skip
+    return DiagnoseResult(found, queue, log, relay)
+
+
+def diagnose_json(result: DiagnoseResult) -> dict[str, Any]:
+    """The diagnosis, with the queue, log and relay-test reports it was made from."""
+    data = diagnosis.diagnosis_json(result.diagnosis)
+    if result.queue is not None:
+        data["queue"] = mailqueue.queue_report_json(result.queue)
+    if result.log is not None:
+        data["logs"] = logstats.log_report_json(result.log)
+    if result.relay is not None:
+        data["relaytest"] = probe.report_json(result.relay)
+    return data

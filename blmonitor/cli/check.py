@@ -1,0 +1,167 @@
+"""`blmonitor check` and `blmonitor zones`: the DNS blocklist check and the catalog."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from blmonitor.cli import EXIT_CODES
+
+
+def _progress_bar(total: int) -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
+    """A bar on stderr for a big check at a terminal; nothing otherwise."""
+    if total < 500 or not sys.stderr.isatty():
+        return None, lambda: None
+    bar = click.progressbar(length=total, label="checking", file=sys.stderr)
+    bar.__enter__()
+    shown = [0]
+
+    def update(done: int, _total: int) -> None:
+        if done - shown[0] >= 100 or done == _total:
+            bar.update(done - shown[0])
+            shown[0] = done
+
+    return update, lambda: bar.__exit__(None, None, None)
+
+
+@click.command()
+@click.argument("targets", nargs=-1)
+@click.option(
+    "-z",
+    "--zone",
+    "zone_specs",
+    multiple=True,
+    metavar="NAME",
+    help="Zone to check: catalog id or name, 'default', or any zone as "
+    "NAME[:ipv4,ipv6,domain] (repeatable; default: the catalog's default set).",
+)
+@click.option(
+    "--lists",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Use this zone catalog (TOML) instead of the embedded one.",
+)
+@click.option(
+    "-r",
+    "--resolver",
+    "resolvers",
+    multiple=True,
+    metavar="HOST[:PORT]",
+    help="Recursive resolver to ask (repeatable; default: /etc/resolv.conf).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    help="Seconds one lookup may take, retries included (default 5).",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Lookups in flight, total and per zone (default 256 total, the catalog's "
+    "polite limit per zone); raise it for a local mirror.",
+)
+@click.option(
+    "-f",
+    "--targets-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Read more targets from FILE, one per line ('-' for stdin).",
+)
+@click.option(
+    "--dqs-key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Spamhaus DQS key: Spamhaus zones are then asked through DQS.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["info", "warning", "critical"]),
+    default=None,
+    help="Lowest listing severity that makes the verdict 'listed' (default warning).",
+)
+@click.option(
+    "--ip-url",
+    "ip_urls",
+    multiple=True,
+    metavar="URL",
+    help="HTTP endpoint that returns this machine's public IP (repeatable; "
+    "replaces the built-in discovery when no TARGET is given).",
+)
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Take zones, catalog, resolvers, DQS key, timeout and --fail-on from this "
+                   "config when not given as options (default: /etc/blmonitor/config.toml, if "
+                   "it exists).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def check(targets: tuple[str, ...], zone_specs: tuple[str, ...], lists: Path | None,
+          resolvers: tuple[str, ...], timeout: float | None, concurrency: int | None,
+          targets_file: Path | None, dqs_key_file: Path | None, fail_on: str | None,
+          ip_urls: tuple[str, ...], config_path: Path | None, as_json: bool) -> None:  # fmt: skip
+    """Check IPs, CIDR blocks and domains against DNS blocklists.
+
+    With no TARGET, the public IP of this machine is checked. Exit status: 0 clean,
+    1 listed, 2 usage error, 3 could not determine.
+
+    \b
+    Examples:
+      blmonitor check
+      blmonitor check 203.0.113.5 2001:db8::25 example.com
+      blmonitor check 203.0.113.0/28 --zone zen.spamhaus.org --resolver 127.0.0.1
+      blmonitor check -f ips.txt --resolver 10.0.0.53 --concurrency 2000 --json
+    """
+    from blmonitor.config import config_exists, load_config
+    from blmonitor.dnsbl import service
+
+    # the monitor's settings, unless an option says otherwise
+    config = load_config(config_path) if config_exists(config_path) else None
+    settings = service.check_settings(
+        config, zones=zone_specs, lists=lists, resolvers=resolvers, dqs_key_file=dqs_key_file,
+        timeout=timeout, concurrency=concurrency, fail_on=fail_on,
+    )  # fmt: skip
+    report = service.check(
+        settings, targets, targets_file=targets_file, progress_for=_progress_bar,
+        discover=lambda seconds: service.discover_public(seconds, ip_urls),
+    )  # fmt: skip
+    if as_json:
+        from blmonitor.cli.output import write_report_json
+
+        write_report_json(report)
+    else:
+        from blmonitor.dnsbl.report import render_text
+
+        click.echo(render_text(report))
+    sys.exit(EXIT_CODES[report.verdict])
+
+
+@click.command()
+@click.option(
+    "--lists",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Show this catalog instead of the embedded one.",
+)
+@click.option("--all", "show_all", is_flag=True, help="Include dead and non-default zones.")
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Config whose history gives each zone's last health (default: "
+                   "/etc/blmonitor/config.toml).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON.")
+def zones(lists: Path | None, show_all: bool, config_path: Path | None, as_json: bool) -> None:
+    """List the zones of the catalog: the default set, or --all of them, with each zone's
+    last health from the monitor's history when there is one.
+
+    \b
+    Examples:
+      blmonitor zones
+      blmonitor zones --all --json
+    """
+    from blmonitor.cli.output import write_json
+    from blmonitor.config import load_config
+    from blmonitor.dnsbl import service
+    from blmonitor.dnsbl.catalog import catalog_from
+
+    catalog = catalog_from(lists)
+    listing = service.list_zones(catalog, show_all=show_all, config=load_config(config_path))
+    if as_json:
+        write_json(service.zones_json(listing))
+    else:
+        click.echo(service.render_zones(listing))

@@ -1,0 +1,210 @@
+"""The check use case: settings from options, else the config; targets from the command line,
+a file or discovery; the scan; the warnings a person must see (a public resolver, a dead zone).
+Also the zone listing with each zone's last health. No click, no printing: faces render.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from blmonitor.dnsbl import answers as dnsbl
+from blmonitor.dnsbl import engine
+from blmonitor.dnsbl.catalog import Catalog, catalog_from, read_dqs_key, select_zones
+from blmonitor.dnsbl.report import table
+from blmonitor.dnsbl.resolver import Nameserver, parse_nameserver, system_nameservers
+from blmonitor.errors import UsageError
+from blmonitor.models import Report, Severity, Target, Zone
+
+if TYPE_CHECKING:
+    from blmonitor.config import Config
+
+DEFAULT_TIMEOUT = 5.0
+
+# Resolvers that DNSBL operators refuse or rate-limit (dnsbl.md §3.2).
+PUBLIC_RESOLVERS = {
+    "8.8.8.8", "8.8.4.4", "1.1.1.1", "1.0.0.1", "9.9.9.9", "149.112.112.112",
+    "208.67.222.222", "208.67.220.220", "2001:4860:4860::8888", "2001:4860:4860::8844",
+    "2606:4700:4700::1111", "2606:4700:4700::1001", "2620:fe::fe",
+}  # fmt: skip
+
+Discover = Callable[[float], list[Target]]
+Progress = Callable[[int, int], None]
+# Given the number of lookups: the progress callback (or None) and what closes it.
+ProgressFor = Callable[[int], tuple[Progress | None, Callable[[], None]]]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSettings:
+    """How a check is made: each field the option's, else the config's, else the default."""
+
+    zones: tuple[str, ...] = ()
+    lists: Path | None = None
+    resolvers: tuple[Nameserver, ...] = ()  # empty: the system's resolvers
+    dqs_key_file: Path | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    concurrency: int | None = None  # None: the catalog's polite per-zone limits
+    fail_on: Severity = Severity.WARNING
+
+
+def check_settings(
+    config: Config | None,
+    *,
+    zones: Sequence[str] = (),
+    lists: Path | None = None,
+    resolvers: Sequence[str] = (),
+    dqs_key_file: Path | None = None,
+    timeout: float | None = None,
+    concurrency: int | None = None,
+    fail_on: str | None = None,
+) -> CheckSettings:
+    """The one "option, else config" merge (`check` with or without a config, and the daemon
+    with its config alone). A bad --resolver is a UsageError."""
+    parsed = tuple(parse_nameserver(r) for r in resolvers)
+    if config is None:
+        return CheckSettings(
+            zones=tuple(zones), lists=lists, resolvers=parsed, dqs_key_file=dqs_key_file,
+            timeout=timeout or DEFAULT_TIMEOUT, concurrency=concurrency,
+            fail_on=Severity.parse(fail_on or "warning"),
+        )  # fmt: skip
+    return CheckSettings(
+        zones=tuple(zones) or tuple(config.monitor.zones),
+        lists=lists or config.monitor.lists,
+        resolvers=parsed or tuple(config.dns.resolver),
+        dqs_key_file=dqs_key_file or config.dns.dqs_key_file,
+        timeout=timeout or config.dns.timeout or DEFAULT_TIMEOUT,
+        concurrency=concurrency or config.dns.concurrency or None,
+        fail_on=Severity.parse(fail_on) if fail_on else config.monitor.fail_on,
+    )
+
+
+def resolver_warnings(servers: Sequence[Nameserver]) -> list[str]:
+    """A warning per public resolver: its answers from Spamhaus and others are refusals."""
+    return [
+        f"resolver {s.host} is a public resolver: Spamhaus and other lists refuse or "
+        "rate-limit it; use a local recursive resolver (unbound) with --resolver"
+        for s in servers
+        if s.host in PUBLIC_RESOLVERS
+    ]
+
+
+def read_targets(targets: Sequence[str], targets_file: Path | None) -> list[str]:
+    """The targets given, then those of `targets_file` ('-': stdin), one per line, # comments."""
+    texts = list(targets)
+    if targets_file is not None:
+        try:
+            text = sys.stdin.read() if str(targets_file) == "-" else targets_file.read_text()
+        except OSError as exc:
+            raise UsageError(f"cannot read {targets_file}: {exc.strerror}") from exc
+        texts.extend(line.split("#")[0].strip() for line in text.splitlines())
+    return [t for t in texts if t]
+
+
+def discover_public(timeout: float, ip_urls: Sequence[str] = ()) -> list[Target]:
+    """This machine's public addresses: from `ip_urls` alone when given, else every source."""
+    import asyncio
+
+    from blmonitor.dnsbl import publicip  # httpx is slow to import and only needed here
+
+    if ip_urls:
+        found = asyncio.run(
+            publicip.discover(http_urls=ip_urls, dns_sources=(), use_route=False, timeout=timeout)
+        )
+    else:
+        found = asyncio.run(publicip.discover(timeout=timeout))
+    return [dnsbl.parse_target(str(address)) for address in found]
+
+
+def check(
+    settings: CheckSettings,
+    targets: Sequence[str],
+    *,
+    targets_file: Path | None = None,
+    discover: Discover = discover_public,
+    progress_for: ProgressFor | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    catalog: Catalog | None = None,
+) -> Report:
+    """Check `targets` and those of `targets_file` (none at all: the discovered public
+    addresses) against the settings' zones (of `catalog`, else the settings' catalog)."""
+    catalog = catalog or catalog_from(settings.lists)
+    zones, warnings = select_zones(
+        catalog, settings.zones, dqs_key=read_dqs_key(settings.dqs_key_file)
+    )
+    servers = list(settings.resolvers) or system_nameservers()
+    texts = read_targets(targets, targets_file)
+    parsed = dnsbl.expand_targets(texts) if texts else discover(settings.timeout)
+    if not zones:
+        raise UsageError("no zones to check: give --zone NAME or a catalog with default zones")
+    started = clock()
+    progress, close = progress_for(len(parsed) * len(zones)) if progress_for else (None, None)
+    try:
+        report = engine.scan(
+            parsed, zones, servers, timeout=settings.timeout, concurrency=settings.concurrency,
+            fail_on=settings.fail_on, progress=progress,
+        )  # fmt: skip
+    finally:
+        if close is not None:
+            close()
+    return dataclasses.replace(
+        report,
+        warnings=(*warnings, *resolver_warnings(servers)),
+        seconds=clock() - started,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneListing:
+    """The zones shown by `zones`, and each one's last health in the history (None: unknown)."""
+
+    zones: tuple[Zone, ...]
+    health: Mapping[str, str]
+
+    def last_health(self, name: str) -> str | None:
+        return self.health.get(name)
+
+
+def list_zones(catalog: Catalog, *, show_all: bool, config: Config) -> ZoneListing:
+    """The default zones (or all), with their health from the history, if there is one."""
+    from blmonitor.monitor.status import open_history
+
+    health: dict[str, str] = {}
+    store = open_history(config)
+    if store is not None:
+        try:
+            health = {name: z.health for name, z in store.load_state().zones.items()}
+        finally:
+            store.close()
+    return ZoneListing(tuple(catalog.zones if show_all else catalog.defaults), health)
+
+
+def zones_json(listing: ZoneListing) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": z.id,
+            "zone": z.name,
+            "takes": sorted(z.takes),
+            "kind": str(z.kind),
+            "default": z.default,
+            "status": str(z.status),
+            "status_date": z.status_date,
+            "access": z.access,
+            "fair_use": z.fair_use,
+            "last_health": listing.last_health(z.name),
+        }
+        for z in listing.zones
+    ]
+
+
+def render_zones(listing: ZoneListing) -> str:
+    rows = [["id", "zone", "takes", "kind", "status", "default", "last health"]] + [
+        [z.id, z.name, ",".join(sorted(z.takes)), str(z.kind), str(z.status),
+         "yes" if z.default else "", listing.last_health(z.name) or "-"]
+        for z in listing.zones
+    ]  # fmt: skip
+    return "\n".join(line[2:] for line in table(rows))

@@ -1,0 +1,274 @@
+"""What the history says: the status now (listings, pending changes, sick zones, smart-host
+routing, signs of a cause, last and next run, the verdict) and the listing episodes. Each is a
+typed result with a text and a JSON renderer, for the command line and any other face.
+Reading never creates a database: without one, the result is empty.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from blmonitor.dnsbl.report import table
+from blmonitor.errors import UsageError
+from blmonitor.models import Severity, Verdict
+from blmonitor.monitor.state import BounceListing, MonitorState, PairState, ZoneState
+
+if TYPE_CHECKING:
+    from blmonitor.config import Config
+    from blmonitor.monitor.store import Store
+
+# The smart-host outcomes that mean mail goes (or should go) through the relay.
+_ROUTED = {"done": "goes through", "requested": "was asked to go through",
+           "recommended": "should go through (recommended)"}  # fmt: skip
+
+
+def open_history(config: Config) -> Store | None:
+    """The config's history database; None when no run has made one yet."""
+    from blmonitor.monitor.store import Store  # sqlite_utils: only for commands that read it
+
+    if not config.monitor.database.exists():
+        return None
+    return Store(config.monitor.database)
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    listed: tuple[PairState, ...]
+    pending: tuple[PairState, ...]  # changes seen, not confirmed yet
+    bounced: tuple[BounceListing, ...]  # listings named by returned mail
+    sick: tuple[ZoneState, ...]  # zones not usable
+    routing: dict[str, Any] | None  # the last smart-host action, when it routes mail
+    findings: tuple[str, ...]  # the last run's signs of a cause
+    last_run: dict[str, Any] | None
+    next_run: datetime | None
+    confirm: int  # runs that confirm a change
+    database: Path
+
+    @property
+    def verdict(self) -> Verdict:
+        """Unknown without a run or when the last one failed; listed by DNS or by bounces."""
+        if not self.last_run or self.last_run["error"]:
+            return Verdict.UNKNOWN
+        return Verdict.LISTED if self.listed or self.bounced else Verdict.CLEAN
+
+
+def read_status(config: Config) -> Status:
+    """The status as the history database holds it."""
+    state, last = MonitorState(), None
+    routing: dict[str, Any] | None = None
+    findings: list[str] = []
+    store = open_history(config)
+    if store is not None:
+        try:
+            state = store.load_state()
+            last = store.last_run()
+            actions = store.smarthost_actions()
+            if actions and actions[0]["outcome"] in _ROUTED:
+                routing = actions[0]
+            findings = list(store.load_causes().messages)
+        finally:
+            store.close()
+    next_run = (
+        datetime.fromisoformat(last["started"]) + timedelta(seconds=config.monitor.interval)
+        if last
+        else None
+    )
+    return Status(
+        listed=tuple(sorted((p for p in state.pairs.values() if p.listed),
+                            key=lambda p: (p.target, p.zone))),
+        pending=tuple(sorted((p for p in state.pairs.values() if p.candidate is not None),
+                             key=lambda p: (p.target, p.zone))),
+        bounced=tuple(sorted(state.bounces.values(), key=lambda b: (b.target, b.list))),
+        sick=tuple(sorted((z for z in state.zones.values() if not z.usable),
+                          key=lambda z: z.zone)),
+        routing=routing, findings=tuple(findings), last_run=last, next_run=next_run,
+        confirm=config.monitor.confirm, database=config.monitor.database,
+    )  # fmt: skip
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def status_json(status: Status) -> dict[str, Any]:
+    return {
+        "listed": [
+            {"target": p.target, "zone": p.label, "codes": list(p.codes), "meaning": p.meaning,
+             "severity": p.severity.label if p.severity else None, "since": _iso(p.since),
+             "delist_url": p.delist_url or None}
+            for p in status.listed
+        ],
+        "pending": [
+            {"target": p.target, "zone": p.label, "change": "listed" if p.candidate else "delisted",
+             "seen": p.streak, "of": status.confirm, "since": _iso(p.candidate_since)}
+            for p in status.pending
+        ],
+        "zones": [
+            {"zone": z.label, "health": z.health, "detail": z.detail, "since": _iso(z.since)}
+            for z in status.sick
+        ],
+        "bounce_listings": [
+            {"target": b.target or None, "list": b.list, "provider": b.provider or None,
+             "since": b.since.isoformat(), "last_seen": b.last_seen.isoformat(),
+             "bounces": b.count, "delist_url": b.delist_url or None}
+            for b in status.bounced
+        ],
+        "smarthost": status.routing,
+        "findings": list(status.findings),
+        "last_run": status.last_run,
+        "next_run": _iso(status.next_run),
+        "database": str(status.database),
+    }  # fmt: skip
+
+
+def ago(moment: str | None, now: datetime) -> str:
+    """How long ago, in the largest units that read well: "5 min", "3 h 20 min", "2 d 4 h"."""
+    if not moment:
+        return "?"
+    span = now - datetime.fromisoformat(moment)
+    minutes = int(span.total_seconds() // 60)
+    if minutes < 120:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h {minutes % 60} min"
+    return f"{minutes // 1440} d {minutes % 1440 // 60} h"
+
+
+def _minutes(moment: datetime | None) -> str:
+    return moment.isoformat(timespec="minutes") if moment else "?"
+
+
+def _listed_lines(listed: tuple[PairState, ...], now: datetime) -> list[str]:
+    rows = [["target", "zone", "codes", "severity", "since", "for"]]
+    rows += [[p.target, p.label, ",".join(p.codes), p.severity.label if p.severity else "",
+              _minutes(p.since), ago(_iso(p.since), now)] for p in listed]  # fmt: skip
+    lines = [f"LISTED ({len(listed)})", *table(rows)]
+    for p in listed:
+        lines.append(f"  {p.target} on {p.label}: {p.meaning}")
+        if p.delist_url:
+            lines.append(f"      delist: {p.delist_url}")
+    return [*lines, ""]
+
+
+def _bounced_lines(bounced: tuple[BounceListing, ...]) -> list[str]:
+    rows = [["target", "list", "bounces", "first", "last"]]
+    rows += [[b.target or "?", b.list, str(b.count), b.since.isoformat(timespec="minutes"),
+              b.last_seen.isoformat(timespec="minutes")] for b in bounced]  # fmt: skip
+    lines = [f"LISTED, FROM RETURNED MAIL ({len(bounced)})", *table(rows)]
+    lines += [f"  {b.list}: delist: {b.delist_url}" for b in bounced if b.delist_url]
+    return [*lines, ""]
+
+
+def render_status(status: Status, *, now: datetime) -> str:
+    """The status for a person: what is listed, what is pending, and the last and next run."""
+    last = status.last_run
+    if not last:
+        return (f"no check has run yet (database {status.database}): "
+                "start one with 'blmonitor run --once'")  # fmt: skip
+    lines: list[str] = []
+    if status.listed:
+        lines += _listed_lines(status.listed, now)
+    if status.bounced:
+        lines += _bounced_lines(status.bounced)
+    if status.pending:
+        lines.append("CHANGES NOT CONFIRMED YET")
+        lines += [f"  {p.target} {'listed' if p.candidate else 'delisted'} on {p.label}: "
+                  f"seen {p.streak} of {status.confirm} runs" for p in status.pending]  # fmt: skip
+        lines.append("")
+    if status.sick:
+        lines.append("ZONES NOT USABLE")
+        lines += table([["zone", "health", "since", "why"]]
+                       + [[z.label, z.health, _minutes(z.since), z.detail]
+                          for z in status.sick])  # fmt: skip
+        lines.append("")
+    routing = status.routing
+    if routing is not None and routing["action"] == "apply":
+        how = _ROUTED[routing["outcome"]]
+        lines += [f"SMART HOST: outbound mail {how} {routing['relay']} since {routing['at']}", ""]
+    if status.findings:
+        lines.append("SIGNS OF A CAUSE (blmonitor diagnose tells more)")
+        lines += [f"  {line}" for line in status.findings]
+        lines.append("")
+    verdict = "LISTED" if status.listed or status.bounced else "CLEAN"
+    failed = f", failed: {last['error']}" if last["error"] else ""
+    upcoming = _minutes(status.next_run)
+    lines.append(f"{verdict}: last check {last['finished']} ({ago(last['finished'], now)} ago, "
+                 f"{last['verdict']}{failed}); next about {upcoming}")  # fmt: skip
+    return "\n".join(lines)
+
+
+# --- listing episodes ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    cutoff: datetime | None  # --since, as a moment
+    episodes: tuple[dict[str, Any], ...]  # the store's rows, with "seconds" and the severity
+    zone_episodes: tuple[dict[str, Any], ...]
+
+
+def parse_since(text: str, *, now: datetime) -> datetime:
+    """`--since`: a duration back from now (7d, 24h) or a date (2026-11-01, UTC if no zone)."""
+    from blmonitor.config import parse_duration
+
+    try:
+        return now - timedelta(seconds=parse_duration(text))
+    except ValueError:
+        pass
+    try:
+        cutoff = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--since {text!r}: give a duration (7d, 24h) or a date "
+                         "(2026-11-01)") from None  # fmt: skip
+    return cutoff if cutoff.tzinfo is not None else cutoff.replace(tzinfo=UTC)
+
+
+def read_history(
+    config: Config, *, since: datetime | None = None, target: str = "", zone: str = ""
+) -> History:
+    """The listing and zone episodes open or ended after `since`, with how long each lasted."""
+    episodes: list[dict[str, Any]] = []
+    zone_episodes: list[dict[str, Any]] = []
+    store = open_history(config)
+    if store is not None:
+        try:
+            episodes = store.episodes(since=since, target=target, zone=zone)
+            zone_episodes = store.zone_episodes(since=since, zone=zone)
+        finally:
+            store.close()
+    for episode in episodes:
+        end = datetime.fromisoformat(episode["ended"] or episode["last_seen"])
+        episode["seconds"] = int(
+            (end - datetime.fromisoformat(episode["first_seen"])).total_seconds()
+        )
+        episode["severity"] = Severity(episode["severity"]).label if episode["severity"] else None
+    return History(since, tuple(episodes), tuple(zone_episodes))
+
+
+def history_json(history: History) -> dict[str, Any]:
+    return {"episodes": list(history.episodes), "zone_episodes": list(history.zone_episodes)}
+
+
+def render_history(history: History) -> str:
+    if not history.episodes and not history.zone_episodes:
+        cutoff = history.cutoff
+        return "no listing episodes" + (
+            f" since {cutoff.isoformat(timespec='minutes')}" if cutoff else ""
+        )
+    lines: list[str] = []
+    if history.episodes:
+        rows = [["target", "zone", "codes", "first seen", "ended", "lasted"]]
+        for e in history.episodes:
+            hours, rest = divmod(e["seconds"] // 60, 60)
+            rows.append([e["target"], e["zone"], ",".join(e["codes"]), e["first_seen"],
+                         e["ended"] or "still listed", f"{hours} h {rest} min"])  # fmt: skip
+        lines += [f"LISTING EPISODES ({len(history.episodes)})", *table(rows)]
+    if history.zone_episodes:
+        lines.append(f"ZONE EPISODES ({len(history.zone_episodes)})")
+        lines += table([["zone", "health", "first seen", "ended"]]
+                       + [[z["zone"], z["health"], z["first_seen"], z["ended"] or "ongoing"]
+                          for z in history.zone_episodes])  # fmt: skip
+    return "\n".join(lines)

@@ -1,0 +1,107 @@
+"""The check service: the one "option, else config" merge, the public-resolver warning, the
+targets file and discovery when no target is given, against the lab on loopback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from blmonitor.config import load_config
+from blmonitor.dnsbl import service
+from blmonitor.dnsbl.resolver import Nameserver
+from blmonitor.errors import UsageError
+from blmonitor.models import Severity, Target, Verdict
+
+
+@pytest.fixture
+def config(tmp_path: Path):
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[monitor]\nzones = ["bl"]\nlists = "/lab/catalog.toml"\nfail_on = "info"\n'
+        '[dns]\nresolver = ["127.0.0.1:5300"]\ntimeout = 0.6\nconcurrency = 20\n'
+        f'dqs_key_file = "{tmp_path / "dqs.key"}"\n'
+    )
+    return load_config(path)
+
+
+def test_settings_without_config_are_the_options_or_the_defaults() -> None:
+    assert service.check_settings(None) == service.CheckSettings(
+        zones=(), lists=None, resolvers=(), dqs_key_file=None, timeout=5.0, concurrency=None,
+        fail_on=Severity.WARNING,
+    )  # fmt: skip
+    given = service.check_settings(None, zones=["zen"], resolvers=["127.0.0.1:53"], timeout=2,
+                                   concurrency=9, fail_on="critical")  # fmt: skip
+    assert (given.zones, given.resolvers, given.timeout, given.concurrency, given.fail_on) == (
+        ("zen",), (Nameserver("127.0.0.1", 53),), 2, 9, Severity.CRITICAL,
+    )  # fmt: skip
+
+
+def test_settings_take_the_config_unless_an_option_says_otherwise(config, tmp_path) -> None:
+    merged = service.check_settings(config)
+    assert merged == service.CheckSettings(
+        zones=("bl",), lists=Path("/lab/catalog.toml"), resolvers=(Nameserver("127.0.0.1", 5300),),
+        dqs_key_file=tmp_path / "dqs.key", timeout=0.6, concurrency=20, fail_on=Severity.INFO,
+    )  # fmt: skip
+    options = service.check_settings(
+        config, zones=["dom"], lists=tmp_path / "other.toml", resolvers=["127.0.0.2"],
+        dqs_key_file=tmp_path / "k", timeout=3, concurrency=5, fail_on="warning",
+    )  # fmt: skip
+    assert options == service.CheckSettings(
+        zones=("dom",), lists=tmp_path / "other.toml", resolvers=(Nameserver("127.0.0.2"),),
+        dqs_key_file=tmp_path / "k", timeout=3, concurrency=5, fail_on=Severity.WARNING,
+    )  # fmt: skip
+
+
+def test_a_bad_resolver_is_a_usage_error() -> None:
+    with pytest.raises(UsageError):
+        service.check_settings(None, resolvers=["dns.example"])
+
+
+@pytest.mark.parametrize(
+    ("hosts", "warned"),
+    [(["127.0.0.1"], []), (["8.8.8.8", "10.0.0.53"], ["8.8.8.8"]),
+     (["2606:4700:4700::1111", "9.9.9.9"], ["2606:4700:4700::1111", "9.9.9.9"])],
+)  # fmt: skip
+def test_public_resolvers_are_warned_about(hosts: list[str], warned: list[str]) -> None:
+    warnings = service.resolver_warnings([Nameserver(h) for h in hosts])
+    assert [w.split()[1] for w in warnings] == warned
+    assert all("is a public resolver" in w for w in warnings)
+
+
+def test_targets_file_lines_and_comments(tmp_path) -> None:
+    path = tmp_path / "targets.txt"
+    path.write_text("# ours\n203.0.113.9\n\n203.0.113.10  # backup MX\n")
+    assert service.read_targets(["192.0.2.1"], path) == ["192.0.2.1", "203.0.113.9",
+                                                         "203.0.113.10"]  # fmt: skip
+    with pytest.raises(UsageError, match="cannot read"):
+        service.read_targets([], tmp_path / "missing.txt")
+
+
+def test_check_discovers_when_no_target_is_given(lab) -> None:
+    asked: list[float] = []
+
+    def discover(timeout: float) -> list[Target]:
+        asked.append(timeout)
+        from blmonitor.dnsbl.answers import parse_target
+
+        return [parse_target("203.0.113.5")]
+
+    settings = service.CheckSettings(zones=("bl",), lists=lab.catalog_path,
+                                     resolvers=(Nameserver("127.0.0.1", lab.port),), timeout=0.6)  # fmt: skip
+    report = service.check(settings, [], discover=discover)
+    assert asked == [0.6]
+    assert report.verdict is Verdict.LISTED
+    assert [r.target.text for r in report.results] == ["203.0.113.5"]
+    assert report.warnings == ()
+    clean = service.check(settings, ["203.0.113.9"], discover=discover)
+    assert asked == [0.6] and clean.verdict is Verdict.CLEAN
+
+
+def test_no_zone_is_a_usage_error(lab, tmp_path) -> None:
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text('[catalog]\nversion = 1\n\n[[zone]]\nid = "bl"\nname = "bl.lab.test"\n'
+                       'takes = ["ipv4"]\ndefault = false\n')  # fmt: skip
+    settings = service.CheckSettings(lists=catalog, resolvers=(Nameserver("127.0.0.1", lab.port),))
+    with pytest.raises(UsageError, match="no zones to check"):
+        service.check(settings, ["203.0.113.9"])

@@ -1,0 +1,95 @@
+"""The literal pre-check (blmonitor.bounces.needles): needles read from a pattern's text, and
+checks that never change a result."""
+
+from __future__ import annotations
+
+import random
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from blmonitor.bounces.needles import may_hold, minimal, required_literals, search_at
+from blmonitor.bounces.rules import embedded_rules
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "needles"),
+    [
+        (r"blocked using (?P<zone>[a-z0-9.-]{3,50})", ("blocked using ",)),
+        (r"\bSpamhaus\b", ("spamhaus",)),
+        (r"a\.b", ("a.b",)),
+        (r"abc+d", ("ab",)),  # the repeated 'c' ends the run
+        (r"a?bcd", ("bcd",)),
+        (r"x{2,3}yz", ("yz",)),
+        (r"x{0,3}yz", ("yz",)),
+        (r"\d+ blocked", (" blocked",)),
+        (r"(?:foo|barbaz) x", ("barbaz", "foo")),  # one of every alternative
+        (r"foo|barbaz", ("barbaz", "foo")),
+        (r"(?:foo|\d+) xyz", (" xyz",)),  # an alternative without a literal: not that group
+        (r"foo(?:bar)?baz", ("foo",)),
+        (r"(?:ab)+cd", ("ab",)),  # the first of equal strength
+        (r"(?P<x>abc)+", ("abc",)),
+        (r"(?=abc)abd", ("abd",)),
+        (r"(?<!x)abc", ("abc",)),
+        (r"é+ blocked", (" blocked",)),  # not ASCII: no needle of its own
+        (r"^550 5\.7\.1$", ("550 5.7.1",)),
+        (r"a\nb", ("a\nb",)),
+        (r"[abc]+", ()),
+        (r".{0,8}", ()),
+        (r"(?i)abc", ()),  # inline flags: not followed, always tried
+        (r"x\x41yz", ()),  # \x escapes: not followed
+        (r"(a)\1", ()),  # back-references: not followed
+    ],
+)
+def test_required_literals(pattern: str, needles: tuple[str, ...]) -> None:
+    re.compile(pattern)
+    assert required_literals(pattern) == needles
+
+
+def test_minimal_and_may_hold() -> None:
+    assert minimal(["ab", "xaby", "cd"]) == ("ab", "cd")
+    assert may_hold(("ab",), None)  # not ASCII: always try
+    assert may_hold((), "anything")  # no needles: no pre-check
+    assert may_hold(("ab", "cd"), "xxcdxx")
+    assert not may_hold(("ab", "cd"), "xxxx")
+
+
+def _texts() -> list[str]:
+    rows = tomllib.loads((DATA / "rejections.toml").read_text("utf-8"))["row"]
+    texts = [row["text"] for row in rows]
+    rng = random.Random(5)
+    words = " ".join(texts).split()
+    texts += [" ".join(rng.choice(words) for _ in range(rng.randrange(1, 30))) for _ in range(500)]
+    return texts
+
+
+TEXTS = _texts()
+
+
+def test_rule_needles_never_skip_a_match() -> None:
+    rules = embedded_rules()
+    patterns = [p for r in rules.rules for p in (*r.patterns, *r.unless, *r.remote_mta)]
+    patterns += [*rules.ip_slots, *rules.domain_slots, *rules.zone_slots]
+    missed = [
+        (p.pattern, text)
+        for p in patterns
+        for text in TEXTS
+        if text.isascii() and p.search(text) and not p.may_match(text.lower())
+    ]
+    assert missed == []
+    assert sum(1 for p in patterns if p.needles) > 100
+
+
+def test_search_at_finds_what_search_finds() -> None:
+    pattern = re.compile(r"(?:following address|could not be delivered)[^\n]{0,20}", re.I)
+    anchors = ("following address", "could not be delivered")
+    rng = random.Random(3)
+    pieces = ["Following Address", "could NOT be delivered", "x", "\n", " ", "é", "follow"]
+    for _ in range(2000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randrange(0, 12)))
+        got, want = search_at(pattern, text, anchors), pattern.search(text)
+        assert (got and got.span()) == (want and want.span()), text
