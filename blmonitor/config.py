@@ -65,6 +65,7 @@ class MonitorConfig:
     fail_on: Severity
     database: Path
     retention: float  # seconds
+    min_answered: float = 0.5  # share of a target's zones that must answer, or the run is blind
 
     @property
     def discover(self) -> bool:
@@ -324,7 +325,17 @@ def _parse_monitor(table: _Table, defaults: Defaults) -> MonitorConfig:
         fail_on=table.severity("fail_on", Severity.WARNING),
         database=table.path("database", defaults.database),
         retention=retention,
+        min_answered=_share(table, "min_answered", 0.5),
     )
+
+
+def _share(table: _Table, key: str, default: float) -> float:
+    value = table.raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        raise table.fail(
+            key, f"expected a share above 0 and at most 1 (e.g. 0.5), got {_describe(value)}"
+        )
+    return float(value)
 
 
 def _check_targets(table: _Table, targets: tuple[str, ...]) -> None:

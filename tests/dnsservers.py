@@ -23,6 +23,9 @@ import dns.rdatatype
 import dns.rrset
 
 RBLDNSD = shutil.which("rbldnsd") or "/usr/sbin/rbldnsd"
+ZONE_APEX = (
+    "$SOA 60 ns.lab.test. hostmaster.lab.test. 2026120601 600 300 86400 60\n$NS 60 ns.lab.test.\n"
+)
 ROOT_SOA = "a.root-servers.net. nstld.verisign-grs.com. 2026120600 1800 900 604800 86400"
 
 
@@ -58,7 +61,8 @@ def rbldnsd(workdir: Path, zones: dict[str, list[tuple[str, str]]]) -> Iterator[
     for zone, datasets in zones.items():
         for i, (kind, text) in enumerate(datasets):
             path = workdir / f"{zone}.{i}.{kind}"
-            path.write_text(text)
+            # every zone has its SOA and NS at the apex, as real zones do
+            path.write_text((ZONE_APEX if i == 0 else "") + text)
             path.chmod(0o644)
             specs.append(f"{zone}:{kind}:{path.name}")
     port = free_port()

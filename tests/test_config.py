@@ -414,7 +414,7 @@ SYNTAX = "test.toml: not valid TOML: "
         ),
         (
             "[monitor.extra]\nx = 1",
-            "[monitor] extra: unknown key (known keys: targets, zones, lists, interval, jitter, confirm, silent_first_run, fail_on, database, retention)",
+            "[monitor] extra: unknown key (known keys: targets, zones, lists, interval, jitter, confirm, silent_first_run, fail_on, database, retention, min_answered)",
         ),
         ('interval = "15m"', "interval: unknown key at the top level (put it under [monitor])"),
         (

@@ -41,7 +41,7 @@ def webhook() -> Iterator[tuple[str, list[tuple[str, str]]]]:
 
 
 def write_config(tmp_path: Path, lab, webhook_base: str, *, confirm=1, zones=("flip",),
-                 silent=False, extra_urls=()) -> Path:  # fmt: skip
+                 silent=False, extra_urls=(), min_answered=0.5) -> Path:  # fmt: skip
     urls = [f"{webhook_base.replace('http://', 'json://')}/hook", *extra_urls]
     path = tmp_path / "config.toml"
     path.write_text(
@@ -53,6 +53,7 @@ lists = "{lab.catalog_path}"
 interval = "15m"
 confirm = {confirm}
 silent_first_run = {str(silent).lower()}
+min_answered = {min_answered}
 database = "{tmp_path / "blmonitor.db"}"
 [dns]
 resolver = ["{lab.address}"]
@@ -131,7 +132,10 @@ def test_a_flap_inside_the_confirm_window_sends_nothing(lab, tmp_path, webhook) 
 
 def test_dead_zone_gives_one_notice_and_no_listing(lab, tmp_path, webhook) -> None:
     base, posted = webhook
-    config = write_config(tmp_path, lab, base, confirm=1, zones=("dead", "world"))
+    # one working zone beside them is enough with min_answered = 1/3: the run sees, and the two
+    # broken zones are told apart
+    config = write_config(tmp_path, lab, base, confirm=1, zones=("flip", "dead", "world"),
+                          min_answered=0.3)  # fmt: skip
     clock = Clock()
     kinds = [e.kind for _ in range(3) for e in run(config, clock).events]
     assert kinds == [EventKind.ZONE_UNUSABLE, EventKind.ZONE_UNUSABLE]

@@ -23,6 +23,7 @@ from tests.conftest import LAB_CATALOG, lab_zone
 
 CATALOG = LAB_CATALOG
 BL = lab_zone("bl")
+SEEN = lab_zone("strict")  # a second zone, always healthy and clean
 IP = Target("203.0.113.5", TargetKind.IPV4)
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -32,13 +33,16 @@ def at(run: int) -> datetime:
 
 
 def report(status: Status | None, health: Health = Health.OK, codes=("127.0.0.2",)) -> Report:
-    results = []
+    """One run: IP on BL with `status` (None: not asked), and clean on a second, healthy zone
+    (so the run is never blind: it saw something)."""
+    results = [Result(IP, SEEN, Status.CLEAN)]
     if status is Status.LISTED:
         results.append(Result(IP, BL, status, codes=codes, meanings=("spam source",),
                               severity=Severity.CRITICAL, delist_url="https://bl/x"))  # fmt: skip
     elif status is not None:
         results.append(Result(IP, BL, status, error="timed out" if status is Status.ERROR else ""))
-    return Report(tuple(results), (ZoneHealth(BL, health, "why"),), Verdict.UNKNOWN)
+    zones = (ZoneHealth(BL, health, "why"), ZoneHealth(SEEN, Health.OK))
+    return Report(tuple(results), zones, Verdict.UNKNOWN)
 
 
 L, C, E = Status.LISTED, Status.CLEAN, Status.ERROR

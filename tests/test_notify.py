@@ -132,13 +132,13 @@ def test_listed_renders_exactly() -> None:
             "  detail: was 203.0.113.5",
             "  next step: the new address is now monitored; check its reputation before sending",
         ]),
-        ([FAILING], "checks failing", [
+        ([FAILING], "UNKNOWN: nothing checked since 2026-11-01T08:15Z", [
             "  detail: no resolver answered",
-            "  next step: until checks work again, listings go unnoticed: make sure this host can resolve names and reach the network, and run `blmonitor check` by hand to see the error",
+            "  next step: until checks work again, listings go unnoticed (none is ended meanwhile): fix what the detail names, and run `blmonitor check` by hand to see it work",
         ]),
-        ([WORKING], "checks working again", [
+        ([WORKING], "checking again", [
             "  were failing: 2026-11-01T08:15Z → 2026-11-01T11:27Z (for 3 h 12 min)",
-            "  next step: no action; monitoring has resumed",
+            "  next step: no action; every zone is checked again",
         ]),
     ],
 )  # fmt: skip

@@ -41,7 +41,8 @@ def run(config_path: Path | None, once: bool, verbose: bool, metrics: str) -> No
 def status(config_path: Path | None, as_json: bool) -> None:
     """What is listed now, since when, and what to do; zone health; last and next check.
 
-    Exit status: 0 nothing listed, 1 listed, 3 no check has run yet or the last one failed.
+    Exit status: 0 nothing listed, 1 listed (or a listing being confirmed), 3 no check has
+    run yet or the last one saw nothing it could trust (UNKNOWN).
 
     \b
     Examples:

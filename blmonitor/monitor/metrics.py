@@ -111,7 +111,8 @@ def render_metrics(
         ),
         _Family(
             "checks_failing_runs",
-            "Whole runs in a row that could not check anything (no resolver, no public IP).",
+            "Blind runs in a row: runs that saw nothing they could trust (a failing resolver, "
+            "too few zones answering, no public IP).",
             (({}, state.failing_runs),),
         ),
     ]
@@ -160,7 +161,8 @@ def _last_run_families(last_run: Mapping[str, Any] | None, now: datetime) -> lis
         ),
         _Family(
             "last_run_failed",
-            "1 if the last run could not check anything (no resolver, no public IP), else 0.",
+            "1 if the last run saw nothing it could trust (blind: the resolver down or refused, "
+            "too few zones answering, no public IP), else 0.",
             one(None if last_run is None else bool(row.get("error"))),
         ),
     ]

@@ -188,13 +188,14 @@ _HEADLINES = {
     EventKind.ZONE_RECOVERED: "zone {zone} usable again",
     EventKind.RESOLVER_REFUSED: "{zone} refuses our resolver",
     EventKind.ADDRESS_CHANGED: "public address changed to {target}",
-    EventKind.CHECKS_FAILING: "checks failing",
-    EventKind.CHECKS_RECOVERED: "checks working again",
+    EventKind.CHECKS_FAILING: "UNKNOWN: nothing checked since {since}",
+    EventKind.CHECKS_RECOVERED: "checking again",
 }
 
 
 def _headline(event: Event) -> str:
-    return _HEADLINES[event.kind].format(target=event.target, zone=event.zone)
+    since = format_time(event.since or event.at)
+    return _HEADLINES[event.kind].format(target=event.target, zone=event.zone, since=since)
 
 
 def _is_policy(event: Event) -> bool:
@@ -234,13 +235,13 @@ def _next_step(event: Event) -> str:
         return "the new address is now monitored; check its reputation before sending"
     if kind is EventKind.CHECKS_FAILING:
         return (
-            "until checks work again, listings go unnoticed: make sure this host can resolve "
-            "names and reach the network, and run `blmonitor check` by hand to see the error"
+            "until checks work again, listings go unnoticed (none is ended meanwhile): fix "
+            "what the detail names, and run `blmonitor check` by hand to see it work"
         )
     if kind is EventKind.ZONE_RECOVERED:
         return "no action; its answers count again"
     if kind is EventKind.CHECKS_RECOVERED:
-        return "no action; monitoring has resumed"
+        return "no action; every zone is checked again"
     return "no action; keep watching"
 
 

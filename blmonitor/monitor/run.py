@@ -144,9 +144,13 @@ def _run_locked(
     if report is None:
         after, events = monitor.evaluate_failure(before, error, now=finished, confirm=confirm)
     else:
+        error = monitor.blind_reason(report, min_share=config.monitor.min_answered)
+        if error:
+            log.error("nothing checked this run: %s", error)
         after, events = monitor.evaluate(
-            report, before, now=finished, confirm=confirm, silent=silent
-        )
+            report, before, now=finished, confirm=confirm, silent=silent,
+            min_share=config.monitor.min_answered,
+        )  # fmt: skip
         if config.monitor.discover:
             after, moved = monitor.evaluate_addresses(after, found, now=finished)
             events += moved
@@ -180,7 +184,7 @@ def _run_locked(
             log.error("smart host: %s", exc)
     look_for_causes(config, store, now=finished, host=host)
     delivered, failed = deliver_pending(store, notifier, clock)
-    verdict = report.verdict if report is not None else Verdict.UNKNOWN
+    verdict = report.verdict if report is not None and not error else Verdict.UNKNOWN
     log.info(
         "run done: %s, %d event(s), %d notification(s) sent, %d failed",
         verdict, len(events), delivered, failed,

@@ -118,12 +118,16 @@ def evaluate(
     now: datetime,
     confirm: int,
     silent: bool = False,
+    min_share: float = 0.5,
 ) -> tuple[MonitorState, list[Event]]:
     """The next state and the confirmed changes, from one run's report.
 
     With `silent` (a silent first run), what is seen is taken as the confirmed state at once
-    and nothing is reported.
+    and nothing is reported. A blind run (`blind_reason`) is a failed run: it changes nothing.
     """
+    blind = blind_reason(report, min_share=min_share)
+    if blind:  # no observation at all: nothing is confirmed, broken or ended by this run
+        return evaluate_failure(state, blind, now=now, confirm=confirm)
     events: list[Event] = []
     # A target or zone this run did not include is no longer monitored (config changed, or an
     # "auto" address moved): its pairs leave the state rather than show as listed forever.
@@ -155,6 +159,37 @@ def evaluate(
     if event is not None:
         events.append(event)
     return next_state, events
+
+
+def blind_reason(report: Report, *, min_share: float) -> str:
+    """Why this run saw too little to say anything, or "" when it saw enough.
+
+    A target is seen when at least `min_share` of the zones that take it gave a trustworthy
+    answer (listed or clean); the run is blind when no target is seen. The resolver, when it
+    is to blame, is named rather than the zones.
+    """
+    if report.resolver is not None:
+        return report.resolver.message
+    asked: dict[str, int] = {}
+    answered: dict[str, int] = {}
+    for result in report.results:
+        if result.status is Status.SKIPPED:
+            continue
+        key = result.target.text
+        asked[key] = asked.get(key, 0) + 1
+        if result.status is not Status.ERROR:
+            answered[key] = answered.get(key, 0) + 1
+    if any(answered.get(k, 0) >= min_share * n for k, n in asked.items()):
+        return ""
+    if not asked:
+        return "no zone takes any of the targets: nothing was looked up"
+    got, total = sum(answered.values()), sum(asked.values())
+    sick = [z for z in report.zones if not z.health.trusted]
+    why = ", ".join(f"{z.zone.label} {z.health}" for z in sick[:3])
+    more = f" and {len(sick) - 3} more" if len(sick) > 3 else ""
+    return f"only {got} of {total} lookups got a trustworthy answer" + (
+        f" ({why}{more})" if why else ""
+    )
 
 
 def evaluate_failure(

@@ -46,13 +46,35 @@ class Status:
     next_run: datetime | None
     confirm: int  # runs that confirm a change
     database: Path
+    blind_since: datetime | None = None  # the first of the blind runs in a row, if any
+
+    @property
+    def confirming(self) -> tuple[PairState, ...]:
+        """New listings seen, not confirmed yet."""
+        return tuple(p for p in self.pending if p.candidate)
 
     @property
     def verdict(self) -> Verdict:
-        """Unknown without a run or when the last one failed; listed by DNS or by bounces."""
+        """Unknown without a run or when the last one was blind; listed by DNS or by bounces,
+        or about to be (a listing seen and being confirmed)."""
         if not self.last_run or self.last_run["error"]:
             return Verdict.UNKNOWN
-        return Verdict.LISTED if self.listed or self.bounced else Verdict.CLEAN
+        blocked = self.listed or self.bounced or self.confirming
+        return Verdict.LISTED if blocked else Verdict.CLEAN
+
+    @property
+    def headline(self) -> str:
+        """The first word a person reads: never CLEAN when the last run could not see."""
+        if self.verdict is Verdict.UNKNOWN:
+            since = _minutes(self.blind_since) if self.blind_since else "the last run"
+            known = len(self.listed) + len(self.bounced)
+            still = f" (still LISTED: {known} listing(s) known before)" if known else ""
+            return f"UNKNOWN{still}: nothing checked since {since}"
+        if self.listed or self.bounced:
+            return "LISTED"
+        if self.confirming:
+            return f"LISTED? (confirming: {len(self.confirming)})"
+        return "CLEAN"
 
 
 def read_status(config: Config) -> Status:
@@ -86,6 +108,7 @@ def read_status(config: Config) -> Status:
                           key=lambda z: z.zone)),
         routing=routing, findings=tuple(findings), last_run=last, next_run=next_run,
         confirm=config.monitor.confirm, database=config.monitor.database,
+        blind_since=state.failing_since if state.failing_runs else None,
     )  # fmt: skip
 
 
@@ -118,6 +141,9 @@ def status_json(status: Status) -> dict[str, Any]:
         ],
         "smarthost": status.routing,
         "findings": list(status.findings),
+        "verdict": str(status.verdict),
+        "headline": status.headline,
+        "blind_since": _iso(status.blind_since),
         "last_run": status.last_run,
         "next_run": _iso(status.next_run),
         "database": str(status.database),
@@ -192,11 +218,11 @@ def render_status(status: Status, *, now: datetime) -> str:
         lines.append("SIGNS OF A CAUSE (blmonitor diagnose tells more)")
         lines += [f"  {line}" for line in status.findings]
         lines.append("")
-    verdict = "LISTED" if status.listed or status.bounced else "CLEAN"
     failed = f", failed: {last['error']}" if last["error"] else ""
     upcoming = _minutes(status.next_run)
-    lines.append(f"{verdict}: last check {last['finished']} ({ago(last['finished'], now)} ago, "
-                 f"{last['verdict']}{failed}); next about {upcoming}")  # fmt: skip
+    lines.append(f"{status.headline}: last check {last['finished']} "
+                 f"({ago(last['finished'], now)} ago, {last['verdict']}{failed}); "
+                 f"next about {upcoming}")  # fmt: skip
     return "\n".join(lines)
 
 

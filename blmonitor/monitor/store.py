@@ -357,7 +357,8 @@ class Store:
             "targets": len({r.target for r in results}),
             "zones": len(report.zones) if report is not None else 0,
             "lookups": len(results) - counts[Status.SKIPPED],
-            "verdict": str(report.verdict) if report is not None else "unknown",
+            # a blind run (error set, report kept for its counts) says nothing
+            "verdict": str(report.verdict) if report is not None and not run.error else "unknown",
             "listed": counts[Status.LISTED],
             "errors": counts[Status.ERROR],
             "queries": report.queries if report is not None else 0,
@@ -454,7 +455,8 @@ class Store:
             "UPDATE episodes SET last_seen = ? WHERE target = ? AND zone = ? AND ended IS NULL",
             [(at, target, zone) for target, zone in sorted(listed)],
         )
-        sick = [z.zone.label for z in run.report.zones if not z.health.trusted]
+        sick = [z.zone.label for z in run.report.zones
+                if not z.health.trusted and z.health is not Health.NOT_JUDGED]  # fmt: skip
         self.db.conn.executemany(
             "UPDATE zone_episodes SET last_seen = ? WHERE zone = ? AND ended IS NULL",
             [(at, zone) for zone in sick],
