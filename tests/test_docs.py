@@ -47,7 +47,11 @@ def test_every_subcommand_is_documented(group: str, name: str) -> None:
 
 def test_readme_starts_with_install_and_test_commands() -> None:
     block = README.split("```sh\n", 1)[1].split("```", 1)[0].splitlines()
-    assert block[0] == "pip install . && blmonitor check"
+    # Debian 12's own Python refuses pip outside a venv (PEP 668): the first line makes one
+    assert block[0] == (
+        "apt-get update && apt-get install -y python3-venv && python3 -m venv .venv"
+        " && .venv/bin/pip install . && .venv/bin/blmonitor check"
+    )
     assert block[1] == "scripts/check --setup"
     assert "scripts/check --setup" in CI_RUN
 
