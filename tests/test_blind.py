@@ -290,3 +290,16 @@ def test_resolver_down_is_unknown_everywhere_and_told_once_each_way(lab, tmp_pat
     assert len(titles) == 3, titles  # listed; nothing checked; checking again (with the delisting)
     assert "UNKNOWN: nothing checked since" in titles[1]
     assert sum("nothing checked" in t for t in titles) == 1
+
+
+def test_check_names_the_resolver_once_and_exits_3(lab, knows_nothing) -> None:
+    args = ["check", "203.0.113.5", "--lists", str(lab.catalog_path), "--zone", "bl",
+            "--zone", "strict", "--resolver", f"127.0.0.1:{knows_nothing.port}", "--timeout", "0.5"]  # fmt: skip
+    got = CliRunner().invoke(cli.main, args)
+    assert got.exit_code == 3
+    assert "RESOLVER PROBLEM: no zone could be checked" in got.output
+    assert got.output.count("answers NXDOMAIN for names that exist") == 2  # section + verdict line
+    assert "dead" not in got.output and "ZONE HEALTH" not in got.output
+    data = json.loads(CliRunner().invoke(cli.main, [*args, "--json"]).output)
+    assert data["resolver"]["fault"] == "nxdomain"
+    assert {z["health"] for z in data["zones"]} == {"not-judged"}

@@ -283,3 +283,25 @@ def test_every_json_is_compact_when_piped(tmp_path) -> None:
         result = CliRunner().invoke(cli.main, [*args, "-c", str(config)])
         assert "\n" not in result.output.rstrip("\n") and ", " not in result.output[:200], args
         json.loads(result.output)
+
+
+@pytest.mark.parametrize(
+    ("raised", "code", "line"),
+    [
+        (RuntimeError("boom"), 3, "blmonitor: error: internal error: RuntimeError: boom; run with --debug for the traceback"),
+        (KeyboardInterrupt(), 130, "blmonitor: interrupted"),
+    ],
+)  # fmt: skip
+def test_a_crash_is_one_line_and_exit_3_never_1(monkeypatch, raised, code, line) -> None:
+    from blmonitor.dnsbl import service
+
+    def crash(*args, **kwargs):
+        raise raised
+
+    monkeypatch.setattr(service, "check", crash)
+    got = CliRunner().invoke(cli.main, ["check", "203.0.113.5"])
+    assert (got.exit_code, got.output.strip()) == (code, line)
+    assert "Traceback" not in got.output
+    if code == 3:  # with --debug, the traceback is there for whoever asked
+        debug = CliRunner().invoke(cli.main, ["--debug", "check", "203.0.113.5"])
+        assert isinstance(debug.exception, RuntimeError)

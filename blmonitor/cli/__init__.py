@@ -6,6 +6,7 @@ imports. A command parses its options, calls one service and renders the result.
 
 Exit codes (one table for every command; Nagios-compatible where it fits):
     0  clean          1  listed          2  usage or config error          3  could not determine
+    (a crash is 3 with one line, its traceback only with --debug; Ctrl-C is 130)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ EXIT_CLEAN = 0
 EXIT_LISTED = 1
 EXIT_USAGE = 2
 EXIT_UNKNOWN = 3
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 EXIT_CODES = {Verdict.CLEAN: EXIT_CLEAN, Verdict.LISTED: EXIT_LISTED, Verdict.UNKNOWN: EXIT_UNKNOWN}
 
 # Command name -> "module:attribute", in the order --help lists them.
@@ -71,12 +73,23 @@ class _Group(click.Group):
         return command
 
     def invoke(self, ctx: click.Context) -> Any:
+        debug = ctx.params.get("debug")
         try:
             return super().invoke(ctx)
         except BlmonitorError as exc:
-            if ctx.params.get("debug"):
+            if debug:
                 raise
             fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("blmonitor: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:  # a bug: one line and "could not determine", never "listed"
+            if debug:
+                raise
+            fail(f"internal error: {type(exc).__name__}: {exc}; run with --debug for the "
+                 "traceback", EXIT_UNKNOWN)  # fmt: skip
 
 
 @click.group(cls=_Group, lazy=COMMANDS)

@@ -43,6 +43,14 @@ def report_json(report: Report) -> dict[str, Any]:
             }
             for z in report.zones
         ],
+        "resolver": None
+        if report.resolver is None
+        else {
+            "fault": str(report.resolver.fault),
+            "servers": list(report.resolver.servers),
+            "detail": report.resolver.detail,
+            "fix": report.resolver.fix,
+        },
         "warnings": list(report.warnings),
         "stats": {
             "lookups": sum(1 for r in report.results if r.status is not Status.SKIPPED),
@@ -115,7 +123,9 @@ def render_text(report: Report) -> str:
             if key in links:
                 lines.append(f"      delist: {links[key]}")
         lines.append("")
-    sick = [z for z in report.zones if z.health not in (Health.OK,)]
+    if report.resolver is not None:  # one line for the part that failed, none per zone
+        lines += ["RESOLVER PROBLEM: no zone could be checked", f"  {report.resolver.message}", ""]
+    sick = [z for z in report.zones if z.health not in (Health.OK, Health.NOT_JUDGED)]
     if sick:
         lines.append(f"ZONE HEALTH ({len(sick)} not usable or not tested)")
         lines.extend(table([["zone", "health", "why"]]
@@ -151,6 +161,8 @@ def verdict_line(report: Report) -> str:
                       if r.status is Status.LISTED})  # fmt: skip
         shown = ", ".join(hit[:3]) + (f" and {len(hit) - 3} more" if len(hit) > 3 else "")
         return f"LISTED: {shown} ({scope})"
+    if report.verdict is Verdict.UNKNOWN and report.resolver is not None:
+        return f"UNKNOWN: nothing checked: {report.resolver.message} ({scope})"
     if report.verdict is Verdict.UNKNOWN:
         bad = [z.zone.label for z in report.zones if not z.health.trusted]
         why = f"{counts[Status.ERROR]} lookup(s) without a trustworthy answer"
