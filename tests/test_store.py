@@ -12,7 +12,8 @@ import pytest
 from blmonitor.errors import StoreError
 from blmonitor.models import EventKind, Health, Severity, Status
 from blmonitor.monitor import state as monitor
-from blmonitor.monitor.store import MIGRATIONS, RunRecord, Store
+from blmonitor.monitor.rows import MIGRATIONS
+from blmonitor.monitor.store import RunRecord, Store
 from tests.test_monitor import at, report
 
 

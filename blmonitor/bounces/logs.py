@@ -12,10 +12,10 @@ from datetime import datetime
 from blmonitor.bounces.models import BounceRecord
 from blmonitor.bounces.smtp import log_reply_code_of, status_of
 
-__all__ = ["parse_log_line"]
+__all__ = ["MONTHS", "log_date", "parse_log_line"]
 
 _MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_MONTHS = {m: i for i, m in enumerate(_MONTH_NAMES, 1)}
+MONTHS = {m: i for i, m in enumerate(_MONTH_NAMES, 1)}
 _SYSLOG = re.compile(r"^(?P<mon>[A-Z][a-z]{2}) +(?P<day>\d{1,2}) (?P<time>\d\d:\d\d:\d\d) ")
 _ISO = re.compile(
     r"^(?P<iso>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?: ?(?:Z|[+-]\d\d:?\d\d))?) "
@@ -48,7 +48,8 @@ _RELAY = re.compile(r" relay=([^,]*),")
 _COMMANDS = {"rcpt to": "RCPT", "mail from": "MAIL", "end of data": "DATA", "data": "DATA"}
 
 
-def _date(line: str, year: int | None) -> datetime | None:
+def log_date(line: str, year: int | None) -> datetime | None:
+    """The line's leading timestamp: an ISO one as written; a syslog one only given `year`."""
     if m := _ISO.match(line):
         try:
             return datetime.fromisoformat(m.group("iso").replace(" ", "T", 1).replace(" ", ""))
@@ -57,7 +58,7 @@ def _date(line: str, year: int | None) -> datetime | None:
     if year is not None and (m := _SYSLOG.match(line)):
         try:
             h, mi, s = (int(x) for x in m.group("time").split(":"))
-            return datetime(year, _MONTHS[m.group("mon")], int(m.group("day")), h, mi, s)
+            return datetime(year, MONTHS[m.group("mon")], int(m.group("day")), h, mi, s)
         except (KeyError, ValueError):
             return None
     return None
@@ -166,7 +167,7 @@ def parse_log_line(line: str, *, source: str = "", year: int | None = None) -> B
     line = line.rstrip("\r\n")
     if len(line) > 8192:  # no MTA writes such lines; do not spend time on garbage
         return None
-    base: dict[str, object] = {"date": _date(line, year), "source": source}
+    base: dict[str, object] = {"date": log_date(line, year), "source": source}
     if "status=" in line and (m := _POSTFIX.search(line)):
         return _postfix(m, base)
     if ("**" in line or "==" in line) and (m := _EXIM.search(line)):

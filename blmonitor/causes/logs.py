@@ -2,9 +2,10 @@
 outbound volume and its spikes, the remote rejections and how many name a blocklist — the
 compromised-account and "why are we listed" signals.
 
-`analyse_log` is pure over lines; `log_files`, `read_log_lines` and `analyse_log_files` are the
-file adapters (rotated and gzip-compressed files included, oldest first). Hours are the log's
-own wall-clock hours; syslog lines carry no year, so it comes from `reference`.
+`analyse_log` is pure over lines (`loglines` reads each into an event); `log_files`,
+`read_log_lines` and `analyse_log_files` are the file adapters (rotated and gzip-compressed files
+included, oldest first). Hours are the log's own wall-clock hours; syslog lines carry no year, so
+it comes from `reference`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import enum
 import functools
 import gzip
-import ipaddress
 import re
 import statistics
 import zlib
@@ -21,12 +21,13 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from blmonitor.bounces.attribution import attribute, attribute_record
-from blmonitor.bounces.logs import _MONTHS, _date, parse_log_line
+from blmonitor.bounces.logs import parse_log_line
 from blmonitor.bounces.models import BounceVerdict
 from blmonitor.bounces.rules import Rules, embedded_rules
+from blmonitor.causes.loglines import LineEvent, LineKind, is_loopback, line_time, parse_line_event
 from blmonitor.dnsbl.catalog import Catalog, embedded_catalog
 from blmonitor.errors import BlmonitorError
 
@@ -35,6 +36,7 @@ __all__ = [
     "HourVolume",
     "LogError",
     "LogFinding",
+    "LogOptions",
     "LogReport",
     "LogThresholds",
     "SenderHour",
@@ -72,6 +74,16 @@ class LogThresholds:
     blocklist_min: int = 1  # rejections naming a blocklist
     rejection_min_share: float = 0.2  # rejected share of remote delivery attempts…
     rejection_min_attempts: int = 50  # …out of at least this many
+
+
+class LogOptions(TypedDict, total=False):
+    """`analyse_log`'s options that `analyse_log_files` passes on as they are."""
+
+    since: datetime | None
+    local_domains: Collection[str]
+    rules: Rules | None
+    catalog: Catalog | None
+    thresholds: LogThresholds | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,152 +135,6 @@ class LogReport:
     undated: int = 0  # mail lines skipped for want of a date (syslog lines without `reference`)
 
 
-# --- lines → events -----------------------------------------------------------------------------
-
-_PF = r"postfix(?:/[\w.-]+)*/"
-_PF_SMTPD = re.compile(_PF + r"smtpd\[\d+\]: (?P<qid>[0-9A-Za-z]+): client=(?P<client>[^,\s]+)")
-_PF_PICKUP = re.compile(_PF + r"pickup\[\d+\]: (?P<qid>[0-9A-Za-z]+): uid=(?P<uid>\d+) from=<")
-_PF_QMGR = re.compile(
-    _PF + r"qmgr\[\d+\]: (?P<qid>[0-9A-Za-z]+): (?:from=<(?P<from>[^>]*)>|removed)"
-)
-_PF_DELIVERY = re.compile(
-    _PF + r"(?P<svc>smtp|relay|lmtp|local|virtual|pipe|error|discard|retry)\[\d+\]: "
-    r"(?P<qid>[0-9A-Za-z]+): to=<(?P<rcpt>[^>]*)>,(?: orig_to=<[^>]*>,)? relay=(?P<relay>[^,]*),"
-    r".*? status=(?P<status>\w+)(?: \((?P<text>.*)\))?\s*$"
-)
-_SASL = re.compile(r"\bsasl_username=(?P<user>[^,\s]+)")
-_EXIM = re.compile(
-    r"(?:^|\s)(?P<id>[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}) "
-    r"(?:(?P<flag><=|=>|->|\*\*|==) (?P<addr>\S*)(?P<rest>.*)|(?P<done>Completed))\s*$"
-)
-_EXIM_HOST_IP = re.compile(r"\bH=(?:[^\s\[]+ )?(?:\([^)]*\) )?\[(?P<ip>[0-9A-Fa-f:.]+)\]")
-_EXIM_AUTH = re.compile(r"\bA=[\w.-]+:(?P<user>\S+)")
-_EXIM_LOCAL_USER = re.compile(r"\bU=(?P<user>\S+)")
-_EXIM_TRANSPORT = re.compile(r"\bT=(?P<t>\S+)")
-_EXIM_TEXT = re.compile(r": (?P<text>.*)$")
-_BRACKET_IP = re.compile(r"\[(?P<ip>[0-9A-Fa-f:.]+)\]")
-
-
-class _Kind(enum.Enum):
-    ARRIVAL = 1  # a message was accepted: client, SASL user, maybe sender
-    SENDER = 2  # Postfix qmgr: the envelope sender of a queue id
-    DELIVERY = 3  # one recipient's delivery attempt
-    REMOVED = 4  # the queue id is done
-
-
-@dataclass(slots=True)
-class _Event:
-    kind: _Kind
-    queue_id: str
-    client: str = ""
-    user: str = ""
-    sender: str | None = None
-    recipient: str = ""
-    status: str = ""  # sent | bounced | deferred | …
-    remote: bool = False
-    text: str = ""
-
-
-@functools.lru_cache(maxsize=4096)
-def _loopback(ip: str) -> bool:
-    try:
-        return ipaddress.ip_address(ip).is_loopback
-    except ValueError:
-        return False
-
-
-def _client_ip(client: str) -> str:
-    """'mail.example.com[203.0.113.9]:4567' → '203.0.113.9'."""
-    m = _BRACKET_IP.search(client)
-    return m["ip"] if m else client
-
-
-def _postfix(line: str) -> _Event | None:
-    if m := _PF_DELIVERY.search(line):
-        ip = _client_ip(m["relay"]) if "[" in m["relay"] else ""
-        remote = m["svc"] in ("smtp", "relay") and not _loopback(ip)
-        return _Event(_Kind.DELIVERY, m["qid"], recipient=m["rcpt"], status=m["status"],
-                      remote=remote, text=m["text"] or "")  # fmt: skip
-    if m := _PF_SMTPD.search(line):
-        user = u["user"] if (u := _SASL.search(line)) else ""
-        return _Event(_Kind.ARRIVAL, m["qid"], client=_client_ip(m["client"]), user=user)
-    if m := _PF_QMGR.search(line):
-        if m["from"] is None:
-            return _Event(_Kind.REMOVED, m["qid"])
-        return _Event(_Kind.SENDER, m["qid"], sender=m["from"])
-    if m := _PF_PICKUP.search(line):
-        return _Event(_Kind.ARRIVAL, m["qid"], client=f"local (uid {m['uid']})")
-    return None
-
-
-def _exim(line: str) -> _Event | None:
-    m = _EXIM.search(line)
-    if m is None:
-        return None
-    if m["done"]:
-        return _Event(_Kind.REMOVED, m["id"])
-    rest = m["rest"]
-    if m["flag"] == "<=":
-        host = _EXIM_HOST_IP.search(rest)
-        sender = "" if m["addr"] in ("<>", "") else m["addr"]
-        if host:
-            client = host["ip"]
-        elif sender == "" and " R=" in rest:
-            client = ""  # a bounce Exim made itself: nobody sent it
-        else:
-            local = _EXIM_LOCAL_USER.search(rest)
-            client = f"local ({local['user']})" if local else "local"
-        auth = _EXIM_AUTH.search(rest)
-        return _Event(_Kind.ARRIVAL, m["id"], client=client,
-                      user=auth["user"] if auth else "", sender=sender)  # fmt: skip
-    transport = t["t"] if (t := _EXIM_TRANSPORT.search(rest)) else ""
-    host = _EXIM_HOST_IP.search(rest)
-    remote = "lmtp" not in transport and (
-        "smtp" in transport or (host is not None and not _loopback(host["ip"]))
-    )
-    if host is not None and _loopback(host["ip"]):
-        remote = False
-    status = {"=>": "sent", "->": "sent", "**": "bounced", "==": "deferred"}[m["flag"]]
-    text = x["text"] if (x := _EXIM_TEXT.search(rest)) else ""
-    return _Event(_Kind.DELIVERY, m["id"], recipient=m["addr"], status=status, remote=remote,
-                  text=text)  # fmt: skip
-
-
-def _event(line: str) -> _Event | None:
-    if "postfix/" in line:
-        return _postfix(line)
-    return _exim(line)
-
-
-_MONTH_SET = frozenset(_MONTHS)
-
-
-def _when(line: str, reference: datetime | None) -> datetime | None:
-    """The line's wall-clock time; a syslog date gets `reference`'s year (or the one before)."""
-    # Lines come many to a second: the date part is parsed once per distinct value.
-    if line[3:4] == " " and line[:3] in _MONTH_SET:  # syslog: "Nov  5 10:00:01", 15 characters
-        return _when_stamp(line[:15], reference)
-    stamp = line.partition(" ")[0]
-    if "T" in stamp:  # ISO 8601 in one word
-        return _when_stamp(stamp, reference)
-    return _when_line(line, reference)
-
-
-@functools.lru_cache(maxsize=4096)
-def _when_stamp(stamp: str, reference: datetime | None) -> datetime | None:
-    return _when_line(stamp + " ", reference)
-
-
-def _when_line(line: str, reference: datetime | None) -> datetime | None:
-    when = _date(line, None)
-    if when is None and reference is not None:
-        when = _date(line, reference.year)
-        # later than the log's end: last year's (or 29 February, seen from a common year)
-        if when is None or when > reference.replace(tzinfo=None) + timedelta(days=1):
-            when = _date(line, reference.year - 1)
-    return when.replace(tzinfo=None) if when is not None else None
-
-
 # --- events → counts ----------------------------------------------------------------------------
 
 
@@ -314,7 +180,7 @@ class _State:
         volume.update(counts)
 
 
-def _classify(state: _State, line: str, event: _Event) -> bool:
+def _classify(state: _State, line: str, event: LineEvent) -> bool:
     """Whether a rejected delivery line names a blocklist (and note which one)."""
     record = parse_log_line(line)
     if record is not None:
@@ -329,9 +195,9 @@ def _classify(state: _State, line: str, event: _Event) -> bool:
     return False
 
 
-def _apply(state: _State, hour: datetime, line: str, event: _Event) -> None:
+def _apply(state: _State, hour: datetime, line: str, event: LineEvent) -> None:
     qid = event.queue_id
-    if event.kind is _Kind.ARRIVAL:
+    if event.kind is LineKind.ARRIVAL:
         if event.sender is not None:
             state.senders[qid] = event.sender
         if not event.client:
@@ -343,9 +209,9 @@ def _apply(state: _State, hour: datetime, line: str, event: _Event) -> None:
         bucket = state.clients[(hour, event.client)]
         bucket.messages += 1
         bucket.authenticated += bool(event.user)
-    elif event.kind is _Kind.SENDER:
+    elif event.kind is LineKind.SENDER:
         state.senders[qid] = event.sender or ""
-    elif event.kind is _Kind.REMOVED:
+    elif event.kind is LineKind.REMOVED:
         state.origins.pop(qid, None)
         state.senders.pop(qid, None)
         state.seen.pop(qid, None)
@@ -353,7 +219,7 @@ def _apply(state: _State, hour: datetime, line: str, event: _Event) -> None:
         _delivery(state, hour, line, event)
 
 
-def _delivery(state: _State, hour: datetime, line: str, event: _Event) -> None:
+def _delivery(state: _State, hour: datetime, line: str, event: LineEvent) -> None:
     rcpt = event.recipient.lower()
     first = rcpt not in state.seen[event.queue_id]
     state.seen[event.queue_id].add(rcpt)
@@ -411,7 +277,7 @@ def _sender_findings(
         else (limits.user_min_messages, limits.user_min_domains)
     )
     for sender, mine in by_sender.items():
-        if clients and _loopback(sender):
+        if clients and is_loopback(sender):
             continue  # a content filter's re-injection, or mail the server sends itself
         count = {r.hour: r.messages - (r.authenticated if clients else 0) for r in mine}
         worst: tuple[SenderHour, float] | None = None
@@ -523,10 +389,10 @@ def analyse_log(
     for line in lines:
         if len(line) > 8192:
             continue
-        event = _event(line)
+        event = parse_line_event(line)
         if event is None:
             continue
-        when = _when(line, reference)
+        when = line_time(line, reference)
         if when is None:
             undated += 1
             continue
@@ -681,11 +547,7 @@ def analyse_log_files(
     paths: Path | Sequence[Path],
     *,
     reference: datetime | None = None,
-    since: datetime | None = None,
-    local_domains: Collection[str] = (),
-    rules: Rules | None = None,
-    catalog: Catalog | None = None,
-    thresholds: LogThresholds | None = None,
+    **options: Unpack[LogOptions],
 ) -> LogReport:
     """`analyse_log` over a log file and its rotations (or the files given, in that order);
     `reference` defaults to the newest file's modification time."""
@@ -695,7 +557,4 @@ def analyse_log_files(
             reference = datetime.fromtimestamp(max(p.stat().st_mtime for p in files))
         except OSError as exc:
             raise LogError(f"cannot read the mail log: {exc.strerror or exc}") from exc
-    return analyse_log(
-        read_log_lines(files), reference=reference, since=since, local_domains=local_domains,
-        rules=rules, catalog=catalog, thresholds=thresholds,
-    )  # fmt: skip
+    return analyse_log(read_log_lines(files), reference=reference, **options)

@@ -4,7 +4,8 @@ notifications, and the monitor's state between runs.
 Changes are stored, not every clean answer: one row per run, one row per (target, zone) pair
 updated in place only when it changes, and one episode per listing. Each run is written in one
 transaction (WAL mode), so a kill -9 at any point leaves the database as it was before the run
-or after it, never half-written. The schema is versioned with PRAGMA user_version.
+or after it, never half-written. The schema is versioned with PRAGMA user_version; it and the
+rows of each record are in `rows`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,156 +26,30 @@ import sqlite_utils
 
 from blmonitor.bounces.models import Attribution, BounceRecord
 from blmonitor.errors import StoreError
-from blmonitor.models import Event, EventKind, Health, Report, Severity, Status
-from blmonitor.monitor.state import (
-    BounceListing,
-    CauseMemory,
-    MonitorState,
-    PairState,
-    SmarthostMemory,
-    ZoneState,
+from blmonitor.models import Event, EventKind, Report, Severity, Status
+from blmonitor.monitor.rows import (
+    MEMO_KEYS,
+    MIGRATIONS,
+    cause_memory,
+    cause_meta,
+    monitor_state,
+    pair_from_row,
+    pair_row,
+    parse_stamp,
+    smarthost_memory,
+    smarthost_meta,
+    stamp,
+    state_meta,
+    zone_from_row,
+    zone_row,
 )
-
-
-def _ts(value: datetime | None) -> str | None:
-    return value.isoformat(timespec="seconds") if value is not None else None
-
-
-def _dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-def _severity(value: int | None) -> Severity | None:
-    return Severity(value) if value else None
-
-
-def _meta(state: MonitorState) -> dict[str, Any]:
-    return {
-        "addresses": list(state.addresses),
-        "failing_runs": state.failing_runs,
-        "failing_since": _ts(state.failing_since),
-        "failing_reported": state.failing_reported,
-        "bounces": [
-            {"target": b.target, "list": b.list, "provider": b.provider, "since": _ts(b.since),
-             "last_seen": _ts(b.last_seen), "count": b.count, "delist_url": b.delist_url,
-             "meaning": b.meaning}
-            for b in state.bounces.values()
-        ],
-    }  # fmt: skip
-
-
-# The monitor_meta rows behind SmarthostMemory and CauseMemory (their names are on disk).
-_MEMO = (
-    "smarthost_wanted", "smarthost_last_listed", "smarthost_error",
-    "queue_snapshot", "queue_error", "cause_findings", "cause_messages",
-)  # fmt: skip
-
-
-def _bounce_listings(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str], BounceListing]:
-    listings = {}
-    for row in rows:
-        since, last = _dt(row["since"]), _dt(row["last_seen"])
-        assert since is not None and last is not None
-        listing = BounceListing(
-            target=row["target"], list=row["list"], provider=row["provider"], since=since,
-            last_seen=last, count=row["count"], delist_url=row["delist_url"],
-            meaning=row["meaning"],
-        )  # fmt: skip
-        listings[(listing.target, listing.list)] = listing
-    return listings
-
-
-# --- schema --------------------------------------------------------------------------------
-
-
-def _v1(db: sqlite_utils.Database) -> None:
-    db.table("runs").create(
-        {"id": int, "started": str, "finished": str, "seconds": float, "targets": int,
-         "zones": int, "lookups": int, "verdict": str, "listed": int, "errors": int,
-         "queries": int, "retries": int, "error": str},
-        pk="id",
-    )  # fmt: skip
-    db.table("pair_state").create(
-        {"target": str, "zone": str, "label": str, "listed": int, "codes": str, "meaning": str,
-         "severity": int, "txt": str, "delist_url": str, "since": str, "candidate": int,
-         "streak": int, "candidate_since": str},
-        pk=("target", "zone"),
-    )  # fmt: skip
-    db.table("zone_state").create(
-        {"zone": str, "label": str, "usable": int, "health": str, "detail": str, "since": str,
-         "candidate": int, "streak": int, "candidate_since": str},
-        pk="zone",
-    )  # fmt: skip
-    db.table("monitor_meta").create({"key": str, "value": str}, pk="key")
-    db.table("episodes").create(
-        {"id": int, "target": str, "zone": str, "codes": str, "meaning": str, "severity": int,
-         "txt": str, "delist_url": str, "first_seen": str, "last_seen": str, "ended": str},
-        pk="id",
-    )  # fmt: skip
-    db.table("episodes").create_index(["target", "zone", "ended"])
-    db.table("zone_episodes").create(
-        {"id": int, "zone": str, "health": str, "detail": str, "first_seen": str,
-         "last_seen": str, "ended": str},
-        pk="id",
-    )  # fmt: skip
-    db.table("events").create(
-        {"id": int, "run_id": int, "at": str, "kind": str, "severity": int, "target": str,
-         "zone": str, "codes": str, "meaning": str, "delist_url": str, "since": str,
-         "ended": str, "detail": str},
-        pk="id",
-    )  # fmt: skip
-    db.table("events").create_index(["at"])
-    db.table("runs").create_index(["finished"])  # prune and "last run" read by time
-    db.table("notifications").create(
-        {"id": int, "created": str, "title": str, "body": str, "severity": int, "kinds": str,
-         "status": str, "attempts": int, "last_error": str, "owed": str, "sent_at": str},
-        pk="id",
-    )  # fmt: skip
-    db.table("notifications").create_index(["status"])
-
-
-def _v2(db: sqlite_utils.Database) -> None:
-    """Bounce evidence, and how far each watched file or Maildir has been read."""
-    db.table("bounces").create(
-        {"id": int, "fingerprint": str, "seen": str, "date": str, "source": str,
-         "recipient": str, "status": str, "reply_code": str, "remote_mta": str,
-         "diagnostic": str, "message_id": str, "verdict": str, "list": str, "zone": str,
-         "provider": str, "kind": str, "listed_ip": str, "listed_domain": str,
-         "delist_url": str, "episode": int},
-        pk="id",
-    )  # fmt: skip
-    db.table("bounces").create_index(["fingerprint"], unique=True)
-    db.table("bounces").create_index(["episode"])
-    db.table("watch_state").create({"path": str, "position": str}, pk="path")
-
-
-def _v3(db: sqlite_utils.Database) -> None:
-    """What was done to the MTA's routing: smart-host apply, revert, recommendation, failure."""
-    db.table("smarthost_actions").create(
-        {"id": int, "at": str, "action": str, "outcome": str, "mta": str, "relay": str,
-         "scope": str, "destinations": str, "detail": str},
-        pk="id",
-    )  # fmt: skip
-    db.table("smarthost_actions").create_index(["at"])
-
-
-def _v4(db: sqlite_utils.Database) -> None:
-    """Messages removed from the MTA's queue (`blmonitor queue --apply`)."""
-    db.table("cleanups").create(
-        {"id": int, "at": str, "mta": str, "selection": str, "removed": int, "queue_ids": str,
-         "error": str},
-        pk="id",
-    )  # fmt: skip
-
-
-# Append only: a database at version N runs MIGRATIONS[N:].
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
+from blmonitor.monitor.state import CauseMemory, MonitorState, SmarthostMemory
 
 
 def fingerprint(record: BounceRecord) -> str:
     """One bounce, however often it is read: message id, recipient and text (and, for log
     lines, which carry no message id, the time)."""
-    when = "" if record.message_id else (_ts(record.date) or record.source)
+    when = "" if record.message_id else (stamp(record.date) or record.source)
     key = "\0".join((record.message_id, record.recipient.lower(), record.diagnostic, when))
     return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()
 
@@ -285,37 +160,10 @@ class Store:
     # --- monitor state ---------------------------------------------------------------------
 
     def load_state(self) -> MonitorState:
-        pairs = {}
-        for row in self.db.table("pair_state").rows:
-            pair = PairState(
-                target=row["target"], zone=row["zone"], label=row["label"] or row["zone"],
-                listed=bool(row["listed"]), codes=tuple(json.loads(row["codes"] or "[]")),
-                meaning=row["meaning"] or "", severity=_severity(row["severity"]),
-                txt=tuple(json.loads(row["txt"] or "[]")), delist_url=row["delist_url"] or "",
-                since=_dt(row["since"]),
-                candidate=None if row["candidate"] is None else bool(row["candidate"]),
-                streak=row["streak"] or 0, candidate_since=_dt(row["candidate_since"]),
-            )  # fmt: skip
-            pairs[(pair.target, pair.zone)] = pair
-        zones = {}
-        for row in self.db.table("zone_state").rows:
-            zone = ZoneState(
-                zone=row["zone"], label=row["label"] or row["zone"], usable=bool(row["usable"]),
-                health=Health(row["health"]), detail=row["detail"] or "", since=_dt(row["since"]),
-                candidate=None if row["candidate"] is None else bool(row["candidate"]),
-                streak=row["streak"] or 0, candidate_since=_dt(row["candidate_since"]),
-            )  # fmt: skip
-            zones[zone.zone] = zone
+        pairs = [pair_from_row(row) for row in self.db.table("pair_state").rows]
+        zones = [zone_from_row(row) for row in self.db.table("zone_state").rows]
         meta = {row["key"]: json.loads(row["value"]) for row in self.db.table("monitor_meta").rows}
-        return MonitorState(
-            pairs=pairs,
-            zones=zones,
-            addresses=tuple(meta.get("addresses", ())),
-            failing_runs=meta.get("failing_runs", 0),
-            failing_since=_dt(meta.get("failing_since")),
-            failing_reported=meta.get("failing_reported", False),
-            bounces=_bounce_listings(meta.get("bounces", ())),
-        )
+        return monitor_state(pairs, zones, meta)
 
     def record_run(
         self,
@@ -335,7 +183,7 @@ class Store:
                 [{"path": path, "position": pos} for path, pos in positions.items()], pk="path"
             )
             run_id = self._insert_run(run)
-            self._save_state(before, after, _ts(run.finished))
+            self._save_state(before, after, stamp(run.finished))
             self._record_events(run_id, events)
             self._insert_evidence(run.finished, evidence)
             if run.report is not None:
@@ -351,8 +199,8 @@ class Store:
         for result in results:
             counts[result.status] += 1
         row = {
-            "started": _ts(run.started),
-            "finished": _ts(run.finished),
+            "started": stamp(run.started),
+            "finished": stamp(run.finished),
             "seconds": round((run.finished - run.started).total_seconds(), 3),
             "targets": len({r.target for r in results}),
             "zones": len(report.zones) if report is not None else 0,
@@ -383,30 +231,12 @@ class Store:
         self.db.conn.executemany("DELETE FROM zone_state WHERE zone = ?", gone_zones)
         changed_pairs = [p for k, p in after.pairs.items() if before.pairs.get(k) != p]
         self.db.table("pair_state").upsert_all(
-            [
-                {"target": p.target, "zone": p.zone, "label": p.label, "listed": int(p.listed),
-                 "codes": json.dumps(p.codes), "meaning": p.meaning,
-                 "severity": int(p.severity) if p.severity else None, "txt": json.dumps(p.txt),
-                 "delist_url": p.delist_url, "since": _ts(p.since),
-                 "candidate": None if p.candidate is None else int(p.candidate),
-                 "streak": p.streak, "candidate_since": _ts(p.candidate_since)}
-                for p in changed_pairs
-            ],
-            pk=("target", "zone"),
-        )  # fmt: skip
+            [pair_row(p) for p in changed_pairs], pk=("target", "zone")
+        )
         changed_zones = [z for k, z in after.zones.items() if before.zones.get(k) != z]
-        self.db.table("zone_state").upsert_all(
-            [
-                {"zone": z.zone, "label": z.label, "usable": int(z.usable), "health": z.health,
-                 "detail": z.detail, "since": _ts(z.since),
-                 "candidate": None if z.candidate is None else int(z.candidate),
-                 "streak": z.streak, "candidate_since": _ts(z.candidate_since)}
-                for z in changed_zones
-            ],
-            pk="zone",
-        )  # fmt: skip
-        meta = _meta(after)
-        if meta != _meta(before):
+        self.db.table("zone_state").upsert_all([zone_row(z) for z in changed_zones], pk="zone")
+        meta = state_meta(after)
+        if meta != state_meta(before):
             self.db.table("monitor_meta").upsert_all(
                 [{"key": key, "value": json.dumps(value)} for key, value in meta.items()],
                 pk="key",
@@ -415,40 +245,40 @@ class Store:
     def _record_events(self, run_id: int, events: Sequence[Event]) -> None:
         for event in events:
             self.db.table("events").insert(
-                {"run_id": run_id, "at": _ts(event.at), "kind": str(event.kind),
+                {"run_id": run_id, "at": stamp(event.at), "kind": str(event.kind),
                  "severity": int(event.severity), "target": event.target, "zone": event.zone,
                  "codes": json.dumps(event.codes), "meaning": event.meaning,
-                 "delist_url": event.delist_url, "since": _ts(event.since),
-                 "ended": _ts(event.ended), "detail": event.detail},
+                 "delist_url": event.delist_url, "since": stamp(event.since),
+                 "ended": stamp(event.ended), "detail": event.detail},
             )  # fmt: skip
-            at = _ts(event.at)
+            at = stamp(event.at)
             if event.kind is EventKind.LISTED:
                 self.db.table("episodes").insert(
                     {"target": event.target, "zone": event.zone, "codes": json.dumps(event.codes),
                      "meaning": event.meaning, "severity": int(event.severity),
                      "txt": json.dumps(event.txt), "delist_url": event.delist_url,
-                     "first_seen": _ts(event.since), "last_seen": at, "ended": None},
+                     "first_seen": stamp(event.since), "last_seen": at, "ended": None},
                 )  # fmt: skip
             elif event.kind is EventKind.DELISTED:
                 self.db.execute(
                     "UPDATE episodes SET ended = ? WHERE target = ? AND zone = ? AND ended IS NULL",
-                    [_ts(event.ended or event.at), event.target, event.zone],
+                    [stamp(event.ended or event.at), event.target, event.zone],
                 )
             elif event.kind in (EventKind.ZONE_UNUSABLE, EventKind.RESOLVER_REFUSED):
                 self.db.table("zone_episodes").insert(
                     {"zone": event.zone, "health": event.detail.partition(":")[0],
-                     "detail": event.detail, "first_seen": _ts(event.since), "last_seen": at,
+                     "detail": event.detail, "first_seen": stamp(event.since), "last_seen": at,
                      "ended": None},
                 )  # fmt: skip
             elif event.kind is EventKind.ZONE_RECOVERED:
                 self.db.execute(
                     "UPDATE zone_episodes SET ended = ? WHERE zone = ? AND ended IS NULL",
-                    [_ts(event.ended or event.at), event.zone],
+                    [stamp(event.ended or event.at), event.zone],
                 )
 
     def _touch_episodes(self, run: RunRecord) -> None:
         assert run.report is not None
-        at = _ts(run.finished)
+        at = stamp(run.finished)
         listed = {(r.target.text, r.zone.label) for r in run.report.results
                   if r.status is Status.LISTED}  # fmt: skip
         self.db.conn.executemany(
@@ -494,7 +324,7 @@ class Store:
     ) -> None:
         self.db.table("bounces").insert_all(
             [
-                {"fingerprint": fingerprint(r), "seen": _ts(seen), "date": _ts(r.date),
+                {"fingerprint": fingerprint(r), "seen": stamp(seen), "date": stamp(r.date),
                  "source": r.source, "recipient": r.recipient, "status": r.status,
                  "reply_code": r.reply_code, "remote_mta": r.remote_mta,
                  "diagnostic": r.diagnostic, "message_id": r.message_id,
@@ -534,7 +364,7 @@ class Store:
         """A notification to send (now, or on a later run if delivery fails)."""
         title, body, severity, kinds = notification
         self.db.table("notifications").insert(
-            {"created": _ts(at), "title": title, "body": body, "severity": int(severity),
+            {"created": stamp(at), "title": title, "body": body, "severity": int(severity),
              "kinds": json.dumps(kinds), "status": "pending", "attempts": 0, "last_error": "",
              "owed": "[]"},
         )  # fmt: skip
@@ -543,8 +373,8 @@ class Store:
 
     def _memo(self) -> dict[str, Any]:
         rows = self.db.execute(
-            f"SELECT key, value FROM monitor_meta WHERE key IN ({', '.join('?' * len(_MEMO))})",
-            list(_MEMO),
+            f"SELECT key, value FROM monitor_meta WHERE key IN ({', '.join('?' * len(MEMO_KEYS))})",
+            list(MEMO_KEYS),
         ).fetchall()
         return {key: json.loads(value) for key, value in rows}
 
@@ -558,50 +388,16 @@ class Store:
                 )
 
     def load_smarthost(self) -> SmarthostMemory:
-        memo = self._memo()
-        wanted = memo.get("smarthost_wanted") or {}
-        return SmarthostMemory(
-            action=wanted.get("action") or "",
-            destinations=tuple(wanted.get("destinations", ())),
-            last_listed=_dt(memo.get("smarthost_last_listed")),
-            error=memo.get("smarthost_error") or "",
-        )
+        return smarthost_memory(self._memo())
 
     def save_smarthost(self, memory: SmarthostMemory) -> None:
-        wanted = {"action": memory.action, "destinations": list(memory.destinations)}
-        self._save_memo(
-            {
-                "smarthost_wanted": wanted if memory.action else None,
-                "smarthost_last_listed": _ts(memory.last_listed),
-                "smarthost_error": memory.error or None,
-            }
-        )
+        self._save_memo(smarthost_meta(memory))
 
     def load_causes(self) -> CauseMemory:
-        memo = self._memo()
-        queue = memo.get("queue_snapshot") or {}
-        return CauseMemory(
-            queue_at=_dt(queue.get("at")),
-            queue_messages=queue.get("messages", 0),
-            queue_error=memo.get("queue_error") or "",
-            findings=tuple(memo.get("cause_findings") or ()),
-            messages=tuple(memo.get("cause_messages") or ()),
-        )
+        return cause_memory(self._memo())
 
     def save_causes(self, memory: CauseMemory) -> None:
-        queue = (
-            {"at": memory.queue_at.isoformat(), "messages": memory.queue_messages}
-            if memory.queue_at is not None
-            else None
-        )
-        self._save_memo(
-            {
-                "queue_snapshot": queue,
-                "queue_error": memory.queue_error or None,
-                "cause_findings": list(memory.findings),
-                "cause_messages": list(memory.messages),
-            }
-        )
+        self._save_memo(cause_meta(memory))
 
     def record_smarthost(
         self,
@@ -613,7 +409,7 @@ class Store:
         notification, in one transaction. `action` never holds the password: no plan does."""
         with self._writing():
             self.db.table("smarthost_actions").insert(
-                {"at": _ts(at), "action": action["action"], "outcome": action["outcome"],
+                {"at": stamp(at), "action": action["action"], "outcome": action["outcome"],
                  "mta": action.get("mta", ""), "relay": action.get("relay", ""),
                  "scope": action.get("scope", ""),
                  "destinations": json.dumps(list(action.get("destinations", ()))),
@@ -628,7 +424,7 @@ class Store:
         """What `blmonitor queue --apply` removed, by queue id."""
         with self._writing():
             self.db.table("cleanups").insert(
-                {"at": _ts(at), "mta": mta, "selection": selection, "removed": len(removed),
+                {"at": stamp(at), "mta": mta, "selection": selection, "removed": len(removed),
                  "queue_ids": json.dumps(list(removed)), "error": error}
             )  # fmt: skip
 
@@ -642,7 +438,7 @@ class Store:
         with self._writing():
             for kind, message in findings:
                 self.db.table("events").insert(
-                    {"at": _ts(at), "kind": kind, "severity": int(Severity.WARNING),
+                    {"at": stamp(at), "kind": kind, "severity": int(Severity.WARNING),
                      "target": "", "zone": "", "codes": "[]", "meaning": "", "delist_url": "",
                      "detail": message},
                 )  # fmt: skip
@@ -653,7 +449,7 @@ class Store:
         """Smart-host actions, newest first."""
         where, params = "", []
         if since is not None:
-            where, params = "WHERE at >= ?", [_ts(since)]
+            where, params = "WHERE at >= ?", [stamp(since)]
         rows = self.db.query(f"SELECT * FROM smarthost_actions {where} ORDER BY id DESC", params)
         return [{**r, "destinations": json.loads(r["destinations"] or "[]")} for r in rows]
 
@@ -666,7 +462,7 @@ class Store:
         return [
             Notification(
                 id=row["id"],
-                created=_dt(row["created"]) or datetime.min,
+                created=parse_stamp(row["created"]) or datetime.min,
                 title=row["title"],
                 body=row["body"],
                 severity=Severity(row["severity"]),
@@ -694,7 +490,7 @@ class Store:
             self.db.execute(
                 "UPDATE notifications SET status = ?, attempts = attempts + ?, last_error = ?,"
                 " sent_at = ?, owed = ? WHERE id = ?",
-                ["sent" if ok else "failed", attempts, error, _ts(now) if ok else None,
+                ["sent" if ok else "failed", attempts, error, stamp(now) if ok else None,
                  json.dumps(list(owed)), notification_id],
             )  # fmt: skip
 
@@ -738,7 +534,7 @@ class Store:
         where, params = ["1 = 1"], []
         if since is not None:
             where.append("(ended IS NULL OR ended >= ?)")
-            params.append(_ts(since))
+            params.append(stamp(since))
         for column, value in equal.items():
             if value:
                 where.append(f"{column} = ?")
@@ -748,7 +544,7 @@ class Store:
 
     def prune(self, before: datetime) -> int:
         """Drop runs, events, ended episodes and sent notifications older than `before`."""
-        cutoff = _ts(before)
+        cutoff = stamp(before)
         removed = 0
         with self._writing():
             for sql in (
