@@ -26,7 +26,7 @@ import sqlite_utils
 
 from blmonitor.bounces.models import Attribution, BounceRecord
 from blmonitor.errors import StoreError
-from blmonitor.models import Event, EventKind, Report, Severity, Status
+from blmonitor.models import Event, EventKind, Health, Report, Severity, Status
 from blmonitor.monitor.rows import (
     MEMO_KEYS,
     MIGRATIONS,
