@@ -139,7 +139,18 @@ def test_a_target_no_longer_monitored_leaves_the_state(store) -> None:
     assert events == []  # not "delisted": it is simply no longer checked
     assert list(store.load_state().pairs) == [("203.0.113.77", "bl.lab.test")]
     [episode] = store.episodes()
-    assert episode["ended"] == at(5).isoformat()
+    assert (episode["ended"], episode["end_reason"]) == (at(5).isoformat(), "unmonitored")
+
+
+def test_history_says_no_longer_monitored_not_delisted(store, tmp_path) -> None:
+    from blmonitor.config import Defaults, parse_config
+    from blmonitor.monitor.status import read_history, render_history
+
+    test_a_target_no_longer_monitored_leaves_the_state(store)
+    config = parse_config("", source="t.toml", defaults=Defaults(store.path))
+    text = render_history(read_history(config))
+    assert f"no longer monitored since {at(5).isoformat()}" in text
+    assert "still listed" not in text
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can create files for another user")

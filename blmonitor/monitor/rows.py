@@ -267,5 +267,11 @@ def _v4(db: sqlite_utils.Database) -> None:
 # fmt: on
 
 
+def _v5(db: sqlite_utils.Database) -> None:
+    """Why an episode ended: NULL when the listing did, "unmonitored" when its target or zone
+    left the config (a delisting that was never seen must not read as one)."""
+    db.table("episodes").add_column("end_reason", str)
+
+
 # Append only: a database at version N runs MIGRATIONS[N:].
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]

@@ -289,8 +289,11 @@ def render_history(history: History) -> str:
         rows = [["target", "zone", "codes", "first seen", "ended", "lasted"]]
         for e in history.episodes:
             hours, rest = divmod(e["seconds"] // 60, 60)
+            ended = e["ended"] or "still listed"
+            if e.get("end_reason") == "unmonitored":
+                ended = f"no longer monitored since {e['ended']}"
             rows.append([e["target"], e["zone"], ",".join(e["codes"]), e["first_seen"],
-                         e["ended"] or "still listed", f"{hours} h {rest} min"])  # fmt: skip
+                         ended, f"{hours} h {rest} min"])  # fmt: skip
         lines += [f"LISTING EPISODES ({len(history.episodes)})", *table(rows)]
     if history.zone_episodes:
         lines.append(f"ZONE EPISODES ({len(history.zone_episodes)})")

@@ -220,10 +220,11 @@ class Store:
     def _save_state(self, before: MonitorState, after: MonitorState, at: str | None) -> None:
         gone = [k for k in before.pairs if k not in after.pairs]
         if gone:
-            # No longer monitored: its open episode ends here (`history` shows when it stopped).
+            # No longer monitored: its open episode stops here, marked so (never a delisting).
             ended = [(at, target, before.pairs[(target, zone)].label) for target, zone in gone]
             self.db.conn.executemany(
-                "UPDATE episodes SET ended = ? WHERE target = ? AND zone = ? AND ended IS NULL",
+                "UPDATE episodes SET ended = ?, end_reason = 'unmonitored'"
+                " WHERE target = ? AND zone = ? AND ended IS NULL",
                 ended,
             )
             self.db.conn.executemany("DELETE FROM pair_state WHERE target = ? AND zone = ?", gone)
