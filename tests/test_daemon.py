@@ -116,8 +116,8 @@ def test_listed_then_delisted_gives_exactly_two_messages(
     text = CliRunner().invoke(cli.main, ["history", "--config", str(config)]).output.splitlines()
     assert text[0] == "LISTING EPISODES (1)"
     assert text[2].split() == ["203.0.113.5", "flip.lab.test", "127.0.0.2",
-                               "2026-11-01T12:00:00+00:00", "2026-11-01T12:30:00+00:00", "0", "h",
-                               "30", "min"]  # fmt: skip
+                               "2026-11-01T12:00:00+00:00", "2026-11-01T12:30:00+00:00", "30",
+                               "min"]  # fmt: skip
 
 
 def test_a_flap_inside_the_confirm_window_sends_nothing(lab, tmp_path, webhook) -> None:

@@ -73,3 +73,20 @@ def test_without_a_database_nothing_is_read_or_created(tmp_path) -> None:
     assert status.history_json(history) == {"episodes": [], "zone_episodes": []}
     assert status.render_history(history) == "no listing episodes since 2026-11-01T00:00+00:00"
     assert not (tmp_path / "none.db").exists()
+
+
+def test_json_says_null_for_what_is_missing_and_shows_the_lists_words(tmp_path) -> None:
+    from blmonitor.monitor.state import PairState
+
+    pair = PairState("203.0.113.5", "bl.lab.test", listed=True, codes=("127.0.0.2",),
+                     txt=("Spam sent from 203.0.113.5",), label="bl.lab.test")  # fmt: skip
+    found = _status({"error": "", "finished": "2026-11-01T12:00:00+00:00", "verdict": "listed"},
+                    listed=(pair,))  # fmt: skip
+    data = status.status_json(found)
+    assert data["last_run"]["error"] is None
+    assert data["listed"][0]["meaning"] is None and data["listed"][0]["delist_url"] is None
+    assert data["listed"][0]["txt"] == ["Spam sent from 203.0.113.5"]
+    from datetime import UTC, datetime
+
+    text = status.render_status(found, now=datetime(2026, 11, 1, 13, 0, tzinfo=UTC))
+    assert "      says: Spam sent from 203.0.113.5" in text

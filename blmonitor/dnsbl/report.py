@@ -22,7 +22,7 @@ def result_json(result: Result, label: str | None = None) -> dict[str, Any]:
         "status": result.status.value,
         "codes": list(result.codes),
         "txt": list(result.txt),
-        "meaning": "; ".join(result.meanings),
+        "meaning": "; ".join(result.meanings) or None,
         "severity": severity.label if severity is not None else None,
         "error": result.error or None,
         "delist_url": result.delist_url or None,
@@ -83,7 +83,7 @@ def report_json_text(report: Report) -> str:
         if result.status is Status.CLEAN and not result.codes and not result.error:
             parts.append(
                 f'{{"target":{quote(result.target.text)},"zone":{quote(labels[result.zone.name])},'
-                '"status":"clean","codes":[],"txt":[],"meaning":"","severity":null,'
+                '"status":"clean","codes":[],"txt":[],"meaning":null,"severity":null,'
                 '"error":null,"delist_url":null}'
             )
         else:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from blmonitor.dnsbl.report import table
 from blmonitor.errors import UsageError
 from blmonitor.models import Severity, Verdict
+from blmonitor.monitor.notify import format_duration
 from blmonitor.monitor.state import BounceListing, MonitorState, PairState, ZoneState
 
 if TYPE_CHECKING:
@@ -116,10 +117,20 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
+def _nulls(data: Any) -> Any:
+    """One convention for what is missing: null, never "" (the store's rows keep "")."""
+    if isinstance(data, dict):
+        return {key: _nulls(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [_nulls(value) for value in data]
+    return None if data == "" else data
+
+
 def status_json(status: Status) -> dict[str, Any]:
-    return {
+    data: dict[str, Any] = _nulls({
         "listed": [
             {"target": p.target, "zone": p.label, "codes": list(p.codes), "meaning": p.meaning,
+             "txt": list(p.txt),
              "severity": p.severity.label if p.severity else None, "since": _iso(p.since),
              "delist_url": p.delist_url or None}
             for p in status.listed
@@ -147,7 +158,8 @@ def status_json(status: Status) -> dict[str, Any]:
         "last_run": status.last_run,
         "next_run": _iso(status.next_run),
         "database": str(status.database),
-    }  # fmt: skip
+    })  # fmt: skip
+    return data
 
 
 def ago(moment: str | None, now: datetime) -> str:
@@ -174,6 +186,7 @@ def _listed_lines(listed: tuple[PairState, ...], now: datetime) -> list[str]:
     lines = [f"LISTED ({len(listed)})", *table(rows)]
     for p in listed:
         lines.append(f"  {p.target} on {p.label}: {p.meaning}")
+        lines += [f"      says: {text}" for text in p.txt]  # the list's own words
         if p.delist_url:
             lines.append(f"      delist: {p.delist_url}")
     return [*lines, ""]
@@ -267,15 +280,16 @@ def read_history(
             store.close()
     for episode in episodes:
         end = datetime.fromisoformat(episode["ended"] or episode["last_seen"])
-        episode["seconds"] = int(
-            (end - datetime.fromisoformat(episode["first_seen"])).total_seconds()
-        )
+        episode["seconds"] = (end - datetime.fromisoformat(episode["first_seen"])).total_seconds()
         episode["severity"] = Severity(episode["severity"]).label if episode["severity"] else None
     return History(since, tuple(episodes), tuple(zone_episodes))
 
 
 def history_json(history: History) -> dict[str, Any]:
-    return {"episodes": list(history.episodes), "zone_episodes": list(history.zone_episodes)}
+    data: dict[str, Any] = _nulls(
+        {"episodes": history.episodes, "zone_episodes": history.zone_episodes}
+    )
+    return data
 
 
 def render_history(history: History) -> str:
@@ -288,12 +302,12 @@ def render_history(history: History) -> str:
     if history.episodes:
         rows = [["target", "zone", "codes", "first seen", "ended", "lasted"]]
         for e in history.episodes:
-            hours, rest = divmod(e["seconds"] // 60, 60)
             ended = e["ended"] or "still listed"
             if e.get("end_reason") == "unmonitored":
                 ended = f"no longer monitored since {e['ended']}"
+            lasted = format_duration(timedelta(seconds=e["seconds"]))
             rows.append([e["target"], e["zone"], ",".join(e["codes"]), e["first_seen"],
-                         ended, f"{hours} h {rest} min"])  # fmt: skip
+                         ended, lasted])  # fmt: skip
         lines += [f"LISTING EPISODES ({len(history.episodes)})", *table(rows)]
     if history.zone_episodes:
         lines.append(f"ZONE EPISODES ({len(history.zone_episodes)})")
