@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from blmonitor.errors import PlanError
 from blmonitor.models import Severity
 from blmonitor.monitor.notify import render_smarthost
 from blmonitor.monitor.state import BounceListing, MonitorState, PairState
@@ -75,7 +76,7 @@ def test_postfix_plan_is_empty_once_applied() -> None:
 
 
 def test_postfix_plan_refuses_smtps_per_destination_and_keeps_an_existing_filter() -> None:
-    with pytest.raises(ValueError, match="465"):
+    with pytest.raises(PlanError, match="465"):
         postfix.plan_apply(NOTHING, {}, Relay("r.example", 465), config_dir=DIR,
                            scope=Scope.DESTINATIONS, destinations=["x.example"])  # fmt: skip
     smtps = postfix.plan_apply(NOTHING, {}, Relay("r.example", 465), config_dir=DIR)

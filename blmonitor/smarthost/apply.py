@@ -308,14 +308,11 @@ class Smarthost:
             )
         files = self._files()
         if self.mta is Mta.POSTFIX:
-            try:
-                return postfix.plan_apply(
-                    self._explicit(), files, self.relay, config_dir=self.config_dir,
-                    db_type=self._db_type(), scope=self.scope, destinations=self.destinations,
-                    soften=self.soften,
-                )  # fmt: skip
-            except ValueError as exc:
-                raise SmarthostError(str(exc)) from exc
+            return postfix.plan_apply(
+                self._explicit(), files, self.relay, config_dir=self.config_dir,
+                db_type=self._db_type(), scope=self.scope, destinations=self.destinations,
+                soften=self.soften,
+            )  # fmt: skip
         return file_planner(self.mta).plan_apply(
             files, self.relay, config_dir=self.config_dir, scope=self.scope,
             destinations=self.destinations,

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from blmonitor.errors import ConfigError
+from blmonitor.errors import PlanError
 from blmonitor.smarthost.plan import Mta, Plan, Relay, Scope, destination_domains
 
 CONNECTOR = "blmonitor smart host"
@@ -139,9 +139,9 @@ def _auth(relay: Relay) -> _Auth:
 def _check(relay: Relay, connector: str) -> None:
     _check_name(connector)
     if not _HOST.match(relay.host):
-        raise ConfigError(f"smart host {relay.host!r} is not a host name or address")
+        raise PlanError(f"smart host {relay.host!r} is not a host name or address")
     if relay.wrapper:
-        raise ConfigError(
+        raise PlanError(
             "smart host port 465 (TLS from the first byte): Exchange send "
             "connectors speak STARTTLS only; use the relay's submission port 587"
         )
@@ -149,7 +149,7 @@ def _check(relay: Relay, connector: str) -> None:
 
 def _check_name(connector: str) -> None:
     if not connector or any(c in connector for c in '"`$\n'):
-        raise ConfigError(f"send connector name {connector!r}: no quotes, backticks or $")
+        raise PlanError(f"send connector name {connector!r}: no quotes, backticks or $")
 
 
 def _folder() -> str:

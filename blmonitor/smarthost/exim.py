@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from blmonitor.errors import ConfigError
+from blmonitor.errors import PlanError
+from blmonitor.smarthost import blocks
 from blmonitor.smarthost.plan import (
     PASSWORD,
     Command,
@@ -28,8 +29,6 @@ from blmonitor.smarthost.plan import (
 )
 
 DEFAULT_DIR = Path("/etc/exim4")
-BEGIN = "# BEGIN blmonitor smarthost"
-END = "# END blmonitor smarthost"
 
 _TYPE = "dc_eximconfig_configtype"
 _SMARTHOST = "dc_smarthost"
@@ -77,7 +76,7 @@ def plan_apply(
     """Route all outbound mail through `relay`; an already-routed config gives an empty plan."""
     where = _paths(config_dir)
     if scope is Scope.DESTINATIONS and not destinations:
-        raise ConfigError("smart host scope = destinations needs at least one destination")
+        raise PlanError("smart host scope = destinations needs at least one destination")
     smarthost = _smarthost(relay)
     if files.get(where.handwritten) is not None:
         return _manual_apply(relay, where.handwritten, smarthost)
@@ -103,15 +102,18 @@ def plan_apply(
     ):
         if not wanted:
             continue
-        if _defined_outside(macros_text, name):
+        if _defined_outside(macros_text, name, macros_path):
             notes.append(f"{macros_path} already defines {name}: left as it is")
         else:
             macro_lines.append(f"{name} = {value}")
-    new_macros = _put_block(macros_text, macro_lines, macros_path)
+    new_macros = blocks.put(macros_text, macro_lines, macros_path)
 
     passwd_before = files.get(where.passwd)
     passwd_text = decode(passwd_before)
-    new_passwd = _put_block(passwd_text, _credentials(relay), where.passwd, top=True)
+    # passwd.client is searched top down and the first matching line wins: ours goes first
+    new_passwd = blocks.put(
+        passwd_text, _credentials(relay), where.passwd, at=blocks.after_comments
+    )
 
     edits = [
         FileEdit(where.conf, files.get(where.conf), encode(new_conf)),
@@ -183,7 +185,7 @@ def plan_revert(
             for key in (_TYPE, _SMARTHOST):
                 text = _restore_key(text, old, key)
             return encode(text)
-        return encode_or_none(_put_block(text, [], path), before_apply)
+        return encode_or_none(blocks.remove(text, path), before_apply)
 
     paths = (where.conf, where.macros, where.split_macros, where.passwd)
     edits, notes = revert_edits(paths, files, saved, changed, secret=where.passwd,
@@ -202,7 +204,7 @@ def plan_revert(
 def _smarthost(relay: Relay) -> str:
     """dc_smarthost: host::port (two colons: the value is an Exim colon-separated list)."""
     if not _HOST.match(relay.host):
-        raise ConfigError(
+        raise PlanError(
             f"smart host {relay.host!r}: Exim's dc_smarthost needs a host name or IPv4 address"
         )
     return f"{relay.host.lower()}::{relay.port}"
@@ -225,7 +227,7 @@ def _credentials(relay: Relay) -> list[str]:
     if not relay.authenticated:
         return []
     if ":" in relay.username or "\n" in relay.username:
-        raise ConfigError(f"smart host username {relay.username!r}: passwd.client cannot hold ':'")
+        raise PlanError(f"smart host username {relay.username!r}: passwd.client cannot hold ':'")
     return [f"{relay.host.lower()}:{relay.username}:{PASSWORD}"]
 
 
@@ -378,57 +380,13 @@ def _replace_key(text: str, key: str, line: str | None) -> str:
     return "".join(out)
 
 
-def _defined_outside(text: str, macro: str) -> bool:
+def _defined_outside(text: str, macro: str, path: Path) -> bool:
     """Whether `macro` is defined outside blmonitor's block (Exim refuses a second definition)."""
     pattern = re.compile(rf"^\s*{macro}\s*==?")
-    inside = False
-    for line in text.splitlines():
-        if line.strip() == BEGIN:
-            inside = True
-        elif line.strip() == END:
-            inside = False
-        elif not inside and pattern.match(line):
-            return True
-    return False
-
-
-def _block_span(lines: Sequence[str], path: Path) -> tuple[int, int] | None:
-    """The [start, end] line indexes of blmonitor's block, or None."""
-    marks = [i for i, line in enumerate(lines) if line.strip() in (BEGIN, END)]
-    if not marks:
-        return None
-    if len(marks) != 2 or lines[marks[0]].strip() != BEGIN or lines[marks[1]].strip() != END:
-        raise ConfigError(
-            f"{path}: the lines {BEGIN!r} and {END!r} must appear once each, in that order; "
-            "fix the file by hand"
-        )
-    return marks[0], marks[1]
-
-
-def _put_block(text: str, body: Sequence[str], path: Path, *, top: bool = False) -> str:
-    """`text` with blmonitor's block holding `body` (removed when `body` is empty).
-
-    An existing block is replaced in place. A new one goes at the end, or with `top` after the
-    leading comments: passwd.client is searched top down and the first matching line wins.
-    """
-    lines = text.splitlines(keepends=True)
-    span = _block_span(lines, path)
-    block = [BEGIN + "\n", *(line + "\n" for line in body), END + "\n"] if body else []
-    if span is not None:
-        return "".join(lines[: span[0]] + block + lines[span[1] + 1 :])
-    if not block:
-        return text
-    at = len(lines)
-    if top:
-        at = 0
-        while at < len(lines) and lines[at].lstrip().startswith("#"):
-            at += 1
-    if at > 0 and not lines[at - 1].endswith("\n"):
-        lines[at - 1] += "\n"
-    return "".join(lines[:at] + block + lines[at:])
+    return any(pattern.match(line) for line in blocks.remove(text, path).splitlines())
 
 
 def _text(data: bytes | None, path: Path) -> str:
     if data is None:
-        raise ConfigError(f"{path} does not exist: is exim4-config installed?")
+        raise PlanError(f"{path} does not exist: is exim4-config installed?")
     return decode(data)

@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from blmonitor.errors import ConfigError
+from blmonitor.errors import PlanError
+from blmonitor.smarthost import blocks
 from blmonitor.smarthost.plan import (
     PASSWORD,
     Command,
@@ -29,8 +30,6 @@ from blmonitor.smarthost.plan import (
 )
 
 DEFAULT_DIR = Path("/etc")
-BEGIN = "# BEGIN blmonitor smarthost"
-END = "# END blmonitor smarthost"
 WAS = "#was: "  # inside a block: a line of the admin's that the block stands in for
 TABLE = "blmonitor"  # the credentials table, and the label in the relay URL
 DOMAINS_TABLE = "blmonitor_destinations"
@@ -73,9 +72,9 @@ def plan_apply(
     where = _paths(config_dir)
     conf_before = files.get(where.conf)
     if conf_before is None:
-        raise ConfigError(f"{where.conf} does not exist: is opensmtpd installed?")
+        raise PlanError(f"{where.conf} does not exist: is opensmtpd installed?")
     current = decode(conf_before)
-    original = _strip_blocks(current, where.conf)
+    original = blocks.unwrap(current, where.conf, was=WAS)
     domains = destination_domains(destinations) if scope is Scope.DESTINATIONS else []
     notes: list[str] = []
     relays = _relay_actions(original, where.conf)
@@ -92,7 +91,7 @@ def plan_apply(
     secrets_before = files.get(where.secrets)
     secrets_text = decode(secrets_before)
     secrets_body = _credentials(relay)
-    new_secrets = _put_block(secrets_text, secrets_body, where.secrets)
+    new_secrets = blocks.put(secrets_text, secrets_body, where.secrets)
 
     edits = [
         FileEdit(where.conf, conf_before, encode(new_conf)),
@@ -136,7 +135,9 @@ def plan_revert(
     where = _paths(config_dir)
 
     def undo(path: Path, text: str, before_apply: bytes | None) -> bytes | None:
-        after = _strip_blocks(text, path) if path == where.conf else _put_block(text, [], path)
+        after = (
+            blocks.unwrap(text, path, was=WAS) if path == where.conf else blocks.remove(text, path)
+        )
         return encode_or_none(after, before_apply)
 
     edits, notes = revert_edits(where, files, saved, changed, secret=where.secrets,
@@ -155,7 +156,7 @@ def plan_revert(
 def _url(relay: Relay) -> str:
     """smtps:// is TLS from the first byte, smtp+tls:// required STARTTLS, smtp:// optional."""
     if not _HOST.match(relay.host):
-        raise ConfigError(f"smart host {relay.host!r} is not a host name or address")
+        raise PlanError(f"smart host {relay.host!r} is not a host name or address")
     scheme = "smtps" if relay.wrapper else "smtp+tls" if relay.tls else "smtp"
     label = f"{TABLE}@" if relay.authenticated else ""
     host = f"[{relay.host}]" if ":" in relay.host else relay.host.lower()
@@ -183,7 +184,7 @@ def _tables(relay: Relay, secrets: Path, domains: Sequence[str]) -> list[str]:
 def _route_all(text: str, relays: Sequence[int], relay: Relay, secrets: Path) -> str:
     lines = text.splitlines(keepends=True)
     if not relays:
-        raise ConfigError(
+        raise PlanError(
             'smtpd.conf has no relay action (action "…" relay): nothing sends '
             "mail out, so there is nothing to route through the smart host"
         )
@@ -191,7 +192,7 @@ def _route_all(text: str, relays: Sequence[int], relay: Relay, secrets: Path) ->
     for index in reversed(relays):
         line = lines[index].rstrip("\n")
         body = [WAS + line, *(tables if index == relays[0] else []), _smart_action(line, relay)]
-        lines[index : index + 1] = _block(body)
+        lines[index : index + 1] = blocks.HASH.wrap(body)
     return "".join(lines)
 
 
@@ -215,7 +216,7 @@ def _route_destinations(
     inserts: dict[int, list[str]] = {}
     for name, index in names.items():
         twin = _smart_action(lines[index], relay, _twin(name))
-        block = _block([*(tables if index == relays[0] else []), twin])
+        block = blocks.HASH.wrap([*(tables if index == relays[0] else []), twin])
         inserts.setdefault(index + 1, []).extend(block)
     for index in rules:
         line = lines[index].rstrip("\n")
@@ -224,7 +225,7 @@ def _route_destinations(
         twin = f'"{_twin(match[1].strip(QUOTE))}"'
         rule = line[: match.start(1)] + twin + line[match.end(1) :]
         rule = _FOR_ANY.sub(f"for domain <{DOMAINS_TABLE}>", rule, count=1)
-        inserts.setdefault(index, []).extend(_block([rule]))
+        inserts.setdefault(index, []).extend(blocks.HASH.wrap([rule]))
     out: list[str] = []
     for index, line in enumerate(lines):
         out.extend(inserts.get(index, []))
@@ -248,7 +249,7 @@ def _relay_actions(text: str, path: Path) -> list[int]:
     for index, line in enumerate(text.splitlines()):
         if _ACTION.match(line):
             if line.rstrip().endswith("\\"):
-                raise ConfigError(f"{path}:{index + 1}: write this relay action on one line")
+                raise PlanError(f"{path}:{index + 1}: write this relay action on one line")
             found.append(index)
     return found
 
@@ -259,7 +260,7 @@ def _credentials(relay: Relay) -> list[str]:
     if not relay.authenticated:
         return []
     if any(c in relay.username for c in ": \t\n"):
-        raise ConfigError(
+        raise PlanError(
             f"smart host username {relay.username!r}: OpenSMTPD's credentials "
             "table cannot hold ':' or spaces in it"
         )
@@ -294,56 +295,3 @@ def _commands(where: _Paths, edits: Sequence[FileEdit], *, flush: bool) -> tuple
             )
         )
     return tuple(commands)
-
-
-def _block(body: Sequence[str]) -> list[str]:
-    return [BEGIN + "\n", *(line + "\n" for line in body), END + "\n"]
-
-
-def _strip_blocks(text: str, path: Path) -> str:
-    """`text` without blmonitor's blocks, each one's replaced lines (#was:) put back."""
-    out: list[str] = []
-    inside = False
-    for number, line in enumerate(text.splitlines(keepends=True), start=1):
-        mark = line.strip()
-        if mark == BEGIN:
-            if inside:
-                raise ConfigError(f"{path}:{number}: {BEGIN!r} inside a block; fix it by hand")
-            inside = True
-        elif mark == END:
-            if not inside:
-                raise ConfigError(f"{path}:{number}: {END!r} without {BEGIN!r}; fix it by hand")
-            inside = False
-        elif not inside:
-            out.append(line)
-        elif line.startswith(WAS):
-            out.append(line[len(WAS) :])
-    if inside:
-        raise ConfigError(f"{path}: {BEGIN!r} without {END!r}; fix it by hand")
-    return "".join(out)
-
-
-def _span(lines: Sequence[str], path: Path) -> tuple[int, int] | None:
-    marks = [i for i, line in enumerate(lines) if line.strip() in (BEGIN, END)]
-    if not marks:
-        return None
-    if len(marks) != 2 or lines[marks[0]].strip() != BEGIN or lines[marks[1]].strip() != END:
-        raise ConfigError(
-            f"{path}: the lines {BEGIN!r} and {END!r} must appear once each, "
-            "in that order; fix the file by hand"
-        )
-    return marks[0], marks[1]
-
-
-def _put_block(text: str, body: Sequence[str], path: Path) -> str:
-    """The secrets file with blmonitor's block holding `body` (removed when empty), at the end."""
-    lines = text.splitlines(keepends=True)
-    span = _span(lines, path)
-    block = _block(body) if body else []
-    if span is not None:
-        return "".join(lines[: span[0]] + block + lines[span[1] + 1 :])
-    if not block:
-        return text
-    if lines and not lines[-1].endswith("\n"):
-        lines[-1] += "\n"
-    return "".join(lines + block)

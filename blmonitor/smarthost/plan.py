@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from blmonitor.errors import ConfigError
+from blmonitor.errors import PlanError
 
 _DOMAIN = re.compile(r"[a-z0-9.-]+")
 _WILDCARD_DOMAIN = re.compile(r"[a-z0-9.*-]+")
@@ -200,13 +200,13 @@ def revert_edits(
 
 
 def destination_domains(destinations: Iterable[str], *, wildcards: bool = False) -> list[str]:
-    """The receiving domains of scope = destinations, lower case, sorted, each once; ConfigError
+    """The receiving domains of scope = destinations, lower case, sorted, each once; PlanError
     for none or for one that is not a domain name (`*` allowed with `wildcards`)."""
     domains = sorted({d.strip().lower().rstrip(".") for d in destinations if d.strip()})
     if not domains:
-        raise ConfigError("smart host scope = destinations needs at least one destination")
+        raise PlanError("smart host scope = destinations needs at least one destination")
     allowed = _WILDCARD_DOMAIN if wildcards else _DOMAIN
     for domain in domains:
         if not allowed.fullmatch(domain):
-            raise ConfigError(f"destination {domain!r} is not a domain name")
+            raise PlanError(f"destination {domain!r} is not a domain name")
     return domains

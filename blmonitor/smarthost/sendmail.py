@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from blmonitor.errors import ConfigError
+from blmonitor.errors import PlanError
+from blmonitor.smarthost import blocks
 from blmonitor.smarthost.plan import (
     PASSWORD,
     Command,
@@ -30,10 +31,8 @@ from blmonitor.smarthost.plan import (
 )
 
 DEFAULT_DIR = Path("/etc/mail")
-MC_BEGIN = "dnl ### BEGIN blmonitor smarthost"
-MC_END = "dnl ### END blmonitor smarthost"
-BEGIN = "# BEGIN blmonitor smarthost"
-END = "# END blmonitor smarthost"
+# sendmail.mc is m4: "dnl" comments a line out
+MC = blocks.Markers("dnl ### BEGIN blmonitor smarthost", "dnl ### END blmonitor smarthost")
 
 _HOST = re.compile(r"^[A-Za-z0-9._-]+$")
 _MAILER_DEFINITIONS = re.compile(r"^\s*(MAILER_DEFINITIONS|MAILER\()")
@@ -80,9 +79,9 @@ def plan_apply(
     domains = destination_domains(destinations) if scope is Scope.DESTINATIONS else []
     mc_before = files.get(where.mc)
     if mc_before is None:
-        raise ConfigError(f"{where.mc} does not exist: is sendmail installed?")
+        raise PlanError(f"{where.mc} does not exist: is sendmail installed?")
     mc_text = decode(mc_before)
-    outside = _strip(mc_text, MC_BEGIN, MC_END, where.mc)
+    outside = blocks.remove(mc_text, where.mc, markers=MC)
     notes: list[str] = []
 
     maps: dict[Path, list[str]] = {where.authinfo: [], where.access: [], where.mailertable: []}
@@ -127,12 +126,12 @@ def plan_apply(
         mc_lines.append(_feature("authinfo", where.authinfo))
     if maps[where.access] and not _has_feature(outside, "access_db"):
         mc_lines.append(_feature("access_db", where.access))
-    new_mc = _put_mc_block(mc_text, mc_lines, where.mc)
+    new_mc = blocks.put(mc_text, mc_lines, where.mc, markers=MC, at=_before_mailers(where.mc))
 
     edits = [FileEdit(where.mc, mc_before, encode(new_mc))]
     for path, body in maps.items():
         before = files.get(path)
-        after = _put_block(texts[path], body, path)
+        after = blocks.put(texts[path], body, path)
         secret = path == where.authinfo
         edits.append(
             FileEdit(
@@ -187,8 +186,8 @@ def plan_revert(
     where = _paths(config_dir)
 
     def undo(path: Path, text: str, before_apply: bytes | None) -> bytes | None:
-        marks = (MC_BEGIN, MC_END) if path == where.mc else (BEGIN, END)
-        return encode_or_none(_strip(text, *marks, path), before_apply)
+        markers = MC if path == where.mc else blocks.HASH
+        return encode_or_none(blocks.remove(text, path, markers=markers), before_apply)
 
     edits, notes = revert_edits(where, files, saved, changed, secret=where.authinfo,
                                 secret_mode=0o600, undo=undo)  # fmt: skip
@@ -205,14 +204,14 @@ def plan_revert(
 
 def _check(relay: Relay) -> str:
     if not _HOST.match(relay.host):
-        raise ConfigError(f"smart host {relay.host!r}: Sendmail needs a host name or IPv4 address")
+        raise PlanError(f"smart host {relay.host!r}: Sendmail needs a host name or IPv4 address")
     if relay.wrapper:
-        raise ConfigError(
+        raise PlanError(
             "smart host port 465 (TLS from the first byte): blmonitor configures "
             "Sendmail for STARTTLS only; use the relay's submission port 587"
         )
     if any(c in relay.username for c in '"\n'):
-        raise ConfigError(f"smart host username {relay.username!r}: authinfo cannot hold '\"'")
+        raise PlanError(f"smart host username {relay.username!r}: authinfo cannot hold '\"'")
     return relay.host.lower()
 
 
@@ -240,7 +239,7 @@ def _has_feature(mc: str, name: str) -> bool:
 
 def _has_key(text: str, key: str, path: Path) -> bool:
     """Whether a map line for `key` exists outside blmonitor's block (makemap refuses doubles)."""
-    for line in _strip(text, BEGIN, END, path).splitlines():
+    for line in blocks.remove(text, path).splitlines():
         fields = line.split(None, 1)
         if fields and fields[0].lower() == key.lower():
             return True
@@ -285,48 +284,14 @@ def _commands(config_dir: Path, edits: Sequence[FileEdit], *, flush: bool) -> tu
     return tuple(commands)
 
 
-def _put_mc_block(text: str, body: Sequence[str], path: Path) -> str:
-    """sendmail.mc with the block before MAILER_DEFINITIONS (FEATUREs must precede MAILERs)."""
-    lines = text.splitlines(keepends=True)
-    span = _span([line.strip() for line in lines], MC_BEGIN, MC_END, path)
-    block = [MC_BEGIN + "\n", *(line + "\n" for line in body), MC_END + "\n"] if body else []
-    if span is not None:
-        return "".join(lines[: span[0]] + block + lines[span[1] + 1 :])
-    if not block:
-        return text
-    for at, line in enumerate(lines):
-        if _MAILER_DEFINITIONS.match(line):
-            return "".join(lines[:at] + block + lines[at:])
-    raise ConfigError(f"{path} has no MAILER_DEFINITIONS or MAILER() line: is it a sendmail.mc?")
+def _before_mailers(path: Path) -> Callable[[list[str]], int]:
+    """Where a new block goes in sendmail.mc: before MAILER_DEFINITIONS, as FEATUREs must
+    precede MAILERs."""
 
+    def at(lines: list[str]) -> int:
+        for index, line in enumerate(lines):
+            if _MAILER_DEFINITIONS.match(line):
+                return index
+        raise PlanError(f"{path} has no MAILER_DEFINITIONS or MAILER() line: is it a sendmail.mc?")
 
-def _put_block(text: str, body: Sequence[str], path: Path) -> str:
-    """A map file with blmonitor's block holding `body` (removed when empty), at the end."""
-    lines = text.splitlines(keepends=True)
-    span = _span([line.strip() for line in lines], BEGIN, END, path)
-    block = [BEGIN + "\n", *(line + "\n" for line in body), END + "\n"] if body else []
-    if span is not None:
-        return "".join(lines[: span[0]] + block + lines[span[1] + 1 :])
-    if not block:
-        return text
-    if lines and not lines[-1].endswith("\n"):
-        lines[-1] += "\n"
-    return "".join(lines + block)
-
-
-def _strip(text: str, begin: str, end: str, path: Path) -> str:
-    lines = text.splitlines(keepends=True)
-    span = _span([line.strip() for line in lines], begin, end, path)
-    return text if span is None else "".join(lines[: span[0]] + lines[span[1] + 1 :])
-
-
-def _span(lines: Sequence[str], begin: str, end: str, path: Path) -> tuple[int, int] | None:
-    marks = [i for i, line in enumerate(lines) if line in (begin, end)]
-    if not marks:
-        return None
-    if len(marks) != 2 or lines[marks[0]] != begin or lines[marks[1]] != end:
-        raise ConfigError(
-            f"{path}: the lines {begin!r} and {end!r} must appear once each, "
-            "in that order; fix the file by hand"
-        )
-    return marks[0], marks[1]
+    return at
