@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from blmonitor.errors import PlanError
+from blmonitor.smarthost.plan import FileEdit, Files, decode, encode_or_none
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,22 @@ def put(
     if where > 0 and not lines[where - 1].endswith("\n"):
         lines[where - 1] += "\n"
     return "".join(lines[:where] + block + lines[where:])
+
+
+def edit(
+    files: Files,
+    path: Path,
+    body: Sequence[str],
+    *,
+    at: Callable[[list[str]], int] | None = None,
+    mode: int = 0o644,
+    secret: bool = False,
+) -> FileEdit:
+    """The edit that puts `body` in the block of `path` (from the bytes in `files`); a file
+    blmonitor created and that is empty again is removed rather than left empty."""
+    before = files.get(path)
+    after = put(decode(before), body, path, at=at)
+    return FileEdit(path, before, encode_or_none(after, before), mode=mode, secret=secret)
 
 
 def remove(text: str, path: Path, *, markers: Markers = HASH) -> str:

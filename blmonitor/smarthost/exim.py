@@ -6,27 +6,14 @@ recommendation instead. Pure: the planner reads the bytes it is given and return
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 from blmonitor.errors import PlanError
-from blmonitor.smarthost import blocks
-from blmonitor.smarthost.plan import (
-    PASSWORD,
-    Command,
-    FileEdit,
-    Mta,
-    Plan,
-    Relay,
-    Scope,
-    decode,
-    encode,
-    encode_or_none,
-    revert_edits,
-)
+from blmonitor.smarthost import blocks, plan
+from blmonitor.smarthost.plan import PASSWORD, Command, FileEdit, Files, Mta, Plan, Relay, Scope
 
 DEFAULT_DIR = Path("/etc/exim4")
 
@@ -39,7 +26,10 @@ _SPLIT = "dc_use_split_config"
 _REQUIRE_TLS = "REMOTE_SMTP_SMARTHOST_HOSTS_REQUIRE_TLS"
 _PROTOCOL = "REMOTE_SMTP_SMARTHOST_PROTOCOL"
 _ASSIGNMENT = re.compile(r"^\s*(\w+)=(.*)$")
-_HOST = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+_NAMES = ("update-exim4.conf.conf", "passwd.client", "exim4.conf.localmacros",
+          "conf.d/main/000_localmacros", "exim4.conf")  # fmt: skip
 
 
 class _Paths(NamedTuple):
@@ -51,13 +41,7 @@ class _Paths(NamedTuple):
 
 
 def _paths(config_dir: Path) -> _Paths:
-    return _Paths(
-        conf=config_dir / "update-exim4.conf.conf",
-        passwd=config_dir / "passwd.client",
-        macros=config_dir / "exim4.conf.localmacros",
-        split_macros=config_dir / "conf.d" / "main" / "000_localmacros",
-        handwritten=config_dir / "exim4.conf",
-    )
+    return _Paths(*(config_dir / name for name in _NAMES))
 
 
 def paths(config_dir: Path) -> tuple[Path, ...]:
@@ -65,14 +49,8 @@ def paths(config_dir: Path) -> tuple[Path, ...]:
     return tuple(_paths(config_dir))
 
 
-def plan_apply(
-    files: Mapping[Path, bytes | None],
-    relay: Relay,
-    *,
-    config_dir: Path,
-    scope: Scope = Scope.ALL,
-    destinations: Sequence[str] = (),
-) -> Plan:
+def plan_apply(files: Files, relay: Relay, *, config_dir: Path, scope: Scope = Scope.ALL,
+               destinations: Sequence[str] = ()) -> Plan:  # fmt: skip
     """Route all outbound mail through `relay`; an already-routed config gives an empty plan."""
     where = _paths(config_dir)
     if scope is Scope.DESTINATIONS and not destinations:
@@ -93,8 +71,7 @@ def plan_apply(
     new_conf = _set_value(new_conf, _SMARTHOST, smarthost, values)
 
     macros_path = where.split_macros if values.get(_SPLIT) == "true" else where.macros
-    macros_before = files.get(macros_path)
-    macros_text = decode(macros_before)
+    macros_text = plan.decode(files.get(macros_path))
     macro_lines: list[str] = []
     for name, value, wanted in (
         (_REQUIRE_TLS, "*", relay.tls or relay.wrapper),
@@ -106,29 +83,13 @@ def plan_apply(
             notes.append(f"{macros_path} already defines {name}: left as it is")
         else:
             macro_lines.append(f"{name} = {value}")
-    new_macros = blocks.put(macros_text, macro_lines, macros_path)
-
-    passwd_before = files.get(where.passwd)
-    passwd_text = decode(passwd_before)
-    # passwd.client is searched top down and the first matching line wins: ours goes first
-    new_passwd = blocks.put(
-        passwd_text, _credentials(relay), where.passwd, at=blocks.after_comments
-    )
-
     edits = [
-        FileEdit(where.conf, files.get(where.conf), encode(new_conf)),
-        FileEdit(macros_path, macros_before, encode_or_none(new_macros, macros_before)),
-        FileEdit(
-            where.passwd,
-            passwd_before,
-            encode_or_none(new_passwd, passwd_before),
-            mode=0o640,
-            secret=True,
-        ),
-    ]
-    edits = [e for e in edits if e.before != e.after]
-    if not edits:
-        return Plan(Mta.EXIM, "apply")
+        FileEdit(where.conf, files.get(where.conf), plan.encode(new_conf)),
+        blocks.edit(files, macros_path, macro_lines),
+        # passwd.client is searched top down and the first matching line wins: ours goes first
+        blocks.edit(files, where.passwd, _credentials(relay), at=blocks.after_comments,
+                    mode=0o640, secret=True),
+    ]  # fmt: skip
 
     if scope is Scope.DESTINATIONS:
         notes.append(
@@ -138,7 +99,7 @@ def plan_apply(
     if configtype not in ("internet", "smarthost", "satellite"):
         notes.append(f"{_TYPE} was {configtype!r}; it becomes 'smarthost'")
     if relay.authenticated:
-        if not _is_address(relay.host):
+        if not plan.is_address(relay.host):
             notes.append(
                 f"passwd.client is matched against the smart host's name as DNS returns it: "
                 f"if {relay.host} is a CNAME, add a line for the name it points to"
@@ -149,22 +110,15 @@ def plan_apply(
             "TLS is not required (tls = false)"
             + ("; Exim still sends the password only over TLS" if relay.authenticated else "")
         )
-    return Plan(
+    return plan.apply_plan(
         Mta.EXIM,
-        "apply",
-        edits=tuple(edits),
-        commands=_commands(config_dir, edits, where.passwd, flush=True),
-        notes=tuple(notes),
+        edits,
+        notes,
+        lambda kept: _commands(config_dir, kept, where.passwd, flush=True),
     )
 
 
-def plan_revert(
-    files: Mapping[Path, bytes | None],
-    saved: Mapping[Path, bytes | None],
-    changed: frozenset[Path],
-    *,
-    config_dir: Path,
-) -> Plan:
+def plan_revert(files: Files, saved: Files, changed: frozenset[Path], *, config_dir: Path) -> Plan:
     """Back to the saved files; a file edited since apply loses only what blmonitor added."""
     where = _paths(config_dir)
     if files.get(where.handwritten) is not None:
@@ -181,41 +135,26 @@ def plan_revert(
 
     def undo(path: Path, text: str, before_apply: bytes | None) -> bytes | None:
         if path == where.conf:
-            old = decode(before_apply)
+            old = plan.decode(before_apply)
             for key in (_TYPE, _SMARTHOST):
                 text = _restore_key(text, old, key)
-            return encode(text)
-        return encode_or_none(blocks.remove(text, path), before_apply)
+            return plan.encode(text)
+        return plan.encode_or_none(blocks.remove(text, path), before_apply)
 
     paths = (where.conf, where.macros, where.split_macros, where.passwd)
-    edits, notes = revert_edits(paths, files, saved, changed, secret=where.passwd,
-                                secret_mode=0o640, undo=undo)  # fmt: skip
-    if not edits:
-        return Plan(Mta.EXIM, "revert", notes=tuple(notes))
-    return Plan(
-        Mta.EXIM,
-        "revert",
-        edits=tuple(edits),
-        commands=_commands(config_dir, edits, where.passwd, flush=False),
-        notes=tuple(notes),
-    )
+    return plan.revert_plan(
+        Mta.EXIM, paths, files, saved, changed, secret=where.passwd, secret_mode=0o640,
+        undo=undo, commands=lambda kept: _commands(config_dir, kept, where.passwd, flush=False),
+    )  # fmt: skip
 
 
 def _smarthost(relay: Relay) -> str:
     """dc_smarthost: host::port (two colons: the value is an Exim colon-separated list)."""
-    if not _HOST.match(relay.host):
+    if not plan.HOST.match(relay.host):
         raise PlanError(
             f"smart host {relay.host!r}: Exim's dc_smarthost needs a host name or IPv4 address"
         )
     return f"{relay.host.lower()}::{relay.port}"
-
-
-def _is_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _credentials(relay: Relay) -> list[str]:
@@ -389,4 +328,4 @@ def _defined_outside(text: str, macro: str, path: Path) -> bool:
 def _text(data: bytes | None, path: Path) -> str:
     if data is None:
         raise PlanError(f"{path} does not exist: is exim4-config installed?")
-    return decode(data)
+    return plan.decode(data)

@@ -8,26 +8,13 @@ plan restarts it. Pure: the planner reads the bytes it is given and returns a Pl
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 from blmonitor.errors import PlanError
-from blmonitor.smarthost import blocks
-from blmonitor.smarthost.plan import (
-    PASSWORD,
-    Command,
-    FileEdit,
-    Mta,
-    Plan,
-    Relay,
-    Scope,
-    decode,
-    destination_domains,
-    encode,
-    encode_or_none,
-    revert_edits,
-)
+from blmonitor.smarthost import blocks, plan
+from blmonitor.smarthost.plan import PASSWORD, Command, FileEdit, Files, Mta, Plan, Relay, Scope
 
 DEFAULT_DIR = Path("/etc")
 WAS = "#was: "  # inside a block: a line of the admin's that the block stands in for
@@ -43,7 +30,6 @@ _FOR_ANY = re.compile(r"\bfor\s+any\b")
 _REPLACED = re.compile(
     r"\s+(host\s+\S+|auth\s+<[^>]*>|backup(\s+mx\s+\S+)?|tls(\s+no-verify)?)(?=\s|$)"
 )
-_HOST = re.compile(r"^[A-Za-z0-9._:-]+$")
 
 
 class _Paths(NamedTuple):
@@ -60,22 +46,16 @@ def paths(config_dir: Path) -> tuple[Path, ...]:
     return tuple(_paths(config_dir))
 
 
-def plan_apply(
-    files: Mapping[Path, bytes | None],
-    relay: Relay,
-    *,
-    config_dir: Path,
-    scope: Scope = Scope.ALL,
-    destinations: Sequence[str] = (),
-) -> Plan:
+def plan_apply(files: Files, relay: Relay, *, config_dir: Path, scope: Scope = Scope.ALL,
+               destinations: Sequence[str] = ()) -> Plan:  # fmt: skip
     """Route outbound mail (all, or for `destinations` only) through `relay`."""
     where = _paths(config_dir)
     conf_before = files.get(where.conf)
     if conf_before is None:
         raise PlanError(f"{where.conf} does not exist: is opensmtpd installed?")
-    current = decode(conf_before)
+    current = plan.decode(conf_before)
     original = blocks.unwrap(current, where.conf, was=WAS)
-    domains = destination_domains(destinations) if scope is Scope.DESTINATIONS else []
+    domains = plan.destination_domains(destinations) if scope is Scope.DESTINATIONS else []
     notes: list[str] = []
     relays = _relay_actions(original, where.conf)
     new_conf = _route_destinations(original, relays, relay, domains, where.secrets)
@@ -88,24 +68,10 @@ def plan_apply(
             domains = []
         new_conf = _route_all(original, relays, relay, where.secrets)
 
-    secrets_before = files.get(where.secrets)
-    secrets_text = decode(secrets_before)
-    secrets_body = _credentials(relay)
-    new_secrets = blocks.put(secrets_text, secrets_body, where.secrets)
-
     edits = [
-        FileEdit(where.conf, conf_before, encode(new_conf)),
-        FileEdit(
-            where.secrets,
-            secrets_before,
-            encode_or_none(new_secrets, secrets_before),
-            mode=0o640,
-            secret=True,
-        ),
+        FileEdit(where.conf, conf_before, plan.encode(new_conf)),
+        blocks.edit(files, where.secrets, _credentials(relay), mode=0o640, secret=True),
     ]
-    edits = [e for e in edits if e.before != e.after]
-    if not edits:
-        return Plan(Mta.OPENSMTPD, "apply")
     if domains:
         notes.append(
             f"mail for {', '.join(domains)} goes through {relay.host}; everything "
@@ -115,22 +81,12 @@ def plan_apply(
         notes.append(f"{where.secrets} is root:opensmtpd 0640 so that smtpd can read it")
     if not relay.tls and not relay.wrapper:
         notes.append("TLS is not required (tls = false): smtp:// uses STARTTLS when offered")
-    return Plan(
-        Mta.OPENSMTPD,
-        "apply",
-        edits=tuple(edits),
-        commands=_commands(where, edits, flush=True),
-        notes=tuple(notes),
+    return plan.apply_plan(
+        Mta.OPENSMTPD, edits, notes, lambda kept: _commands(where, kept, flush=True)
     )
 
 
-def plan_revert(
-    files: Mapping[Path, bytes | None],
-    saved: Mapping[Path, bytes | None],
-    changed: frozenset[Path],
-    *,
-    config_dir: Path,
-) -> Plan:
+def plan_revert(files: Files, saved: Files, changed: frozenset[Path], *, config_dir: Path) -> Plan:
     """Back to the saved files; an edited smtpd.conf gets its replaced lines back, nothing more."""
     where = _paths(config_dir)
 
@@ -138,29 +94,12 @@ def plan_revert(
         after = (
             blocks.unwrap(text, path, was=WAS) if path == where.conf else blocks.remove(text, path)
         )
-        return encode_or_none(after, before_apply)
+        return plan.encode_or_none(after, before_apply)
 
-    edits, notes = revert_edits(where, files, saved, changed, secret=where.secrets,
-                                secret_mode=0o640, undo=undo)  # fmt: skip
-    if not edits:
-        return Plan(Mta.OPENSMTPD, "revert", notes=tuple(notes))
-    return Plan(
-        Mta.OPENSMTPD,
-        "revert",
-        edits=tuple(edits),
-        commands=_commands(where, edits, flush=False),
-        notes=tuple(notes),
-    )
-
-
-def _url(relay: Relay) -> str:
-    """smtps:// is TLS from the first byte, smtp+tls:// required STARTTLS, smtp:// optional."""
-    if not _HOST.match(relay.host):
-        raise PlanError(f"smart host {relay.host!r} is not a host name or address")
-    scheme = "smtps" if relay.wrapper else "smtp+tls" if relay.tls else "smtp"
-    label = f"{TABLE}@" if relay.authenticated else ""
-    host = f"[{relay.host}]" if ":" in relay.host else relay.host.lower()
-    return f"{scheme}://{label}{host}:{relay.port}"
+    return plan.revert_plan(
+        Mta.OPENSMTPD, where, files, saved, changed, secret=where.secrets, secret_mode=0o640,
+        undo=undo, commands=lambda kept: _commands(where, kept, flush=False),
+    )  # fmt: skip
 
 
 def _smart_action(line: str, relay: Relay, name: str | None = None) -> str:
@@ -171,6 +110,16 @@ def _smart_action(line: str, relay: Relay, name: str | None = None) -> str:
     auth = f" auth <{TABLE}>" if relay.authenticated else ""
     action = match[1] if name is None else f'"{name}"'
     return f"action {action} relay host {_url(relay)}{auth}{rest}"
+
+
+def _url(relay: Relay) -> str:
+    """smtps:// is TLS from the first byte, smtp+tls:// required STARTTLS, smtp:// optional."""
+    if not plan.HOST_OR_IPV6.match(relay.host):
+        raise PlanError(f"smart host {relay.host!r} is not a host name or address")
+    scheme = "smtps" if relay.wrapper else "smtp+tls" if relay.tls else "smtp"
+    label = f"{TABLE}@" if relay.authenticated else ""
+    host = f"[{relay.host}]" if ":" in relay.host else relay.host.lower()
+    return f"{scheme}://{label}{host}:{relay.port}"
 
 
 def _tables(relay: Relay, secrets: Path, domains: Sequence[str]) -> list[str]:

@@ -7,35 +7,21 @@ Pure: the planner reads the bytes it is given and returns a Plan.
 
 from __future__ import annotations
 
-import ipaddress
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 from blmonitor.errors import PlanError
-from blmonitor.smarthost import blocks
-from blmonitor.smarthost.plan import (
-    PASSWORD,
-    Command,
-    FileEdit,
-    Mta,
-    Plan,
-    Relay,
-    Scope,
-    decode,
-    destination_domains,
-    encode,
-    encode_or_none,
-    revert_edits,
-)
+from blmonitor.smarthost import blocks, plan
+from blmonitor.smarthost.plan import PASSWORD, Command, FileEdit, Files, Mta, Plan, Relay, Scope
 
 DEFAULT_DIR = Path("/etc/mail")
 # sendmail.mc is m4: "dnl" comments a line out
 MC = blocks.Markers("dnl ### BEGIN blmonitor smarthost", "dnl ### END blmonitor smarthost")
 
-_HOST = re.compile(r"^[A-Za-z0-9._-]+$")
-_MAILER_DEFINITIONS = re.compile(r"^\s*(MAILER_DEFINITIONS|MAILER\()")
+
+_MAPS = ("authinfo", "access", "mailertable")
 
 
 class _Paths(NamedTuple):
@@ -46,12 +32,7 @@ class _Paths(NamedTuple):
 
 
 def _paths(config_dir: Path) -> _Paths:
-    return _Paths(
-        mc=config_dir / "sendmail.mc",
-        authinfo=config_dir / "authinfo",
-        access=config_dir / "access",
-        mailertable=config_dir / "mailertable",
-    )
+    return _Paths(*(config_dir / name for name in ("sendmail.mc", *_MAPS)))
 
 
 def paths(config_dir: Path) -> tuple[Path, ...]:
@@ -65,27 +46,21 @@ def paths(config_dir: Path) -> tuple[Path, ...]:
     return (*where, *built)
 
 
-def plan_apply(
-    files: Mapping[Path, bytes | None],
-    relay: Relay,
-    *,
-    config_dir: Path,
-    scope: Scope = Scope.ALL,
-    destinations: Sequence[str] = (),
-) -> Plan:
+def plan_apply(files: Files, relay: Relay, *, config_dir: Path, scope: Scope = Scope.ALL,
+               destinations: Sequence[str] = ()) -> Plan:  # fmt: skip
     """Route outbound mail (all, or for `destinations` only) through `relay`."""
     where = _paths(config_dir)
     host = _check(relay)
-    domains = destination_domains(destinations) if scope is Scope.DESTINATIONS else []
+    domains = plan.destination_domains(destinations) if scope is Scope.DESTINATIONS else []
     mc_before = files.get(where.mc)
     if mc_before is None:
         raise PlanError(f"{where.mc} does not exist: is sendmail installed?")
-    mc_text = decode(mc_before)
+    mc_text = plan.decode(mc_before)
     outside = blocks.remove(mc_text, where.mc, markers=MC)
     notes: list[str] = []
 
     maps: dict[Path, list[str]] = {where.authinfo: [], where.access: [], where.mailertable: []}
-    texts = {path: decode(files.get(path)) for path in maps}
+    texts = {path: plan.decode(files.get(path)) for path in maps}
     if relay.authenticated:
         key = f"AuthInfo:{host}"
         if _has_key(texts[where.authinfo], key, where.authinfo):
@@ -128,23 +103,10 @@ def plan_apply(
         mc_lines.append(_feature("access_db", where.access))
     new_mc = blocks.put(mc_text, mc_lines, where.mc, markers=MC, at=_before_mailers(where.mc))
 
-    edits = [FileEdit(where.mc, mc_before, encode(new_mc))]
+    edits = [FileEdit(where.mc, mc_before, plan.encode(new_mc))]
     for path, body in maps.items():
-        before = files.get(path)
-        after = blocks.put(texts[path], body, path)
         secret = path == where.authinfo
-        edits.append(
-            FileEdit(
-                path,
-                before,
-                encode_or_none(after, before),
-                mode=0o600 if secret else 0o644,
-                secret=secret,
-            )
-        )
-    edits = [e for e in edits if e.before != e.after]
-    if not edits:
-        return Plan(Mta.SENDMAIL, "apply")
+        edits.append(blocks.edit(files, path, body, mode=0o600 if secret else 0o644, secret=secret))
 
     if domains:
         notes.append(
@@ -161,66 +123,37 @@ def plan_apply(
             "TLS is not required (tls = false): sendmail uses STARTTLS when the relay offers it"
             + (", and may otherwise send the password in clear" if relay.authenticated else "")
         )
-    if relay.authenticated and not _is_address(host):
+    if relay.authenticated and not plan.is_address(host):
         notes.append(
             f"AuthInfo is looked up by the relay's name as DNS returns it: if {host} is "
             "a CNAME, add a line for the name it points to"
         )
-    return Plan(
-        Mta.SENDMAIL,
-        "apply",
-        edits=tuple(edits),
-        commands=_commands(config_dir, edits, flush=True),
-        notes=tuple(notes),
+    return plan.apply_plan(
+        Mta.SENDMAIL, edits, notes, lambda kept: _commands(config_dir, kept, flush=True)
     )
 
 
-def plan_revert(
-    files: Mapping[Path, bytes | None],
-    saved: Mapping[Path, bytes | None],
-    changed: frozenset[Path],
-    *,
-    config_dir: Path,
-) -> Plan:
+def plan_revert(files: Files, saved: Files, changed: frozenset[Path], *, config_dir: Path) -> Plan:
     """Back to the saved files; a file edited since apply loses only blmonitor's blocks."""
     where = _paths(config_dir)
 
     def undo(path: Path, text: str, before_apply: bytes | None) -> bytes | None:
         markers = MC if path == where.mc else blocks.HASH
-        return encode_or_none(blocks.remove(text, path, markers=markers), before_apply)
+        return plan.encode_or_none(blocks.remove(text, path, markers=markers), before_apply)
 
-    edits, notes = revert_edits(where, files, saved, changed, secret=where.authinfo,
-                                secret_mode=0o600, undo=undo)  # fmt: skip
-    if not edits:
-        return Plan(Mta.SENDMAIL, "revert", notes=tuple(notes))
-    return Plan(
-        Mta.SENDMAIL,
-        "revert",
-        edits=tuple(edits),
-        commands=_commands(config_dir, edits, flush=False),
-        notes=tuple(notes),
-    )
+    return plan.revert_plan(
+        Mta.SENDMAIL, where, files, saved, changed, secret=where.authinfo, secret_mode=0o600,
+        undo=undo, commands=lambda kept: _commands(config_dir, kept, flush=False),
+    )  # fmt: skip
 
 
 def _check(relay: Relay) -> str:
-    if not _HOST.match(relay.host):
+    if not plan.HOST.match(relay.host):
         raise PlanError(f"smart host {relay.host!r}: Sendmail needs a host name or IPv4 address")
-    if relay.wrapper:
-        raise PlanError(
-            "smart host port 465 (TLS from the first byte): blmonitor configures "
-            "Sendmail for STARTTLS only; use the relay's submission port 587"
-        )
+    plan.refuse_smtps(relay, "blmonitor configures Sendmail for STARTTLS only")
     if any(c in relay.username for c in '"\n'):
         raise PlanError(f"smart host username {relay.username!r}: authinfo cannot hold '\"'")
     return relay.host.lower()
-
-
-def _is_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _authinfo(relay: Relay, host: str) -> list[str]:
@@ -258,7 +191,7 @@ def _commands(config_dir: Path, edits: Sequence[FileEdit], *, flush: bool) -> tu
         ),
     ]
     for edit in edits:
-        if edit.path.name not in ("authinfo", "access", "mailertable"):
+        if edit.path.name not in _MAPS:
             continue
         if edit.after is None:
             commands.append(Command(("rm", "-f", f"{edit.path}.db"), f"{edit.path} is gone"))
@@ -282,6 +215,9 @@ def _commands(config_dir: Path, edits: Sequence[FileEdit], *, flush: bool) -> tu
             )
         )
     return tuple(commands)
+
+
+_MAILER_DEFINITIONS = re.compile(r"^\s*(MAILER_DEFINITIONS|MAILER\()")
 
 
 def _before_mailers(path: Path) -> Callable[[list[str]], int]:
