@@ -34,6 +34,7 @@ from blmonitor.smarthost.checkpoint import (
 )
 from blmonitor.smarthost.drivers import (
     DEFAULT_CONFIG_DIRS,
+    Routing,
     Runner,
     driver_for,
     first_line,
@@ -155,10 +156,8 @@ class Smarthost:
         """The change that routes mail through the relay, from the MTA's current configuration."""
         self._password = read_password(self.relay) if self.relay.authenticated else ""
         self.driver.check_password(self._password, self.relay)
-        return self.driver.plan_apply(
-            self._files(), self.relay, scope=self.scope, destinations=self.destinations,
-            soften=self.soften,
-        )  # fmt: skip
+        routing = Routing(self.relay, self.scope, self.destinations, self.soften)
+        return self.driver.plan_apply(self._files(), routing)
 
     def plan_revert(self) -> Plan:
         """The change back to the state saved before apply (empty when nothing is applied)."""
@@ -172,7 +171,7 @@ class Smarthost:
             )
         self._password = read_password(self.relay) if self.relay.authenticated else ""
         masked = {p: self._mask(data) for p, data in saved.files.items()}
-        return self.driver.plan_revert(self._files(), saved, saved=masked, changed=saved.verify())
+        return self.driver.plan_revert(self._files(), saved, masked)
 
     # --- doing it --------------------------------------------------------------------------
 

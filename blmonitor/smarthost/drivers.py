@@ -19,10 +19,10 @@ from typing import Protocol
 from blmonitor.errors import SmarthostError
 from blmonitor.smarthost import exim, opensmtpd, postfix, sendmail
 from blmonitor.smarthost.checkpoint import Checkpoint, Snapshot
-from blmonitor.smarthost.plan import Command, Mta, Plan, Relay, Scope
+from blmonitor.smarthost.plan import Command, Files, Mta, Plan, Relay, Scope
 
 DEFAULT_CONFIG_DIRS = {
-    Mta.POSTFIX: Path("/etc/postfix"),
+    Mta.POSTFIX: postfix.DEFAULT_DIR,
     Mta.EXIM: exim.DEFAULT_DIR,
     Mta.SENDMAIL: sendmail.DEFAULT_DIR,
     Mta.OPENSMTPD: opensmtpd.DEFAULT_DIR,
@@ -50,6 +50,16 @@ def run_command(argv: Sequence[str]) -> Ran:
     return Ran(" ".join(argv), done.returncode, done.stderr.strip(), done.stdout)
 
 
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """What apply is asked for: the relay, the mail that goes through it, softened bounces."""
+
+    relay: Relay
+    scope: Scope = Scope.ALL
+    destinations: tuple[str, ...] = ()
+    soften: bool = False  # Postfix: blocklist rejections deferred (4xx) instead of bounced
+
+
 class Driver(Protocol):
     """What `Smarthost` asks of one MTA."""
 
@@ -73,24 +83,11 @@ class Driver(Protocol):
         """The current explicit values of the settings the driver changes ({} for none)."""
         ...
 
-    def plan_apply(
-        self,
-        files: Mapping[Path, bytes | None],
-        relay: Relay,
-        *,
-        scope: Scope,
-        destinations: Sequence[str],
-        soften: bool,
-    ) -> Plan: ...
+    def plan_apply(self, files: Files, routing: Routing) -> Plan: ...
 
-    def plan_revert(
-        self,
-        files: Mapping[Path, bytes | None],
-        checkpoint: Checkpoint,
-        *,
-        saved: Mapping[Path, bytes | None],
-        changed: frozenset[Path],
-    ) -> Plan: ...
+    def plan_revert(self, files: Files, checkpoint: Checkpoint, saved: Files) -> Plan:
+        """Back to `checkpoint`; `saved` is its files' bytes as the planner reads files."""
+        ...
 
     def write_settings(self, settings: Mapping[str, str | None]) -> None: ...
 
@@ -111,24 +108,11 @@ class FilePlanner(Protocol):
 
     def paths(self, config_dir: Path) -> tuple[Path, ...]: ...
 
-    def plan_apply(
-        self,
-        files: Mapping[Path, bytes | None],
-        relay: Relay,
-        *,
-        config_dir: Path,
-        scope: Scope = ...,
-        destinations: Sequence[str] = ...,
-    ) -> Plan: ...
+    def plan_apply(self, files: Files, relay: Relay, *, config_dir: Path, scope: Scope = ...,
+                   destinations: Sequence[str] = ...) -> Plan: ...  # fmt: skip
 
-    def plan_revert(
-        self,
-        files: Mapping[Path, bytes | None],
-        saved: Mapping[Path, bytes | None],
-        changed: frozenset[Path],
-        *,
-        config_dir: Path,
-    ) -> Plan: ...
+    def plan_revert(self, files: Files, saved: Files, changed: frozenset[Path], *,
+                    config_dir: Path) -> Plan: ...  # fmt: skip
 
 
 class FileDriver:
@@ -169,27 +153,15 @@ class FileDriver:
     def settings(self) -> dict[str, str | None]:
         return {}
 
-    def plan_apply(
-        self,
-        files: Mapping[Path, bytes | None],
-        relay: Relay,
-        *,
-        scope: Scope,
-        destinations: Sequence[str],
-        soften: bool,  # Postfix only: the others have no delivery status filter
-    ) -> Plan:
+    def plan_apply(self, files: Files, routing: Routing) -> Plan:
+        # routing.soften is Postfix's alone: the others have no delivery status filter
         return self.planner.plan_apply(
-            files, relay, config_dir=self.config_dir, scope=scope, destinations=destinations
-        )
+            files, routing.relay, config_dir=self.config_dir, scope=routing.scope,
+            destinations=routing.destinations,
+        )  # fmt: skip
 
-    def plan_revert(
-        self,
-        files: Mapping[Path, bytes | None],
-        checkpoint: Checkpoint,
-        *,
-        saved: Mapping[Path, bytes | None],
-        changed: frozenset[Path],
-    ) -> Plan:
+    def plan_revert(self, files: Files, checkpoint: Checkpoint, saved: Files) -> Plan:
+        changed = checkpoint.verify()
         return self.planner.plan_revert(files, saved, changed, config_dir=self.config_dir)
 
     def write_settings(self, settings: Mapping[str, str | None]) -> None:
@@ -249,28 +221,14 @@ class PostfixDriver:
             values[name.strip()] = value
         return values
 
-    def plan_apply(
-        self,
-        files: Mapping[Path, bytes | None],
-        relay: Relay,
-        *,
-        scope: Scope,
-        destinations: Sequence[str],
-        soften: bool,
-    ) -> Plan:
+    def plan_apply(self, files: Files, routing: Routing) -> Plan:
         return postfix.plan_apply(
-            self.settings(), files, relay, config_dir=self.config_dir, db_type=self._db_type(),
-            scope=scope, destinations=destinations, soften=soften,
+            self.settings(), files, routing.relay, config_dir=self.config_dir,
+            db_type=self._db_type(), scope=routing.scope, destinations=routing.destinations,
+            soften=routing.soften,
         )  # fmt: skip
 
-    def plan_revert(
-        self,
-        files: Mapping[Path, bytes | None],
-        checkpoint: Checkpoint,
-        *,
-        saved: Mapping[Path, bytes | None],
-        changed: frozenset[Path],
-    ) -> Plan:
+    def plan_revert(self, files: Files, checkpoint: Checkpoint, saved: Files) -> Plan:
         ours = {p: data for p, data in files.items() if p in checkpoint.created}
         return postfix.plan_revert(
             self.settings(), checkpoint.settings, ours, config_dir=self.config_dir

@@ -13,6 +13,7 @@ from pathlib import Path
 from blmonitor.errors import PlanError
 from blmonitor.smarthost.plan import PASSWORD, Command, FileEdit, Mta, Plan, Relay, Scope
 
+DEFAULT_DIR = Path("/etc/postfix")
 SASL = "blmonitor_sasl_passwd"
 TLS_POLICY = "blmonitor_tls_policy"
 TRANSPORT = "blmonitor_transport"
