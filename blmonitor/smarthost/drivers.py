@@ -31,6 +31,8 @@ DEFAULT_CONFIG_DIRS = {
 
 @dataclass(frozen=True, slots=True)
 class Ran:
+    """A program's exit: its stderr for validation, its stdout for the reads (postconf)."""
+
     command: str
     returncode: int
     stderr: str
@@ -42,7 +44,7 @@ class Runner(Protocol):
 
 
 def run_command(argv: Sequence[str]) -> Ran:
-    """Run one program without a shell; its stderr is kept for validation."""
+    """Run one program without a shell: the one place the smart host starts a process."""
     try:
         done = subprocess.run(list(argv), capture_output=True, text=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -77,7 +79,9 @@ class Driver(Protocol):
         """Every file a change may touch (settings files included): saved before each change."""
         ...
 
-    def check_password(self, password: str, relay: Relay) -> None: ...
+    def check_password(self, password: str, relay: Relay) -> None:
+        """SmarthostError for a password the MTA's credentials file cannot hold."""
+        ...
 
     def settings(self) -> dict[str, str | None]:
         """The current explicit values of the settings the driver changes ({} for none)."""
