@@ -1,11 +1,7 @@
-"""Apply and revert a smart-host plan on any MTA through its driver: checkpoint, write, validate,
-reload, roll back.
-
-Every file is saved before it changes (certbot's Reverter idea, `checkpoint.py`), so `revert`
-restores the exact previous bytes when nobody edited the files since, and undoes only blmonitor's
-own settings when somebody did. A lock file keeps two runs from interleaving. The password is read
-from its file only to write the MTA's credential table: it is in no argument list, no message, no
-state file.
+"""Apply and revert a smart-host plan through the MTA's driver: checkpoint, write, validate,
+reload, roll back. `revert` restores the exact saved bytes when nobody edited the files since,
+and undoes only blmonitor's own settings when somebody did; a lock keeps two runs apart. The
+password is read only to write the MTA's credential table: in no argument, message or state file.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
-"""The way back from a smart-host change: the files' saved bytes, and the state of an apply.
+"""The way back from a smart-host change (certbot's Reverter): every file saved before it changes.
 
-certbot's Reverter idea: every file is saved before it changes. A Snapshot is held in memory for
-one apply or revert and rolls a failed step back; a Checkpoint is saved to one 0600 JSON file in
-the state directory and lets `revert` restore the exact previous bytes of the files nobody edited
-since apply. Its JSON layout is the one blmonitor has always written: a machine that has a smart
-host applied when blmonitor is upgraded still reverts. It never holds the relay password.
+A Snapshot lives for one apply or revert and rolls a failed step back; a Checkpoint is the 0600
+JSON state file that lets `revert` restore the exact bytes of the files nobody edited since apply.
+Its layout is the one blmonitor has always written, so an upgraded machine still reverts.
 """
 
 from __future__ import annotations
