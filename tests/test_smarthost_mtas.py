@@ -8,11 +8,10 @@ generated configuration for real.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
 
@@ -20,8 +19,6 @@ import pytest
 
 from blmonitor.errors import PlanError
 from blmonitor.smarthost import exchange, exim, opensmtpd, sendmail
-from blmonitor.smarthost.apply import Smarthost
-from blmonitor.smarthost.drivers import Ran
 from blmonitor.smarthost.plan import PASSWORD, Mta, Plan, Relay, Scope, render_plan
 
 DATA = Path(__file__).parent / "data" / "smarthost"
@@ -566,47 +563,3 @@ def test_smtpd_accepts_the_planned_configuration(
     run = subprocess.run(check.argv, capture_output=True, text=True, check=False)
     assert run.returncode == 0, run.stderr
     assert "configuration OK" in run.stdout + run.stderr
-
-
-# --- the adapter on a copy of the files, its commands not run ----------------------------------
-
-OLD_BASE = "/tmp/blmonitor-checkpoint-v1"  # where tests/data/smarthost_checkpoint was made
-
-
-def _ok(argv: Sequence[str]) -> Ran:
-    return Ran(" ".join(argv), 0, "")
-
-
-@pytest.mark.parametrize("interrupted", [False, True], ids=["applied", "interrupted"])
-def test_a_checkpoint_written_before_the_drivers_still_reverts(
-    tmp_path: Path, interrupted: bool
-) -> None:
-    shutil.copytree(DATA / "exim4", tmp_path / "exim4")
-    original = {p: p.read_bytes() for p in (tmp_path / "exim4").iterdir()}
-    (tmp_path / "relay.pass").write_text("s3cret pass\n")
-    relay = Relay("smtp.isp.example", 587, "alerts@example.test", tmp_path / "relay.pass")
-    switch = Smarthost(Mta.EXIM, relay, config_dir=tmp_path / "exim4",
-                       state_dir=tmp_path / "state", runner=_ok)  # fmt: skip
-    switch.apply(now="2026-12-01T00:00:00+00:00")
-    # the same machine, applied by the version before the drivers, then upgraded
-    old = json.loads(
-        (DATA.parent / "smarthost_checkpoint" / "exim.json")
-        .read_text()
-        .replace(OLD_BASE, str(tmp_path))
-    )
-    state = switch.state_path
-    assert json.loads(state.read_text())["written"] == old["written"]  # the same bytes applied
-    if interrupted:
-        old["status"] = "applying"
-        del old["written"]
-    state.write_text(json.dumps(old, indent=1))
-    assert switch.status() == {
-        "applied": True, "mta": "exim", "config_dir": str(tmp_path / "exim4"),
-        "relay": {"host": "smtp.isp.example", "port": 587, "username": "alerts@example.test"},
-        "scope": "all", "destinations": [], "applied_at": "2026-11-30T08:00:00+00:00",
-    }  # fmt: skip
-    outcome = switch.revert()
-    assert outcome.changed
-    assert ("interrupted apply" in " ".join(outcome.plan.notes)) is interrupted
-    assert {p: p.read_bytes() for p in (tmp_path / "exim4").iterdir()} == original
-    assert not state.exists() and not switch.status()["applied"]

@@ -1,7 +1,10 @@
-"""The pure parts of the smart host: the Postfix planner, the routing policy, the rendering."""
+"""The pure parts of the smart host (planners, policy, rendering, marked blocks) and the checkpoint
+and drivers, with the adapter on copied files where its commands are faked."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +17,7 @@ from blmonitor.models import Severity
 from blmonitor.monitor.notify import render_smarthost
 from blmonitor.monitor.state import BounceListing, MonitorState, PairState
 from blmonitor.smarthost import blocks, policy, postfix
+from blmonitor.smarthost.apply import Smarthost
 from blmonitor.smarthost.checkpoint import Checkpoint, Status
 from blmonitor.smarthost.drivers import PostfixDriver, Ran, driver_for
 from blmonitor.smarthost.plan import PASSWORD, FileEdit, Mta, Plan, Relay, Scope, render_plan
@@ -218,8 +222,6 @@ def test_plan_for_exchange_is_powershell_without_the_password(tmp_path: Path) ->
 def test_a_second_apply_while_one_runs_is_refused(tmp_path: Path) -> None:
     import fcntl
 
-    from blmonitor.smarthost.apply import Smarthost
-
     switch = Smarthost(Mta.POSTFIX, Relay("smtp.isp.example"), config_dir=tmp_path,
                        state_dir=tmp_path / "state")  # fmt: skip
     (tmp_path / "state").mkdir()
@@ -355,3 +357,43 @@ def test_unwrap_puts_back_what_each_block_stood_in_for() -> None:
     ]:
         with pytest.raises(PlanError, match=why):
             blocks.unwrap(broken, MAP, was="#was: ")
+
+
+# --- the adapter on a copy of the files, its commands not run ----------------------------------
+
+OLD_BASE = "/tmp/blmonitor-checkpoint-v1"  # where tests/data/smarthost_checkpoint was made
+
+
+def _ok(argv: Sequence[str]) -> Ran:
+    return Ran(" ".join(argv), 0, "")
+
+
+@pytest.mark.parametrize("interrupted", [False, True], ids=["applied", "interrupted"])
+def test_a_checkpoint_written_before_the_drivers_still_reverts(
+    tmp_path: Path, interrupted: bool
+) -> None:
+    shutil.copytree(CHECKPOINTS.parent / "smarthost" / "exim4", tmp_path / "exim4")
+    original = {p: p.read_bytes() for p in (tmp_path / "exim4").iterdir()}
+    (tmp_path / "relay.pass").write_text("s3cret pass\n")
+    relay = Relay("smtp.isp.example", 587, "alerts@example.test", tmp_path / "relay.pass")
+    switch = Smarthost(Mta.EXIM, relay, config_dir=tmp_path / "exim4",
+                       state_dir=tmp_path / "state", runner=_ok)  # fmt: skip
+    switch.apply(now="2026-12-01T00:00:00+00:00")
+    # the same machine, applied by the version before the drivers, then upgraded
+    old = json.loads((CHECKPOINTS / "exim.json").read_text().replace(OLD_BASE, str(tmp_path)))
+    state = switch.state_path
+    assert json.loads(state.read_text())["written"] == old["written"]  # the same bytes applied
+    if interrupted:
+        old["status"] = "applying"
+        del old["written"]
+    state.write_text(json.dumps(old, indent=1))
+    assert switch.status() == {
+        "applied": True, "mta": "exim", "config_dir": str(tmp_path / "exim4"),
+        "relay": {"host": "smtp.isp.example", "port": 587, "username": "alerts@example.test"},
+        "scope": "all", "destinations": [], "applied_at": "2026-11-30T08:00:00+00:00",
+    }  # fmt: skip
+    outcome = switch.revert()
+    assert outcome.changed
+    assert ("interrupted apply" in " ".join(outcome.plan.notes)) is interrupted
+    assert {p: p.read_bytes() for p in (tmp_path / "exim4").iterdir()} == original
+    assert not state.exists() and not switch.status()["applied"]
