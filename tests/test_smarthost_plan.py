@@ -172,8 +172,9 @@ def test_destinations_are_the_providers_domains_and_the_bounced_recipients() -> 
 
 
 def test_notifications_for_each_smarthost_action() -> None:
-    common = {"host": "mx.example", "mta": "postfix", "relay": "smtp.isp.example:587",
-              "reason": "203.0.113.5 listed on zen"}  # fmt: skip
+    common: dict[str, Any] = {"host": "mx.example", "mta": "postfix",
+                              "relay": "smtp.isp.example:587",
+                              "reason": "203.0.113.5 listed on zen"}  # fmt: skip
     applied = render_smarthost("apply", **common)
     assert (
         applied.title
