@@ -6,6 +6,7 @@ these classes are for what stops a command: bad input, a broken catalog or confi
     BlmonitorError
     ├── UsageError          a bad command-line value or target          (exit 2)
     ├── ConfigError         a config file that cannot be used            (exit 2)
+    │   └── PlanError       a smart-host change that cannot be planned   (exit 2)
     ├── CatalogError        a zone catalog (lists/*.toml) that is broken (exit 2)
     ├── StoreError          the history database cannot be used          (exit 2)
     ├── SmarthostError      a smart-host change that cannot be made      (exit 2)
@@ -25,6 +26,11 @@ class UsageError(BlmonitorError):
 
 class ConfigError(BlmonitorError):
     """A configuration file or value that cannot be used; the message names the key."""
+
+
+class PlanError(ConfigError):
+    """A smart-host planner cannot plan for this relay or this MTA configuration; the message
+    names the file or the setting, and nothing was changed."""
 
 
 class CatalogError(BlmonitorError):

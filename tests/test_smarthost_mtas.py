@@ -17,7 +17,7 @@ from types import ModuleType
 
 import pytest
 
-from blmonitor.errors import ConfigError
+from blmonitor.errors import PlanError
 from blmonitor.smarthost import exchange, exim, opensmtpd, sendmail
 from blmonitor.smarthost.plan import PASSWORD, Mta, Plan, Relay, Scope, render_plan
 
@@ -445,8 +445,8 @@ def test_exchange_without_login_asks_for_no_credential() -> None:
                              RELAY, config_dir=EXIM[1]), "must appear once each"),
     (lambda: exchange.plan_apply(RELAY, connector='a"b'), "no quotes"),
 ])  # fmt: skip
-def test_what_cannot_be_planned_is_a_config_error(call: Callable[[], Plan], message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
+def test_what_cannot_be_planned_is_a_plan_error(call: Callable[[], Plan], message: str) -> None:
+    with pytest.raises(PlanError, match=message):
         call()
 
 

@@ -1,16 +1,25 @@
-"""The pure parts of the smart host: the Postfix planner, the routing policy, the rendering."""
+"""The pure parts of the smart host (planners, policy, rendering, marked blocks) and the checkpoint
+and drivers, with the adapter on copied files where its commands are faked."""
 
 from __future__ import annotations
 
+import json
+import shutil
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from blmonitor.errors import PlanError, SmarthostError
 from blmonitor.models import Severity
 from blmonitor.monitor.notify import render_smarthost
 from blmonitor.monitor.state import BounceListing, MonitorState, PairState
-from blmonitor.smarthost import policy, postfix
+from blmonitor.smarthost import blocks, policy, postfix
+from blmonitor.smarthost.apply import Smarthost
+from blmonitor.smarthost.checkpoint import Checkpoint, Status
+from blmonitor.smarthost.drivers import PostfixDriver, Ran, driver_for
 from blmonitor.smarthost.plan import PASSWORD, FileEdit, Mta, Plan, Relay, Scope, render_plan
 
 DIR = Path("/etc/postfix")
@@ -75,7 +84,7 @@ def test_postfix_plan_is_empty_once_applied() -> None:
 
 
 def test_postfix_plan_refuses_smtps_per_destination_and_keeps_an_existing_filter() -> None:
-    with pytest.raises(ValueError, match="465"):
+    with pytest.raises(PlanError, match="465"):
         postfix.plan_apply(NOTHING, {}, Relay("r.example", 465), config_dir=DIR,
                            scope=Scope.DESTINATIONS, destinations=["x.example"])  # fmt: skip
     smtps = postfix.plan_apply(NOTHING, {}, Relay("r.example", 465), config_dir=DIR)
@@ -163,8 +172,9 @@ def test_destinations_are_the_providers_domains_and_the_bounced_recipients() -> 
 
 
 def test_notifications_for_each_smarthost_action() -> None:
-    common = {"host": "mx.example", "mta": "postfix", "relay": "smtp.isp.example:587",
-              "reason": "203.0.113.5 listed on zen"}  # fmt: skip
+    common: dict[str, Any] = {"host": "mx.example", "mta": "postfix",
+                              "relay": "smtp.isp.example:587",
+                              "reason": "203.0.113.5 listed on zen"}  # fmt: skip
     applied = render_smarthost("apply", **common)
     assert (
         applied.title
@@ -213,9 +223,6 @@ def test_plan_for_exchange_is_powershell_without_the_password(tmp_path: Path) ->
 def test_a_second_apply_while_one_runs_is_refused(tmp_path: Path) -> None:
     import fcntl
 
-    from blmonitor.errors import SmarthostError
-    from blmonitor.smarthost.apply import Smarthost
-
     switch = Smarthost(Mta.POSTFIX, Relay("smtp.isp.example"), config_dir=tmp_path,
                        state_dir=tmp_path / "state")  # fmt: skip
     (tmp_path / "state").mkdir()
@@ -224,3 +231,170 @@ def test_a_second_apply_while_one_runs_is_refused(tmp_path: Path) -> None:
         for action in (lambda: switch.apply(now="t"), switch.revert):
             with pytest.raises(SmarthostError, match="another blmonitor smarthost apply or revert"):
                 action()
+
+
+# --- the checkpoint, the drivers, the marked blocks -------------------------------------------
+
+CHECKPOINTS = Path(__file__).parent / "data" / "smarthost_checkpoint"
+
+
+@pytest.mark.parametrize("name", ["exim.json", "postfix.json"])
+def test_a_checkpoint_written_before_the_drivers_loads_and_saves_the_same_bytes(
+    name: str, tmp_path: Path
+) -> None:
+    old = (CHECKPOINTS / name).read_bytes()
+    (tmp_path / "old.json").write_bytes(old)
+    checkpoint = Checkpoint.load(tmp_path / "old.json")
+    assert checkpoint is not None and checkpoint.status is Status.APPLIED
+    assert checkpoint.relay.host == "smtp.isp.example" and checkpoint.written is not None
+    checkpoint.save(tmp_path / "new.json")
+    assert (tmp_path / "new.json").read_bytes() == old
+    assert (tmp_path / "new.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_the_postfix_checkpoint_keeps_the_settings_and_the_files_it_created() -> None:
+    checkpoint = Checkpoint.load(CHECKPOINTS / "postfix.json")
+    assert checkpoint is not None
+    assert checkpoint.mta is Mta.POSTFIX and checkpoint.scope is Scope.DESTINATIONS
+    assert checkpoint.settings == dict.fromkeys(postfix.MANAGED)
+    assert [p.name for p in checkpoint.created] == [
+        "blmonitor_sasl_passwd", "blmonitor_sasl_passwd.db", "blmonitor_soften",
+        "blmonitor_tls_policy", "blmonitor_tls_policy.db", "blmonitor_transport",
+        "blmonitor_transport.db",
+    ]  # fmt: skip
+    assert checkpoint.destinations == ("gmail.com",)
+
+
+@pytest.mark.parametrize(
+    "text", ["{", '{"mta": "postfix"}', '{"mta": "qmail", "config_dir": "/etc"}', "[]"]
+)
+def test_a_checkpoint_that_cannot_be_read_says_to_restore_by_hand(
+    text: str, tmp_path: Path
+) -> None:
+    (tmp_path / "smarthost.json").write_text(text)
+    with pytest.raises(SmarthostError, match="restore the MTA by hand, then delete it"):
+        Checkpoint.load(tmp_path / "smarthost.json")
+    assert Checkpoint.load(tmp_path / "missing.json") is None
+
+
+def test_postfix_settings_are_read_through_the_runner() -> None:
+    calls: list[tuple[str, ...]] = []
+
+    def runner(argv: Sequence[str]) -> Ran:
+        calls.append(tuple(argv))
+        if "-h" in argv:
+            return Ran(" ".join(argv), 0, "", "lmdb\n")
+        return Ran(" ".join(argv), 0, "", "relayhost = [old.example]:25\n")
+
+    driver = PostfixDriver(DIR, runner)
+    assert driver.settings() == {**NOTHING, "relayhost": "[old.example]:25"}
+    assert DIR / "blmonitor_sasl_passwd.lmdb" in driver.paths()
+    assert driver.guarded()[-1] == DIR / "main.cf"
+    assert calls == [
+        ("postconf", "-c", "/etc/postfix", "-n", *postfix.MANAGED),
+        ("postconf", "-c", "/etc/postfix", "-h", "default_database_type"),
+        ("postconf", "-c", "/etc/postfix", "-h", "default_database_type"),
+    ]
+    failing = PostfixDriver(DIR, lambda argv: Ran(" ".join(argv), 1, "fatal: no main.cf"))
+    with pytest.raises(SmarthostError, match="postconf cannot read /etc/postfix: fatal: no main"):
+        failing.settings()
+
+
+def test_every_mta_but_exchange_has_a_driver() -> None:
+    def never(argv: Sequence[str]) -> Ran:
+        raise AssertionError(argv)
+
+    for mta in (Mta.POSTFIX, Mta.EXIM, Mta.SENDMAIL, Mta.OPENSMTPD):
+        assert driver_for(mta, DIR, never).mta is mta
+    with pytest.raises(SmarthostError, match="Exchange is changed by hand"):
+        driver_for(Mta.EXCHANGE, DIR, never)
+    sendmail = driver_for(Mta.SENDMAIL, DIR, never)
+    with pytest.raises(SmarthostError, match="holds a \", which sendmail's authinfo cannot"):
+        sendmail.check_password('pa"ss', RELAY)
+    with pytest.raises(SmarthostError, match="a plan for exim holds settings"):
+        driver_for(Mta.EXIM, DIR, never).write_settings({"relayhost": None})
+
+
+MAP = Path("/etc/mail/access")
+
+
+@pytest.mark.parametrize(("text", "body", "at", "expected"), [
+    # a new block at the end; a last line without its newline gets one
+    ("a\nb", ["x"], None, "a\nb\n# BEGIN blmonitor smarthost\nx\n# END blmonitor smarthost\n"),
+    ("", ["x"], None, "# BEGIN blmonitor smarthost\nx\n# END blmonitor smarthost\n"),
+    # after the header comments, before the entries
+    ("# one\n  # two\nentry\n", ["x"], blocks.after_comments,
+     "# one\n  # two\n# BEGIN blmonitor smarthost\nx\n# END blmonitor smarthost\nentry\n"),
+    # an existing block is replaced where it is, or taken out with an empty body
+    ("a\n# BEGIN blmonitor smarthost\nold\n# END blmonitor smarthost\nb\n", ["x", "y"], None,
+     "a\n# BEGIN blmonitor smarthost\nx\ny\n# END blmonitor smarthost\nb\n"),
+    ("a\n  # BEGIN blmonitor smarthost\nold\n# END blmonitor smarthost  \nb\n", [], None, "a\nb\n"),
+    ("a\n", [], None, "a\n"),
+])  # fmt: skip
+def test_put_a_block(text: str, body: list[str], at: Any, expected: str) -> None:
+    assert blocks.put(text, body, MAP, at=at) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "# BEGIN blmonitor smarthost\nx\n",
+    "# END blmonitor smarthost\nx\n# BEGIN blmonitor smarthost\n",
+    "# BEGIN blmonitor smarthost\n# END blmonitor smarthost\n# BEGIN blmonitor smarthost\n",
+])  # fmt: skip
+def test_broken_marks_are_a_plan_error_naming_the_file(text: str) -> None:
+    with pytest.raises(PlanError, match=r"/etc/mail/access: the lines .* must appear once each"):
+        blocks.remove(text, MAP)
+
+
+def test_unwrap_puts_back_what_each_block_stood_in_for() -> None:
+    text = (
+        "keep\n# BEGIN blmonitor smarthost\n#was: old line\nnew line\n# END blmonitor smarthost\n"
+        "# BEGIN blmonitor smarthost\nadded\n# END blmonitor smarthost\nlast\n"
+    )
+    assert blocks.unwrap(text, MAP, was="#was: ") == "keep\nold line\nlast\n"
+    for broken, why in [
+        ("# BEGIN blmonitor smarthost\n# BEGIN blmonitor smarthost\n", ":2: .* inside a block"),
+        ("# END blmonitor smarthost\n", ":1: .* without"),
+        ("# BEGIN blmonitor smarthost\n", "access: .* without"),
+    ]:
+        with pytest.raises(PlanError, match=why):
+            blocks.unwrap(broken, MAP, was="#was: ")
+
+
+# --- the adapter on a copy of the files, its commands not run ----------------------------------
+
+OLD_BASE = "/tmp/blmonitor-checkpoint-v1"  # where tests/data/smarthost_checkpoint was made
+
+
+def _ok(argv: Sequence[str]) -> Ran:
+    return Ran(" ".join(argv), 0, "")
+
+
+@pytest.mark.parametrize("interrupted", [False, True], ids=["applied", "interrupted"])
+def test_a_checkpoint_written_before_the_drivers_still_reverts(
+    tmp_path: Path, interrupted: bool
+) -> None:
+    shutil.copytree(CHECKPOINTS.parent / "smarthost" / "exim4", tmp_path / "exim4")
+    original = {p: p.read_bytes() for p in (tmp_path / "exim4").iterdir()}
+    (tmp_path / "relay.pass").write_text("s3cret pass\n")
+    relay = Relay("smtp.isp.example", 587, "alerts@example.test", tmp_path / "relay.pass")
+    switch = Smarthost(Mta.EXIM, relay, config_dir=tmp_path / "exim4",
+                       state_dir=tmp_path / "state", runner=_ok)  # fmt: skip
+    switch.apply(now="2026-12-01T00:00:00+00:00")
+    # the same machine, applied by the version before the drivers, then upgraded
+    old = json.loads((CHECKPOINTS / "exim.json").read_text().replace(OLD_BASE, str(tmp_path)))
+    state = switch.state_path
+    assert json.loads(state.read_text())["written"] == old["written"]  # the same bytes applied
+    if interrupted:
+        old["status"] = "applying"
+        del old["written"]
+    state.write_text(json.dumps(old, indent=1))
+    assert switch.status() == {
+        "applied": True, "mta": "exim", "config_dir": str(tmp_path / "exim4"),
+        "relay": {"host": "smtp.isp.example", "port": 587, "username": "alerts@example.test"},
+        "scope": "all", "destinations": [], "applied_at": "2026-11-30T08:00:00+00:00",
+    }  # fmt: skip
+    outcome = switch.revert()
+    assert outcome.changed
+    assert ("interrupted apply" in " ".join(outcome.plan.notes)) is interrupted
+    assert {p: p.read_bytes() for p in (tmp_path / "exim4").iterdir()} == original
+    assert not state.exists() and not switch.status()["applied"]

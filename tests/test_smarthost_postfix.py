@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from blmonitor.errors import SmarthostError
-from blmonitor.smarthost.apply import Ran, Smarthost, run_command
+from blmonitor.smarthost.apply import Smarthost
+from blmonitor.smarthost.drivers import Ran, run_command
 from blmonitor.smarthost.plan import Mta, Relay, Scope, render_plan
 from tests.postfixlab import (
     DIRECT_HOST,

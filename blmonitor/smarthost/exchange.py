@@ -7,16 +7,22 @@ The password is asked for by Get-Credential when the snippet runs: it never appe
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from blmonitor.errors import ConfigError
-from blmonitor.smarthost.plan import Mta, Plan, Relay, Scope, destination_domains
+from blmonitor.errors import PlanError
+from blmonitor.smarthost.plan import (
+    HOST_OR_IPV6,
+    Mta,
+    Plan,
+    Relay,
+    Scope,
+    destination_domains,
+    refuse_smtps,
+)
 
 CONNECTOR = "blmonitor smart host"
 SAVED = r"$env:ProgramData\blmonitor\sendconnectors-before.xml"
-_HOST = re.compile(r"^[A-Za-z0-9._:-]+$")
 
 
 def plan_apply(
@@ -138,18 +144,14 @@ def _auth(relay: Relay) -> _Auth:
 
 def _check(relay: Relay, connector: str) -> None:
     _check_name(connector)
-    if not _HOST.match(relay.host):
-        raise ConfigError(f"smart host {relay.host!r} is not a host name or address")
-    if relay.wrapper:
-        raise ConfigError(
-            "smart host port 465 (TLS from the first byte): Exchange send "
-            "connectors speak STARTTLS only; use the relay's submission port 587"
-        )
+    if not HOST_OR_IPV6.match(relay.host):
+        raise PlanError(f"smart host {relay.host!r} is not a host name or address")
+    refuse_smtps(relay, "Exchange send connectors speak STARTTLS only")
 
 
 def _check_name(connector: str) -> None:
     if not connector or any(c in connector for c in '"`$\n'):
-        raise ConfigError(f"send connector name {connector!r}: no quotes, backticks or $")
+        raise PlanError(f"send connector name {connector!r}: no quotes, backticks or $")
 
 
 def _folder() -> str:

@@ -6,30 +6,16 @@ recommendation instead. Pure: the planner reads the bytes it is given and return
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from blmonitor.errors import ConfigError
-from blmonitor.smarthost.plan import (
-    PASSWORD,
-    Command,
-    FileEdit,
-    Mta,
-    Plan,
-    Relay,
-    Scope,
-    decode,
-    encode,
-    encode_or_none,
-    revert_edits,
-)
+from blmonitor.errors import PlanError
+from blmonitor.smarthost import blocks, plan
+from blmonitor.smarthost.plan import PASSWORD, Command, FileEdit, Files, Mta, Plan, Relay, Scope
 
 DEFAULT_DIR = Path("/etc/exim4")
-BEGIN = "# BEGIN blmonitor smarthost"
-END = "# END blmonitor smarthost"
 
 _TYPE = "dc_eximconfig_configtype"
 _SMARTHOST = "dc_smarthost"
@@ -40,7 +26,10 @@ _SPLIT = "dc_use_split_config"
 _REQUIRE_TLS = "REMOTE_SMTP_SMARTHOST_HOSTS_REQUIRE_TLS"
 _PROTOCOL = "REMOTE_SMTP_SMARTHOST_PROTOCOL"
 _ASSIGNMENT = re.compile(r"^\s*(\w+)=(.*)$")
-_HOST = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+_NAMES = ("update-exim4.conf.conf", "passwd.client", "exim4.conf.localmacros",
+          "conf.d/main/000_localmacros", "exim4.conf")  # fmt: skip
 
 
 class _Paths(NamedTuple):
@@ -52,13 +41,7 @@ class _Paths(NamedTuple):
 
 
 def _paths(config_dir: Path) -> _Paths:
-    return _Paths(
-        conf=config_dir / "update-exim4.conf.conf",
-        passwd=config_dir / "passwd.client",
-        macros=config_dir / "exim4.conf.localmacros",
-        split_macros=config_dir / "conf.d" / "main" / "000_localmacros",
-        handwritten=config_dir / "exim4.conf",
-    )
+    return _Paths(*(config_dir / name for name in _NAMES))
 
 
 def paths(config_dir: Path) -> tuple[Path, ...]:
@@ -66,18 +49,12 @@ def paths(config_dir: Path) -> tuple[Path, ...]:
     return tuple(_paths(config_dir))
 
 
-def plan_apply(
-    files: Mapping[Path, bytes | None],
-    relay: Relay,
-    *,
-    config_dir: Path,
-    scope: Scope = Scope.ALL,
-    destinations: Sequence[str] = (),
-) -> Plan:
+def plan_apply(files: Files, relay: Relay, *, config_dir: Path, scope: Scope = Scope.ALL,
+               destinations: Sequence[str] = ()) -> Plan:  # fmt: skip
     """Route all outbound mail through `relay`; an already-routed config gives an empty plan."""
     where = _paths(config_dir)
     if scope is Scope.DESTINATIONS and not destinations:
-        raise ConfigError("smart host scope = destinations needs at least one destination")
+        raise PlanError("smart host scope = destinations needs at least one destination")
     smarthost = _smarthost(relay)
     if files.get(where.handwritten) is not None:
         return _manual_apply(relay, where.handwritten, smarthost)
@@ -94,8 +71,7 @@ def plan_apply(
     new_conf = _set_value(new_conf, _SMARTHOST, smarthost, values)
 
     macros_path = where.split_macros if values.get(_SPLIT) == "true" else where.macros
-    macros_before = files.get(macros_path)
-    macros_text = decode(macros_before)
+    macros_text = plan.decode(files.get(macros_path))
     macro_lines: list[str] = []
     for name, value, wanted in (
         (_REQUIRE_TLS, "*", relay.tls or relay.wrapper),
@@ -103,30 +79,17 @@ def plan_apply(
     ):
         if not wanted:
             continue
-        if _defined_outside(macros_text, name):
+        if _defined_outside(macros_text, name, macros_path):
             notes.append(f"{macros_path} already defines {name}: left as it is")
         else:
             macro_lines.append(f"{name} = {value}")
-    new_macros = _put_block(macros_text, macro_lines, macros_path)
-
-    passwd_before = files.get(where.passwd)
-    passwd_text = decode(passwd_before)
-    new_passwd = _put_block(passwd_text, _credentials(relay), where.passwd, top=True)
-
     edits = [
-        FileEdit(where.conf, files.get(where.conf), encode(new_conf)),
-        FileEdit(macros_path, macros_before, encode_or_none(new_macros, macros_before)),
-        FileEdit(
-            where.passwd,
-            passwd_before,
-            encode_or_none(new_passwd, passwd_before),
-            mode=0o640,
-            secret=True,
-        ),
-    ]
-    edits = [e for e in edits if e.before != e.after]
-    if not edits:
-        return Plan(Mta.EXIM, "apply")
+        FileEdit(where.conf, files.get(where.conf), plan.encode(new_conf)),
+        blocks.edit(files, macros_path, macro_lines),
+        # passwd.client is searched top down and the first matching line wins: ours goes first
+        blocks.edit(files, where.passwd, _credentials(relay), at=blocks.after_comments,
+                    mode=0o640, secret=True),
+    ]  # fmt: skip
 
     if scope is Scope.DESTINATIONS:
         notes.append(
@@ -136,7 +99,7 @@ def plan_apply(
     if configtype not in ("internet", "smarthost", "satellite"):
         notes.append(f"{_TYPE} was {configtype!r}; it becomes 'smarthost'")
     if relay.authenticated:
-        if not _is_address(relay.host):
+        if not plan.is_address(relay.host):
             notes.append(
                 f"passwd.client is matched against the smart host's name as DNS returns it: "
                 f"if {relay.host} is a CNAME, add a line for the name it points to"
@@ -147,22 +110,15 @@ def plan_apply(
             "TLS is not required (tls = false)"
             + ("; Exim still sends the password only over TLS" if relay.authenticated else "")
         )
-    return Plan(
+    return plan.apply_plan(
         Mta.EXIM,
-        "apply",
-        edits=tuple(edits),
-        commands=_commands(config_dir, edits, where.passwd, flush=True),
-        notes=tuple(notes),
+        edits,
+        notes,
+        lambda kept: _commands(config_dir, kept, where.passwd, flush=True),
     )
 
 
-def plan_revert(
-    files: Mapping[Path, bytes | None],
-    saved: Mapping[Path, bytes | None],
-    changed: frozenset[Path],
-    *,
-    config_dir: Path,
-) -> Plan:
+def plan_revert(files: Files, saved: Files, changed: frozenset[Path], *, config_dir: Path) -> Plan:
     """Back to the saved files; a file edited since apply loses only what blmonitor added."""
     where = _paths(config_dir)
     if files.get(where.handwritten) is not None:
@@ -179,41 +135,26 @@ def plan_revert(
 
     def undo(path: Path, text: str, before_apply: bytes | None) -> bytes | None:
         if path == where.conf:
-            old = decode(before_apply)
+            old = plan.decode(before_apply)
             for key in (_TYPE, _SMARTHOST):
                 text = _restore_key(text, old, key)
-            return encode(text)
-        return encode_or_none(_put_block(text, [], path), before_apply)
+            return plan.encode(text)
+        return plan.encode_or_none(blocks.remove(text, path), before_apply)
 
     paths = (where.conf, where.macros, where.split_macros, where.passwd)
-    edits, notes = revert_edits(paths, files, saved, changed, secret=where.passwd,
-                                secret_mode=0o640, undo=undo)  # fmt: skip
-    if not edits:
-        return Plan(Mta.EXIM, "revert", notes=tuple(notes))
-    return Plan(
-        Mta.EXIM,
-        "revert",
-        edits=tuple(edits),
-        commands=_commands(config_dir, edits, where.passwd, flush=False),
-        notes=tuple(notes),
-    )
+    return plan.revert_plan(
+        Mta.EXIM, paths, files, saved, changed, secret=where.passwd, secret_mode=0o640,
+        undo=undo, commands=lambda kept: _commands(config_dir, kept, where.passwd, flush=False),
+    )  # fmt: skip
 
 
 def _smarthost(relay: Relay) -> str:
     """dc_smarthost: host::port (two colons: the value is an Exim colon-separated list)."""
-    if not _HOST.match(relay.host):
-        raise ConfigError(
+    if not plan.HOST.match(relay.host):
+        raise PlanError(
             f"smart host {relay.host!r}: Exim's dc_smarthost needs a host name or IPv4 address"
         )
     return f"{relay.host.lower()}::{relay.port}"
-
-
-def _is_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _credentials(relay: Relay) -> list[str]:
@@ -225,7 +166,7 @@ def _credentials(relay: Relay) -> list[str]:
     if not relay.authenticated:
         return []
     if ":" in relay.username or "\n" in relay.username:
-        raise ConfigError(f"smart host username {relay.username!r}: passwd.client cannot hold ':'")
+        raise PlanError(f"smart host username {relay.username!r}: passwd.client cannot hold ':'")
     return [f"{relay.host.lower()}:{relay.username}:{PASSWORD}"]
 
 
@@ -378,57 +319,13 @@ def _replace_key(text: str, key: str, line: str | None) -> str:
     return "".join(out)
 
 
-def _defined_outside(text: str, macro: str) -> bool:
+def _defined_outside(text: str, macro: str, path: Path) -> bool:
     """Whether `macro` is defined outside blmonitor's block (Exim refuses a second definition)."""
     pattern = re.compile(rf"^\s*{macro}\s*==?")
-    inside = False
-    for line in text.splitlines():
-        if line.strip() == BEGIN:
-            inside = True
-        elif line.strip() == END:
-            inside = False
-        elif not inside and pattern.match(line):
-            return True
-    return False
-
-
-def _block_span(lines: Sequence[str], path: Path) -> tuple[int, int] | None:
-    """The [start, end] line indexes of blmonitor's block, or None."""
-    marks = [i for i, line in enumerate(lines) if line.strip() in (BEGIN, END)]
-    if not marks:
-        return None
-    if len(marks) != 2 or lines[marks[0]].strip() != BEGIN or lines[marks[1]].strip() != END:
-        raise ConfigError(
-            f"{path}: the lines {BEGIN!r} and {END!r} must appear once each, in that order; "
-            "fix the file by hand"
-        )
-    return marks[0], marks[1]
-
-
-def _put_block(text: str, body: Sequence[str], path: Path, *, top: bool = False) -> str:
-    """`text` with blmonitor's block holding `body` (removed when `body` is empty).
-
-    An existing block is replaced in place. A new one goes at the end, or with `top` after the
-    leading comments: passwd.client is searched top down and the first matching line wins.
-    """
-    lines = text.splitlines(keepends=True)
-    span = _block_span(lines, path)
-    block = [BEGIN + "\n", *(line + "\n" for line in body), END + "\n"] if body else []
-    if span is not None:
-        return "".join(lines[: span[0]] + block + lines[span[1] + 1 :])
-    if not block:
-        return text
-    at = len(lines)
-    if top:
-        at = 0
-        while at < len(lines) and lines[at].lstrip().startswith("#"):
-            at += 1
-    if at > 0 and not lines[at - 1].endswith("\n"):
-        lines[at - 1] += "\n"
-    return "".join(lines[:at] + block + lines[at:])
+    return any(pattern.match(line) for line in blocks.remove(text, path).splitlines())
 
 
 def _text(data: bytes | None, path: Path) -> str:
     if data is None:
-        raise ConfigError(f"{path} does not exist: is exim4-config installed?")
-    return decode(data)
+        raise PlanError(f"{path} does not exist: is exim4-config installed?")
+    return plan.decode(data)

@@ -8,29 +8,15 @@ plan restarts it. Pure: the planner reads the bytes it is given and returns a Pl
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from blmonitor.errors import ConfigError
-from blmonitor.smarthost.plan import (
-    PASSWORD,
-    Command,
-    FileEdit,
-    Mta,
-    Plan,
-    Relay,
-    Scope,
-    decode,
-    destination_domains,
-    encode,
-    encode_or_none,
-    revert_edits,
-)
+from blmonitor.errors import PlanError
+from blmonitor.smarthost import blocks, plan
+from blmonitor.smarthost.plan import PASSWORD, Command, FileEdit, Files, Mta, Plan, Relay, Scope
 
 DEFAULT_DIR = Path("/etc")
-BEGIN = "# BEGIN blmonitor smarthost"
-END = "# END blmonitor smarthost"
 WAS = "#was: "  # inside a block: a line of the admin's that the block stands in for
 TABLE = "blmonitor"  # the credentials table, and the label in the relay URL
 DOMAINS_TABLE = "blmonitor_destinations"
@@ -44,7 +30,6 @@ _FOR_ANY = re.compile(r"\bfor\s+any\b")
 _REPLACED = re.compile(
     r"\s+(host\s+\S+|auth\s+<[^>]*>|backup(\s+mx\s+\S+)?|tls(\s+no-verify)?)(?=\s|$)"
 )
-_HOST = re.compile(r"^[A-Za-z0-9._:-]+$")
 
 
 class _Paths(NamedTuple):
@@ -61,22 +46,16 @@ def paths(config_dir: Path) -> tuple[Path, ...]:
     return tuple(_paths(config_dir))
 
 
-def plan_apply(
-    files: Mapping[Path, bytes | None],
-    relay: Relay,
-    *,
-    config_dir: Path,
-    scope: Scope = Scope.ALL,
-    destinations: Sequence[str] = (),
-) -> Plan:
+def plan_apply(files: Files, relay: Relay, *, config_dir: Path, scope: Scope = Scope.ALL,
+               destinations: Sequence[str] = ()) -> Plan:  # fmt: skip
     """Route outbound mail (all, or for `destinations` only) through `relay`."""
     where = _paths(config_dir)
     conf_before = files.get(where.conf)
     if conf_before is None:
-        raise ConfigError(f"{where.conf} does not exist: is opensmtpd installed?")
-    current = decode(conf_before)
-    original = _strip_blocks(current, where.conf)
-    domains = destination_domains(destinations) if scope is Scope.DESTINATIONS else []
+        raise PlanError(f"{where.conf} does not exist: is opensmtpd installed?")
+    current = plan.decode(conf_before)
+    original = blocks.unwrap(current, where.conf, was=WAS)
+    domains = plan.destination_domains(destinations) if scope is Scope.DESTINATIONS else []
     notes: list[str] = []
     relays = _relay_actions(original, where.conf)
     new_conf = _route_destinations(original, relays, relay, domains, where.secrets)
@@ -89,24 +68,10 @@ def plan_apply(
             domains = []
         new_conf = _route_all(original, relays, relay, where.secrets)
 
-    secrets_before = files.get(where.secrets)
-    secrets_text = decode(secrets_before)
-    secrets_body = _credentials(relay)
-    new_secrets = _put_block(secrets_text, secrets_body, where.secrets)
-
     edits = [
-        FileEdit(where.conf, conf_before, encode(new_conf)),
-        FileEdit(
-            where.secrets,
-            secrets_before,
-            encode_or_none(new_secrets, secrets_before),
-            mode=0o640,
-            secret=True,
-        ),
+        FileEdit(where.conf, conf_before, plan.encode(new_conf)),
+        blocks.edit(files, where.secrets, _credentials(relay), mode=0o640, secret=True),
     ]
-    edits = [e for e in edits if e.before != e.after]
-    if not edits:
-        return Plan(Mta.OPENSMTPD, "apply")
     if domains:
         notes.append(
             f"mail for {', '.join(domains)} goes through {relay.host}; everything "
@@ -116,50 +81,25 @@ def plan_apply(
         notes.append(f"{where.secrets} is root:opensmtpd 0640 so that smtpd can read it")
     if not relay.tls and not relay.wrapper:
         notes.append("TLS is not required (tls = false): smtp:// uses STARTTLS when offered")
-    return Plan(
-        Mta.OPENSMTPD,
-        "apply",
-        edits=tuple(edits),
-        commands=_commands(where, edits, flush=True),
-        notes=tuple(notes),
+    return plan.apply_plan(
+        Mta.OPENSMTPD, edits, notes, lambda kept: _commands(where, kept, flush=True)
     )
 
 
-def plan_revert(
-    files: Mapping[Path, bytes | None],
-    saved: Mapping[Path, bytes | None],
-    changed: frozenset[Path],
-    *,
-    config_dir: Path,
-) -> Plan:
+def plan_revert(files: Files, saved: Files, changed: frozenset[Path], *, config_dir: Path) -> Plan:
     """Back to the saved files; an edited smtpd.conf gets its replaced lines back, nothing more."""
     where = _paths(config_dir)
 
     def undo(path: Path, text: str, before_apply: bytes | None) -> bytes | None:
-        after = _strip_blocks(text, path) if path == where.conf else _put_block(text, [], path)
-        return encode_or_none(after, before_apply)
+        after = (
+            blocks.unwrap(text, path, was=WAS) if path == where.conf else blocks.remove(text, path)
+        )
+        return plan.encode_or_none(after, before_apply)
 
-    edits, notes = revert_edits(where, files, saved, changed, secret=where.secrets,
-                                secret_mode=0o640, undo=undo)  # fmt: skip
-    if not edits:
-        return Plan(Mta.OPENSMTPD, "revert", notes=tuple(notes))
-    return Plan(
-        Mta.OPENSMTPD,
-        "revert",
-        edits=tuple(edits),
-        commands=_commands(where, edits, flush=False),
-        notes=tuple(notes),
-    )
-
-
-def _url(relay: Relay) -> str:
-    """smtps:// is TLS from the first byte, smtp+tls:// required STARTTLS, smtp:// optional."""
-    if not _HOST.match(relay.host):
-        raise ConfigError(f"smart host {relay.host!r} is not a host name or address")
-    scheme = "smtps" if relay.wrapper else "smtp+tls" if relay.tls else "smtp"
-    label = f"{TABLE}@" if relay.authenticated else ""
-    host = f"[{relay.host}]" if ":" in relay.host else relay.host.lower()
-    return f"{scheme}://{label}{host}:{relay.port}"
+    return plan.revert_plan(
+        Mta.OPENSMTPD, where, files, saved, changed, secret=where.secrets, secret_mode=0o640,
+        undo=undo, commands=lambda kept: _commands(where, kept, flush=False),
+    )  # fmt: skip
 
 
 def _smart_action(line: str, relay: Relay, name: str | None = None) -> str:
@@ -170,6 +110,16 @@ def _smart_action(line: str, relay: Relay, name: str | None = None) -> str:
     auth = f" auth <{TABLE}>" if relay.authenticated else ""
     action = match[1] if name is None else f'"{name}"'
     return f"action {action} relay host {_url(relay)}{auth}{rest}"
+
+
+def _url(relay: Relay) -> str:
+    """smtps:// is TLS from the first byte, smtp+tls:// required STARTTLS, smtp:// optional."""
+    if not plan.HOST_OR_IPV6.match(relay.host):
+        raise PlanError(f"smart host {relay.host!r} is not a host name or address")
+    scheme = "smtps" if relay.wrapper else "smtp+tls" if relay.tls else "smtp"
+    label = f"{TABLE}@" if relay.authenticated else ""
+    host = f"[{relay.host}]" if ":" in relay.host else relay.host.lower()
+    return f"{scheme}://{label}{host}:{relay.port}"
 
 
 def _tables(relay: Relay, secrets: Path, domains: Sequence[str]) -> list[str]:
@@ -183,7 +133,7 @@ def _tables(relay: Relay, secrets: Path, domains: Sequence[str]) -> list[str]:
 def _route_all(text: str, relays: Sequence[int], relay: Relay, secrets: Path) -> str:
     lines = text.splitlines(keepends=True)
     if not relays:
-        raise ConfigError(
+        raise PlanError(
             'smtpd.conf has no relay action (action "…" relay): nothing sends '
             "mail out, so there is nothing to route through the smart host"
         )
@@ -191,7 +141,7 @@ def _route_all(text: str, relays: Sequence[int], relay: Relay, secrets: Path) ->
     for index in reversed(relays):
         line = lines[index].rstrip("\n")
         body = [WAS + line, *(tables if index == relays[0] else []), _smart_action(line, relay)]
-        lines[index : index + 1] = _block(body)
+        lines[index : index + 1] = blocks.HASH.wrap(body)
     return "".join(lines)
 
 
@@ -215,7 +165,7 @@ def _route_destinations(
     inserts: dict[int, list[str]] = {}
     for name, index in names.items():
         twin = _smart_action(lines[index], relay, _twin(name))
-        block = _block([*(tables if index == relays[0] else []), twin])
+        block = blocks.HASH.wrap([*(tables if index == relays[0] else []), twin])
         inserts.setdefault(index + 1, []).extend(block)
     for index in rules:
         line = lines[index].rstrip("\n")
@@ -224,7 +174,7 @@ def _route_destinations(
         twin = f'"{_twin(match[1].strip(QUOTE))}"'
         rule = line[: match.start(1)] + twin + line[match.end(1) :]
         rule = _FOR_ANY.sub(f"for domain <{DOMAINS_TABLE}>", rule, count=1)
-        inserts.setdefault(index, []).extend(_block([rule]))
+        inserts.setdefault(index, []).extend(blocks.HASH.wrap([rule]))
     out: list[str] = []
     for index, line in enumerate(lines):
         out.extend(inserts.get(index, []))
@@ -248,7 +198,7 @@ def _relay_actions(text: str, path: Path) -> list[int]:
     for index, line in enumerate(text.splitlines()):
         if _ACTION.match(line):
             if line.rstrip().endswith("\\"):
-                raise ConfigError(f"{path}:{index + 1}: write this relay action on one line")
+                raise PlanError(f"{path}:{index + 1}: write this relay action on one line")
             found.append(index)
     return found
 
@@ -259,7 +209,7 @@ def _credentials(relay: Relay) -> list[str]:
     if not relay.authenticated:
         return []
     if any(c in relay.username for c in ": \t\n"):
-        raise ConfigError(
+        raise PlanError(
             f"smart host username {relay.username!r}: OpenSMTPD's credentials "
             "table cannot hold ':' or spaces in it"
         )
@@ -294,56 +244,3 @@ def _commands(where: _Paths, edits: Sequence[FileEdit], *, flush: bool) -> tuple
             )
         )
     return tuple(commands)
-
-
-def _block(body: Sequence[str]) -> list[str]:
-    return [BEGIN + "\n", *(line + "\n" for line in body), END + "\n"]
-
-
-def _strip_blocks(text: str, path: Path) -> str:
-    """`text` without blmonitor's blocks, each one's replaced lines (#was:) put back."""
-    out: list[str] = []
-    inside = False
-    for number, line in enumerate(text.splitlines(keepends=True), start=1):
-        mark = line.strip()
-        if mark == BEGIN:
-            if inside:
-                raise ConfigError(f"{path}:{number}: {BEGIN!r} inside a block; fix it by hand")
-            inside = True
-        elif mark == END:
-            if not inside:
-                raise ConfigError(f"{path}:{number}: {END!r} without {BEGIN!r}; fix it by hand")
-            inside = False
-        elif not inside:
-            out.append(line)
-        elif line.startswith(WAS):
-            out.append(line[len(WAS) :])
-    if inside:
-        raise ConfigError(f"{path}: {BEGIN!r} without {END!r}; fix it by hand")
-    return "".join(out)
-
-
-def _span(lines: Sequence[str], path: Path) -> tuple[int, int] | None:
-    marks = [i for i, line in enumerate(lines) if line.strip() in (BEGIN, END)]
-    if not marks:
-        return None
-    if len(marks) != 2 or lines[marks[0]].strip() != BEGIN or lines[marks[1]].strip() != END:
-        raise ConfigError(
-            f"{path}: the lines {BEGIN!r} and {END!r} must appear once each, "
-            "in that order; fix the file by hand"
-        )
-    return marks[0], marks[1]
-
-
-def _put_block(text: str, body: Sequence[str], path: Path) -> str:
-    """The secrets file with blmonitor's block holding `body` (removed when empty), at the end."""
-    lines = text.splitlines(keepends=True)
-    span = _span(lines, path)
-    block = _block(body) if body else []
-    if span is not None:
-        return "".join(lines[: span[0]] + block + lines[span[1] + 1 :])
-    if not block:
-        return text
-    if lines and not lines[-1].endswith("\n"):
-        lines[-1] += "\n"
-    return "".join(lines + block)

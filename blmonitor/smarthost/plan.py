@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import difflib
 import enum
+import ipaddress
 import re
 import shlex
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from blmonitor.errors import ConfigError
+from blmonitor.errors import PlanError
 
+# What a relay's host may be where it is written into a config file unquoted.
+HOST = re.compile(r"^[A-Za-z0-9._-]+$")  # a host name or an IPv4 address
+HOST_OR_IPV6 = re.compile(r"^[A-Za-z0-9._:-]+$")
 _DOMAIN = re.compile(r"[a-z0-9.-]+")
 _WILDCARD_DOMAIN = re.compile(r"[a-z0-9.*-]+")
 
@@ -24,6 +28,9 @@ PASSWORD = "\x00blmonitor-password\x00"
 SHOWN_PASSWORD = "<password from {file}>"
 # A file that exists and is not read (a binary index such as sasl_passwd.db holds the password).
 PRESENT = b"\x00present\x00"
+
+# What a planner is given: each file's bytes as the adapter read them, None when it is missing.
+Files = Mapping[Path, bytes | None]
 
 
 class Mta(enum.StrEnum):
@@ -169,18 +176,35 @@ def encode_or_none(text: str, before: bytes | None) -> bytes | None:
     return encode(text)
 
 
-def revert_edits(
+def apply_plan(
+    mta: Mta,
+    edits: Iterable[FileEdit],
+    notes: Iterable[str],
+    commands: Callable[[Sequence[FileEdit]], tuple[Command, ...]],
+) -> Plan:
+    """The plan of the edits that change something, with `commands(those edits)` to run after
+    them; an empty plan, notes dropped, when the files are already as wanted."""
+    changed = [e for e in edits if e.before != e.after]
+    if not changed:
+        return Plan(mta, "apply")
+    return Plan(mta, "apply", tuple(changed), commands(changed), tuple(notes))
+
+
+def revert_plan(
+    mta: Mta,
     paths: Iterable[Path],
-    files: Mapping[Path, bytes | None],
-    saved: Mapping[Path, bytes | None],
+    files: Files,
+    saved: Files,
     changed: frozenset[Path],
     *,
     secret: Path,
     secret_mode: int,
     undo: Callable[[Path, str, bytes | None], bytes | None],
-) -> tuple[list[FileEdit], list[str]]:
-    """The edits back to the saved files: exact for a file nobody touched since apply; for one
-    the admin edited, `undo(path, current text, saved bytes)` takes out only blmonitor's part."""
+    commands: Callable[[Sequence[FileEdit]], tuple[Command, ...]],
+) -> Plan:
+    """The plan back to the saved files: exact for a file nobody touched since apply; for one
+    the admin edited, `undo(path, current text, saved bytes)` takes out only blmonitor's part.
+    `commands(edits)` are what the MTA needs run after those edits."""
     edits: list[FileEdit] = []
     notes: list[str] = []
     for path in paths:
@@ -196,17 +220,37 @@ def revert_edits(
         notes.append(f"{path} was edited since apply: only blmonitor's changes are undone")
         after = undo(path, decode(current), before_apply)
         edits.append(FileEdit(path, current, after, mode=mode, secret=is_secret))
-    return [e for e in edits if e.before != e.after], notes
+    edits = [e for e in edits if e.before != e.after]
+    if not edits:
+        return Plan(mta, "revert", notes=tuple(notes))
+    return Plan(mta, "revert", tuple(edits), commands(edits), tuple(notes))
+
+
+def refuse_smtps(relay: Relay, why: str) -> None:
+    """A PlanError for port 465 where the MTA or blmonitor's plan speaks STARTTLS only."""
+    if relay.wrapper:
+        raise PlanError(
+            f"smart host port 465 (TLS from the first byte): {why}; "
+            "use the relay's submission port 587"
+        )
+
+
+def is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def destination_domains(destinations: Iterable[str], *, wildcards: bool = False) -> list[str]:
-    """The receiving domains of scope = destinations, lower case, sorted, each once; ConfigError
+    """The receiving domains of scope = destinations, lower case, sorted, each once; PlanError
     for none or for one that is not a domain name (`*` allowed with `wildcards`)."""
     domains = sorted({d.strip().lower().rstrip(".") for d in destinations if d.strip()})
     if not domains:
-        raise ConfigError("smart host scope = destinations needs at least one destination")
+        raise PlanError("smart host scope = destinations needs at least one destination")
     allowed = _WILDCARD_DOMAIN if wildcards else _DOMAIN
     for domain in domains:
         if not allowed.fullmatch(domain):
-            raise ConfigError(f"destination {domain!r} is not a domain name")
+            raise PlanError(f"destination {domain!r} is not a domain name")
     return domains

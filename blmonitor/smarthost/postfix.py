@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from blmonitor.errors import PlanError
 from blmonitor.smarthost.plan import PASSWORD, Command, FileEdit, Mta, Plan, Relay, Scope
 
+DEFAULT_DIR = Path("/etc/postfix")
 SASL = "blmonitor_sasl_passwd"
 TLS_POLICY = "blmonitor_tls_policy"
 TRANSPORT = "blmonitor_transport"
@@ -113,7 +115,7 @@ def plan_apply(
     """The change that sends mail through `relay`; an empty Plan when it is already so."""
     notes: list[str] = []
     if scope is Scope.DESTINATIONS and relay.wrapper:
-        raise ValueError("port 465 (SMTPS) works only with scope = all in Postfix: use 587")
+        raise PlanError("port 465 (SMTPS) works only with scope = all in Postfix: use 587")
     if scope is Scope.DESTINATIONS and not destinations:
         return Plan(
             Mta.POSTFIX, "apply", notes=("no receiving domain blocks us: nothing to route",)

@@ -7,36 +7,21 @@ Pure: the planner reads the bytes it is given and returns a Plan.
 
 from __future__ import annotations
 
-import ipaddress
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from blmonitor.errors import ConfigError
-from blmonitor.smarthost.plan import (
-    PASSWORD,
-    Command,
-    FileEdit,
-    Mta,
-    Plan,
-    Relay,
-    Scope,
-    decode,
-    destination_domains,
-    encode,
-    encode_or_none,
-    revert_edits,
-)
+from blmonitor.errors import PlanError
+from blmonitor.smarthost import blocks, plan
+from blmonitor.smarthost.plan import PASSWORD, Command, FileEdit, Files, Mta, Plan, Relay, Scope
 
 DEFAULT_DIR = Path("/etc/mail")
-MC_BEGIN = "dnl ### BEGIN blmonitor smarthost"
-MC_END = "dnl ### END blmonitor smarthost"
-BEGIN = "# BEGIN blmonitor smarthost"
-END = "# END blmonitor smarthost"
+# sendmail.mc is m4: "dnl" comments a line out
+MC = blocks.Markers("dnl ### BEGIN blmonitor smarthost", "dnl ### END blmonitor smarthost")
 
-_HOST = re.compile(r"^[A-Za-z0-9._-]+$")
-_MAILER_DEFINITIONS = re.compile(r"^\s*(MAILER_DEFINITIONS|MAILER\()")
+
+_MAPS = ("authinfo", "access", "mailertable")
 
 
 class _Paths(NamedTuple):
@@ -47,12 +32,7 @@ class _Paths(NamedTuple):
 
 
 def _paths(config_dir: Path) -> _Paths:
-    return _Paths(
-        mc=config_dir / "sendmail.mc",
-        authinfo=config_dir / "authinfo",
-        access=config_dir / "access",
-        mailertable=config_dir / "mailertable",
-    )
+    return _Paths(*(config_dir / name for name in ("sendmail.mc", *_MAPS)))
 
 
 def paths(config_dir: Path) -> tuple[Path, ...]:
@@ -66,27 +46,21 @@ def paths(config_dir: Path) -> tuple[Path, ...]:
     return (*where, *built)
 
 
-def plan_apply(
-    files: Mapping[Path, bytes | None],
-    relay: Relay,
-    *,
-    config_dir: Path,
-    scope: Scope = Scope.ALL,
-    destinations: Sequence[str] = (),
-) -> Plan:
+def plan_apply(files: Files, relay: Relay, *, config_dir: Path, scope: Scope = Scope.ALL,
+               destinations: Sequence[str] = ()) -> Plan:  # fmt: skip
     """Route outbound mail (all, or for `destinations` only) through `relay`."""
     where = _paths(config_dir)
     host = _check(relay)
-    domains = destination_domains(destinations) if scope is Scope.DESTINATIONS else []
+    domains = plan.destination_domains(destinations) if scope is Scope.DESTINATIONS else []
     mc_before = files.get(where.mc)
     if mc_before is None:
-        raise ConfigError(f"{where.mc} does not exist: is sendmail installed?")
-    mc_text = decode(mc_before)
-    outside = _strip(mc_text, MC_BEGIN, MC_END, where.mc)
+        raise PlanError(f"{where.mc} does not exist: is sendmail installed?")
+    mc_text = plan.decode(mc_before)
+    outside = blocks.remove(mc_text, where.mc, markers=MC)
     notes: list[str] = []
 
     maps: dict[Path, list[str]] = {where.authinfo: [], where.access: [], where.mailertable: []}
-    texts = {path: decode(files.get(path)) for path in maps}
+    texts = {path: plan.decode(files.get(path)) for path in maps}
     if relay.authenticated:
         key = f"AuthInfo:{host}"
         if _has_key(texts[where.authinfo], key, where.authinfo):
@@ -127,25 +101,12 @@ def plan_apply(
         mc_lines.append(_feature("authinfo", where.authinfo))
     if maps[where.access] and not _has_feature(outside, "access_db"):
         mc_lines.append(_feature("access_db", where.access))
-    new_mc = _put_mc_block(mc_text, mc_lines, where.mc)
+    new_mc = blocks.put(mc_text, mc_lines, where.mc, markers=MC, at=_before_mailers(where.mc))
 
-    edits = [FileEdit(where.mc, mc_before, encode(new_mc))]
+    edits = [FileEdit(where.mc, mc_before, plan.encode(new_mc))]
     for path, body in maps.items():
-        before = files.get(path)
-        after = _put_block(texts[path], body, path)
         secret = path == where.authinfo
-        edits.append(
-            FileEdit(
-                path,
-                before,
-                encode_or_none(after, before),
-                mode=0o600 if secret else 0o644,
-                secret=secret,
-            )
-        )
-    edits = [e for e in edits if e.before != e.after]
-    if not edits:
-        return Plan(Mta.SENDMAIL, "apply")
+        edits.append(blocks.edit(files, path, body, mode=0o600 if secret else 0o644, secret=secret))
 
     if domains:
         notes.append(
@@ -162,66 +123,37 @@ def plan_apply(
             "TLS is not required (tls = false): sendmail uses STARTTLS when the relay offers it"
             + (", and may otherwise send the password in clear" if relay.authenticated else "")
         )
-    if relay.authenticated and not _is_address(host):
+    if relay.authenticated and not plan.is_address(host):
         notes.append(
             f"AuthInfo is looked up by the relay's name as DNS returns it: if {host} is "
             "a CNAME, add a line for the name it points to"
         )
-    return Plan(
-        Mta.SENDMAIL,
-        "apply",
-        edits=tuple(edits),
-        commands=_commands(config_dir, edits, flush=True),
-        notes=tuple(notes),
+    return plan.apply_plan(
+        Mta.SENDMAIL, edits, notes, lambda kept: _commands(config_dir, kept, flush=True)
     )
 
 
-def plan_revert(
-    files: Mapping[Path, bytes | None],
-    saved: Mapping[Path, bytes | None],
-    changed: frozenset[Path],
-    *,
-    config_dir: Path,
-) -> Plan:
+def plan_revert(files: Files, saved: Files, changed: frozenset[Path], *, config_dir: Path) -> Plan:
     """Back to the saved files; a file edited since apply loses only blmonitor's blocks."""
     where = _paths(config_dir)
 
     def undo(path: Path, text: str, before_apply: bytes | None) -> bytes | None:
-        marks = (MC_BEGIN, MC_END) if path == where.mc else (BEGIN, END)
-        return encode_or_none(_strip(text, *marks, path), before_apply)
+        markers = MC if path == where.mc else blocks.HASH
+        return plan.encode_or_none(blocks.remove(text, path, markers=markers), before_apply)
 
-    edits, notes = revert_edits(where, files, saved, changed, secret=where.authinfo,
-                                secret_mode=0o600, undo=undo)  # fmt: skip
-    if not edits:
-        return Plan(Mta.SENDMAIL, "revert", notes=tuple(notes))
-    return Plan(
-        Mta.SENDMAIL,
-        "revert",
-        edits=tuple(edits),
-        commands=_commands(config_dir, edits, flush=False),
-        notes=tuple(notes),
-    )
+    return plan.revert_plan(
+        Mta.SENDMAIL, where, files, saved, changed, secret=where.authinfo, secret_mode=0o600,
+        undo=undo, commands=lambda kept: _commands(config_dir, kept, flush=False),
+    )  # fmt: skip
 
 
 def _check(relay: Relay) -> str:
-    if not _HOST.match(relay.host):
-        raise ConfigError(f"smart host {relay.host!r}: Sendmail needs a host name or IPv4 address")
-    if relay.wrapper:
-        raise ConfigError(
-            "smart host port 465 (TLS from the first byte): blmonitor configures "
-            "Sendmail for STARTTLS only; use the relay's submission port 587"
-        )
+    if not plan.HOST.match(relay.host):
+        raise PlanError(f"smart host {relay.host!r}: Sendmail needs a host name or IPv4 address")
+    plan.refuse_smtps(relay, "blmonitor configures Sendmail for STARTTLS only")
     if any(c in relay.username for c in '"\n'):
-        raise ConfigError(f"smart host username {relay.username!r}: authinfo cannot hold '\"'")
+        raise PlanError(f"smart host username {relay.username!r}: authinfo cannot hold '\"'")
     return relay.host.lower()
-
-
-def _is_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _authinfo(relay: Relay, host: str) -> list[str]:
@@ -240,7 +172,7 @@ def _has_feature(mc: str, name: str) -> bool:
 
 def _has_key(text: str, key: str, path: Path) -> bool:
     """Whether a map line for `key` exists outside blmonitor's block (makemap refuses doubles)."""
-    for line in _strip(text, BEGIN, END, path).splitlines():
+    for line in blocks.remove(text, path).splitlines():
         fields = line.split(None, 1)
         if fields and fields[0].lower() == key.lower():
             return True
@@ -259,7 +191,7 @@ def _commands(config_dir: Path, edits: Sequence[FileEdit], *, flush: bool) -> tu
         ),
     ]
     for edit in edits:
-        if edit.path.name not in ("authinfo", "access", "mailertable"):
+        if edit.path.name not in _MAPS:
             continue
         if edit.after is None:
             commands.append(Command(("rm", "-f", f"{edit.path}.db"), f"{edit.path} is gone"))
@@ -285,48 +217,17 @@ def _commands(config_dir: Path, edits: Sequence[FileEdit], *, flush: bool) -> tu
     return tuple(commands)
 
 
-def _put_mc_block(text: str, body: Sequence[str], path: Path) -> str:
-    """sendmail.mc with the block before MAILER_DEFINITIONS (FEATUREs must precede MAILERs)."""
-    lines = text.splitlines(keepends=True)
-    span = _span([line.strip() for line in lines], MC_BEGIN, MC_END, path)
-    block = [MC_BEGIN + "\n", *(line + "\n" for line in body), MC_END + "\n"] if body else []
-    if span is not None:
-        return "".join(lines[: span[0]] + block + lines[span[1] + 1 :])
-    if not block:
-        return text
-    for at, line in enumerate(lines):
-        if _MAILER_DEFINITIONS.match(line):
-            return "".join(lines[:at] + block + lines[at:])
-    raise ConfigError(f"{path} has no MAILER_DEFINITIONS or MAILER() line: is it a sendmail.mc?")
+_MAILER_DEFINITIONS = re.compile(r"^\s*(MAILER_DEFINITIONS|MAILER\()")
 
 
-def _put_block(text: str, body: Sequence[str], path: Path) -> str:
-    """A map file with blmonitor's block holding `body` (removed when empty), at the end."""
-    lines = text.splitlines(keepends=True)
-    span = _span([line.strip() for line in lines], BEGIN, END, path)
-    block = [BEGIN + "\n", *(line + "\n" for line in body), END + "\n"] if body else []
-    if span is not None:
-        return "".join(lines[: span[0]] + block + lines[span[1] + 1 :])
-    if not block:
-        return text
-    if lines and not lines[-1].endswith("\n"):
-        lines[-1] += "\n"
-    return "".join(lines + block)
+def _before_mailers(path: Path) -> Callable[[list[str]], int]:
+    """Where a new block goes in sendmail.mc: before MAILER_DEFINITIONS, as FEATUREs must
+    precede MAILERs."""
 
+    def at(lines: list[str]) -> int:
+        for index, line in enumerate(lines):
+            if _MAILER_DEFINITIONS.match(line):
+                return index
+        raise PlanError(f"{path} has no MAILER_DEFINITIONS or MAILER() line: is it a sendmail.mc?")
 
-def _strip(text: str, begin: str, end: str, path: Path) -> str:
-    lines = text.splitlines(keepends=True)
-    span = _span([line.strip() for line in lines], begin, end, path)
-    return text if span is None else "".join(lines[: span[0]] + lines[span[1] + 1 :])
-
-
-def _span(lines: Sequence[str], begin: str, end: str, path: Path) -> tuple[int, int] | None:
-    marks = [i for i, line in enumerate(lines) if line in (begin, end)]
-    if not marks:
-        return None
-    if len(marks) != 2 or lines[marks[0]] != begin or lines[marks[1]] != end:
-        raise ConfigError(
-            f"{path}: the lines {begin!r} and {end!r} must appear once each, "
-            "in that order; fix the file by hand"
-        )
-    return marks[0], marks[1]
+    return at
