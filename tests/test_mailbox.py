@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from blmonitor import cli
-from blmonitor.bounces import mailbox, watch
+from blmonitor.bounces import extract, mailbox, watch
 
 DATA = Path(__file__).parent / "data" / "bounces"
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "sisimai-set-of-emails"
@@ -73,7 +73,7 @@ def test_a_huge_file_is_read_up_to_the_cap(tmp_path, monkeypatch) -> None:
         handle.write(SAMPLE.read_bytes())
         handle.truncate(2 * 1024**3)  # sparse: 2 GB of zeros after a real bounce
     read: list[int] = []
-    real = mailbox.parse_message
+    real = extract.parse_message
 
     def spy(data: bytes, *, source: str) -> Any:
         read.append(len(data))
