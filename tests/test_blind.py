@@ -271,7 +271,8 @@ def test_resolver_down_is_unknown_everywhere_and_told_once_each_way(lab, tmp_pat
             history = Store(config.monitor.database)
             try:
                 assert history.load_state().pairs[("203.0.113.9", "flip.lab.test")].listed
-                assert history.last_run()["verdict"] == "unknown"
+                last = history.last_run()
+                assert last is not None and last["verdict"] == "unknown"
             finally:
                 history.close()
             scrape = store_renderer(config.monitor.database)()

@@ -425,3 +425,26 @@ def test_metrics_endpoint_while_running(lab, tmp_path) -> None:
     assert kind.startswith("text/plain; version=0.0.4")
     assert 'blmonitor_listed{target="203.0.113.5",zone="flip.lab.test"} 1' in text
     assert "blmonitor_up 1" in text
+
+
+def test_a_hostile_maildir_neither_hangs_nor_crashes_the_daemon(lab, tmp_path, flip) -> None:
+    """A FIFO and a link to /dev/zero in the watched Maildir (issue 12): the run completes,
+    its DNS results are stored, and SIGTERM ends the daemon within 2 s."""
+    box = tmp_path / "Maildir"
+    for sub in ("new", "cur", "tmp"):
+        (box / sub).mkdir(parents=True)
+    os.mkfifo(box / "new" / "fifo")
+    (box / "new" / "zero").symlink_to("/dev/zero")
+    config = write_config(tmp_path, lab, zones=("flip",))
+    config.write_text(config.read_text() + f'[bounces]\nwatch = ["{box}"]\n')
+    log = tmp_path / "daemon.log"
+    with daemon(config, log) as proc:
+        wait_for("the first run", logged(log, "next run at"), proc, log)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(5) == 0
+        assert time.monotonic() - started < 2.0, log.read_text()  # the issue's bound, not a bench
+    text = log.read_text()
+    assert "Traceback" not in text and "MemoryError" not in text
+    assert text.count("skipped") == 2
+    assert query(tmp_path / "blmonitor.db", "SELECT verdict FROM runs") == [("clean",)]

@@ -1,17 +1,24 @@
 """Where returned messages are read from: a file (.eml or mbox, told apart by content), a
 directory tree, a Maildir (cur/ and new/) or standard input. The only module of `bounces/`
 that does file I/O; splitting an mbox (`parse_mbox`) is pure and sits here with it.
+
+Mailboxes are hostile input: only regular files are read (a FIFO would block, a device never
+ends), symlinks inside a tree are not followed, at most MAX_MESSAGE bytes of one message are
+read, and an mbox larger than STREAM_ABOVE is split as it is read, one message in memory.
 """
 
 from __future__ import annotations
 
+import errno
+import io
 import itertools
 import os
 import re
+import stat
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from blmonitor.bounces.extract import parse_message
 from blmonitor.bounces.mime import normalise
@@ -20,9 +27,16 @@ from blmonitor.bounces.models import BounceRecord
 if TYPE_CHECKING:
     import logging
 
-__all__ = ["parse_mbox", "read_path"]
+__all__ = ["NotRegular", "open_regular", "parse_mbox", "read_file", "read_path", "stream_mbox"]
 
 _FROM_ESCAPE = re.compile(rb"(?m)^>(>*From )")
+
+MAX_MESSAGE = 10 * 1024 * 1024  # bytes of one message read; the DSN parts come first
+STREAM_ABOVE = 32 * 1024 * 1024  # an mbox larger than this is split while it is read
+
+
+class NotRegular(OSError):
+    """A FIFO, device or socket where a mail file was expected: never opened for reading."""
 
 
 def _log() -> logging.Logger:
@@ -47,9 +61,7 @@ def parse_mbox(data: bytes) -> Iterator[tuple[int, bytes]]:
     bounds = [*starts, len(data)]
     for n, (start, end) in enumerate(itertools.pairwise(bounds), start=1):
         chunk = data[start:end]
-        chunk = chunk[chunk.find(b"\n") + 1 :]
-        if b">From " in chunk:  # (every match of the pattern holds it)
-            chunk = _FROM_ESCAPE.sub(rb"\1", chunk)
+        chunk = _unescape(chunk[chunk.find(b"\n") + 1 :])
         if chunk.strip():
             yield n, chunk
 
@@ -85,7 +97,7 @@ def _files(path: Path) -> Iterator[Path]:
     if (path / "cur").is_dir() or (path / "new").is_dir():
         for sub in ("cur", "new"):
             if (path / sub).is_dir():
-                yield from sorted(p for p in (path / sub).iterdir() if p.is_file())
+                yield from sorted(p for p in (path / sub).iterdir() if not p.is_dir())
         return
     for root, dirs, names in os.walk(path, onerror=lambda e: _log().warning("skipped: %s", e)):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "tmp")
@@ -96,32 +108,104 @@ def _files(path: Path) -> Iterator[Path]:
 
 def read_path(path: Path) -> Iterator[BounceRecord]:
     """Records from a file (.eml or mbox, told apart by content), a directory tree, a Maildir
-    (cur/ and new/) or standard input (`-`). Unreadable files are logged and skipped."""
+    (cur/ and new/) or standard input (`-`). What cannot be read (not a regular file, a link
+    inside a tree, no permission) is logged and skipped; it costs only itself."""
     if str(path) == "-":
-        yield from _parse_bytes(sys.stdin.buffer.read(), "-")
+        yield from _parse_bytes(_cap(sys.stdin.buffer), "-")
         return
     try:  # a file, most of the time: no stat() to tell it from a directory first
-        data = _read(path)
+        yield from read_file(path, follow=True)
+        return
     except IsADirectoryError:
         pass
     except OSError as exc:
         if not path.is_dir():  # (a directory that cannot be opened is walked as before)
             _log().warning("skipped %s: %s", path, exc.strerror or exc)
             return
-    else:
-        yield from _parse_bytes(data, str(path))
-        return
     for file in _files(path):
         try:
-            data = _read(file)
+            yield from read_file(file, follow=False)
         except OSError as exc:
             _log().warning("skipped %s: %s", file, exc.strerror or exc)
-            continue
-        yield from _parse_bytes(data, str(file))
 
 
-def _read(path: Path) -> bytes:
-    """`path.read_bytes()` without the buffered reader (fewer system calls, which cost much
-    in some sandboxes): the whole file is read at once in any case."""
-    with open(path, "rb", buffering=0) as fh:
-        return fh.readall()
+def read_file(path: Path, *, follow: bool) -> Iterator[BounceRecord]:
+    """The records of one mail file (a message or an mbox). `follow`: a symlink is read
+    (a path the admin named) rather than refused (an entry found inside a tree)."""
+    with open_regular(path, follow=follow) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size > STREAM_ABOVE and handle.peek(5)[:5] == b"From ":
+            for n, chunk in stream_mbox(handle):
+                yield from parse_message(chunk, source=f"{path}:{n}")
+            return
+        data = _cap(handle)
+    yield from _parse_bytes(data, str(path))
+
+
+def open_regular(path: Path, *, follow: bool = False) -> io.BufferedReader:
+    """`path` opened for reading if it is a regular file; else `NotRegular` (never blocks on
+    a FIFO: it is opened non-blocking and looked at before any read)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow:
+            raise NotRegular(exc.errno, "a symbolic link: not followed inside a mailbox") from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
+        if not stat.S_ISREG(mode):
+            raise NotRegular(errno.EINVAL, "not a regular file (a FIFO, device or socket)")
+        os.set_blocking(fd, True)
+        return open(fd, "rb", closefd=True)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _cap(handle: BinaryIO) -> bytes:
+    """At most MAX_MESSAGE bytes (a message larger than that is read up to there)."""
+    return handle.read(MAX_MESSAGE)
+
+
+def stream_mbox(handle: BinaryIO, *, block: int = 1 << 20) -> Iterator[tuple[int, bytes]]:
+    """`parse_mbox` over a file read line by line: one message in memory, each at most
+    MAX_MESSAGE bytes (the rest of an oversized one is skipped up to the next separator)."""
+    number, size, blank = 0, 0, True
+    parts: list[bytes] = []
+    for line in _lines(handle, block):
+        if blank and line.startswith(b"From ") and line.endswith(b"\n"):
+            if number and any(p.strip() for p in parts):
+                yield number, _unescape(b"".join(parts))
+            number, parts, size = number + 1, [], 0
+        elif number == 0:  # text before the first separator: a message of its own
+            number = 1
+            parts, size = [line], len(line)
+        elif size < MAX_MESSAGE:
+            parts.append(line)
+            size += len(line)
+        blank = line == b"\n"
+    if number and any(p.strip() for p in parts):
+        yield number, _unescape(b"".join(parts))
+
+
+def _lines(handle: BinaryIO, block: int = 1 << 20) -> Iterator[bytes]:
+    """The file's lines with '\n' line breaks (CRLF and lone CR alike, as `normalise`), read a
+    block at a time; a line longer than MAX_MESSAGE is cut there (a binary file has none)."""
+    carry = b""
+    while data := handle.read(block):
+        if data.endswith(b"\r"):  # maybe the first half of a CRLF: decide with the next block
+            more = handle.read(1)
+            data += more
+        lines = normalise(carry + data).split(b"\n")
+        carry = lines.pop()[:MAX_MESSAGE]
+        for line in lines:
+            yield line[:MAX_MESSAGE] + b"\n"
+    if carry:
+        yield carry
+
+
+def _unescape(chunk: bytes) -> bytes:
+    return _FROM_ESCAPE.sub(rb"\1", chunk) if b">From " in chunk else chunk

@@ -46,9 +46,20 @@ def _charset_of(content_type: str) -> str | None:
     return probe.get_content_charset()
 
 
-def decode_text(part: Message) -> str:
+def decode_text(part: Message, limit: int | None = None) -> str:
     """The text of a leaf part: transfer encoding undone, decoded by its charset (UTF-8 when
-    it names none, Latin-1 when Python does not know it), broken bytes replaced."""
+    it names none, Latin-1 when Python does not know it), broken bytes replaced.
+
+    With `limit`, about that many characters are wanted: a much longer encoded payload is
+    cut at a line break before it is decoded (a 5 MB attachment costs nothing then)."""
+    raw = part.get_payload()
+    if limit is not None and isinstance(raw, str) and len(raw) > 2 * limit:
+        cut = raw.rfind("\n", 0, 2 * limit)
+        short = Message()
+        for name, value in part.items():
+            short[name] = value
+        short.set_payload(raw[: cut if cut > 0 else 2 * limit])
+        part = short
     try:
         payload = part.get_payload(decode=True)
     except Exception:  # broken base64/qp: the library raises a variety of errors

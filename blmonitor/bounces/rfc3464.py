@@ -19,8 +19,13 @@ _RECIPIENT_FIELD = re.compile(r"^(?:Final|Original)-Recipient:", re.M | re.I)
 _FIRST_FIELD = re.compile(r"^(?:Reporting-MTA|Arrival-Date|Final-Recipient):", re.M | re.I)
 
 
+# A field longer than this is read up to there (a diagnostic is a few hundred characters;
+# a 5 MB one is a flood, and every reader of it would pay for its length).
+MAX_FIELD = 16 * 1024
+
+
 def _fields(block: Iterable[tuple[str, str]]) -> dict[str, str]:
-    return {k.strip().lower(): one_line(str(v)) for k, v in block}
+    return {k.strip().lower(): one_line(str(v)[:MAX_FIELD]) for k, v in block}
 
 
 def text_blocks(text: str) -> list[dict[str, str]]:
@@ -34,10 +39,11 @@ def text_blocks(text: str) -> list[dict[str, str]]:
                 blocks.append(current)
             current, last = {}, ""
         elif line[0] in " \t" and last:
-            current[last] += " " + line.strip()
-        elif m := _FIELD_LINE.match(line):
+            if len(current[last]) < MAX_FIELD:
+                current[last] = (current[last] + " " + line.strip())[:MAX_FIELD]
+        elif m := _FIELD_LINE.match(line[: MAX_FIELD + 64]):
             last = m.group(1).lower()
-            current[last] = m.group(2).strip()
+            current[last] = m.group(2).strip()[:MAX_FIELD]
     if current:
         blocks.append(current)
     return blocks
