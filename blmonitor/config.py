@@ -235,11 +235,7 @@ def parse_config(text: str, *, source: str, defaults: Defaults) -> Config:
 
 
 def _parse_diagnose(table: _Table) -> DiagnoseConfig:
-    logs = []
-    for text in table.strings("logs", ()):
-        if not text:
-            raise table.fail("logs", "holds an empty string")
-        logs.append(table._absolute("logs", text))
+    logs = table.paths("logs")
     domains = tuple(d.strip().lower().rstrip(".") for d in table.strings("local_domains", ()))
     if any(not d or " " in d or "@" in d for d in domains):
         raise table.fail("local_domains", "expected domain names such as example.com")
@@ -279,11 +275,7 @@ def _parse_smarthost(table: _Table) -> SmarthostConfig:
 
 
 def _parse_bounces(table: _Table) -> BouncesConfig:
-    watch = []
-    for text in table.strings("watch", ()):
-        if not text:
-            raise table.fail("watch", "holds an empty string")
-        watch.append(table._absolute("watch", text))
+    watch = table.paths("watch")
     expire = table.duration("expire", 7 * 86400.0)
     if expire < 86400:
         raise table.fail("expire", f"{table.shown('expire')} is less than the minimum of 1d")
@@ -503,6 +495,15 @@ class _Table:
         if not text:
             raise self.fail(key, f"is empty: leave the key out for the default ({default})")
         return self._absolute(key, text)
+
+    def paths(self, key: str) -> list[Path]:
+        """A list of absolute paths (none by default)."""
+        out = []
+        for text in self.strings(key, ()):
+            if not text:
+                raise self.fail(key, "holds an empty string")
+            out.append(self._absolute(key, text))
+        return out
 
     def _absolute(self, key: str, text: str) -> Path:
         # A daemon's working directory is /, and "~" is not expanded: relative paths mislead.

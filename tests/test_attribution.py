@@ -123,7 +123,7 @@ match = ['blocked using {ZONE}']
             GOOD + "[slots]\nip = 'client {IP}'\nzone = ['(']\n",
             "slots.zone: bad regular expression",
         ),
-        ("[colour]\n" + GOOD, "unknown table(s) or key(s) colour"),
+        ("[colour]\n" + GOOD, "unknown top-level key(s) colour"),
         ("[meta]\nversion = 2\n" + GOOD, "[meta]: version 2 is not 1"),
         ("[meta]\nowner = 'me'\n" + GOOD, "[meta]: unknown key(s) owner"),
         ("slots = 1\n" + GOOD, "[slots] is not a table"),

@@ -7,14 +7,13 @@ literal pre-check (`needles.required_literals`). Pure: the caller reads the file
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from blmonitor.bounces.models import BounceVerdict, ListKind
 from blmonitor.bounces.needles import minimal, required_literals
-from blmonitor.dnsbl.catalog import read_list_data
+from blmonitor.dnsbl.catalog import parse_list_toml, read_list_data
 from blmonitor.errors import CatalogError
 
 __all__ = ["Rule", "RulePattern", "Rules", "embedded_rules", "load_rules"]
@@ -173,13 +172,7 @@ def embedded_rules() -> Rules:
 def load_rules(text: str, *, source: str, compile_now: bool = True) -> Rules:
     """Parse and validate bounce rules; every mistake names `source` and the rule.
     `compile_now=False`: compile each pattern when first used (for data the tests compile)."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise CatalogError(source, f"not valid TOML: {exc}") from exc
-    unknown = set(data) - _TOP_KEYS
-    if unknown:
-        raise CatalogError(source, f"unknown table(s) or key(s) {', '.join(sorted(unknown))}")
+    data = parse_list_toml(text, source=source, keys=_TOP_KEYS)
     _check_meta(data.get("meta", {}), source)
     raw = data.get("rule")
     if not isinstance(raw, list) or not raw:

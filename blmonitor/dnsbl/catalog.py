@@ -88,6 +88,18 @@ def read_list_data(name: str) -> tuple[str, str]:
             raise CatalogError(str(path), f"cannot read it: {exc.strerror}") from exc
 
 
+def parse_list_toml(text: str, *, source: str, keys: set[str]) -> dict[str, Any]:
+    """A data file of lists/ as TOML, with no top-level key but `keys` (one line on error)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogError(source, f"not valid TOML: {exc}") from exc
+    unknown = set(data) - keys
+    if unknown:
+        raise CatalogError(source, f"unknown top-level key(s) {', '.join(sorted(unknown))}")
+    return data
+
+
 def embedded_catalog() -> Catalog:
     """The catalog shipped inside the package (or beside it, in a source checkout)."""
     text, source = read_list_data("zones.toml")
@@ -113,13 +125,7 @@ def parse_catalog(text: str, *, source: str) -> Catalog:
     A broken rule is one CatalogError line naming `source` and the zone, so a `--lists` file
     with a mistake never loads (and never runs as if it were right).
     """
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise CatalogError(source, f"not valid TOML: {exc}") from exc
-    unknown = set(data) - {"catalog", "zone"}
-    if unknown:
-        raise CatalogError(source, f"unknown top-level key(s) {', '.join(sorted(unknown))}")
+    data = parse_list_toml(text, source=source, keys={"catalog", "zone"})
     _check_header(data.get("catalog", {}), source)
     raw = data.get("zone")
     if not isinstance(raw, list) or not raw:
