@@ -92,7 +92,11 @@ def test_expand_targets_cap() -> None:
     ],
 )  # fmt: skip
 def test_query_name(target: str, zone, name: str | None) -> None:
-    got = dnsbl.query_name(dnsbl.parse_target(target), zone)
+    # (the test point is a health probe's Target, never parsed from user input, which maps
+    # an IPv4-mapped address to the IPv4 sender it is)
+    parsed = (Target(target, TargetKind.IPV6) if target.startswith("::ffff:")
+              else dnsbl.parse_target(target))  # fmt: skip
+    got = dnsbl.query_name(parsed, zone)
     assert (got.to_text() if got else None) == name
 
 
@@ -262,3 +266,31 @@ def test_decide_unknown_when_a_zone_is_sick_and_allow_lists_never_list() -> None
         dnsbl.decide([_result(Status.LISTED, Severity.CRITICAL, allow)], [], fail_on=Severity.INFO)
         is Verdict.CLEAN
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("::ffff:198.18.16.138", ("198.18.16.138", TargetKind.IPV4)),  # the IPv4 sender it is
+        ("::FFFF:C612:108A", ("198.18.16.138", TargetKind.IPV4)),
+        ("2001:db8::25", ("2001:db8::25", TargetKind.IPV6)),
+    ],
+)
+def test_ipv4_mapped_addresses_are_checked_as_ipv4(text, expected) -> None:
+    target = dnsbl.parse_target(text)
+    assert (target.text, target.kind) == expected
+
+
+def test_a_scoped_address_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="scoped"):
+        dnsbl.parse_target("fe80::1%eth0")
+
+
+def test_nothing_can_come_out_clean_without_a_lookup() -> None:
+    ip, domain = dnsbl.parse_target("203.0.113.5"), dnsbl.parse_target("example.com")
+    with pytest.raises(UsageError, match=r"no zone takes example.com \(domain\)"):
+        dnsbl.check_plan([ip, domain], [BL])
+    long_zone = generic_zone(".".join(["a" * 60] * 4) + ".example:ipv4")
+    with pytest.raises(UsageError, match="longer than DNS allows"):
+        dnsbl.check_plan([ip], [long_zone])
+    dnsbl.check_plan([ip, domain], [BL, DOM])  # each taken by a zone: no error

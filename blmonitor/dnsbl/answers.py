@@ -52,6 +52,12 @@ def parse_target(text: str) -> Target:
     except ValueError:
         pass
     else:
+        if isinstance(address, ipaddress.IPv6Address):
+            if address.scope_id is not None:
+                raise UsageError(f"{text!r}: a scoped (link-local) address never reaches a "
+                                 "blocklist; give the public address")  # fmt: skip
+            if address.ipv4_mapped is not None:  # ::ffff:a.b.c.d is the IPv4 sender a.b.c.d
+                return Target(str(address.ipv4_mapped), TargetKind.IPV4)
         kind = TargetKind.IPV4 if address.version == 4 else TargetKind.IPV6
         return Target(address.compressed, kind)
     name = raw.lower().rstrip(".")
@@ -131,6 +137,24 @@ def relative_name(kind: TargetKind, text: str) -> dns.name.Name:
 def wire_labels(name: dns.name.Name) -> bytes:
     """Uncompressed wire form of a name's labels; of a relative name, without the root."""
     return b"".join(bytes((len(label),)) + label for label in name.labels)
+
+
+def check_plan(targets: Sequence[Target], zones: Sequence[Zone]) -> None:
+    """A UsageError for what could only come out "clean" without a lookup: a target that no
+    zone takes, or a query name past DNS's 255 octets (a zone or domain too long)."""
+    for target in targets:
+        takers = [z for z in zones if target.kind in z.takes]
+        if not takers:
+            names = ", ".join(z.label for z in zones[:5]) + (" …" if len(zones) > 5 else "")
+            raise UsageError(f"no zone takes {target.text} ({target.kind}): {names} take "
+                             f"{'/'.join(sorted({str(k) for z in zones for k in z.takes}))} "
+                             "only; add a zone that does, or leave the target out")  # fmt: skip
+        for zone in takers:
+            try:
+                _name_for(target.kind, target.text, zone)
+            except dns.name.NameTooLong:
+                raise UsageError(f"{target.text} on {zone.label}: the query name is longer "
+                                 "than DNS allows (255 octets)") from None  # fmt: skip
 
 
 def _name_for(kind: TargetKind, text: str, zone: Zone) -> dns.name.Name:

@@ -71,6 +71,7 @@ def scan(
     `concurrency` sets the total window and each zone's (a local mirror); None keeps the
     polite defaults: 256 in total and the catalog's limit per zone.
     """
+    dnsbl.check_plan(targets, zones)
 
     async def go() -> Report:
         async with DnsClient(list(servers), timeout=timeout) as client:
