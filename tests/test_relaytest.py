@@ -10,7 +10,7 @@ import socket
 import socketserver
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -607,6 +607,7 @@ def test_hostname_lookups_are_not_needed(resolver_guard):
         (POSTFIX, "127.0.0.0/8 [::1]/128", "::1", TrustMatch("[::1]/128", True)),
         (POSTFIX, "127.0.0.1/32", "127.0.0.2", None),
         (POSTFIX, "127.0.0.1", "127.0.0.1", TrustMatch("127.0.0.1", True)),  # a bare address
+        (POSTFIX, "127.0.0.1", "::ffff:127.0.0.1", TrustMatch("127.0.0.1", True)),  # v4-mapped
         (POSTFIX, "10.0.0.0/8,192.0.2.0/24", "192.0.2.7", TrustMatch("192.0.2.0/24", True)),
         (POSTFIX, "10.0.0.0/8,\n  192.0.2.0/24", "192.0.2.7", TrustMatch("192.0.2.0/24", True)),
         (POSTFIX, "[2001:db8::]/32", "2001:db8::5", TrustMatch("[2001:db8::]/32", True)),
@@ -710,7 +711,7 @@ def test_an_inconclusive_report_is_never_open():
 class Recorded:
     """A runner that answers from a table of argv → output (an exception: raised) and notes calls."""
 
-    answers: dict[tuple[str, ...], str | Exception]
+    answers: Mapping[tuple[str, ...], str | Exception]
     calls: list[tuple[str, ...]] = field(default_factory=list)
 
     def __call__(self, argv):
@@ -721,7 +722,9 @@ class Recorded:
         return answer
 
 
-def postconf_answers(conf: str, explicit: str, computed: str, style: str = "host") -> dict:
+def postconf_answers(
+    conf: str, explicit: str, computed: str, style: str = "host"
+) -> dict[tuple[str, ...], str]:
     return {
         ("postconf", "-c", conf, "-n", "mynetworks"): explicit,
         ("postconf", "-c", conf, "-x", "mynetworks", "mynetworks_style"):
@@ -814,7 +817,7 @@ def route_source() -> str:
 
 def test_own_addresses_come_from_the_kernel():
     assert service.is_own_address("127.0.0.1") and service.is_own_address("127.0.0.53")
-    assert service.is_own_address("::1")
+    assert service.is_own_address("::1") and service.is_own_address("::ffff:127.0.0.1")
     assert service.is_own_address(route_source())  # bound to an interface
     assert not service.is_own_address("203.0.113.1")
     assert not service.is_own_address("2001:db8::1")

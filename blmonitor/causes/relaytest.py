@@ -157,6 +157,8 @@ def match_trusted(source: str, trusted: TrustedNetworks) -> TrustMatch | None:
     excludes it); None when none does. A pattern that cannot be evaluated stops the walk as a
     possible match: the answer must never be "not trusted" when it might be."""
     address = ipaddress.ip_address(source.partition("%")[0])
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1 to the MTA's lists
     for pattern in trusted.patterns:
         negated = pattern.startswith("!")
         found = _matches(trusted.mta, address, pattern.lstrip("!").strip())

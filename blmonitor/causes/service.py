@@ -172,6 +172,8 @@ def is_own_address(address: str) -> bool:
     The kernel answers, not a resolver: the source it picks for a route to one of our own
     addresses is that address itself (connecting a UDP socket sends nothing)."""
     ip = ipaddress.ip_address(address.partition("%")[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
     if ip.is_loopback:
         return True
     family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
