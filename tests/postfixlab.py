@@ -18,7 +18,7 @@ import ssl
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -245,10 +245,13 @@ def running_sink(host: str, *, tls_dir: Path | None = None, **options: Any) -> I
 
 @contextlib.contextmanager
 def postfix_instance(
-    direct_port: int = 0, settings: Mapping[str, str] | None = None
+    direct_port: int = 0,
+    settings: Mapping[str, str] | None = None,
+    unset: Sequence[str] = (),
 ) -> Iterator[PostfixLab]:
     """A started Postfix whose direct deliveries go to `direct_port`, with `settings` (main.cf)
-    made before it starts; removed when the block ends."""
+    made and the `unset` parameters removed (back to Postfix's defaults) before it starts;
+    removed when the block ends."""
     # not pytest's tmp_path: its parents are 0700 and the postfix user must reach the queue
     base = Path(tempfile.mkdtemp(prefix="blm-postfix-"))
     base.chmod(0o755)
@@ -257,6 +260,8 @@ def postfix_instance(
         lab.create()
         if settings:
             lab.postconf("-e", *(f"{k}={v}" for k, v in settings.items()))
+        if unset:
+            lab.postconf("-X", *unset)
         lab.start()
         yield lab
     finally:

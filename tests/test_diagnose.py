@@ -50,19 +50,57 @@ def held() -> Iterator[PostfixLab]:
         yield lab
 
 
+STOCK = {"mynetworks": "127.0.0.1/32", "mydestination": "blmtest.example"}
+# Relays for anyone. Not `smtpd_relay_restrictions = permit`: smtpd refuses to start without a
+# working reject_unauth_destination, so the open door is an access table that says OK to all.
+OPEN = {
+    **STOCK,
+    "smtpd_relay_restrictions": "check_client_access static:OK, reject_unauth_destination",
+}
+
+
 @needs_postfix
 @pytest.mark.slow
-@pytest.mark.parametrize(("mynetworks", "code", "verdict"),
-                         [("0.0.0.0/0", 1, "OPEN RELAY"), ("192.0.2.1/32", 0, "CLOSED")])  # fmt: skip
-def test_relaytest_command(mynetworks: str, code: int, verdict: str) -> None:
-    settings = {"mynetworks": mynetworks, "mydestination": "blmtest.example"}
-    with postfix_instance(settings=settings) as lab:
-        result = CliRunner().invoke(cli.main, ["relaytest", "127.0.0.1", "--port",
-                                               str(lab.smtpd_port), "--local-domain",
-                                               "blmtest.example", "--timeout", "10"])  # fmt: skip
+@pytest.mark.parametrize(
+    ("settings", "unset", "source", "code", "last"),
+    [
+        # from loopback, which the MTA trusts: whatever it answers, the probe proves nothing
+        (STOCK, (), "", 3, "INCONCLUSIVE: 127.0.0.1:{port}: inconclusive from here: 127.0.0.1 is "
+         "in Postfix's mynetworks (127.0.0.1/32), so it may relay by design; run it from outside "
+         "your network"),
+        (OPEN, (), "", 3, "INCONCLUSIVE: 127.0.0.1:{port}: inconclusive from here: 127.0.0.1 is in"),
+        # mynetworks unset: Postfix's own expansion of mynetworks_style (host since level 2)
+        ({"mydestination": "blmtest.example"}, ("mynetworks",), "", 3,
+         "INCONCLUSIVE: 127.0.0.1:{port}: inconclusive from here: 127.0.0.1 is in Postfix's "
+         "mynetworks (127.0.0.1/32, from mynetworks_style = host)"),
+        ({"mydestination": "blmtest.example", "mynetworks_style": "class"}, ("mynetworks",),
+         "127.0.0.2", 3, "INCONCLUSIVE: 127.0.0.1:{port}: inconclusive from here: 127.0.0.2 is in "
+         "Postfix's mynetworks (127.0.0.0/8, from mynetworks_style = class)"),
+        # from a second loopback address outside mynetworks: judged as from outside
+        (STOCK, (), "127.0.0.2", 0, "CLOSED: 127.0.0.1:{port} refused all 13 relay attempts"),
+        (OPEN, (), "127.0.0.2", 1, "OPEN RELAY: 127.0.0.1:{port} accepted"),
+        ({"mydestination": "blmtest.example"}, ("mynetworks",), "127.0.0.2", 0, "CLOSED"),
+    ],
+    ids=["stock-loopback", "open-loopback", "unset-host-style", "unset-class-style",
+         "stock-outsider", "open-outsider", "unset-outsider"],
+)  # fmt: skip
+def test_relaytest_command(settings, unset, source, code, last) -> None:
+    with postfix_instance(settings=settings, unset=unset) as lab:
+        args = ["relaytest", "127.0.0.1", "--port", str(lab.smtpd_port), "--local-domain",
+                "blmtest.example", "--timeout", "10", "--config-dir", str(lab.conf),
+                *(["--source", source] if source else [])]  # fmt: skip
+        result = CliRunner().invoke(cli.main, args)
+        data = json.loads(CliRunner().invoke(cli.main, [*args, "--json"]).output)
         assert lab.queue_ids() == []  # never DATA: nothing was queued
     assert result.exit_code == code, result.output
-    assert result.output.splitlines()[-1].startswith(verdict)
+    lines = result.output.splitlines()
+    assert lines[-1].startswith(last.format(port=lab.smtpd_port)), result.output
+    assert lines[0].split()[:2] == ["attempt", "MAIL"]  # the attempts are listed either way
+    assert data["source"] == (source or "127.0.0.1") and data["this_host"] is True
+    assert data["trusted"][0]["mta"] == "Postfix" and data["trusted"][0]["setting"] == "mynetworks"
+    assert data["verdict"] == {3: "inconclusive", 0: "closed", 1: "open"}[code]
+    assert (data["reason"] is None) == (code != 3)
+    assert len(data["attempts"]) == 13
 
 
 @needs_postfix
@@ -187,6 +225,65 @@ def test_diagnosis_of_an_open_relay_puts_closing_it_first() -> None:
     assert found.steps[-1].startswith(
         "Only then request delisting: zen.spamhaus.org: https://check.spamhaus.org/"
     )
+
+
+def test_an_inconclusive_relay_test_is_a_check_not_made() -> None:
+    from blmonitor.causes.relaytest import (
+        Attempt,
+        AttemptResult,
+        Outcome,
+        RelayReport,
+        TrustedNetworks,
+    )
+
+    accepted = AttemptResult(Attempt("external-sender", "", "a@x.invalid", "b@y.invalid"),
+                             Outcome.ACCEPTED, "RCPT", 250, "ok")  # fmt: skip
+    trusted = TrustedNetworks("Postfix", "mynetworks", "127.0.0.0/8")
+    relay = RelayReport("127.0.0.1", 25, (accepted,), source="127.0.0.1", trusted=(trusted,))
+    found = diagnosis.diagnose(listings=[], relay=relay, checked=["the postfix queue"])
+    assert found.causes == () and found.healthy
+    assert found.checked == ("the postfix queue",)
+    assert found.skipped == (
+        "open relay at 127.0.0.1:25: inconclusive from here: 127.0.0.1 is in Postfix's mynetworks"
+        " (127.0.0.0/8), so it may relay by design; run it from outside your network",
+    )
+    outsider = TrustedNetworks("Postfix", "mynetworks", "127.0.0.1/32")
+    closed = RelayReport("127.0.0.1", 25, (), source="127.0.0.2", trusted=(outsider,))
+    assert diagnosis.diagnose(listings=[], relay=closed).checked == ("open relay at 127.0.0.1:25",)
+
+
+def test_diagnose_relaytest_of_this_host_from_a_trusted_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`diagnose --relaytest` probes through the same service: from loopback, which this host's
+    MTA trusts, an open relay is a check not made, with its reason, and the exit says so."""
+    import functools
+
+    from blmonitor.causes import service
+    from tests.test_relaytest import Relay, relay
+
+    answers = {
+        ("postconf", "-c", str(tmp_path), "-n", "mynetworks"): "mynetworks = 127.0.0.0/8",
+        ("postconf", "-c", str(tmp_path), "-x", "mynetworks", "mynetworks_style"):
+            "mynetworks = 127.0.0.0/8\nmynetworks_style = host",
+    }  # fmt: skip
+    config = tmp_path / "config.toml"
+    config.write_text(f'[monitor]\ndatabase = "{tmp_path / "none.db"}"\n')
+    with relay(Relay(open=True)) as (port, _):
+        monkeypatch.setattr(service, "relaytest", functools.partial(
+            service.relaytest, port=port, timeout=5, run=lambda argv: answers[tuple(argv)],
+            which=lambda name: "/usr/sbin/postconf" if name == "postconf" else None,
+        ))  # fmt: skip
+        args = ["diagnose", "-c", str(config), "--mta", "exim", "--log", str(tmp_path / "no.log"),
+                "--config-dir", str(tmp_path), "--relaytest", "127.0.0.1"]  # fmt: skip
+        result = CliRunner().invoke(cli.main, args)
+        data = json.loads(CliRunner().invoke(cli.main, [*args, "--json"]).output)
+    assert result.exit_code == 3, result.output  # nothing could be checked, no cause found
+    assert "open relay" not in result.output.split("checked:")[0]
+    assert (f"not checked: open relay at 127.0.0.1:{port}: inconclusive from here: 127.0.0.1 is in"
+            " Postfix's mynetworks (127.0.0.0/8)") in result.output  # fmt: skip
+    assert data["causes"] == [] and data["relaytest"]["verdict"] == "inconclusive"
+    assert data["relaytest"]["trusted"][0]["value"] == "127.0.0.0/8"
 
 
 @needs_postfix

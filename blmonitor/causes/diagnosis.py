@@ -69,9 +69,20 @@ def diagnose(
     checked: Sequence[str] = (),
     skipped: Sequence[str] = (),
 ) -> Diagnosis:
-    """One report from what was found; each cause carries the evidence that names it."""
+    """One report from what was found; each cause carries the evidence that names it.
+
+    A relay probe from an address the MTA trusts proves nothing: it is a check not made, with
+    its reason, never an open relay."""
     causes: list[Cause] = []
     steps: list[str] = []
+    checked, skipped = list(checked), list(skipped)
+    if relay is not None:
+        judgement = relay.judgement
+        where = f"open relay at {relay.host}:{relay.port}"
+        if judgement.verdict is relaytest.RelayVerdict.INCONCLUSIVE:
+            skipped.append(f"{where}: {judgement.reason}")
+        else:
+            checked.append(where)
     if relay is not None and relay.verdict is relaytest.RelayVerdict.OPEN:
         accepted = [
             r.attempt.name for r in relay.results if r.outcome is relaytest.Outcome.ACCEPTED

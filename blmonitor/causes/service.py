@@ -1,13 +1,17 @@
 """The cause-finding use cases: the mail queue (detect the MTA, read, analyse, select, remove
 and record), `diagnose` (history, queue and its growth, logs, an open-relay probe, put together
-by the pure `diagnosis`) and the relay test. Each returns a typed result; faces render it.
+by the pure `diagnosis`) and the relay test, which reads the trust settings of this host's MTA
+(postconf, exim -bP) when it probes it. Each returns a typed result; faces render it.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import shutil
+import socket
+import subprocess
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -140,12 +144,18 @@ def render_queue(inspection: QueueInspection) -> str:
 
 # --- the relay test ----------------------------------------------------------------------------
 
+# Runs a command and returns its standard output; raises OSError or SubprocessError on failure.
+Runner = Callable[[Sequence[str]], str]
+POSTFIX_DIR = Path("/etc/postfix")
+
+
+def run_command(argv: Sequence[str]) -> str:
+    done = subprocess.run(list(argv), capture_output=True, text=True, timeout=15, check=True)
+    return done.stdout
+
 
 def resolve_host(host: str) -> str:
     """The host's address (for the [ip] forms of the relay attempts); "" when it has none."""
-    import ipaddress
-    import socket
-
     try:
         return str(ipaddress.ip_address(host.strip("[]")))
     except ValueError:
@@ -156,16 +166,116 @@ def resolve_host(host: str) -> str:
         return ""
 
 
-def relaytest(host: str, *, port: int = 25, local_domain: str = "", timeout: float = 30.0) -> (
-    probe.RelayReport
+def is_own_address(address: str) -> bool:
+    """Whether `address` is this machine's: loopback, or bound to one of its interfaces.
+
+    The kernel answers, not a resolver: the source it picks for a route to one of our own
+    addresses is that address itself (connecting a UDP socket sends nothing)."""
+    ip = ipaddress.ip_address(address.partition("%")[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback:
+        return True
+    family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.connect((str(ip), 9))
+            return ipaddress.ip_address(str(sock.getsockname()[0]).partition("%")[0]) == ip
+    except OSError:
+        return False
+
+
+def read_postfix_trust(config_dir: Path, *, run: Runner = run_command) -> probe.TrustedNetworks:
+    """Postfix's mynetworks as `postconf -c DIR` computes it: from mynetworks_style (host,
+    subnet, class) and the interfaces when mynetworks is unset, exactly as smtpd does."""
+    base = ["postconf", "-c", str(config_dir)]
+    explicit = run([*base, "-n", "mynetworks"]).strip()
+    values = {}
+    for line in run([*base, "-x", "mynetworks", "mynetworks_style"]).splitlines():
+        name, _, value = line.partition("=")
+        values[name.strip()] = value.strip()
+    origin = "" if explicit else f"mynetworks_style = {values.get('mynetworks_style', '?')}"
+    return probe.TrustedNetworks(probe.POSTFIX, "mynetworks", values.get("mynetworks", ""),
+                                 origin)  # fmt: skip
+
+
+def read_exim_trust(exim: str, *, run: Runner = run_command) -> probe.TrustedNetworks:
+    """Exim's relay_from_hosts: a named host list, which `exim -bP +NAME` prints."""
+    out = run([exim, "-bP", "+relay_from_hosts"]).strip()
+    label, sep, value = out.partition("=")
+    if not sep or label.split() != ["hostlist", "relay_from_hosts"]:
+        raise ValueError(out or f"{exim} -bP +relay_from_hosts printed nothing")
+    return probe.TrustedNetworks(probe.EXIM, "relay_from_hosts", value.strip())
+
+
+def _failure(exc: Exception) -> str:
+    if isinstance(exc, subprocess.CalledProcessError):
+        lines = str(exc.stderr or exc.stdout or "").strip().splitlines()
+        return lines[-1].strip() if lines else f"exit status {exc.returncode}"
+    if isinstance(exc, subprocess.TimeoutExpired):
+        return f"no answer within {exc.timeout:g} s"
+    return str(exc)
+
+
+def read_trusted(*, config_dir: Path | None = None, run: Runner = run_command,
+                 which: Which = shutil.which) -> (
+    tuple[tuple[probe.TrustedNetworks, ...], tuple[str, ...]]
 ):  # fmt: skip
-    """Probe `host` for an open relay (EHLO, MAIL, RCPT, RSET: never DATA)."""
+    """The networks this host's MTAs relay for by design, and what could not be read."""
+    found: list[probe.TrustedNetworks] = []
+    problems: list[str] = []
+    readers: list[tuple[str, Callable[[], probe.TrustedNetworks]]] = []
+    if which("postconf"):
+        chosen = config_dir or POSTFIX_DIR
+        readers.append(("Postfix's mynetworks", lambda: read_postfix_trust(chosen, run=run)))
+    exim = "exim4" if which("exim4") else "exim" if which("exim") else ""
+    if exim:
+        readers.append(("Exim's relay_from_hosts", lambda: read_exim_trust(exim, run=run)))
+    for what, read in readers:
+        try:
+            found.append(read())
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            problems.append(f"{what}: {_failure(exc)}")
+    if not readers:
+        problems.append("neither postconf (Postfix) nor exim is installed")
+    return tuple(found), tuple(problems)
+
+
+def relaytest(
+    host: str,
+    *,
+    port: int = 25,
+    local_domain: str = "",
+    timeout: float = 30.0,
+    source: str = "",
+    config_dir: Path | None = None,
+    run: Runner = run_command,
+    which: Which = shutil.which,
+) -> probe.RelayReport:
+    """Probe `host` for an open relay (EHLO, MAIL, RCPT, RSET: never DATA), from `source`.
+
+    When the server turns out to be this host's own MTA, its trust settings are read too: a
+    probe from an address it trusts is inconclusive, never OPEN."""
+    if source:
+        try:
+            source = str(ipaddress.ip_address(source))
+        except ValueError as exc:
+            raise UsageError(f"--source: {source!r} is not an IP address of this machine") from exc
     attempts = probe.build_attempts(host, local_domain=local_domain, target_ip=resolve_host(host))
-    return probe.probe(host, port, attempts, timeout=timeout)
+    report = probe.probe(host, port, attempts, timeout=timeout, source=source)
+    if not report.peer or not is_own_address(report.peer):
+        return report
+    trusted, problems = read_trusted(config_dir=config_dir, run=run, which=which)
+    note = "" if trusted else (
+        f"{report.peer} is this host, but its MTA's trust settings could not be read "
+        f"({'; '.join(problems)}): an accepted attempt may be relaying by design"
+    )  # fmt: skip
+    return replace(report, this_host=True, trusted=trusted, note=note)
 
 
 def relay_verdict(report: probe.RelayReport) -> Verdict:
-    """An open relay counts as listed, all refused as clean, an unfinished probe as unknown."""
+    """An open relay counts as listed, all refused as clean; an unfinished probe, or one from an
+    address the MTA trusts (inconclusive), as unknown."""
     verdicts = {probe.RelayVerdict.OPEN: Verdict.LISTED, probe.RelayVerdict.CLOSED: Verdict.CLEAN}
     return verdicts.get(report.verdict, Verdict.UNKNOWN)
 
@@ -292,8 +402,8 @@ def run_diagnose(
     log = _log_step(steps, paths, since, now=now, domains=domains)
     relay = None
     if relay_host:
-        relay = relaytest(relay_host, local_domain=domains[0] if domains else "")
-        steps.checked.append(f"open relay at {relay_host}:25")
+        relay = relaytest(relay_host, local_domain=domains[0] if domains else "",
+                          config_dir=config_dir)  # fmt: skip
     found = diagnosis.diagnose(
         listings=listings, queue=queue, growth=growth, log=log, relay=relay,
         smarthost_applied=smarthost_applied, checked=steps.checked, skipped=steps.skipped,

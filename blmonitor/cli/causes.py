@@ -33,24 +33,35 @@ def _queue_options(command: F) -> F:
 @click.option("--port", default=25, show_default=True, help="The SMTP port to probe.")
 @click.option("--local-domain", default="", metavar="DOMAIN",
               help="A domain the server receives mail for (for the address tricks).")  # fmt: skip
+@click.option("--source", default="", metavar="ADDRESS",
+              help="Send from this address of this machine (default: the route's).")  # fmt: skip
+@click.option("--config-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Postfix's configuration directory, read when HOST is this machine"
+                   " (default /etc/postfix).")  # fmt: skip
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds per SMTP reply.")
 @click.option("--json", "as_json", is_flag=True, help="Print the attempts as JSON.")
-def relaytest(host: str, port: int, local_domain: str, timeout: float, as_json: bool) -> None:
+def relaytest(host: str, port: int, local_domain: str, source: str, config_dir: Path | None,
+              timeout: float, as_json: bool) -> None:  # fmt: skip
     """Probe HOST for an open relay, from outside your network (the "telnet test").
 
     Each attempt is EHLO, MAIL FROM, RCPT TO, then RSET: never DATA, so no mail is sent.
-    Exit status 1 when an attempt was accepted (open relay), 0 when all were refused, 3 when
-    the probe could not finish. Aim it only at your own server.
+    When HOST is this machine, its MTA's trusted networks (Postfix mynetworks, Exim
+    relay_from_hosts) are read: a probe sent from one of them is inconclusive, since the MTA
+    may relay for it by design. Exit status 1 when an attempt was accepted (open relay), 0 when
+    all were refused, 3 when the probe could not finish or was inconclusive. Aim it only at
+    your own server.
 
     \b
-    Example:
+    Examples:
       blmonitor relaytest mx.example.com --local-domain example.com
+      blmonitor relaytest 127.0.0.1 --source 127.0.0.2   # from outside mynetworks
     """
     from blmonitor.causes import relaytest as probe
     from blmonitor.causes import service
     from blmonitor.cli.output import write_json
 
-    report = service.relaytest(host, port=port, local_domain=local_domain, timeout=timeout)
+    report = service.relaytest(host, port=port, local_domain=local_domain, timeout=timeout,
+                               source=source, config_dir=config_dir)  # fmt: skip
     if as_json:
         write_json(probe.report_json(report))
     else:
