@@ -9,6 +9,7 @@ import pytest
 
 from blmonitor.config import load_config
 from blmonitor.dnsbl import service
+from blmonitor.dnsbl.catalog import parse_catalog
 from blmonitor.dnsbl.resolver import Nameserver
 from blmonitor.errors import UsageError
 from blmonitor.models import Severity, Target, Verdict
@@ -98,10 +99,10 @@ def test_check_discovers_when_no_target_is_given(lab) -> None:
     assert asked == [0.6] and clean.verdict is Verdict.CLEAN
 
 
-def test_no_zone_is_a_usage_error(lab, tmp_path) -> None:
-    catalog = tmp_path / "catalog.toml"
-    catalog.write_text('[catalog]\nversion = 1\n\n[[zone]]\nid = "bl"\nname = "bl.lab.test"\n'
-                       'takes = ["ipv4"]\ndefault = false\n')  # fmt: skip
-    settings = service.CheckSettings(lists=catalog, resolvers=(Nameserver("127.0.0.1", lab.port),))
+def test_no_zone_is_a_usage_error(lab) -> None:
+    # A catalog of its own (a --lists file is laid over the embedded default set instead).
+    catalog = parse_catalog('[[zone]]\nid = "bl"\nname = "bl.lab.test"\ntakes = ["ipv4"]\n',
+                            source="catalog.toml")  # fmt: skip
+    settings = service.CheckSettings(resolvers=(Nameserver("127.0.0.1", lab.port),))
     with pytest.raises(UsageError, match="no zones to check"):
-        service.check(settings, ["203.0.113.9"])
+        service.check(settings, ["203.0.113.9"], catalog=catalog)

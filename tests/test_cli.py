@@ -305,3 +305,22 @@ def test_a_crash_is_one_line_and_exit_3_never_1(monkeypatch, raised, code, line)
     if code == 3:  # with --debug, the traceback is there for whoever asked
         debug = CliRunner().invoke(cli.main, ["--debug", "check", "203.0.113.5"])
         assert isinstance(debug.exception, RuntimeError)
+
+
+# --- issue 11: --lists is an overlay; zone selectors; warnings on stderr; zones; progress --------
+
+
+def test_lists_file_adds_zones_but_its_own_defaults_are_the_default_set(lab) -> None:
+    before = len(lab.resolver.seen)
+    result = invoke(lab, "203.0.113.9", "--json")  # no --zone: the default set
+    asked = {z["zone"] for z in json.loads(result.stdout)["zones"]}
+    assert asked == {z.name for z in lab.catalog.defaults if "ipv4" in z.takes}
+    queried = lab.resolver.seen[before:]
+    assert queried and all(name.endswith(".lab.test.") for name in queried), queried
+    # an embedded zone is still there to be named, and a lab zone by its id
+    zones = CliRunner().invoke(cli.main, ["zones", "--all", "--json", "--lists",
+                                          str(lab.catalog_path)])  # fmt: skip
+    ids = [z["id"] for z in json.loads(zones.stdout)]
+    assert "spamhaus-zen" in ids and ids[-len(lab.catalog.zones) :] == [
+        z.id for z in lab.catalog.zones
+    ]

@@ -41,7 +41,8 @@ def _progress_bar(total: int) -> tuple[Callable[[int, int], None] | None, Callab
 @click.option(
     "--lists",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Use this zone catalog (TOML) instead of the embedded one.",
+    help="Zone catalog (TOML) laid over the embedded one: its zones replace those with the "
+    "same id or name and add the others; its default zones, if it has any, are the default set.",
 )
 @click.option(
     "-r",
@@ -138,7 +139,7 @@ def check(targets: tuple[str, ...], zone_specs: tuple[str, ...], lists: Path | N
 @click.option(
     "--lists",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Show this catalog instead of the embedded one.",
+    help="Zone catalog (TOML) laid over the embedded one (as for check --lists).",
 )
 @click.option("--all", "show_all", is_flag=True, help="Include dead and non-default zones.")
 @click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
