@@ -106,3 +106,26 @@ def test_no_zone_is_a_usage_error(lab) -> None:
     settings = service.CheckSettings(resolvers=(Nameserver("127.0.0.1", lab.port),))
     with pytest.raises(UsageError, match="no zones to check"):
         service.check(settings, ["203.0.113.9"], catalog=catalog)
+
+
+def test_the_monitor_logs_a_warning_once_per_process(lab, tmp_path, monkeypatch, caplog) -> None:
+    from blmonitor.monitor import run
+    from blmonitor.monitor.store import Store
+
+    monkeypatch.setattr(run, "_WARNED", set())  # a new daemon process
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[monitor]\ntargets = ["203.0.113.9"]\n'
+        'zones = ["bl", "bare.lab.test", "declared.lab.test:ipv4"]\n'
+        f'lists = "{lab.catalog_path}"\ndatabase = "{tmp_path / "h.db"}"\n'
+        f'[dns]\nresolver = ["{lab.address}"]\ntimeout = 0.6\n'
+    )
+    config = load_config(path)
+    store = Store(config.monitor.database)
+    try:
+        for _ in range(3):  # three runs of one daemon
+            run.run_once(config, store, None, host="mx.example")
+    finally:
+        store.close()
+    warned = [r.getMessage() for r in caplog.records if "not in the catalog" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith("bare.lab.test is not in the catalog")

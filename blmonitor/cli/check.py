@@ -35,8 +35,9 @@ def _progress_bar(total: int) -> tuple[Callable[[int, int], None] | None, Callab
     "zone_specs",
     multiple=True,
     metavar="NAME",
-    help="Zone to check: catalog id or name, 'default', or any zone as "
-    "NAME[:ipv4,ipv6,domain] (repeatable; default: the catalog's default set).",
+    help="Zone to check: catalog id or name; 'default' (the default set), 'alive' (every "
+    "zone known alive) or 'all' (every zone not known dead); or any zone as "
+    "NAME[:ipv4,ipv6,domain] (repeatable; default: the default set).",
 )
 @click.option(
     "--lists",
@@ -124,14 +125,18 @@ def check(targets: tuple[str, ...], zone_specs: tuple[str, ...], lists: Path | N
         settings, targets, targets_file=targets_file, progress_for=_progress_bar,
         discover=lambda seconds: service.discover_public(seconds, ip_urls),
     )  # fmt: skip
-    if as_json:
+    if as_json:  # the document keeps its "warnings": a program reads them there
         from blmonitor.cli.output import write_report_json
 
         write_report_json(report)
-    else:
+    else:  # warnings are about the run, not results: stderr, so stdout stays the report
+        from dataclasses import replace
+
         from blmonitor.dnsbl.report import render_text
 
-        click.echo(render_text(report))
+        click.echo(render_text(replace(report, warnings=())))
+        for warning in report.warnings:
+            click.echo(f"blmonitor: warning: {warning}", err=True)
     sys.exit(EXIT_CODES[report.verdict])
 
 
@@ -141,28 +146,39 @@ def check(targets: tuple[str, ...], zone_specs: tuple[str, ...], lists: Path | N
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Zone catalog (TOML) laid over the embedded one (as for check --lists).",
 )
-@click.option("--all", "show_all", is_flag=True, help="Include dead and non-default zones.")
+@click.option("-z", "--zone", "zone_specs", multiple=True, metavar="NAME",
+              help="Show these zones, as check --zone takes them: 'default', 'alive', 'all', "
+                   "ids or names (default: the config's [monitor] zones).")  # fmt: skip
+@click.option("--all", "show_all", is_flag=True,
+              help="Every zone of the catalog, dead ones included.")  # fmt: skip
 @click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Config whose history gives each zone's last health (default: "
-                   "/etc/blmonitor/config.toml).")  # fmt: skip
-@click.option("--json", "as_json", is_flag=True, help="Print the catalog as JSON.")
-def zones(lists: Path | None, show_all: bool, config_path: Path | None, as_json: bool) -> None:
-    """List the zones of the catalog: the default set, or --all of them, with each zone's
-    last health from the monitor's history when there is one.
+              help="Config whose [monitor] zones (through its catalog) are shown, with each "
+                   "zone's last health from its history (default: /etc/blmonitor/config.toml, "
+                   "all defaults when it is missing).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the zones as JSON.")
+def zones(lists: Path | None, zone_specs: tuple[str, ...], show_all: bool,
+          config_path: Path | None, as_json: bool) -> None:  # fmt: skip
+    """List the zones the monitor asks (the config's [monitor] zones; without a config, the
+    default set), or --all of the catalog: kind, status with its date and source, access
+    (registration, key, Spamhaus DQS), and each zone's last health from the history.
 
     \b
     Examples:
       blmonitor zones
+      blmonitor zones -c /etc/blmonitor/config.toml
+      blmonitor zones -z alive
       blmonitor zones --all --json
     """
     from blmonitor.cli.output import write_json
     from blmonitor.config import load_config
     from blmonitor.dnsbl import service
-    from blmonitor.dnsbl.catalog import catalog_from
 
-    catalog = catalog_from(lists)
-    listing = service.list_zones(catalog, show_all=show_all, config=load_config(config_path))
+    listing = service.list_zones(
+        load_config(config_path), lists=lists, specs=zone_specs, show_all=show_all
+    )
     if as_json:
         write_json(service.zones_json(listing))
     else:
         click.echo(service.render_zones(listing))
+    for warning in listing.warnings:
+        click.echo(f"blmonitor: warning: {warning}", err=True)
