@@ -129,3 +129,46 @@ def test_the_monitor_logs_a_warning_once_per_process(lab, tmp_path, monkeypatch,
         store.close()
     warned = [r.getMessage() for r in caplog.records if "not in the catalog" in r.getMessage()]
     assert len(warned) == 1 and warned[0].startswith("bare.lab.test is not in the catalog")
+
+
+def test_the_watch_follows_a_scan_to_its_end(lab) -> None:
+    from blmonitor.dnsbl.engine import ScanWatch
+
+    watch = ScanWatch()
+    settings = service.CheckSettings(zones=("bl", "dead", "dom", "bits"), lists=lab.catalog_path,
+                                     resolvers=(Nameserver("127.0.0.1", lab.port),), timeout=0.6)  # fmt: skip
+    targets = ["203.0.113.0/29", "192.0.2.9", "bad.example"]
+    service.check(settings, targets, watch=watch)
+    assert (watch.done, watch.targets, watch.targets_done) == (watch.total, 10, 10)
+    # dead.lab.test fails its health check: its targets never sent are counted as done
+    assert [(z.label, z.left, z.timeouts) for z in watch.zones] == [
+        ("bl.lab.test", 0, 0), ("dead.lab.test", 0, 0), ("dom.lab.test", 0, 0),
+        ("bits.lab.test", 0, 0),
+    ]  # fmt: skip
+    assert all(watch.started <= (z.finished or 0) <= watch.clock() for z in watch.zones)
+    assert watch.slowest() is None
+
+
+def _watch(*finished: tuple[str, float, int]):
+    from blmonitor.dnsbl.engine import ScanWatch, ZoneWatch
+
+    watch = ScanWatch(clock=lambda: 0.0)
+    watch.zones = [ZoneWatch(label, 0, at, at, timeouts) for label, at, timeouts in finished]
+    return watch
+
+
+@pytest.mark.parametrize(
+    ("finished", "hint"),
+    [
+        ([("a", 0.3, 0), ("b", 0.5, 0), ("slow", 5.3, 4)],
+         "zone slow answered last, 4.8 s after the others: consider dropping it or raising "
+         "--timeout (4 of its lookups timed out: it may answer late or not at all)"),
+        ([("a", 0.3, 0), ("slow", 3.0, 0)],
+         "zone slow answered last, 2.7 s after the others: consider dropping it from your zones"),
+        ([("a", 0.3, 0), ("b", 0.9, 0)], ""),  # less than a second between them
+        ([("a", 6.0, 0), ("b", 7.2, 0)], ""),  # all slow: no one zone held the others
+        ([("a", 0.3, 0)], ""),  # one zone
+    ],
+)  # fmt: skip
+def test_one_slow_zone_that_held_the_batch_gets_a_hint(finished, hint) -> None:
+    assert service.slow_zone_hint(_watch(*finished)) == hint

@@ -399,3 +399,43 @@ def test_check_warnings_go_to_stderr_and_only_a_bare_unknown_zone_warns(lab) -> 
     # --json: stdout is the document, and its "warnings" still say it; stderr stays quiet
     data = invoke(lab, "203.0.113.9", "--zone", "bl", "--zone", "bare.lab.test", "--json")
     assert data.stderr == "" and len(json.loads(data.stdout)["warnings"]) == 1
+
+
+def test_progress_and_the_slow_zone_hint_go_to_stderr_when_asked(lab) -> None:
+    args = ["check", "--lists", str(lab.catalog_path), "--resolver", lab.address, "203.0.113.5",
+            "203.0.113.9", "--zone", "bl", "--zone", "slow.lab.test:ipv4", "--timeout", "2.8",
+            "--json"]  # fmt: skip
+    shown = CliRunner().invoke(cli.main, args, env={"BLMONITOR_PROGRESS": "always"})
+    assert json.loads(shown.stdout)["verdict"] == "listed"  # stdout is the document alone
+    assert "\r\033[Kchecking: 0/2 targets, " in shown.stderr  # both wait on the slow zone
+    assert "lookups/s, waiting on slow.lab.test (" in shown.stderr
+    hint = shown.stderr.rpartition("\r\033[K")[2]  # after the line is cleared: one hint line
+    assert hint.startswith("blmonitor: hint: zone slow.lab.test answered last, "), hint
+    assert "s after the others: consider dropping it or raising --timeout (" in hint
+    assert "of its lookups timed out" in hint
+    # stderr is no terminal here: without the setting, nothing
+    quiet = CliRunner().invoke(cli.main, args, env={"BLMONITOR_PROGRESS": None})
+    assert quiet.stderr == "" and json.loads(quiet.stdout)["verdict"] == "listed"
+
+
+@pytest.mark.parametrize(
+    ("setting", "tty", "wanted"),
+    [(None, True, True), (None, False, False), ("always", False, True), ("never", True, False),
+     ("ALWAYS ", False, True), ("sometimes", False, False)],
+)  # fmt: skip
+def test_progress_is_shown_at_a_terminal_unless_the_setting_says(
+    monkeypatch, setting, tty, wanted
+) -> None:
+    import io
+
+    from blmonitor.cli.check import PROGRESS_ENV, ProgressDisplay
+
+    class Stream(io.StringIO):
+        def isatty(self) -> bool:
+            return tty
+
+    if setting is None:
+        monkeypatch.delenv(PROGRESS_ENV, raising=False)
+    else:
+        monkeypatch.setenv(PROGRESS_ENV, setting)
+    assert ProgressDisplay.wanted(Stream()) is wanted

@@ -2,29 +2,81 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
-from collections.abc import Callable
+import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
 from blmonitor.cli import EXIT_CODES
 
+if TYPE_CHECKING:
+    from blmonitor.dnsbl.engine import ScanWatch
 
-def _progress_bar(total: int) -> tuple[Callable[[int, int], None] | None, Callable[[], None]]:
-    """A bar on stderr for a big check at a terminal; nothing otherwise."""
-    if total < 500 or not sys.stderr.isatty():
-        return None, lambda: None
-    bar = click.progressbar(length=total, label="checking", file=sys.stderr)
-    bar.__enter__()
-    shown = [0]
 
-    def update(done: int, _total: int) -> None:
-        if done - shown[0] >= 100 or done == _total:
-            bar.update(done - shown[0])
-            shown[0] = done
+# BLMONITOR_PROGRESS=always shows the progress line and the slow-zone hint even when stderr
+# is not a terminal (tests, `script` logs), =never hides them; unset: only at a terminal.
+PROGRESS_ENV = "BLMONITOR_PROGRESS"
+PROGRESS_DELAY = 2.0  # seconds: a quicker check shows nothing
+PROGRESS_EVERY = 0.25
 
-    return update, lambda: bar.__exit__(None, None, None)
+
+def progress_line(watch: ScanWatch, now: float) -> str:
+    """`checking: 120/500 targets, 850 lookups/s, waiting on bl.example.org (2.1 s)`."""
+    elapsed = max(now - watch.started, 1e-6)
+    line = (
+        f"checking: {watch.targets_done}/{watch.targets} targets, "
+        f"{watch.done / elapsed:.0f} lookups/s"
+    )
+    slowest = watch.slowest()
+    if slowest is not None:
+        line += f", waiting on {slowest.label} ({now - slowest.last:.1f} s)"
+    return line
+
+
+class ProgressDisplay:
+    """The progress line on stderr, redrawn from a thread while the scan runs (the scan owns
+    the main thread and may be silent for a whole timeout), and the hint once it is over."""
+
+    def __init__(self, watch: ScanWatch, stream: TextIO, *, delay: float = PROGRESS_DELAY) -> None:
+        self.watch, self.stream, self.delay = watch, stream, delay
+        self.shown = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="progress", daemon=True)
+
+    @staticmethod
+    def wanted(stream: TextIO) -> bool:
+        setting = os.environ.get(PROGRESS_ENV, "").strip().lower()
+        if setting in ("always", "never"):
+            return setting == "always"
+        return stream.isatty()
+
+    def __enter__(self) -> ProgressDisplay:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self.shown:
+            from blmonitor.dnsbl.service import slow_zone_hint
+
+            self.stream.write("\r\033[K")
+            hint = slow_zone_hint(self.watch)
+            if hint and exc[0] is None:
+                self.stream.write(f"blmonitor: hint: {hint}\n")
+            self.stream.flush()
+
+    def _run(self) -> None:
+        while not self._stop.wait(PROGRESS_EVERY):
+            now = self.watch.clock()
+            if now - self.watch.started >= self.delay:
+                self.stream.write(f"\r\033[K{progress_line(self.watch, now)}")
+                self.stream.flush()
+                self.shown = True
 
 
 @click.command()
@@ -121,10 +173,18 @@ def check(targets: tuple[str, ...], zone_specs: tuple[str, ...], lists: Path | N
         config, zones=zone_specs, lists=lists, resolvers=resolvers, dqs_key_file=dqs_key_file,
         timeout=timeout, concurrency=concurrency, fail_on=fail_on,
     )  # fmt: skip
-    report = service.check(
-        settings, targets, targets_file=targets_file, progress_for=_progress_bar,
-        discover=lambda seconds: service.discover_public(seconds, ip_urls),
-    )  # fmt: skip
+    watch = None
+    display: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+    if ProgressDisplay.wanted(sys.stderr):
+        from blmonitor.dnsbl.engine import ScanWatch
+
+        watch = ScanWatch()
+        display = ProgressDisplay(watch, sys.stderr)
+    with display:
+        report = service.check(
+            settings, targets, targets_file=targets_file, watch=watch,
+            discover=lambda seconds: service.discover_public(seconds, ip_urls),
+        )  # fmt: skip
     if as_json:  # the document keeps its "warnings": a program reads them there
         from blmonitor.cli.output import write_report_json
 

@@ -34,9 +34,6 @@ PUBLIC_RESOLVERS = {
 }  # fmt: skip
 
 Discover = Callable[[float], list[Target]]
-Progress = Callable[[int, int], None]
-# Given the number of lookups: the progress callback (or None) and what closes it.
-ProgressFor = Callable[[int], tuple[Progress | None, Callable[[], None]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,12 +123,13 @@ def check(
     *,
     targets_file: Path | None = None,
     discover: Discover = discover_public,
-    progress_for: ProgressFor | None = None,
+    watch: engine.ScanWatch | None = None,
     clock: Callable[[], float] = time.monotonic,
     catalog: Catalog | None = None,
 ) -> Report:
     """Check `targets` and those of `targets_file` (none at all: the discovered public
-    addresses) against the settings' zones (of `catalog`, else the settings' catalog)."""
+    addresses) against the settings' zones (of `catalog`, else the settings' catalog).
+    `watch` is kept up to date for a progress display."""
     catalog = catalog or catalog_from(settings.lists)
     zones, warnings = select_zones(
         catalog, settings.zones, dqs_key=read_dqs_key(settings.dqs_key_file)
@@ -142,20 +140,37 @@ def check(
     if not zones:
         raise UsageError("no zones to check: give --zone NAME or a catalog with default zones")
     started = clock()
-    progress, close = progress_for(len(parsed) * len(zones)) if progress_for else (None, None)
-    try:
-        report = engine.scan(
-            parsed, zones, servers, timeout=settings.timeout, concurrency=settings.concurrency,
-            fail_on=settings.fail_on, progress=progress,
-        )  # fmt: skip
-    finally:
-        if close is not None:
-            close()
+    report = engine.scan(
+        parsed, zones, servers, timeout=settings.timeout, concurrency=settings.concurrency,
+        fail_on=settings.fail_on, watch=watch,
+    )  # fmt: skip
     return dataclasses.replace(
         report,
         warnings=(*warnings, *resolver_warnings(servers)),
         seconds=clock() - started,
     )
+
+
+def slow_zone_hint(watch: engine.ScanWatch, *, min_gap: float = 1.0) -> str:
+    """When one zone held the batch (it finished `min_gap` seconds or more after all the others,
+    and a quarter of the run or more): one line saying which and what to do; else ""."""
+    finished = sorted(
+        ((z.finished, z) for z in watch.zones if z.finished is not None),
+        key=lambda pair: pair[0],
+    )
+    if len(finished) < 2:
+        return ""
+    (before, _), (end, last) = finished[-2:]
+    gap = end - before
+    if gap < max(min_gap, (end - watch.started) / 4):
+        return ""
+    hint = f"zone {last.label} answered last, {gap:.1f} s after the others: consider dropping it"
+    if last.timeouts:  # errors, not answers: a longer wait may turn them into answers
+        return (
+            f"{hint} or raising --timeout ({last.timeouts} of its lookups timed out: it may "
+            "answer late or not at all)"
+        )
+    return f"{hint} from your zones"
 
 
 @dataclass(frozen=True, slots=True)
