@@ -3,6 +3,8 @@ targets file and discovery when no target is given, against the lab on loopback.
 
 from __future__ import annotations
 
+import io
+import time
 from pathlib import Path
 
 import pytest
@@ -153,6 +155,7 @@ def _watch(*finished: tuple[str, float, int]):
     from blmonitor.dnsbl.engine import ScanWatch, ZoneWatch
 
     watch = ScanWatch(clock=lambda: 0.0)
+    watch.started = 0.0
     watch.zones = [ZoneWatch(label, 0, at, at, timeouts) for label, at, timeouts in finished]
     return watch
 
@@ -172,3 +175,15 @@ def _watch(*finished: tuple[str, float, int]):
 )  # fmt: skip
 def test_one_slow_zone_that_held_the_batch_gets_a_hint(finished, hint) -> None:
     assert service.slow_zone_hint(_watch(*finished)) == hint
+
+
+def test_the_watch_says_nothing_before_the_scan_begins() -> None:
+    from blmonitor.cli.check import ProgressDisplay
+    from blmonitor.dnsbl.engine import ScanWatch
+
+    watch = ScanWatch(clock=lambda: 100.0)  # a public-IP discovery may take its time first
+    stream = io.StringIO()
+    with ProgressDisplay(watch, stream, delay=0) as display:
+        time.sleep(0.4)  # the display looks every 0.25 s
+    assert (display.shown, stream.getvalue()) == (False, "")
+    assert watch.slowest() is None and service.slow_zone_hint(watch) == ""

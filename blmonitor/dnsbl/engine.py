@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import secrets
 import time
 from collections import deque
@@ -60,7 +61,7 @@ class ScanWatch:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self.started = clock()
+        self.started = math.inf  # until the scan begins (a discovery may come first)
         self.done = self.total = 0  # lookups
         self.targets = self.targets_done = 0
         self.zones: list[ZoneWatch] = []
