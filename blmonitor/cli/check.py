@@ -6,6 +6,7 @@ import contextlib
 import os
 import sys
 import threading
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -77,6 +78,16 @@ class ProgressDisplay:
                 self.stream.write(f"\r\033[K{progress_line(self.watch, now)}")
                 self.stream.flush()
                 self.shown = True
+
+
+def _progress(stream: TextIO) -> tuple[ScanWatch | None, AbstractContextManager[object]]:
+    """The watch for the scan to fill and the display that shows it, when one is wanted."""
+    if not ProgressDisplay.wanted(stream):
+        return None, contextlib.nullcontext()
+    from blmonitor.dnsbl.engine import ScanWatch
+
+    watch = ScanWatch()
+    return watch, ProgressDisplay(watch, stream)
 
 
 @click.command()
@@ -155,7 +166,9 @@ def check(targets: tuple[str, ...], zone_specs: tuple[str, ...], lists: Path | N
     """Check IPs, CIDR blocks and domains against DNS blocklists.
 
     With no TARGET, the public IP of this machine is checked. Exit status: 0 clean,
-    1 listed, 2 usage error, 3 could not determine.
+    1 listed, 2 usage error, 3 could not determine. Warnings go to stderr (with --json, into
+    the document); a check longer than 2 s shows its progress on stderr at a terminal
+    (BLMONITOR_PROGRESS=always or never to say otherwise).
 
     \b
     Examples:
@@ -173,13 +186,7 @@ def check(targets: tuple[str, ...], zone_specs: tuple[str, ...], lists: Path | N
         config, zones=zone_specs, lists=lists, resolvers=resolvers, dqs_key_file=dqs_key_file,
         timeout=timeout, concurrency=concurrency, fail_on=fail_on,
     )  # fmt: skip
-    watch = None
-    display: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
-    if ProgressDisplay.wanted(sys.stderr):
-        from blmonitor.dnsbl.engine import ScanWatch
-
-        watch = ScanWatch()
-        display = ProgressDisplay(watch, sys.stderr)
+    watch, display = _progress(sys.stderr)
     with display:
         report = service.check(
             settings, targets, targets_file=targets_file, watch=watch,
