@@ -1,6 +1,7 @@
 """The check use case: settings from options, else the config; targets from the command line,
-a file or discovery; the scan; the warnings a person must see (a public resolver, a dead zone).
-Also the zone listing with each zone's last health. No click, no printing: faces render.
+a file or discovery; the scan; the warnings a person must see (a public resolver, a dead zone)
+and the hint when one slow zone held the batch. Also the zones a config monitors, with their
+access, status sources and last health. No click, no printing: faces render.
 """
 
 from __future__ import annotations
