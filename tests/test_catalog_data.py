@@ -5,13 +5,22 @@ names the file, the zone and the rule. What is left here about the shipped file 
 loader can know (which zones are default, which codes Spamhaus documents, ...).
 """
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from blmonitor import cli
-from blmonitor.dnsbl.catalog import Catalog, embedded_catalog, listed_point, parse_catalog
+from blmonitor.dnsbl.catalog import (
+    Catalog,
+    catalog_from,
+    embedded_catalog,
+    listed_point,
+    overlay,
+    parse_catalog,
+    select_zones,
+)
 from blmonitor.errors import CatalogError
 from blmonitor.models import ErrorKind, Severity, TargetKind, Zone, ZoneKind, ZoneStatus
 
@@ -72,13 +81,16 @@ BROKEN = [
     (bad(header='id = "bad"\nname = "bl.bad.example"'), "zone bad: missing key 'takes'"),
     (bad(header='id = "Bad"\nname = "bl.bad.example"\ntakes = ["ipv4"]'),
      "zone #2: id 'Bad' cannot be given to --zone: use lower-case letters, digits, '.', '-' and "
-     "'_' (and not 'default')"),
+     "'_' (and not 'default', 'all' or 'alive')"),
     (bad(header='id = "default"\nname = "bl.bad.example"\ntakes = ["ipv4"]'),
      "zone default: id 'default' cannot be given to --zone: use lower-case letters, digits, '.', '-' "
-     "and '_' (and not 'default')"),
+     "and '_' (and not 'default', 'all' or 'alive')"),
+    (bad(header='id = "alive"\nname = "bl.bad.example"\ntakes = ["ipv4"]'),
+     "zone alive: id 'alive' cannot be given to --zone: use lower-case letters, digits, '.', '-' "
+     "and '_' (and not 'default', 'all' or 'alive')"),
     (bad(header='id = "bad\\n"\nname = "bl.bad.example"\ntakes = ["ipv4"]'),
      "zone #2: id 'bad\\n' cannot be given to --zone: use lower-case letters, digits, '.', '-' "
-     "and '_' (and not 'default')"),
+     "and '_' (and not 'default', 'all' or 'alive')"),
     (bad(header='id = "bad"\nname = "bl.bad.example\\n"\ntakes = ["ipv4"]'),
      "zone bad: 'bl.bad.example\\n' is not a DNS zone name"),
     (bad(header='id = 7\nname = "bl.bad.example"\ntakes = ["ipv4"]'),
@@ -252,6 +264,101 @@ def test_check_with_a_broken_catalog_exits_2_with_one_line(tmp_path: Path) -> No
     assert result.output == (
         f"blmonitor: error: {broken}: zone bad: access 'paid' is not one of free, registration, key\n"
     )
+
+
+# --- --lists FILE is laid over the embedded catalog -------------------------------------------
+
+
+def _catalog(*zones: str, source: str = "t") -> Catalog:
+    """A catalog of zones given as `id name [default]`."""
+    text = "".join(
+        f'[[zone]]\nid = "{z.split()[0]}"\nname = "{z.split()[1]}"\ntakes = ["ipv4"]\n'
+        + ('default = true\nstatus = "alive"\n' if z.endswith(" default") else "")
+        for z in zones
+    )
+    return parse_catalog(text, source=source)
+
+
+BASE = _catalog("a a.example default", "b b.example default", "c c.example", source="base")
+
+
+@pytest.mark.parametrize(
+    ("own", "zones", "defaults"),
+    [
+        # added after; the embedded default set stays
+        (["d d.example"], "a b c d", "a b"),
+        # replaced in place by id, or by name; one redefined without default = true leaves the set
+        (["b b2.example", "c2 c.example"], "a b c2", "a"),
+        # a zone with the id of one and the name of another takes the place of both
+        (["a c.example default"], "a b", "a"),
+        # a file that names a default zone gives the whole default set
+        (["d d.example default"], "a b c d", "d"),
+        (["b b.example default", "e e.example default"], "a b c e", "b e"),
+    ],
+)  # fmt: skip
+def test_own_catalog_is_laid_over_the_embedded_one(own, zones, defaults) -> None:
+    merged = overlay(BASE, _catalog(*own, source="mine.toml"))
+    assert [z.id for z in merged.zones] == zones.split()
+    assert [z.id for z in merged.defaults] == defaults.split()
+    assert merged.source == "base + mine.toml"
+    keys = [k for z in merged.zones for k in {z.id, z.name}]
+    assert len(keys) == len(set(keys))  # ids and names stay unique across the overlay
+
+
+def test_lists_file_adds_to_the_embedded_catalog_and_keeps_its_own_defaults() -> None:
+    lab_path = Path(__file__).parent / "data" / "lab.toml"
+    lab = parse_catalog(lab_path.read_text("utf-8"), source=str(lab_path))
+    merged = catalog_from(lab_path)
+    assert len(merged.zones) == len(ZONES) + len(lab.zones)
+    zen = replace(_zone("zen.spamhaus.org"), default=False)  # out of the default set (below)
+    assert merged.find("zen.spamhaus.org") == zen  # still there, for --zone zen
+    assert merged.find("flip") == lab.find("flip")
+    # the lab names default zones: they are the default set, never a real zone of the embedded set
+    assert [z.name for z in merged.defaults] == [z.name for z in lab.defaults]
+    assert catalog_from(None).zones == ZONES
+
+
+def test_lists_file_without_a_default_zone_keeps_the_embedded_default_set(tmp_path) -> None:
+    own = tmp_path / "mine.toml"
+    own.write_text(GOOD)
+    merged = catalog_from(own)
+    assert merged.defaults == CATALOG.defaults
+    assert merged.zones[-1].name == "bl.good.example"
+
+
+# --- zone selection: "default", "all", "alive", names; its warnings ----------------------------
+
+
+def test_all_is_every_zone_not_known_as_gone_and_alive_every_alive_one() -> None:
+    everything, warnings = select_zones(CATALOG, ["all"])
+    assert [z.id for z in everything] == [z.id for z in ZONES if z.status not in GONE]
+    assert {z.status for z in everything} == {ZoneStatus.ALIVE, ZoneStatus.UNKNOWN}
+    alive, _ = select_zones(CATALOG, ["Alive"])
+    assert [z.id for z in alive] == [z.id for z in ZONES if z.status is ZoneStatus.ALIVE]
+    assert warnings == []  # a gone zone is never selected, so never warned about
+    both, _ = select_zones(CATALOG, ["default", "alive"])
+    assert len(both) == len(alive)  # a zone named twice is asked once
+
+
+@pytest.mark.parametrize(
+    ("spec", "warned"),
+    [
+        ("bl.mine.example", True),  # bare: the semantics are a guess
+        ("bl.mine.example:ipv4", False),  # declared
+        ("bl.mine.example:ipv4,ipv6,domain", False),
+        ("bl.mine.example:", True),
+        ("spamcop", False),  # the catalog knows it
+    ],
+)
+def test_an_unknown_zone_is_warned_about_only_when_named_bare(spec: str, warned: bool) -> None:
+    _, warnings = select_zones(CATALOG, [spec])
+    assert bool(warnings) is warned
+    if warned:
+        assert warnings == [
+            "bl.mine.example is not in the catalog: using plain RFC 5782 semantics (any "
+            "127.0.0.2-255 answer is a listing) for ipv4; name it bl.mine.example:ipv4 to say so "
+            "and silence this warning"
+        ]
 
 
 # --- the shipped catalog: it loads, and its facts hold ---------------------------------------

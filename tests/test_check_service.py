@@ -3,12 +3,15 @@ targets file and discovery when no target is given, against the lab on loopback.
 
 from __future__ import annotations
 
+import io
+import time
 from pathlib import Path
 
 import pytest
 
 from blmonitor.config import load_config
 from blmonitor.dnsbl import service
+from blmonitor.dnsbl.catalog import parse_catalog
 from blmonitor.dnsbl.resolver import Nameserver
 from blmonitor.errors import UsageError
 from blmonitor.models import Severity, Target, Verdict
@@ -98,10 +101,89 @@ def test_check_discovers_when_no_target_is_given(lab) -> None:
     assert asked == [0.6] and clean.verdict is Verdict.CLEAN
 
 
-def test_no_zone_is_a_usage_error(lab, tmp_path) -> None:
-    catalog = tmp_path / "catalog.toml"
-    catalog.write_text('[catalog]\nversion = 1\n\n[[zone]]\nid = "bl"\nname = "bl.lab.test"\n'
-                       'takes = ["ipv4"]\ndefault = false\n')  # fmt: skip
-    settings = service.CheckSettings(lists=catalog, resolvers=(Nameserver("127.0.0.1", lab.port),))
+def test_no_zone_is_a_usage_error(lab) -> None:
+    # A catalog of its own (a --lists file is laid over the embedded default set instead).
+    catalog = parse_catalog('[[zone]]\nid = "bl"\nname = "bl.lab.test"\ntakes = ["ipv4"]\n',
+                            source="catalog.toml")  # fmt: skip
+    settings = service.CheckSettings(resolvers=(Nameserver("127.0.0.1", lab.port),))
     with pytest.raises(UsageError, match="no zones to check"):
-        service.check(settings, ["203.0.113.9"])
+        service.check(settings, ["203.0.113.9"], catalog=catalog)
+
+
+def test_the_monitor_logs_a_warning_once_per_process(lab, tmp_path, monkeypatch, caplog) -> None:
+    from blmonitor.monitor import run
+    from blmonitor.monitor.store import Store
+
+    monkeypatch.setattr(run, "_WARNED", set())  # a new daemon process
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[monitor]\ntargets = ["203.0.113.9"]\n'
+        'zones = ["bl", "bare.lab.test", "declared.lab.test:ipv4"]\n'
+        f'lists = "{lab.catalog_path}"\ndatabase = "{tmp_path / "h.db"}"\n'
+        f'[dns]\nresolver = ["{lab.address}"]\ntimeout = 0.6\n'
+    )
+    config = load_config(path)
+    store = Store(config.monitor.database)
+    try:
+        for _ in range(3):  # three runs of one daemon
+            run.run_once(config, store, None, host="mx.example")
+    finally:
+        store.close()
+    warned = [r.getMessage() for r in caplog.records if "not in the catalog" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith("bare.lab.test is not in the catalog")
+
+
+def test_the_watch_follows_a_scan_to_its_end(lab) -> None:
+    from blmonitor.dnsbl.engine import ScanWatch
+
+    watch = ScanWatch()
+    settings = service.CheckSettings(zones=("bl", "dead", "dom", "bits"), lists=lab.catalog_path,
+                                     resolvers=(Nameserver("127.0.0.1", lab.port),), timeout=0.6)  # fmt: skip
+    targets = ["203.0.113.0/29", "192.0.2.9", "bad.example"]
+    service.check(settings, targets, watch=watch)
+    assert (watch.done, watch.targets, watch.targets_done) == (watch.total, 10, 10)
+    # dead.lab.test fails its health check: its targets never sent are counted as done
+    assert [(z.label, z.left, z.timeouts) for z in watch.zones] == [
+        ("bl.lab.test", 0, 0), ("dead.lab.test", 0, 0), ("dom.lab.test", 0, 0),
+        ("bits.lab.test", 0, 0),
+    ]  # fmt: skip
+    assert all(watch.started <= (z.finished or 0) <= watch.clock() for z in watch.zones)
+    assert watch.slowest() is None
+
+
+def _watch(*finished: tuple[str, float, int]):
+    from blmonitor.dnsbl.engine import ScanWatch, ZoneWatch
+
+    watch = ScanWatch(clock=lambda: 0.0)
+    watch.started = 0.0
+    watch.zones = [ZoneWatch(label, 0, at, at, timeouts) for label, at, timeouts in finished]
+    return watch
+
+
+@pytest.mark.parametrize(
+    ("finished", "hint"),
+    [
+        ([("a", 0.3, 0), ("b", 0.5, 0), ("slow", 5.3, 4)],
+         "zone slow answered last, 4.8 s after the others: consider dropping it or raising "
+         "--timeout (4 of its lookups timed out: it may answer late or not at all)"),
+        ([("a", 0.3, 0), ("slow", 3.0, 0)],
+         "zone slow answered last, 2.7 s after the others: consider dropping it from your zones"),
+        ([("a", 0.3, 0), ("b", 0.9, 0)], ""),  # less than a second between them
+        ([("a", 6.0, 0), ("b", 7.2, 0)], ""),  # all slow: no one zone held the others
+        ([("a", 0.3, 0)], ""),  # one zone
+    ],
+)  # fmt: skip
+def test_one_slow_zone_that_held_the_batch_gets_a_hint(finished, hint) -> None:
+    assert service.slow_zone_hint(_watch(*finished)) == hint
+
+
+def test_the_watch_says_nothing_before_the_scan_begins() -> None:
+    from blmonitor.cli.check import ProgressDisplay
+    from blmonitor.dnsbl.engine import ScanWatch
+
+    watch = ScanWatch(clock=lambda: 100.0)  # a public-IP discovery may take its time first
+    stream = io.StringIO()
+    with ProgressDisplay(watch, stream, delay=0) as display:
+        time.sleep(0.4)  # the display looks every 0.25 s
+    assert (display.shown, stream.getvalue()) == (False, "")
+    assert watch.slowest() is None and service.slow_zone_hint(watch) == ""

@@ -305,3 +305,137 @@ def test_a_crash_is_one_line_and_exit_3_never_1(monkeypatch, raised, code, line)
     if code == 3:  # with --debug, the traceback is there for whoever asked
         debug = CliRunner().invoke(cli.main, ["--debug", "check", "203.0.113.5"])
         assert isinstance(debug.exception, RuntimeError)
+
+
+# --- issue 11: --lists is an overlay; zone selectors; warnings on stderr; zones; progress --------
+
+
+def test_lists_file_adds_zones_but_its_own_defaults_are_the_default_set(lab) -> None:
+    before = len(lab.resolver.seen)
+    result = invoke(lab, "203.0.113.9", "--json")  # no --zone: the default set
+    asked = {z["zone"] for z in json.loads(result.stdout)["zones"]}
+    assert asked == {z.name for z in lab.catalog.defaults if "ipv4" in z.takes}
+    queried = lab.resolver.seen[before:]
+    assert queried and all(name.endswith(".lab.test.") for name in queried), queried
+    # an embedded zone is still there to be named, and a lab zone by its id
+    zones = CliRunner().invoke(cli.main, ["zones", "--all", "--json", "--lists",
+                                          str(lab.catalog_path)])  # fmt: skip
+    ids = [z["id"] for z in json.loads(zones.stdout)]
+    assert "spamhaus-zen" in ids and ids[-len(lab.catalog.zones) :] == [
+        z.id for z in lab.catalog.zones
+    ]
+
+
+def test_zones_with_a_config_shows_the_zones_it_monitors(lab, tmp_path) -> None:
+    (tmp_path / "dqs.key").write_text(DQS_KEY)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[monitor]\nzones = ["flip", "refusing", "bare.lab.test"]\nlists = "{lab.catalog_path}"\n'
+        f'database = "{tmp_path / "none.db"}"\n[dns]\ndqs_key_file = "{tmp_path / "dqs.key"}"\n'
+    )
+    result = CliRunner().invoke(cli.main, ["zones", "-c", str(config), "--json"])
+    assert result.exit_code == 0, result.output
+    zones = json.loads(result.stdout)
+    assert [(z["id"], z["status"], z["dqs"]) for z in zones] == [
+        ("flip", "unknown", None), ("refusing", "alive", "key set"),
+        ("bare.lab.test", "generic", None),
+    ]  # fmt: skip
+    assert result.stderr.startswith("blmonitor: warning: bare.lab.test is not in the catalog")
+    assert DQS_KEY not in result.output  # the key file is never read, let alone shown
+    text = CliRunner().invoke(cli.main, ["zones", "-c", str(config)]).stdout.splitlines()
+    assert [line.split()[0] for line in text[1:4]] == ["flip", "refusing", "bare.lab.test"]
+    assert text[5].split() == ["id", "access", "status", "as", "of", "(source)"]
+    assert text[7].split()[:4] == ["refusing", "free,", "DQS", "key"]
+    assert text[8].split()[2:] == ["not", "in", "the", "catalog:", "plain", "RFC", "5782"]
+
+
+def test_zones_shows_status_date_source_and_access(tmp_path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[monitor]\ndatabase = "{tmp_path / "none.db"}"\n')
+    result = CliRunner().invoke(cli.main, ["zones", "--all", "-c", str(config), "--json"])
+    zones = {z["id"]: z for z in json.loads(result.stdout)}
+    assert (zones["barracuda"]["access"], zones["spamhaus-zen"]["dqs"]) == ("registration",
+                                                                           "available")  # fmt: skip
+    sorbs = zones["sorbs"]
+    assert sorbs["status"] == "dead" and sorbs["status_date"] and sorbs["status_source"]
+    text = CliRunner().invoke(cli.main, ["zones", "--all", "-c", str(config)]).stdout
+    facts = {line.split()[0]: line for line in text.split("\n\n")[1].splitlines()[1:]}
+    assert facts["sorbs"].split(maxsplit=2)[1:] == [
+        "free",
+        f"dead as of {sorbs['status_date']} ({sorbs['status_source']})",
+    ]
+    assert facts["barracuda"].split()[1] == "registration"
+    alive = CliRunner().invoke(cli.main, ["zones", "-z", "alive", "-c", str(config), "--json"])
+    assert {z["status"] for z in json.loads(alive.stdout)} == {"alive"}
+    every = CliRunner().invoke(cli.main, ["zones", "-z", "all", "-c", str(config), "--json"])
+    statuses = {z["status"] for z in json.loads(every.stdout)}
+    assert statuses == {"alive", "unknown"}  # not dead, not lists-everything
+
+
+@pytest.mark.parametrize(
+    ("selector", "ids"),
+    [("alive", ["bl", "dead", "world", "refusing", "dom"]),
+     ("all", ["bl", "dead", "world", "refusing", "strict", "dom", "bits", "odd", "flip"])],
+)  # fmt: skip
+def test_check_takes_all_and_alive_for_zones(lab, monkeypatch, selector, ids) -> None:
+    # The lab as the embedded catalog too: "all" must not ask the real zones through the lab.
+    monkeypatch.setattr("blmonitor.dnsbl.catalog.embedded_catalog", lambda: lab.catalog)
+    result = invoke(lab, "203.0.113.5", "bad.example", "-z", selector, "--json")
+    asked = [z["id"] for z in json.loads(result.stdout)["zones"]]
+    assert asked == ids
+
+
+def test_check_warnings_go_to_stderr_and_only_a_bare_unknown_zone_warns(lab) -> None:
+    result = invoke(lab, "203.0.113.9", "--zone", "bl", "--zone", "bare.lab.test",
+                    "--zone", "declared.lab.test:ipv4")  # fmt: skip
+    assert "warning" not in result.stdout
+    assert result.stderr.splitlines() == [
+        "blmonitor: warning: bare.lab.test is not in the catalog: using plain RFC 5782 semantics"
+        " (any 127.0.0.2-255 answer is a listing) for ipv4; name it bare.lab.test:ipv4 to say "
+        "so and silence this warning"
+    ]
+    declared = invoke(lab, "203.0.113.9", "--zone", "bl", "--zone", "declared.lab.test:ipv4")
+    assert declared.stderr == ""
+    # --json: stdout is the document, and its "warnings" still say it; stderr stays quiet
+    data = invoke(lab, "203.0.113.9", "--zone", "bl", "--zone", "bare.lab.test", "--json")
+    assert data.stderr == "" and len(json.loads(data.stdout)["warnings"]) == 1
+
+
+def test_progress_and_the_slow_zone_hint_go_to_stderr_when_asked(lab) -> None:
+    args = ["check", "--lists", str(lab.catalog_path), "--resolver", lab.address, "203.0.113.5",
+            "203.0.113.9", "--zone", "bl", "--zone", "slow.lab.test:ipv4", "--timeout", "2.8",
+            "--json"]  # fmt: skip
+    shown = CliRunner().invoke(cli.main, args, env={"BLMONITOR_PROGRESS": "always"})
+    assert json.loads(shown.stdout)["verdict"] == "listed"  # stdout is the document alone
+    assert "\r\033[Kchecking: 0/2 targets, " in shown.stderr  # both wait on the slow zone
+    assert "lookups/s, waiting on slow.lab.test (" in shown.stderr
+    hint = shown.stderr.rpartition("\r\033[K")[2]  # after the line is cleared: one hint line
+    assert hint.startswith("blmonitor: hint: zone slow.lab.test answered last, "), hint
+    assert "s after the others: consider dropping it or raising --timeout (" in hint
+    assert "of its lookups timed out" in hint
+    # stderr is no terminal here: without the setting, nothing
+    quiet = CliRunner().invoke(cli.main, args, env={"BLMONITOR_PROGRESS": None})
+    assert quiet.stderr == "" and json.loads(quiet.stdout)["verdict"] == "listed"
+
+
+@pytest.mark.parametrize(
+    ("setting", "tty", "wanted"),
+    [(None, True, True), (None, False, False), ("always", False, True), ("never", True, False),
+     ("ALWAYS ", False, True), ("sometimes", False, False)],
+)  # fmt: skip
+def test_progress_is_shown_at_a_terminal_unless_the_setting_says(
+    monkeypatch, setting, tty, wanted
+) -> None:
+    import io
+
+    from blmonitor.cli.check import PROGRESS_ENV, ProgressDisplay
+
+    class Stream(io.StringIO):
+        def isatty(self) -> bool:
+            return tty
+
+    if setting is None:
+        monkeypatch.delenv(PROGRESS_ENV, raising=False)
+    else:
+        monkeypatch.setenv(PROGRESS_ENV, setting)
+    assert ProgressDisplay.wanted(Stream()) is wanted

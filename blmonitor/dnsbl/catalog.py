@@ -1,6 +1,7 @@
-"""The zone catalog: lists/*.toml (data, not code) parsed into Zone objects, and zone selection.
+"""The zone catalog: lists/*.toml (data, not code) parsed into Zone objects, a file of one's own
+laid over the embedded catalog, and zone selection ("default", "all", "alive", names).
 
-Pure: `parse_catalog(text)` never touches the disk; `load_catalog(path)` and
+Pure: `parse_catalog(text)` and `overlay` never touch the disk; `load_catalog(path)` and
 `embedded_catalog()` only read a file. The loader enforces every rule of lists/README.md: each
 mistake is one CatalogError line naming the file, the zone and the rule.
 """
@@ -56,6 +57,9 @@ _ACCESS = ["free", "registration", "key"]
 SCHEMA_VERSION = 1  # [catalog] version
 DQS_SUFFIX = "dq.spamhaus.net"
 _LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")  # where every answer code lies
+# The words --zone and [monitor] zones take for a set of zones; no zone may have them as id.
+SELECTORS = ("default", "all", "alive")
+_GONE = (ZoneStatus.DEAD, ZoneStatus.LISTS_EVERYTHING)  # broken for good: never in a set
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +111,35 @@ def embedded_catalog() -> Catalog:
 
 
 def catalog_from(path: Path | None) -> Catalog:
-    """The catalog at `path`, or the embedded one."""
-    return load_catalog(path) if path is not None else embedded_catalog()
+    """The embedded catalog, with the zones of `path` (`--lists`, `[monitor] lists`) laid over
+    it."""
+    embedded = embedded_catalog()
+    return embedded if path is None else overlay(embedded, load_catalog(path))
+
+
+def overlay(base: Catalog, own: Catalog) -> Catalog:
+    """`base` with the zones of `own` laid over it (lists/README.md, "Your own catalog").
+
+    A zone of `own` takes the place of every zone of `base` that has its id or name (so ids and
+    names stay unique); the other zones of `own` come after, in file order. When `own` marks
+    any zone default, its default zones are the whole default set, as they were when a file
+    replaced the catalog: a copy of zones.toml, or a lab of its own, never asks the embedded
+    default zones. Otherwise the embedded default set stays, less a zone `own` redefines
+    without `default = true`.
+    """
+    mine = {key: zone for zone in own.zones for key in (zone.id, zone.name)}
+    own_defaults = any(zone.default for zone in own.zones)
+    zones: list[Zone] = []
+    placed: set[str] = set()
+    for zone in base.zones:
+        new = mine.get(zone.id) or mine.get(zone.name)
+        if new is None:
+            zones.append(replace(zone, default=False) if own_defaults and zone.default else zone)
+        elif new.id not in placed:
+            zones.append(new)
+            placed.add(new.id)
+    zones.extend(zone for zone in own.zones if zone.id not in placed)
+    return Catalog(tuple(zones), f"{base.source} + {own.source}")
 
 
 def load_catalog(path: Path) -> Catalog:
@@ -182,10 +213,10 @@ def _zone(entry: dict[str, Any]) -> Zone:
         if key not in entry:
             raise _Broken(f"missing key {key!r}")
     zid = _text(entry, "id")
-    if not _ID_RE.fullmatch(zid) or zid == "default":
+    if not _ID_RE.fullmatch(zid) or zid in SELECTORS:
         raise _Broken(
             f"id {zid!r} cannot be given to --zone: use lower-case letters, digits, '.', '-' "
-            "and '_' (and not 'default')"
+            "and '_' (and not 'default', 'all' or 'alive')"
         )
     name = _text(entry, "name").lower().rstrip(".")
     if not _NAME_RE.fullmatch(name):
@@ -441,30 +472,47 @@ def generic_zone(spec: str) -> Zone:
     )
 
 
+def selected(catalog: Catalog, selector: str) -> tuple[Zone, ...]:
+    """The zones a selector names: `default` the default set; `all` every zone not known as
+    gone (dead or lists-everything: alive and unknown ones, allow lists too); `alive` every
+    zone whose status is alive."""
+    if selector == "default":
+        return catalog.defaults
+    if selector == "all":
+        return tuple(z for z in catalog.zones if z.status not in _GONE)
+    return tuple(z for z in catalog.zones if z.status is ZoneStatus.ALIVE)
+
+
 def select_zones(
     catalog: Catalog, specs: Sequence[str], *, dqs_key: str = ""
 ) -> tuple[list[Zone], list[str]]:
-    """Resolve zone names (catalog ids, zone names, "default", or new names) to Zones.
+    """Resolve zone names (catalog ids, zone names, a selector of SELECTORS, or new names) to
+    Zones.
 
-    Returns the zones and warnings (a zone the catalog knows as dead, a generic zone).
+    Returns the zones and warnings: a zone the catalog knows as gone, and a zone it does not
+    know named bare (`NAME:ipv4` declares its semantics, and then there is nothing to say).
     """
     warnings: list[str] = []
     chosen: list[Zone] = []
     for spec in specs or ["default"]:
-        if spec.strip().lower() == "default":
-            chosen.extend(catalog.defaults)
+        if spec.strip().lower() in SELECTORS:
+            chosen.extend(selected(catalog, spec.strip().lower()))
             continue
-        zone = catalog.find(spec.partition(":")[0])
+        name, _, declared = spec.partition(":")
+        zone = catalog.find(name)
         if zone is None:
             zone = generic_zone(spec)
-            warnings.append(
-                f"{zone.name} is not in the catalog: using plain RFC 5782 semantics "
-                f"(any 127.0.0.2-255 answer is a listing) for {', '.join(sorted(zone.takes))}"
-            )
+            if not declared.strip():
+                kinds = ",".join(sorted(zone.takes))
+                warnings.append(
+                    f"{zone.name} is not in the catalog: using plain RFC 5782 semantics "
+                    f"(any 127.0.0.2-255 answer is a listing) for {kinds}; name it "
+                    f"{zone.name}:{kinds} to say so and silence this warning"
+                )
         chosen.append(zone)
     unique = list({z.name: z for z in chosen}.values())
     for zone in unique:
-        if zone.status in (ZoneStatus.DEAD, ZoneStatus.LISTS_EVERYTHING):
+        if zone.status in _GONE:
             warnings.append(
                 f"{zone.name} is known as {zone.status} since {zone.status_date or '?'} "
                 f"({zone.status_source or 'catalog'}): remove it from your zones"

@@ -5,13 +5,16 @@ by callbacks rather than a task per lookup. A global window bounds the lookups i
 each zone has its own smaller window, so a slow or dead zone never holds the others' results
 past the timeout. A zone sends its test-point probes and a single target first; only once it
 has passed its health check do its other targets go out, and once it fails, they never do.
+A `ScanWatch` given to it is kept up to date for a progress display.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import secrets
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -40,6 +43,67 @@ from blmonitor.models import (
 Progress = Callable[[int, int], None]
 
 
+@dataclass(slots=True)
+class ZoneWatch:
+    """One zone's part of a scan, as a progress display sees it."""
+
+    label: str
+    left: int  # lookups not answered yet (probes and targets, those never sent included)
+    last: float  # when it last answered (the start of the scan before its first answer)
+    finished: float | None = None  # when its last lookup was answered or given up
+    timeouts: int = 0
+
+
+class ScanWatch:
+    """A live view of a scan, for a progress display: the engine fills it as answers come, a
+    display reads it (from another thread: it only reads numbers), and once the scan is over
+    it tells when each zone finished. Times are `clock`'s."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.started = math.inf  # until the scan begins (a discovery may come first)
+        self.done = self.total = 0  # lookups
+        self.targets = self.targets_done = 0
+        self.zones: list[ZoneWatch] = []
+        self._target_left: list[int] = []
+
+    def begin(self, zones: Sequence[tuple[str, int]], target_left: list[int], total: int) -> None:
+        self.started = self.clock()
+        self.zones = [ZoneWatch(label, left, self.started) for label, left in zones]
+        for zone in self.zones:
+            if not zone.left:
+                zone.finished = self.started
+        self._target_left = target_left
+        self.targets, self.total = len(target_left), total
+        self.targets_done = sum(1 for left in target_left if not left)
+
+    def answered(self, zi: int, ti: int | None, answer: Answer) -> None:
+        zone = self.zones[zi]
+        zone.last = self.clock()
+        zone.timeouts += answer.outcome is Outcome.TIMEOUT
+        self.done += 1
+        self._left(zone, 1, () if ti is None else (ti,))
+
+    def skipped(self, zi: int, tis: Sequence[int]) -> None:
+        """Targets a zone will never be asked: it failed its health check."""
+        self.done += len(tis)
+        self._left(self.zones[zi], len(tis), tis)
+
+    def _left(self, zone: ZoneWatch, n: int, tis: Sequence[int]) -> None:
+        zone.left -= n
+        if zone.left <= 0 and zone.finished is None:
+            zone.finished = zone.last
+        for ti in tis:
+            self._target_left[ti] -= 1
+            if not self._target_left[ti]:
+                self.targets_done += 1
+
+    def slowest(self) -> ZoneWatch | None:
+        """The zone still waited on that has been silent longest."""
+        pending = [z for z in self.zones if z.finished is None]
+        return min(pending, key=lambda z: z.last) if pending else None
+
+
 class Lookup(Protocol):
     """Starts one DNS lookup and calls back with its Answer (the DnsClient does this)."""
 
@@ -65,6 +129,7 @@ def scan(
     concurrency: int | None = None,
     fail_on: Severity = Severity.WARNING,
     progress: Progress | None = None,
+    watch: ScanWatch | None = None,
 ) -> Report:
     """`check` through a DnsClient on `servers`, with its query counts in the Report.
 
@@ -84,6 +149,7 @@ def scan(
                 fail_on=fail_on,
                 progress=progress,
                 servers=[str(s) for s in servers],
+                watch=watch,
             )
             return replace(report, queries=client.queries, retries=client.retries)
 
@@ -121,6 +187,7 @@ async def check(
     progress: Progress | None = None,
     nonce: str | None = None,
     servers: Sequence[str] = (),
+    watch: ScanWatch | None = None,
 ) -> Report:
     """Check every target against every zone that takes it; see the module docstring.
 
@@ -144,6 +211,14 @@ async def check(
     answers: dict[tuple[int, int], tuple[Answer, Answer | None]] = {}
     total = sum(len(r.probes) + len(r.todo) for r in runs)
     done = inflight = 0
+    if watch is not None:
+        target_left = [0] * len(targets)
+        for run in runs:
+            for ti in run.todo:
+                target_left[ti] += 1
+        watch.begin(
+            [(run.zone.label, len(run.probes) + len(run.todo)) for run in runs], target_left, total
+        )
     ready: deque[_ZoneRun] = deque()
     finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -195,7 +270,11 @@ async def check(
             run.health = dnsbl.judge_health(run.zone, run.probe_answers)
             if not run.health.health.trusted:
                 done += len(run.todo) - run.cursor  # never sent: reported as "not asked"
+                if watch is not None:
+                    watch.skipped(run.index, run.todo[run.cursor :])
                 run.cursor = len(run.todo)
+        if watch is not None:
+            watch.answered(run.index, None, answer)
         complete(run)
 
     @guarded
@@ -208,11 +287,15 @@ async def check(
             lookup.submit(name, TXT, functools.partial(on_txt, run, ti, answer))
             return
         answers[(ti, run.index)] = (answer, None)
+        if watch is not None:
+            watch.answered(run.index, ti, answer)
         complete(run)
 
     @guarded
     def on_txt(run: _ZoneRun, ti: int, answer: Answer, txt: Answer) -> None:
         answers[(ti, run.index)] = (answer, txt)
+        if watch is not None:
+            watch.answered(run.index, ti, answer)
         complete(run)
 
     def complete(run: _ZoneRun) -> None:

@@ -1,6 +1,7 @@
 """The check use case: settings from options, else the config; targets from the command line,
-a file or discovery; the scan; the warnings a person must see (a public resolver, a dead zone).
-Also the zone listing with each zone's last health. No click, no printing: faces render.
+a file or discovery; the scan; the warnings a person must see (a public resolver, a dead zone)
+and the hint when one slow zone held the batch. Also the zones a config monitors, with their
+access, status sources and last health. No click, no printing: faces render.
 """
 
 from __future__ import annotations
@@ -34,9 +35,6 @@ PUBLIC_RESOLVERS = {
 }  # fmt: skip
 
 Discover = Callable[[float], list[Target]]
-Progress = Callable[[int, int], None]
-# Given the number of lookups: the progress callback (or None) and what closes it.
-ProgressFor = Callable[[int], tuple[Progress | None, Callable[[], None]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,12 +124,13 @@ def check(
     *,
     targets_file: Path | None = None,
     discover: Discover = discover_public,
-    progress_for: ProgressFor | None = None,
+    watch: engine.ScanWatch | None = None,
     clock: Callable[[], float] = time.monotonic,
     catalog: Catalog | None = None,
 ) -> Report:
     """Check `targets` and those of `targets_file` (none at all: the discovered public
-    addresses) against the settings' zones (of `catalog`, else the settings' catalog)."""
+    addresses) against the settings' zones (of `catalog`, else the settings' catalog).
+    `watch` is kept up to date for a progress display."""
     catalog = catalog or catalog_from(settings.lists)
     zones, warnings = select_zones(
         catalog, settings.zones, dqs_key=read_dqs_key(settings.dqs_key_file)
@@ -142,15 +141,10 @@ def check(
     if not zones:
         raise UsageError("no zones to check: give --zone NAME or a catalog with default zones")
     started = clock()
-    progress, close = progress_for(len(parsed) * len(zones)) if progress_for else (None, None)
-    try:
-        report = engine.scan(
-            parsed, zones, servers, timeout=settings.timeout, concurrency=settings.concurrency,
-            fail_on=settings.fail_on, progress=progress,
-        )  # fmt: skip
-    finally:
-        if close is not None:
-            close()
+    report = engine.scan(
+        parsed, zones, servers, timeout=settings.timeout, concurrency=settings.concurrency,
+        fail_on=settings.fail_on, watch=watch,
+    )  # fmt: skip
     return dataclasses.replace(
         report,
         warnings=(*warnings, *resolver_warnings(servers)),
@@ -158,21 +152,58 @@ def check(
     )
 
 
+def slow_zone_hint(watch: engine.ScanWatch, *, min_gap: float = 1.0) -> str:
+    """When one zone held the batch (it finished `min_gap` seconds or more after all the others,
+    and a quarter of the run or more): one line saying which and what to do; else ""."""
+    finished = sorted(
+        ((z.finished, z) for z in watch.zones if z.finished is not None),
+        key=lambda pair: pair[0],
+    )
+    if len(finished) < 2:
+        return ""
+    (before, _), (end, last) = finished[-2:]
+    gap = end - before
+    if gap < max(min_gap, (end - watch.started) / 4):
+        return ""
+    hint = f"zone {last.label} answered last, {gap:.1f} s after the others: consider dropping it"
+    if last.timeouts:  # errors, not answers: a longer wait may turn them into answers
+        return (
+            f"{hint} or raising --timeout ({last.timeouts} of its lookups timed out: it may "
+            "answer late or not at all)"
+        )
+    return f"{hint} from your zones"
+
+
 @dataclass(frozen=True, slots=True)
 class ZoneListing:
-    """The zones shown by `zones`, and each one's last health in the history (None: unknown)."""
+    """The zones shown by `zones`, each one's last health in the history (None: unknown), and
+    the selection's warnings (a zone named in the config that is dead, or not in the catalog)."""
 
     zones: tuple[Zone, ...]
     health: Mapping[str, str]
+    warnings: tuple[str, ...] = ()
+    dqs_key: bool = False  # the config gives a DQS key file: Spamhaus zones are asked through DQS
 
     def last_health(self, name: str) -> str | None:
         return self.health.get(name)
 
 
-def list_zones(catalog: Catalog, *, show_all: bool, config: Config) -> ZoneListing:
-    """The default zones (or all), with their health from the history, if there is one."""
+def list_zones(
+    config: Config, *, lists: Path | None = None, specs: Sequence[str] = (), show_all: bool = False
+) -> ZoneListing:
+    """The zones `check -c CONFIG` and the monitor ask: `specs` (the --zone words), else the
+    config's [monitor] zones, through its catalog (`lists` laid over the embedded one, else the
+    config's); with `show_all`, every zone of that catalog. Each with its health from the
+    history, if there is one."""
     from blmonitor.monitor.status import open_history
 
+    catalog = catalog_from(lists or config.monitor.lists)
+    zones: Sequence[Zone]
+    warnings: Sequence[str] = ()
+    if show_all:
+        zones = catalog.zones
+    else:  # the DQS key file is a secret that `zones` never reads: only its presence counts
+        zones, warnings = select_zones(catalog, specs or config.monitor.zones)
     health: dict[str, str] = {}
     store = open_history(config)
     if store is not None:
@@ -180,7 +211,27 @@ def list_zones(catalog: Catalog, *, show_all: bool, config: Config) -> ZoneListi
             health = {name: z.health for name, z in store.load_state().zones.items()}
         finally:
             store.close()
-    return ZoneListing(tuple(catalog.zones if show_all else catalog.defaults), health)
+    return ZoneListing(
+        tuple(zones), health, tuple(warnings), dqs_key=config.dns.dqs_key_file is not None
+    )
+
+
+def zone_access(zone: Zone, *, dqs_key: bool) -> str:
+    """How a zone may be asked: free, registration (of the resolver's address) or key, and
+    whether its Spamhaus DQS twin is used (a key is configured) or available."""
+    if not zone.dqs:
+        return zone.access
+    return f"{zone.access}, DQS {'key set' if dqs_key else 'available'}"
+
+
+def zone_status(zone: Zone) -> str:
+    """The catalog's status with its date and source: "dead as of 2024-06 (the operator's page)"."""
+    if zone.generic:
+        return "not in the catalog: plain RFC 5782"
+    text = str(zone.status)
+    if zone.status_date:
+        text += f" as of {zone.status_date}"
+    return f"{text} ({zone.status_source})" if zone.status_source else text
 
 
 def zones_json(listing: ZoneListing) -> list[dict[str, Any]]:
@@ -191,10 +242,12 @@ def zones_json(listing: ZoneListing) -> list[dict[str, Any]]:
             "takes": sorted(z.takes),
             "kind": str(z.kind),
             "default": z.default,
-            "status": str(z.status),
-            "status_date": z.status_date,
+            "status": "generic" if z.generic else str(z.status),
+            "status_date": z.status_date or None,
+            "status_source": z.status_source or None,
             "access": z.access,
-            "fair_use": z.fair_use,
+            "dqs": None if not z.dqs else "key set" if listing.dqs_key else "available",
+            "fair_use": z.fair_use or None,
             "last_health": listing.last_health(z.name),
         }
         for z in listing.zones
@@ -202,9 +255,14 @@ def zones_json(listing: ZoneListing) -> list[dict[str, Any]]:
 
 
 def render_zones(listing: ZoneListing) -> str:
+    """The zones in a table, then each one's access and the source of its status."""
     rows = [["id", "zone", "takes", "kind", "status", "default", "last health"]] + [
-        [z.id, z.name, ",".join(sorted(z.takes)), str(z.kind), str(z.status),
-         "yes" if z.default else "", listing.last_health(z.name) or "-"]
+        [z.id, z.name, ",".join(sorted(z.takes)), str(z.kind),
+         "generic" if z.generic else str(z.status), "yes" if z.default else "",
+         listing.last_health(z.name) or "-"]
         for z in listing.zones
     ]  # fmt: skip
-    return "\n".join(line[2:] for line in table(rows))
+    facts = [["id", "access", "status as of (source)"]] + [
+        [z.id, zone_access(z, dqs_key=listing.dqs_key), zone_status(z)] for z in listing.zones
+    ]
+    return "\n".join(line[2:] for line in [*table(rows), "  ", *table(facts)])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -69,13 +69,26 @@ class RunSummary:
 
 def check_once(config: Config, catalog: Catalog, targets: list[str]) -> Report:
     """One check of `targets` with the config's zones, resolvers and limits (the warnings of
-    `blmonitor check` are logged: a public resolver, a dead zone named)."""
+    `blmonitor check` are logged, once per process: a public resolver, a dead zone named)."""
     if not targets:
         raise UsageError(f"{config.source}: [monitor] targets: nothing to check")
     report = dnsbl_service.check(check_settings(config), targets, catalog=catalog)
-    for warning in report.warnings:
-        log.warning("%s", warning)
+    log_once(report.warnings)
     return report
+
+
+# The warnings this process has logged. A check's warnings come from the config (a zone the
+# catalog does not know, a dead zone, a public resolver): the same on every run, so the daemon
+# logs each once, not every interval into the journal. A reloaded config's new ones are logged.
+_WARNED: set[str] = set()
+
+
+def log_once(warnings: Iterable[str]) -> None:
+    """Log each warning the first time this process meets it."""
+    for warning in warnings:
+        if warning not in _WARNED:
+            _WARNED.add(warning)
+            log.warning("%s", warning)
 
 
 def read_bounces(
