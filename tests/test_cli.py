@@ -432,7 +432,7 @@ def test_progress_is_shown_at_a_terminal_unless_the_setting_says(
 
     class Stream(io.StringIO):
         def isatty(self) -> bool:
-            return tty
+            return bool(tty)
 
     if setting is None:
         monkeypatch.delenv(PROGRESS_ENV, raising=False)
