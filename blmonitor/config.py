@@ -23,6 +23,7 @@ from blmonitor.dnsbl.resolver import Nameserver, parse_nameserver
 from blmonitor.errors import ConfigError, UsageError
 from blmonitor.models import Severity
 from blmonitor.smarthost.plan import Mta, Scope
+from blmonitor.userfiles import UnreadableFile, read_text
 
 DEFAULT_PATH = Path("/etc/blmonitor/config.toml")
 ROOT_DATABASE = Path("/var/lib/blmonitor/blmonitor.db")
@@ -184,16 +185,24 @@ KEYS: Mapping[str, tuple[str, ...]] = {
 # --- durations -----------------------------------------------------------------------------
 
 
+MAX_DURATION = 3650 * 86400.0  # ten years
+
+
 def parse_duration(text: str | int) -> float:
     """Seconds from "90s", "15m", "1h", "1d" (or a sum such as "1h30m") or integer seconds.
 
     A string needs a unit: "400" could mean seconds or days. ValueError names the value.
     """
+    seconds: float | None = None
     if isinstance(text, int) and not isinstance(text, bool) and text >= 0:
-        return float(text)
-    if isinstance(text, str) and _DURATION.fullmatch(raw := text.strip()):
-        return sum(float(number) * _UNITS[unit] for number, unit in _DURATION_PART.findall(raw))
-    raise ValueError(f"{text!r} is not a duration {_DURATION_HINT}")
+        seconds = float(text)
+    elif isinstance(text, str) and _DURATION.fullmatch(raw := text.strip()):
+        seconds = sum(float(n) * _UNITS[unit] for n, unit in _DURATION_PART.findall(raw))
+    if seconds is None:
+        raise ValueError(f"{text!r} is not a duration {_DURATION_HINT}")
+    if seconds > MAX_DURATION:  # a schedule or a date that far away overflows
+        raise ValueError(f"{text!r} is longer than the maximum of {MAX_DURATION // 86400:g}d")
+    return seconds
 
 
 def format_duration(seconds: float) -> str:
@@ -282,6 +291,12 @@ def _parse_bounces(table: _Table) -> BouncesConfig:
     return BouncesConfig(watch=tuple(watch), expire=expire)
 
 
+# A catalog id or a selector ("default"), or a zone as NAME[:ipv4,ipv6,domain].
+_ZONE_SPEC = re.compile(
+    r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}(?::(?:ipv4|ipv6|domain)(?:,(?:ipv4|ipv6|domain))*)?"
+)
+
+
 def _parse_monitor(table: _Table, defaults: Defaults) -> MonitorConfig:
     targets = table.strings("targets", (AUTO,))
     _check_targets(table, targets)
@@ -290,6 +305,10 @@ def _parse_monitor(table: _Table, defaults: Defaults) -> MonitorConfig:
         raise table.fail("zones", 'is empty: use ["default"] or name the zones to check')
     if not all(zones):
         raise table.fail("zones", "holds an empty string")
+    for spec in zones:
+        if not _ZONE_SPEC.fullmatch(spec) or ".." in spec or spec.startswith("."):
+            raise table.fail("zones", f"{spec!r} is not a zone name, a catalog id or "
+                             '"default" (e.g. "zen.spamhaus.org", "bl.org:ipv4")')  # fmt: skip
     interval = table.duration("interval", DEFAULT_INTERVAL)
     if interval < MIN_INTERVAL:
         raise table.fail(
@@ -589,15 +608,13 @@ def load_config(path: Path | None, *, defaults: Defaults | None = None) -> Confi
     """
     file = path if path is not None else default_path()
     try:
-        text = file.read_text("utf-8")
+        text = read_text(file, limit=1024 * 1024)
     except FileNotFoundError as exc:
         if path is not None:
             raise ConfigError(f"{file}: no such config file") from exc
         text = ""
-    except OSError as exc:
-        raise ConfigError(f"{file}: cannot read the config file: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{file}: not UTF-8 text (byte {exc.start})") from exc
+    except UnreadableFile as exc:
+        raise ConfigError(f"{file}: cannot read the config file: {exc}") from None
     if defaults is None:
         defaults = environment_defaults()
     return parse_config(text, source=str(file), defaults=defaults)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
@@ -286,6 +287,8 @@ def judge(target: Target, zone: Zone, answer: Answer | None, txt: Answer | None 
     if decoded.status is not Status.LISTED:
         return Result(target, zone, decoded.status, codes=codes, error=decoded.error)
     texts = txt.records if txt is not None and txt.outcome is Outcome.RECORDS else ()
+    if texts:
+        texts = tuple(_shown_txt(text, zone) for text in texts)
     return Result(
         target,
         zone,
@@ -296,6 +299,20 @@ def judge(target: Target, zone: Zone, answer: Answer | None, txt: Answer | None 
         txt=texts,
         delist_url=delist_link(zone, target, decoded.delist_url),
     )
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _shown_txt(text: str, zone: Zone) -> str:
+    """A list's TXT words as they may be printed, stored and sent: control characters
+    escaped (CR, LF, ESC could forge a line or drive the terminal), the DQS key that a
+    resolver or list may echo from the query name replaced (it is a secret)."""
+    if zone.query_zone:
+        key = zone.query_zone.split(".", 1)[0]
+        if key:
+            text = text.replace(key, "[DQS key]")
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 # --- zone health ---------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from blmonitor.models import (
     ZoneKind,
     ZoneStatus,
 )
+from blmonitor.userfiles import UnreadableFile, read_text
 
 # RFC 5782 §5: every DNSxL lists these test points and never lists the negative ones.
 RFC5782_LISTED = {
@@ -144,9 +145,10 @@ def overlay(base: Catalog, own: Catalog) -> Catalog:
 
 def load_catalog(path: Path) -> Catalog:
     try:
-        text = path.read_text("utf-8")
-    except OSError as exc:
-        raise CatalogError(str(path), f"cannot read the catalog: {exc.strerror}") from exc
+        text = read_text(path)
+    except (OSError, UnreadableFile) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise CatalogError(str(path), f"cannot read the catalog: {why}") from None
     return parse_catalog(text, source=str(path))
 
 
@@ -530,9 +532,10 @@ def read_dqs_key(path: Path | None) -> str:
     if path is None:
         return ""
     try:
-        return path.read_text("utf-8").strip()
-    except OSError as exc:
-        raise UsageError(f"cannot read the DQS key file {path}: {exc.strerror}") from exc
+        return read_text(path, limit=4096).strip()
+    except (OSError, UnreadableFile) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise UsageError(f"cannot read the DQS key file {path}: {why}") from None
 
 
 def with_dqs(zone: Zone, key: str) -> Zone:

@@ -21,6 +21,7 @@ from blmonitor.dnsbl.report import table
 from blmonitor.dnsbl.resolver import Nameserver, parse_nameserver, system_nameservers
 from blmonitor.errors import UsageError
 from blmonitor.models import Report, Severity, Target, Zone
+from blmonitor.userfiles import UnreadableFile, read_text
 
 if TYPE_CHECKING:
     from blmonitor.config import Config
@@ -64,6 +65,10 @@ def check_settings(
     """The one "option, else config" merge (`check` with or without a config, and the daemon
     with its config alone). A bad --resolver is a UsageError."""
     parsed = tuple(parse_nameserver(r) for r in resolvers)
+    from blmonitor.config import MAX_TIMEOUT  # (only where the option is checked)
+
+    if timeout is not None and not 0 < timeout <= MAX_TIMEOUT:  # (nan fails it too)
+        raise UsageError(f"--timeout {timeout:g}: give seconds above 0, at most {MAX_TIMEOUT:g}")
     if config is None:
         return CheckSettings(
             zones=tuple(zones), lists=lists, resolvers=parsed, dqs_key_file=dqs_key_file,
@@ -96,11 +101,17 @@ def read_targets(targets: Sequence[str], targets_file: Path | None) -> list[str]
     texts = list(targets)
     if targets_file is not None:
         try:
-            text = sys.stdin.read() if str(targets_file) == "-" else targets_file.read_text()
-        except OSError as exc:
-            raise UsageError(f"cannot read {targets_file}: {exc.strerror}") from exc
+            text = sys.stdin.read() if str(targets_file) == "-" else read_text(targets_file)
+        except (OSError, UnreadableFile, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else str(exc)
+            raise UsageError(f"cannot read {targets_file}: {why}") from None
         texts.extend(line.split("#")[0].strip() for line in text.splitlines())
-    return [t for t in texts if t]
+    found = [t.strip() for t in texts if t.strip()]
+    if (targets or targets_file is not None) and not found:
+        # An empty $IP in a script must not check this machine's address instead.
+        raise UsageError("the targets given are empty: give an address, a CIDR block or a "
+                         "domain, or none at all to check this machine's public IP")  # fmt: skip
+    return found
 
 
 def discover_public(timeout: float, ip_urls: Sequence[str] = ()) -> list[Target]:
