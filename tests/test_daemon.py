@@ -6,6 +6,7 @@ The lab's flip.lab.test zone lists whatever address the test says, between runs.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -340,3 +341,73 @@ def test_a_watched_log_is_read_from_where_it_stopped(lab, tmp_path, webhook) -> 
     finally:
         store.close()
     assert count == 2
+
+
+# --- what a notification says, and what a failed one keeps ------------------------------------
+
+
+def test_the_end_of_the_last_listing_is_good_news_all_clean(lab, tmp_path, webhook) -> None:
+    base, posted = webhook
+    config = write_config(tmp_path, lab, base, confirm=1)
+    clock = Clock()
+    lab.flip.listed = {"203.0.113.5"}
+    run(config, clock)
+    lab.flip.listed = set()
+    run(config, clock)
+    listed, delisted = (json.loads(body) for _, body in posted)
+    assert listed["type"] != "success" and listed["blmonitor"]["all_clear"] is False
+    assert delisted["type"] == "success"
+    assert delisted["title"] == (
+        "[blmonitor] mx.example: all clean again: no listing left "
+        "(203.0.113.5 delisted from flip.lab.test)"
+    )
+    data = delisted["blmonitor"]
+    assert (data["server"], data["all_clear"]) == ("mx.example", True)
+    assert [(e["event"], e["target"], e["zone"], e["since"], e["ended"]) for e in data["events"]] == [
+        ("delisted", "203.0.113.5", "flip.lab.test", "2026-11-01T12:00:00+00:00",
+         "2026-11-01T12:15:00+00:00"),
+    ]  # fmt: skip
+
+
+def test_a_failed_delivery_keeps_its_reason_and_its_data_for_the_retry(
+    lab, tmp_path, caplog
+) -> None:
+    routes = {"/hook": (503, "down for maintenance")}
+    posted: list[tuple[str, str]] = []
+    with httpservers.serve(routes, posted) as base:
+        config = write_config(tmp_path, lab, base, confirm=1)
+        clock = Clock()
+        lab.flip.listed = {"203.0.113.5"}
+        with caplog.at_level(logging.ERROR, logger="blmonitor"):
+            assert run(config, clock).failed == 1
+        target = f"{base.replace('http://', 'json://')}/hook"
+        reason = f"{target}: failed: Failed to send JSON POST notification: Servers are overloaded, error=503"
+        store = Store(load_config(config).monitor.database)
+        try:
+            [pending] = store.pending_notifications()
+        finally:
+            store.close()
+        assert pending.last_error == reason
+        assert f"notification 1 not delivered: {reason}" in caplog.messages
+        routes["/hook"] = (200, "ok")
+        assert run(config, clock).delivered == 1
+        lab.flip.listed = set()
+    first, retried = (json.loads(body) for _, body in posted)
+    assert retried == first  # the same message, its data kept in the store for the retry
+    [event] = retried["blmonitor"]["events"]
+    assert (event["event"], event["target"], event["codes"]) == (
+        "listed",
+        "203.0.113.5",
+        ["127.0.0.2"],
+    )
+    assert event["delist_url"] == "https://flip.lab.test/remove?ip=203.0.113.5"
+
+
+def test_notify_test_says_why_it_failed(lab, tmp_path) -> None:
+    config = write_config(tmp_path, lab, "http://127.0.0.1:9")  # nothing listens
+    result = CliRunner().invoke(cli.main, ["notify", "--test", "--config", str(config)])
+    assert result.exit_code == cli.EXIT_UNKNOWN
+    assert (
+        "test notification failed after 1 attempt(s): json://127.0.0.1:9/hook: failed: "
+        "A Connection error occurred sending JSON notification to 127.0.0.1"
+    ) in result.output

@@ -264,8 +264,13 @@ def _v4(db: sqlite_utils.Database) -> None:
     _table(db, "cleanups", "id int, at str, mta str, selection str, removed int, queue_ids str,"
            " error str")
 
+
+def _v5(db: sqlite_utils.Database) -> None:
+    """The data of a notification for webhooks (the `blmonitor` object of a json:// body)."""
+    db.table("notifications").add_column("payload", str)
+
 # fmt: on
 
 
 # Append only: a database at version N runs MIGRATIONS[N:].
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]

@@ -164,7 +164,10 @@ def _run_locked(
                                                  event.detail])))  # fmt: skip
     queued = []
     if events and notifier is not None:
-        message = render_batch(events, host=host, title_prefix=config.notify.title_prefix)
+        message = render_batch(
+            events, host=host, title_prefix=config.notify.title_prefix,
+            all_clear=not after.bounces and not any(p.listed for p in after.pairs.values()),
+        )  # fmt: skip
         if message.severity >= config.notify.min_severity:
             queued.append(message.queued())
     store.record_run(
@@ -205,7 +208,9 @@ def deliver_pending(store: Store, notifier: Notifier | None, clock: Clock) -> tu
             log.error("notification %d (%s) %s", pending.id, pending.title, why)
             failed += 1
             continue
-        message = Message(pending.title, pending.body, pending.severity, pending.kinds)
+        message = Message(
+            pending.title, pending.body, pending.severity, pending.kinds, pending.payload
+        )
         # A retry goes only to the targets that did not get it, never twice to the others.
         delivery = notifier.send(message, only=set(pending.owed) or None)
         store.mark_notification(

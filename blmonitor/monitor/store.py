@@ -17,7 +17,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,15 @@ class Notification:
     last_error: str
     kinds: tuple[str, ...] = ()
     owed: tuple[str, ...] = ()  # targets still to be sent to; empty: all of them
+    payload: Mapping[str, Any] = field(default_factory=dict)  # the data json:// targets get
+
+
+# A notification to send, as `notify.Message.queued()` gives it: title, body, severity, kinds
+# and (optional) the data for webhooks.
+Queued = (
+    tuple[str, str, Severity, tuple[str, ...]]
+    | tuple[str, str, Severity, tuple[str, ...], Mapping[str, Any]]
+)
 
 
 class Store:
@@ -171,7 +180,7 @@ class Store:
         before: MonitorState,
         after: MonitorState,
         events: Sequence[Event],
-        notifications: Iterable[tuple[str, str, Severity, tuple[str, ...]]] = (),
+        notifications: Iterable[Queued] = (),
         evidence: Sequence[tuple[BounceRecord, Attribution]] = (),
         positions: Mapping[str, str] = {},
     ) -> int:
@@ -358,15 +367,14 @@ class Store:
             out[name] = sorted(row[0] for row in rows if row[0])
         return out
 
-    def _queue(
-        self, at: datetime, notification: tuple[str, str, Severity, tuple[str, ...]]
-    ) -> None:
+    def _queue(self, at: datetime, notification: Queued) -> None:
         """A notification to send (now, or on a later run if delivery fails)."""
-        title, body, severity, kinds = notification
+        title, body, severity, kinds = notification[:4]
+        payload = notification[4] if len(notification) > 4 else {}
         self.db.table("notifications").insert(
             {"created": stamp(at), "title": title, "body": body, "severity": int(severity),
              "kinds": json.dumps(kinds), "status": "pending", "attempts": 0, "last_error": "",
-             "owed": "[]"},
+             "owed": "[]", "payload": json.dumps(payload)},
         )  # fmt: skip
 
     # --- what the smart host and the cause finder remember between runs ------------------
@@ -403,7 +411,7 @@ class Store:
         self,
         at: datetime,
         action: Mapping[str, Any],
-        notification: tuple[str, str, Severity, tuple[str, ...]] | None = None,
+        notification: Queued | None = None,
     ) -> None:
         """One smart-host action (apply, revert, recommend, request; done or failed), and its
         notification, in one transaction. `action` never holds the password: no plan does."""
@@ -432,7 +440,7 @@ class Store:
         self,
         at: datetime,
         findings: Sequence[tuple[str, str]],
-        notification: tuple[str, str, Severity, tuple[str, ...]] | None,
+        notification: Queued | None,
     ) -> None:
         """New cause findings (kind, message) as events, and their notification, at once."""
         with self._writing():
@@ -471,6 +479,7 @@ class Store:
                 last_error=row["last_error"] or "",
                 kinds=tuple(json.loads(row["kinds"] or "[]")),
                 owed=tuple(json.loads(row["owed"] or "[]")),
+                payload=json.loads(row["payload"] or "{}"),
             )
             for row in rows
         ]
