@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from blmonitor.dnsbl.answers import expand_targets
 from blmonitor.dnsbl.resolver import Nameserver, parse_nameserver
@@ -88,6 +89,14 @@ class DnsConfig:
     concurrency: int  # 0: the catalog's polite per-zone limits
 
 
+class Digest(enum.StrEnum):
+    """[notify] digest: how often a summary is sent, all clear or not."""
+
+    OFF = "off"
+    DAILY = "daily"
+    WEEKLY = "weekly"
+
+
 @dataclass(frozen=True, slots=True)
 class NotifyConfig:
     """[notify]: where changes are sent (apprise URLs) and which ones."""
@@ -98,6 +107,9 @@ class NotifyConfig:
     retry: int
     title_prefix: str
     server_name: str = ""  # how notifications name this server; "": its FQDN
+    # pinged (GET) after each run that saw; "": none. A secret like a token: never shown.
+    heartbeat_url: str = field(default="", repr=False)
+    digest: Digest = Digest.OFF
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,7 +410,28 @@ def _parse_notify(table: _Table) -> NotifyConfig:
         retry=table.integer("retry", 3, low=1, high=10),
         title_prefix=table.string("title_prefix", "[blmonitor]"),
         server_name=_server_name(table),
+        heartbeat_url=_heartbeat_url(table),
+        digest=Digest(table.choice("digest", Digest.OFF, tuple(Digest))),
     )
+
+
+def _heartbeat_url(table: _Table) -> str:
+    url = table.string("heartbeat_url", "").strip()
+    if not url:
+        return ""
+    # Never echoed: a push URL's path is its secret.
+    try:
+        parts = urlsplit(url)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # "http://[::1", a port that is not a number
+        usable = False
+    if not usable or any(c.isspace() for c in url):
+        raise table.fail(
+            "heartbeat_url",
+            "expected an http:// or https:// URL without spaces "
+            "(e.g. https://hc-ping.com/<uuid> or an Uptime Kuma push URL)",
+        )
+    return url
 
 
 def _server_name(table: _Table) -> str:

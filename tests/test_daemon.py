@@ -19,7 +19,7 @@ from blmonitor.config import load_config
 from blmonitor.models import EventKind
 from blmonitor.monitor.run import notifier_for, run_once
 from blmonitor.monitor.store import Store
-from tests import httpservers
+from tests import dnsservers, httpservers
 from tests.conftest import SMTPSink
 
 
@@ -411,3 +411,95 @@ def test_notify_test_says_why_it_failed(lab, tmp_path) -> None:
         "test notification failed after 1 attempt(s): json://127.0.0.1:9/hook: failed: "
         "A Connection error occurred sending JSON notification to 127.0.0.1"
     ) in result.output
+
+
+# --- the heartbeat and the digest --------------------------------------------------------------
+
+
+def with_notify(config: Path, **keys: str) -> Path:
+    """Adds keys to [notify], the config's last table."""
+    with config.open("a") as extra:
+        extra.writelines(f'{key} = "{value}"\n' for key, value in keys.items())
+    return config
+
+
+def blind_resolver(config: Path, lab) -> None:
+    text = config.read_text()
+    config.write_text(text.replace(lab.address, f"127.0.0.1:{dnsservers.free_port()}"))
+
+
+def test_heartbeat_after_each_run_that_saw_and_fail_after_a_blind_one(lab, tmp_path) -> None:
+    got: list[str] = []
+    routes = {"/ping/0f6c7e1a": (200, "OK"), "/ping/0f6c7e1a/fail": (200, "OK")}
+    with httpservers.serve(routes, [], got) as base:
+        config = with_notify(
+            write_config(tmp_path, lab, base), heartbeat_url=f"{base}/ping/0f6c7e1a"
+        )
+        clock = Clock()
+        assert run(config, clock).error == ""
+        assert run(config, clock).error == ""
+        assert got == ["/ping/0f6c7e1a"] * 2
+        blind_resolver(config, lab)
+        assert run(config, clock).error != ""
+    assert got == ["/ping/0f6c7e1a"] * 2 + ["/ping/0f6c7e1a/fail"]
+
+
+def test_a_blind_run_pings_no_plain_url(lab, tmp_path) -> None:
+    got: list[str] = []
+    with httpservers.serve({"/alive": (200, "OK")}, [], got) as base:
+        config = with_notify(write_config(tmp_path, lab, base), heartbeat_url=f"{base}/alive")
+        blind_resolver(config, lab)
+        assert run(config, Clock()).error != ""
+    assert got == []
+
+
+def test_a_failed_ping_is_logged_once_and_never_fails_the_run(lab, tmp_path, caplog) -> None:
+    got: list[str] = []
+    routes = {"/ping/x": (500, "oops")}
+    with httpservers.serve(routes, [], got) as base:
+        config = with_notify(write_config(tmp_path, lab, base), heartbeat_url=f"{base}/ping/x")
+        clock = Clock()
+        with caplog.at_level(logging.INFO, logger="blmonitor"):
+            summaries = [run(config, clock) for _ in range(3)]
+            routes["/ping/x"] = (200, "OK")
+            summaries.append(run(config, clock))
+    assert [s.error for s in summaries] == [""] * 4
+    assert len(got) == 4
+    told = [m for m in caplog.messages if m.startswith("heartbeat")]
+    assert told == [
+        "heartbeat ping failed: HTTP 500 Internal Server Error (told once until it changes)",
+        "heartbeat ping works again",
+    ]
+
+
+def test_a_daily_digest_after_a_whole_day_and_not_again_the_same_day(
+    lab, tmp_path, webhook
+) -> None:
+    base, posted = webhook
+    config = with_notify(write_config(tmp_path, lab, base), digest="daily")
+    clock = Clock()
+    lab.flip.listed = {"203.0.113.5"}
+    run(config, clock)  # the listing's own message; the digest's first day begins
+    for _ in range(3):
+        run(config, clock)
+    seeing = config.read_text()
+    blind_resolver(config, lab)
+    run(config, clock)  # a blind run: counted, and never sends the digest
+    config.write_text(seeing)
+    clock.tick(24 * 60)
+    assert run(config, clock).error == ""
+    run(config, clock)  # the same day: no second digest
+    lab.flip.listed = set()
+    titles = [json.loads(body)["title"] for _, body in posted]
+    assert titles == [
+        "[blmonitor] mx.example: 203.0.113.5 LISTED on flip.lab.test",
+        "[blmonitor] mx.example: UNKNOWN: nothing checked since 2026-11-01T13:00Z",
+        "[blmonitor] mx.example: checking again",
+        "[blmonitor] mx.example: daily digest: still listed on 1",
+    ]
+    digest = json.loads(posted[3][1])
+    assert (
+        "  203.0.113.5 on flip.lab.test since 2026-11-01T12:00Z (for 1 d 1 h)" in digest["message"]
+    )
+    assert "runs: 5 (1 blind: nothing checked)" in digest["message"]
+    assert digest["blmonitor"]["digest"]["runs"] == 5

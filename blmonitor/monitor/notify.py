@@ -54,9 +54,11 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
+# Good news: a batch made only of these is sent as success ("digest-all-clear": digest.py).
 ENDINGS = frozenset(
-    {EventKind.DELISTED, EventKind.ZONE_RECOVERED, EventKind.CHECKS_RECOVERED, "smarthost-revert"}
-)
+    {EventKind.DELISTED, EventKind.ZONE_RECOVERED, EventKind.CHECKS_RECOVERED, "smarthost-revert",
+     "digest-all-clear"}
+)  # fmt: skip
 TEST_KIND = "test"
 SEVERITY_TAGS = {s.label: s for s in Severity}
 
@@ -157,8 +159,8 @@ def render_payload(
                 "codes": list(event.codes),
                 "severity": event.severity.label,
                 "meaning": event.meaning or None,
-                "since": _iso(event.since or (None if event.kind in ENDINGS else event.at)),
-                "ended": _iso(event.ended or (event.at if event.kind in ENDINGS else None)),
+                "since": iso_time(event.since or (None if event.kind in ENDINGS else event.at)),
+                "ended": iso_time(event.ended or (event.at if event.kind in ENDINGS else None)),
                 "delist_url": event.delist_url or None,
                 "detail": event.detail or None,
                 "txt": list(event.txt),
@@ -168,7 +170,8 @@ def render_payload(
     }
 
 
-def _iso(moment: datetime | None) -> str | None:
+def iso_time(moment: datetime | None) -> str | None:
+    """A time for JSON, as every JSON blmonitor writes it: ISO 8601 to the second, or null."""
     return moment.isoformat(timespec="seconds") if moment is not None else None
 
 

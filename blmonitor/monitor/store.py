@@ -27,12 +27,15 @@ import sqlite_utils
 from blmonitor.bounces.models import Attribution, BounceRecord
 from blmonitor.errors import StoreError
 from blmonitor.models import Event, EventKind, Health, Report, Severity, Status
+from blmonitor.monitor.digest import NoticeMemory
 from blmonitor.monitor.rows import (
     MEMO_KEYS,
     MIGRATIONS,
     cause_memory,
     cause_meta,
     monitor_state,
+    notice_memory,
+    notice_meta,
     pair_from_row,
     pair_row,
     parse_stamp,
@@ -386,14 +389,19 @@ class Store:
         ).fetchall()
         return {key: json.loads(value) for key, value in rows}
 
-    def _save_memo(self, values: Mapping[str, Any]) -> None:
+    def _save_memo(
+        self, values: Mapping[str, Any], queue: tuple[datetime, Queued] | None = None
+    ) -> None:
+        """Write the memo values that changed, and queue a notification, in one transaction."""
         known = self._memo()
         changed = {k: v for k, v in values.items() if known.get(k) != v}
-        if changed:
+        if changed or queue is not None:
             with self._writing():
                 self.db.table("monitor_meta").upsert_all(
                     [{"key": k, "value": json.dumps(v)} for k, v in changed.items()], pk="key"
                 )
+                if queue is not None:
+                    self._queue(*queue)
 
     def load_smarthost(self) -> SmarthostMemory:
         return smarthost_memory(self._memo())
@@ -406,6 +414,23 @@ class Store:
 
     def save_causes(self, memory: CauseMemory) -> None:
         self._save_memo(cause_meta(memory))
+
+    def load_notices(self) -> NoticeMemory:
+        return notice_memory(self._memo())
+
+    def save_notices(
+        self, memory: NoticeMemory, notification: Queued | None = None, *, at: datetime
+    ) -> None:
+        """The digest's and the heartbeat's memory, and the digest it sent, in one transaction."""
+        self._save_memo(notice_meta(memory), None if notification is None else (at, notification))
+
+    def count_runs(self, since: datetime) -> tuple[int, int]:
+        """Runs that finished after `since`, and how many of them were blind (saw nothing)."""
+        runs, blind = self.db.execute(
+            "SELECT count(*), count(NULLIF(error, '')) FROM runs WHERE finished > ?",
+            [stamp(since)],
+        ).fetchone()
+        return int(runs), int(blind)
 
     def record_smarthost(
         self,
