@@ -17,12 +17,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from blmonitor.dnsbl.answers import expand_targets
 from blmonitor.dnsbl.resolver import Nameserver, parse_nameserver
 from blmonitor.errors import ConfigError, UsageError
 from blmonitor.models import Severity
+from blmonitor.monitor import endpoints
+from blmonitor.monitor.digest import Digest
 from blmonitor.smarthost.plan import Mta, Scope
 
 DEFAULT_PATH = Path("/etc/blmonitor/config.toml")
@@ -40,7 +41,6 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"(?:\d+(?:\.\d+)?[smhd])+")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _DURATION_HINT = "(e.g. 15m, 1h, 900s)"
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,14 +89,6 @@ class DnsConfig:
     concurrency: int  # 0: the catalog's polite per-zone limits
 
 
-class Digest(enum.StrEnum):
-    """[notify] digest: how often a summary is sent, all clear or not."""
-
-    OFF = "off"
-    DAILY = "daily"
-    WEEKLY = "weekly"
-
-
 @dataclass(frozen=True, slots=True)
 class NotifyConfig:
     """[notify]: where changes are sent (apprise URLs) and which ones."""
@@ -107,8 +99,7 @@ class NotifyConfig:
     retry: int
     title_prefix: str
     server_name: str = ""  # how notifications name this server; "": its FQDN
-    # pinged (GET) after each run that saw; "": none. A secret like a token: never shown.
-    heartbeat_url: str = field(default="", repr=False)
+    heartbeat_url: str = field(default="", repr=False)  # pinged after each run; a secret
     digest: Digest = Digest.OFF
 
 
@@ -395,50 +386,24 @@ def _parse_dns(table: _Table) -> DnsConfig:
 def _parse_notify(table: _Table) -> NotifyConfig:
     urls = table.strings("urls", ())
     for number, url in enumerate(urls, 1):
-        # The URL itself is never shown: apprise URLs carry passwords and tokens.
-        scheme = _SCHEME.match(url)
-        if scheme is None:
-            raise table.fail(
-                "urls", f"URL #{number} has no scheme:// (e.g. mailtos://, slack://, json://)"
-            )
-        if scheme.end() == len(url) or any(c.isspace() for c in url):
-            raise table.fail("urls", f"URL #{number} is empty after its scheme or holds spaces")
+        if problem := endpoints.notify_url_problem(url):
+            raise table.fail("urls", f"URL #{number} {problem}")
+    name = table.string("server_name", "").strip().rstrip(".")
+    ping = table.string("heartbeat_url", "").strip()
+    for key, problem in (("server_name", endpoints.server_name_problem(name)),
+                         ("heartbeat_url", endpoints.heartbeat_url_problem(ping))):  # fmt: skip
+        if problem:
+            raise table.fail(key, problem)
     return NotifyConfig(
         urls=urls,
         apprise_config=table.optional_path("apprise_config"),
         min_severity=table.severity("min_severity", Severity.WARNING),
         retry=table.integer("retry", 3, low=1, high=10),
         title_prefix=table.string("title_prefix", "[blmonitor]"),
-        server_name=_server_name(table),
-        heartbeat_url=_heartbeat_url(table),
+        server_name=name,
+        heartbeat_url=ping,
         digest=Digest(table.choice("digest", Digest.OFF, tuple(Digest))),
     )
-
-
-def _heartbeat_url(table: _Table) -> str:
-    url = table.string("heartbeat_url", "").strip()
-    if not url:
-        return ""
-    # Never echoed: a push URL's path is its secret.
-    try:
-        parts = urlsplit(url)
-        usable = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
-    except ValueError:  # "http://[::1", a port that is not a number
-        usable = False
-    if not usable or any(c.isspace() for c in url):
-        raise table.fail(
-            "heartbeat_url",
-            "expected an http:// or https:// URL without spaces "
-            "(e.g. https://hc-ping.com/<uuid> or an Uptime Kuma push URL)",
-        )
-    return url
-
-
-def _server_name(table: _Table) -> str:
-    name = table.string("server_name", "").strip().rstrip(".")
-    if any(c.isspace() or c in "/@:" for c in name):
-        raise table.fail("server_name", f"{name!r} is not a host name (e.g. mx1.example.com)")
-    return name
 
 
 class _Table:

@@ -13,7 +13,6 @@ from blmonitor import config
 from blmonitor.config import (
     Config,
     Defaults,
-    Digest,
     DnsConfig,
     MonitorConfig,
     NotifyConfig,
@@ -425,30 +424,6 @@ SYNTAX = "test.toml: not valid TOML: "
         ("[monitr]\nconfirm = 2", "[monitr]: unknown table (did you mean [monitor]?)"),
         ("[alerts]", "[alerts]: unknown table (use [monitor], [dns] or [notify])"),
         ("[[monitor]]\nconfirm = 2", "monitor: expected a table [monitor], got a list"),
-        # notify: the heartbeat URL is never echoed either, its path is the check's secret
-        *[
-            (
-                f"[notify]\nheartbeat_url = {url}",
-                "[notify] heartbeat_url: expected an http:// or https:// URL without spaces "
-                "(e.g. https://hc-ping.com/<uuid> or an Uptime Kuma push URL)",
-            )
-            for url in (
-                '"hc-ping.com/s3cr3t"',
-                '"ftp://hc.example/s3cr3t"',
-                '"https:///s3cr3t"',
-                '"http://[::1/s3cr3t"',
-                '"https://hc.example:99999/s3cr3t"',
-                '"https://hc.example/s3 cr3t"',
-            )
-        ],
-        (
-            "[notify]\nheartbeat_url = 1",
-            "[notify] heartbeat_url: expected a string, got the integer 1",
-        ),
-        (
-            '[notify]\ndigest = "monthly"',
-            "[notify] digest: 'monthly' is not one of off, daily, weekly",
-        ),
         ("dns = 5", "dns: expected a table [dns], got the integer 5"),
     ],
 )
@@ -732,13 +707,3 @@ def test_smarthost_password_never_in_the_config_error() -> None:
     with pytest.raises(ConfigError) as caught:
         parse('[smarthost]\npassword = "hunter2"\n')
     assert "hunter2" not in str(caught.value)
-
-
-def test_heartbeat_and_digest() -> None:
-    got = parse('[notify]\nheartbeat_url = " https://hc-ping.com/0f6c7e1a "\ndigest = "weekly"')
-    assert (got.notify.heartbeat_url, got.notify.digest) == (
-        "https://hc-ping.com/0f6c7e1a",
-        Digest.WEEKLY,
-    )
-    assert "0f6c7e1a" not in repr(got.notify)
-    assert (DEFAULT_CONFIG.notify.heartbeat_url, DEFAULT_CONFIG.notify.digest) == ("", Digest.OFF)

@@ -9,6 +9,7 @@ import pytest
 from blmonitor.models import Health, Severity
 from blmonitor.monitor.digest import (
     PERIODS,
+    Digest,
     NoticeMemory,
     digest_due,
     render_digest,
@@ -18,7 +19,7 @@ from blmonitor.monitor.notify import ENDINGS
 from blmonitor.monitor.state import BounceListing, MonitorState, PairState, ZoneState
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
-DAY, WEEK = PERIODS["daily"], PERIODS["weekly"]
+DAY, WEEK = PERIODS[Digest.DAILY], PERIODS[Digest.WEEKLY]
 
 
 @pytest.mark.parametrize(

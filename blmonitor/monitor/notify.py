@@ -111,7 +111,7 @@ def render_batch(
 
     Events are listed worst first (severity, then problems before endings, then batch order).
     `all_clear`: no listing is left once these events are applied (the caller knows the
-    state); a batch that ends one says so, in its title when it holds only good news.
+    state); a batch that ends the last one says so in its title and first line.
     """
     if not events:
         raise ValueError("render_batch needs at least one event")
@@ -122,9 +122,9 @@ def render_batch(
         headline += f" (+{more} more change{'s' if more > 1 else ''})"
     good_news = all(event.kind in ENDINGS for event in ordered)
     cleared = all_clear and any(event.kind is EventKind.DELISTED for event in ordered)
-    title = f"{title_prefix} {host}: " + (
-        f"{ALL_CLEAR} ({headline})" if cleared and good_news else headline
-    )
+    if cleared:  # the news an admin waits for leads when all is good news, else it follows
+        headline = f"{ALL_CLEAR} ({headline})" if good_news else f"{headline}; {ALL_CLEAR}"
+    title = f"{title_prefix} {host}: {headline}"
     blocks = ["\n".join(_describe(event)) for event in ordered]
     if cleared:
         blocks.insert(0, f"{ALL_CLEAR}: every listing blmonitor knew of has ended.")

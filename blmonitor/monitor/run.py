@@ -21,14 +21,14 @@ from blmonitor.bounces.attribution import attribute_record
 from blmonitor.bounces.models import Attribution, BounceRecord, BounceVerdict
 from blmonitor.bounces.rules import embedded_rules
 from blmonitor.causes.findings import look_for_causes
-from blmonitor.config import Config, Digest, SmarthostMode
+from blmonitor.config import Config, SmarthostMode
 from blmonitor.dnsbl import service as dnsbl_service
 from blmonitor.dnsbl.catalog import Catalog, catalog_from
 from blmonitor.dnsbl.service import check_settings
 from blmonitor.errors import BlmonitorError, UsageError
 from blmonitor.models import Event, Report, Verdict
 from blmonitor.monitor import state as monitor
-from blmonitor.monitor.digest import PERIODS, digest_due, render_digest, start_digest
+from blmonitor.monitor.digest import PERIODS, Digest, digest_due, render_digest, start_digest
 from blmonitor.monitor.heartbeat import ping, ping_url
 from blmonitor.monitor.notify import Message, Notifier, render_batch
 from blmonitor.monitor.store import RunRecord, Store
