@@ -22,8 +22,8 @@ from blmonitor.dnsbl.answers import expand_targets
 from blmonitor.dnsbl.resolver import Nameserver, parse_nameserver
 from blmonitor.errors import ConfigError, UsageError
 from blmonitor.models import Severity
-from blmonitor.monitor import endpoints
-from blmonitor.monitor.digest import Digest
+from blmonitor.monitor import channels
+from blmonitor.monitor.channels import Digest
 from blmonitor.smarthost.plan import Mta, Scope
 
 DEFAULT_PATH = Path("/etc/blmonitor/config.toml")
@@ -386,12 +386,12 @@ def _parse_dns(table: _Table) -> DnsConfig:
 def _parse_notify(table: _Table) -> NotifyConfig:
     urls = table.strings("urls", ())
     for number, url in enumerate(urls, 1):
-        if problem := endpoints.notify_url_problem(url):
+        if problem := channels.notify_url_problem(url):
             raise table.fail("urls", f"URL #{number} {problem}")
     name = table.string("server_name", "").strip().rstrip(".")
     ping = table.string("heartbeat_url", "").strip()
-    for key, problem in (("server_name", endpoints.server_name_problem(name)),
-                         ("heartbeat_url", endpoints.heartbeat_url_problem(ping))):  # fmt: skip
+    for key, problem in (("server_name", channels.server_name_problem(name)),
+                         ("heartbeat_url", channels.heartbeat_url_problem(ping))):  # fmt: skip
         if problem:
             raise table.fail(key, problem)
     return NotifyConfig(

@@ -6,7 +6,7 @@ import pytest
 
 from blmonitor.config import Config, parse_config
 from blmonitor.errors import ConfigError
-from blmonitor.monitor.digest import Digest
+from blmonitor.monitor.channels import Digest
 from tests.test_config import DEFAULT_CONFIG, DEFAULTS
 
 

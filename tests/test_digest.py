@@ -7,9 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from blmonitor.models import Health, Severity
+from blmonitor.monitor.channels import PERIODS, Digest
 from blmonitor.monitor.digest import (
-    PERIODS,
-    Digest,
     NoticeMemory,
     digest_due,
     render_digest,

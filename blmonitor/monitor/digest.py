@@ -7,7 +7,6 @@ is still listed and since when — so silence never has to be read as good news.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -23,17 +22,6 @@ from blmonitor.monitor.state import MonitorState
 
 DIGEST_KIND = "digest"
 DIGEST_CLEAR_KIND = "digest-all-clear"  # good news: sent as success (notify.ENDINGS)
-
-
-class Digest(enum.StrEnum):
-    """[notify] digest: how often the summary is sent."""
-
-    OFF = "off"
-    DAILY = "daily"
-    WEEKLY = "weekly"
-
-
-PERIODS = {Digest.DAILY: timedelta(days=1), Digest.WEEKLY: timedelta(days=7)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,8 @@ from blmonitor.dnsbl.service import check_settings
 from blmonitor.errors import BlmonitorError, UsageError
 from blmonitor.models import Event, Report, Verdict
 from blmonitor.monitor import state as monitor
-from blmonitor.monitor.digest import PERIODS, Digest, digest_due, render_digest, start_digest
+from blmonitor.monitor.channels import PERIODS, Digest
+from blmonitor.monitor.digest import digest_due, render_digest, start_digest
 from blmonitor.monitor.heartbeat import ping, ping_url
 from blmonitor.monitor.notify import Message, Notifier, render_batch
 from blmonitor.monitor.store import RunRecord, Store

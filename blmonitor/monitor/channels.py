@@ -1,15 +1,28 @@
-"""Where notifications and pings go, checked when the config is read [pure]: apprise URLs, the
-heartbeat URL and the name notifications give this server. Each check returns what is wrong
-("" when nothing is) and never quotes a URL: apprise URLs hold passwords and tokens, and a push
-URL's path is its secret.
+"""How blmonitor speaks, as [notify] says it [pure]: where notifications and pings go (apprise
+URLs, the heartbeat URL, the name they give this server) and how often the digest goes. Each
+check returns what is wrong ("" when nothing is) and never quotes a URL: apprise URLs hold
+passwords and tokens, and a push URL's path is its secret. Light on purpose: config.py imports it.
 """
 
 from __future__ import annotations
 
+import enum
 import re
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+class Digest(enum.StrEnum):
+    """[notify] digest: how often the summary is sent (`digest.py`)."""
+
+    OFF = "off"
+    DAILY = "daily"
+    WEEKLY = "weekly"
+
+
+PERIODS = {Digest.DAILY: timedelta(days=1), Digest.WEEKLY: timedelta(days=7)}
 
 
 def notify_url_problem(url: str) -> str:
