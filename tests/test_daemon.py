@@ -17,7 +17,8 @@ from click.testing import CliRunner
 from blmonitor import cli
 from blmonitor.config import load_config
 from blmonitor.models import EventKind
-from blmonitor.monitor.run import notifier_for, run_once
+from blmonitor.monitor.notify import Notifier
+from blmonitor.monitor.run import deliver_pending, notifier_for, run_once
 from blmonitor.monitor.store import Store
 from tests import dnsservers, httpservers
 from tests.conftest import SMTPSink
@@ -503,3 +504,34 @@ def test_a_daily_digest_after_a_whole_day_and_not_again_the_same_day(
     )
     assert "runs: 5 (1 blind: nothing checked)" in digest["message"]
     assert digest["blmonitor"]["digest"]["runs"] == 5
+
+
+def test_a_notification_queued_before_the_payload_column_is_sent_as_before(
+    tmp_path, webhook
+) -> None:
+    import sqlite_utils
+
+    from blmonitor.monitor.rows import MIGRATIONS
+
+    base, posted = webhook
+    path = tmp_path / "old.db"
+    old = sqlite_utils.Database(path)
+    for migration in MIGRATIONS[:4]:  # the schema before notifications kept their data
+        migration(old)
+    old.execute("PRAGMA user_version = 4")
+    old.table("notifications").insert(
+        {"created": "2026-11-01T12:00:00+00:00", "title": "old", "body": "queued by 0.x",
+         "severity": 3, "kinds": '["listed"]', "status": "failed", "attempts": 1,
+         "last_error": "x", "owed": "[]"}
+    )  # fmt: skip
+    old.close()
+    store = Store(path)
+    try:
+        [pending] = store.pending_notifications()
+        assert pending.payload == {}
+        notifier = Notifier(urls=[f"{base.replace('http://', 'json://')}/hook"])
+        assert deliver_pending(store, notifier, Clock()) == (1, 0)
+    finally:
+        store.close()
+    [(_, body)] = posted
+    assert "blmonitor" not in json.loads(body)  # no data: apprise's own keys only

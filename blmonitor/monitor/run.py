@@ -2,7 +2,8 @@
 
 `run_once` wires the parts — config, public-IP discovery, the check engine, the monitor logic
 (pure, `state.py`), the history store and the notifier — and then lets the smart host and the
-cause finder act on the result. A run is written to the database in one transaction before
+cause finder act on the result, queues the digest when one is due, sends, and pings the
+heartbeat. A run is written to the database in one transaction before
 anything is sent, so a failed delivery is retried next run and a kill at any point loses
 nothing committed.
 """
