@@ -22,6 +22,8 @@ from blmonitor.dnsbl.answers import expand_targets
 from blmonitor.dnsbl.resolver import Nameserver, parse_nameserver
 from blmonitor.errors import ConfigError, UsageError
 from blmonitor.models import Severity
+from blmonitor.monitor import channels
+from blmonitor.monitor.channels import Digest
 from blmonitor.smarthost.plan import Mta, Scope
 from blmonitor.userfiles import UnreadableFile, read_text
 
@@ -40,7 +42,6 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"(?:\d+(?:\.\d+)?[smhd])+")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _DURATION_HINT = "(e.g. 15m, 1h, 900s)"
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +100,8 @@ class NotifyConfig:
     retry: int
     title_prefix: str
     server_name: str = ""  # how notifications name this server; "": its FQDN
+    heartbeat_url: str = field(default="", repr=False)  # pinged after each run; a secret
+    digest: Digest = Digest.OFF
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,29 +397,24 @@ def _parse_dns(table: _Table) -> DnsConfig:
 def _parse_notify(table: _Table) -> NotifyConfig:
     urls = table.strings("urls", ())
     for number, url in enumerate(urls, 1):
-        # The URL itself is never shown: apprise URLs carry passwords and tokens.
-        scheme = _SCHEME.match(url)
-        if scheme is None:
-            raise table.fail(
-                "urls", f"URL #{number} has no scheme:// (e.g. mailtos://, slack://, json://)"
-            )
-        if scheme.end() == len(url) or any(c.isspace() for c in url):
-            raise table.fail("urls", f"URL #{number} is empty after its scheme or holds spaces")
+        if problem := channels.notify_url_problem(url):
+            raise table.fail("urls", f"URL #{number} {problem}")
+    name = table.string("server_name", "").strip().rstrip(".")
+    ping = table.string("heartbeat_url", "").strip()
+    for key, problem in (("server_name", channels.server_name_problem(name)),
+                         ("heartbeat_url", channels.heartbeat_url_problem(ping))):  # fmt: skip
+        if problem:
+            raise table.fail(key, problem)
     return NotifyConfig(
         urls=urls,
         apprise_config=table.optional_path("apprise_config"),
         min_severity=table.severity("min_severity", Severity.WARNING),
         retry=table.integer("retry", 3, low=1, high=10),
         title_prefix=table.string("title_prefix", "[blmonitor]"),
-        server_name=_server_name(table),
+        server_name=name,
+        heartbeat_url=ping,
+        digest=Digest(table.choice("digest", Digest.OFF, tuple(Digest))),
     )
-
-
-def _server_name(table: _Table) -> str:
-    name = table.string("server_name", "").strip().rstrip(".")
-    if any(c.isspace() or c in "/@:" for c in name):
-        raise table.fail("server_name", f"{name!r} is not a host name (e.g. mx1.example.com)")
-    return name
 
 
 class _Table:

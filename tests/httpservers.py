@@ -1,4 +1,5 @@
-"""A small HTTP server on 127.0.0.1: GET path → (status, body) for IP discovery, and a\nrecord of POSTed bodies for webhook notifications."""
+"""A small HTTP server on 127.0.0.1: GET path → (status, body) for IP discovery, a record of
+POSTed bodies for webhook notifications, and (when asked) of GET paths for heartbeat pings."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 @contextlib.contextmanager
 def serve(
-    routes: dict[str, tuple[int, str]], posted: list[tuple[str, str]] | None = None
+    routes: dict[str, tuple[int, str]],
+    posted: list[tuple[str, str]] | None = None,
+    got: list[str] | None = None,
 ) -> Iterator[str]:
-    """Yields the base URL, e.g. http://127.0.0.1:PORT; POSTed bodies go to `posted`."""
+    """Yields the base URL, e.g. http://127.0.0.1:PORT; POSTed bodies go to `posted`, and the
+    path (with its query) of each GET to `got` when one is given. `routes` is read on each
+    request: a test may change it between requests."""
     received: list[tuple[str, str]] = [] if posted is None else posted
 
     class Handler(BaseHTTPRequestHandler):
@@ -27,6 +32,8 @@ def serve(
             self.wfile.write(data)
 
         def do_GET(self) -> None:
+            if got is not None:
+                got.append(self.path)
             status, body = routes.get(self.path, (404, "not found"))
             data = body.encode()
             self.send_response(status)

@@ -410,7 +410,7 @@ SYNTAX = "test.toml: not valid TOML: "
         ),
         (
             '[notify]\nsmtp_host = "x"',
-            "[notify] smtp_host: unknown key (known keys: urls, apprise_config, min_severity, retry, title_prefix, server_name)",
+            "[notify] smtp_host: unknown key (known keys: urls, apprise_config, min_severity, retry, title_prefix, server_name, heartbeat_url, digest)",
         ),
         (
             "[monitor.extra]\nx = 1",

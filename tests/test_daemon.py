@@ -6,6 +6,7 @@ The lab's flip.lab.test zone lists whatever address the test says, between runs.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,9 +17,10 @@ from click.testing import CliRunner
 from blmonitor import cli
 from blmonitor.config import load_config
 from blmonitor.models import EventKind
-from blmonitor.monitor.run import notifier_for, run_once
+from blmonitor.monitor.notify import Notifier
+from blmonitor.monitor.run import deliver_pending, notifier_for, run_once
 from blmonitor.monitor.store import Store
-from tests import httpservers
+from tests import dnsservers, httpservers
 from tests.conftest import SMTPSink
 
 
@@ -340,3 +342,196 @@ def test_a_watched_log_is_read_from_where_it_stopped(lab, tmp_path, webhook) -> 
     finally:
         store.close()
     assert count == 2
+
+
+# --- what a notification says, and what a failed one keeps ------------------------------------
+
+
+def test_the_end_of_the_last_listing_is_good_news_all_clean(lab, tmp_path, webhook) -> None:
+    base, posted = webhook
+    config = write_config(tmp_path, lab, base, confirm=1)
+    clock = Clock()
+    lab.flip.listed = {"203.0.113.5"}
+    run(config, clock)
+    lab.flip.listed = set()
+    run(config, clock)
+    listed, delisted = (json.loads(body) for _, body in posted)
+    assert listed["type"] != "success" and listed["blmonitor"]["all_clear"] is False
+    assert delisted["type"] == "success"
+    assert delisted["title"] == (
+        "[blmonitor] mx.example: all clean again: no listing left "
+        "(203.0.113.5 delisted from flip.lab.test)"
+    )
+    data = delisted["blmonitor"]
+    assert (data["server"], data["all_clear"]) == ("mx.example", True)
+    assert [(e["event"], e["target"], e["zone"], e["since"], e["ended"]) for e in data["events"]] == [
+        ("delisted", "203.0.113.5", "flip.lab.test", "2026-11-01T12:00:00+00:00",
+         "2026-11-01T12:15:00+00:00"),
+    ]  # fmt: skip
+
+
+def test_a_failed_delivery_keeps_its_reason_and_its_data_for_the_retry(
+    lab, tmp_path, caplog
+) -> None:
+    routes = {"/hook": (503, "down for maintenance")}
+    posted: list[tuple[str, str]] = []
+    with httpservers.serve(routes, posted) as base:
+        config = write_config(tmp_path, lab, base, confirm=1)
+        clock = Clock()
+        lab.flip.listed = {"203.0.113.5"}
+        with caplog.at_level(logging.ERROR, logger="blmonitor"):
+            assert run(config, clock).failed == 1
+        target = f"{base.replace('http://', 'json://')}/hook"
+        reason = f"{target}: failed: Failed to send JSON POST notification: Servers are overloaded, error=503"
+        store = Store(load_config(config).monitor.database)
+        try:
+            [pending] = store.pending_notifications()
+        finally:
+            store.close()
+        assert pending.last_error == reason
+        assert f"notification 1 not delivered: {reason}" in caplog.messages
+        routes["/hook"] = (200, "ok")
+        assert run(config, clock).delivered == 1
+        lab.flip.listed = set()
+    first, retried = (json.loads(body) for _, body in posted)
+    assert retried == first  # the same message, its data kept in the store for the retry
+    [event] = retried["blmonitor"]["events"]
+    assert (event["event"], event["target"], event["codes"]) == (
+        "listed",
+        "203.0.113.5",
+        ["127.0.0.2"],
+    )
+    assert event["delist_url"] == "https://flip.lab.test/remove?ip=203.0.113.5"
+
+
+def test_notify_test_says_why_it_failed(lab, tmp_path) -> None:
+    config = write_config(tmp_path, lab, "http://127.0.0.1:9")  # nothing listens
+    result = CliRunner().invoke(cli.main, ["notify", "--test", "--config", str(config)])
+    assert result.exit_code == cli.EXIT_UNKNOWN
+    assert (
+        "test notification failed after 1 attempt(s): json://127.0.0.1:9/hook: failed: "
+        "A Connection error occurred sending JSON notification to 127.0.0.1"
+    ) in result.output
+
+
+# --- the heartbeat and the digest --------------------------------------------------------------
+
+
+def with_notify(config: Path, **keys: str) -> Path:
+    """Adds keys to [notify], the config's last table."""
+    with config.open("a") as extra:
+        extra.writelines(f'{key} = "{value}"\n' for key, value in keys.items())
+    return config
+
+
+def blind_resolver(config: Path, lab) -> None:
+    text = config.read_text()
+    config.write_text(text.replace(lab.address, f"127.0.0.1:{dnsservers.free_port()}"))
+
+
+def test_heartbeat_after_each_run_that_saw_and_fail_after_a_blind_one(lab, tmp_path) -> None:
+    got: list[str] = []
+    routes = {"/ping/0f6c7e1a": (200, "OK"), "/ping/0f6c7e1a/fail": (200, "OK")}
+    with httpservers.serve(routes, [], got) as base:
+        config = with_notify(
+            write_config(tmp_path, lab, base), heartbeat_url=f"{base}/ping/0f6c7e1a"
+        )
+        clock = Clock()
+        assert run(config, clock).error == ""
+        assert run(config, clock).error == ""
+        assert got == ["/ping/0f6c7e1a"] * 2
+        blind_resolver(config, lab)
+        assert run(config, clock).error != ""
+    assert got == ["/ping/0f6c7e1a"] * 2 + ["/ping/0f6c7e1a/fail"]
+
+
+def test_a_blind_run_pings_no_plain_url(lab, tmp_path) -> None:
+    got: list[str] = []
+    with httpservers.serve({"/alive": (200, "OK")}, [], got) as base:
+        config = with_notify(write_config(tmp_path, lab, base), heartbeat_url=f"{base}/alive")
+        blind_resolver(config, lab)
+        assert run(config, Clock()).error != ""
+    assert got == []
+
+
+def test_a_failed_ping_is_logged_once_and_never_fails_the_run(lab, tmp_path, caplog) -> None:
+    got: list[str] = []
+    routes = {"/ping/x": (500, "oops")}
+    with httpservers.serve(routes, [], got) as base:
+        config = with_notify(write_config(tmp_path, lab, base), heartbeat_url=f"{base}/ping/x")
+        clock = Clock()
+        with caplog.at_level(logging.INFO, logger="blmonitor"):
+            summaries = [run(config, clock) for _ in range(3)]
+            routes["/ping/x"] = (200, "OK")
+            summaries.append(run(config, clock))
+    assert [s.error for s in summaries] == [""] * 4
+    assert len(got) == 4
+    told = [m for m in caplog.messages if m.startswith("heartbeat")]
+    assert told == [
+        "heartbeat ping failed: HTTP 500 Internal Server Error (told once until it changes)",
+        "heartbeat ping works again",
+    ]
+
+
+def test_a_daily_digest_after_a_whole_day_and_not_again_the_same_day(
+    lab, tmp_path, webhook
+) -> None:
+    base, posted = webhook
+    config = with_notify(write_config(tmp_path, lab, base), digest="daily")
+    clock = Clock()
+    lab.flip.listed = {"203.0.113.5"}
+    run(config, clock)  # the listing's own message; the digest's first day begins
+    for _ in range(3):
+        run(config, clock)
+    seeing = config.read_text()
+    blind_resolver(config, lab)
+    run(config, clock)  # a blind run: counted, and never sends the digest
+    config.write_text(seeing)
+    clock.tick(24 * 60)
+    assert run(config, clock).error == ""
+    run(config, clock)  # the same day: no second digest
+    lab.flip.listed = set()
+    titles = [json.loads(body)["title"] for _, body in posted]
+    assert titles == [
+        "[blmonitor] mx.example: 203.0.113.5 LISTED on flip.lab.test",
+        "[blmonitor] mx.example: UNKNOWN: nothing checked since 2026-11-01T13:00Z",
+        "[blmonitor] mx.example: checking again",
+        "[blmonitor] mx.example: daily digest: still listed on 1",
+    ]
+    digest = json.loads(posted[3][1])
+    assert (
+        "  203.0.113.5 on flip.lab.test since 2026-11-01T12:00Z (for 1 d 1 h)" in digest["message"]
+    )
+    assert "runs: 5 (1 blind: nothing checked)" in digest["message"]
+    assert digest["blmonitor"]["digest"]["runs"] == 5
+
+
+def test_a_notification_queued_before_the_payload_column_is_sent_as_before(
+    tmp_path, webhook
+) -> None:
+    import sqlite_utils
+
+    from blmonitor.monitor.rows import MIGRATIONS
+
+    base, posted = webhook
+    path = tmp_path / "old.db"
+    old = sqlite_utils.Database(path)
+    for migration in MIGRATIONS[:4]:  # the schema before notifications kept their data
+        migration(old)
+    old.execute("PRAGMA user_version = 4")
+    old.table("notifications").insert(
+        {"created": "2026-11-01T12:00:00+00:00", "title": "old", "body": "queued by 0.x",
+         "severity": 3, "kinds": '["listed"]', "status": "failed", "attempts": 1,
+         "last_error": "x", "owed": "[]"}
+    )  # fmt: skip
+    old.close()
+    store = Store(path)
+    try:
+        [pending] = store.pending_notifications()
+        assert pending.payload == {}
+        notifier = Notifier(urls=[f"{base.replace('http://', 'json://')}/hook"])
+        assert deliver_pending(store, notifier, Clock()) == (1, 0)
+    finally:
+        store.close()
+    [(_, body)] = posted
+    assert "blmonitor" not in json.loads(body)  # no data: apprise's own keys only

@@ -94,6 +94,18 @@ def test_listed_renders_exactly() -> None:
         ]),
         severity=Severity.CRITICAL,
         kinds=("listed",),
+        payload={
+            "server": "mail.example.com", "kinds": ["listed"], "severity": "critical",
+            "all_clear": False,
+            "events": [{
+                "event": "listed", "target": "203.0.113.5", "zone": "zen.spamhaus.org",
+                "codes": ["127.0.0.2"], "severity": "critical",
+                "meaning": "SBL: Spamhaus Block List, a verified spam source or operation",
+                "since": "2026-11-01T08:15:00+00:00", "ended": None,
+                "delist_url": "https://check.spamhaus.org/", "detail": None,
+                "txt": ["Listed by SBL, see https://check.spamhaus.org/sbl/query/SBL1"],
+            }],
+        },
     )  # fmt: skip
 
 
@@ -101,7 +113,7 @@ def test_listed_renders_exactly() -> None:
     ("events", "title", "lines"),
     [
         ([DELISTED], "203.0.113.9 delisted from bl.spamcop.net", [
-            "203.0.113.9 delisted from bl.spamcop.net [critical]",
+            "203.0.113.9 delisted from bl.spamcop.net [resolved]",
             "  codes: 127.0.0.2",
             "  was listed: 2026-11-01T08:15Z → 2026-11-01T11:27Z (for 3 h 12 min)",
             "  next step: no action; keep watching",
@@ -163,7 +175,7 @@ def test_mixed_batch_puts_the_worst_first_and_is_one_message() -> None:
     headlines = [line for line in message.body.splitlines() if line and not line.startswith(" ")]
     assert headlines == [
         "203.0.113.5 LISTED on zen.spamhaus.org [critical]",
-        "203.0.113.9 delisted from bl.spamcop.net [critical]",
+        "203.0.113.9 delisted from bl.spamcop.net [resolved]",
         "zone bl.spamcop.net unusable [warning]",
         "203.0.113.5 LISTED on zen.spamhaus.org [info]",
         "-- ",
@@ -363,7 +375,12 @@ def test_closed_port_fails_after_retries_without_raising() -> None:
     assert delivery.ok is False
     assert delivery.attempts == 4
     assert sleeps == [2.0, 4.0, 8.0]  # exponential backoff, none after the last attempt
-    assert re.fullmatch(r"json://bob:\*\*\*\*@127\.0\.0\.1:\d+/hook: not delivered", delivery.error)
+    assert re.fullmatch(
+        r"json://bob:\*\*\*\*@127\.0\.0\.1:\d+/hook: failed: A Connection error occurred "
+        r"sending JSON notification to 127\.0\.0\.1",
+        delivery.error,
+    )
+    assert "hunter2" not in delivery.error and "t0ps3cr3t" not in delivery.error
 
 
 def test_only_failed_targets_are_retried(http_sink: HTTPSink) -> None:
@@ -386,7 +403,7 @@ def test_partial_failure_names_only_the_failed_target(http_sink: HTTPSink) -> No
     notifier = Notifier(urls=[f"{http_sink.base}/ok", dead], retries=2, sleep=Sleeps())
     delivery = notifier.send(render_batch([SBL], host=HOST))
     assert (delivery.ok, delivery.attempts) == (False, 2)
-    assert delivery.error == f"{dead}: not delivered"
+    assert delivery.error.startswith(f"{dead}: failed: A Connection error occurred")
     assert len(http_sink.bodies("/ok")) == 1
 
 
@@ -402,7 +419,7 @@ def test_an_exception_in_apprise_is_a_failed_delivery(
     assert delivery == Delivery(
         ok=False,
         attempts=2,
-        error=f"{http_sink.base}/x: not delivered (RuntimeError)",
+        error=f"{http_sink.base}/x: failed: apprise raised RuntimeError",
         failed=(f"{http_sink.base}/x",),
     )
 

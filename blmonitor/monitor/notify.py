@@ -13,26 +13,37 @@ sets it so — hence a recovery reaches exactly the people who heard of the prob
   with none of these tags (untagged, `always`, or only tags such as `chat`) gets every message
   that passes `min_severity`. URLs given directly (`urls`) are untagged.
 - apprise type: critical → failure, warning → warning, info → info; a batch made only of
-  endings is sent as success (green in chat apps), the test message as info.
+  endings (delisted, usable again, checking again) is good news: sent as success (green in
+  chat apps), each ending marked `[resolved]`, and titled "all clean again: no listing left"
+  when it ended the last listing. The test message goes as info.
+
+Each message also carries its data (`Message.payload`: the server, the events with target,
+zone, codes, severity, since, delist_url): json:// and jsons:// targets get it as a
+`blmonitor` object beside apprise's own keys (through the plugin's payload extras, the
+mechanism of apprise's `:key=value` URL option), so a webhook never has to parse the text.
 
 Delivery never raises: each target gets up to `retries` attempts with exponential backoff
 (2 s, 4 s, 8 s… by default, at most 5 min); a target that succeeded is not sent the message
-again. Secrets never reach our log lines, a `Delivery.error` or a ConfigError:
-`describe_target` names targets.
+again. apprise's `notify()` says only whether it worked: the reason is what apprise logged
+while sending (warnings and errors, captured with `apprise.LogCapture`). Secrets never reach
+our log lines, a `Delivery.error` or a ConfigError: `describe_target` names targets, and the
+URL's secrets are masked in a captured reason.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
+import threading
 import time
 import warnings
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from blmonitor.errors import ConfigError
 from blmonitor.models import Event, EventKind, Severity
@@ -43,9 +54,11 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
+# Good news: a batch made only of these is sent as success ("digest-all-clear": digest.py).
 ENDINGS = frozenset(
-    {EventKind.DELISTED, EventKind.ZONE_RECOVERED, EventKind.CHECKS_RECOVERED, "smarthost-revert"}
-)
+    {EventKind.DELISTED, EventKind.ZONE_RECOVERED, EventKind.CHECKS_RECOVERED, "smarthost-revert",
+     "digest-all-clear"}
+)  # fmt: skip
 TEST_KIND = "test"
 SEVERITY_TAGS = {s.label: s for s in Severity}
 
@@ -53,6 +66,9 @@ SEVERITY_TAGS = {s.label: s for s in Severity}
 # mode shows it whole; there, a long path segment with a digit in it is masked.
 GENERIC_SCHEMES = frozenset({"json", "jsons", "form", "forms", "xml", "xmls"})
 _TOKEN_LIKE = re.compile(r"(?=.*\d)[^/]{16,}")
+JSON_SCHEMES = frozenset({"json", "jsons"})
+PAYLOAD_KEY = "blmonitor"  # the key of our data in a json:// body
+ALL_CLEAR = "all clean again: no listing left"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +79,11 @@ class Message:
     body: str
     severity: Severity
     kinds: tuple[str, ...]  # distinct EventKind values (or "test"), in body order
+    payload: Mapping[str, Any] = field(default_factory=dict)  # for webhooks: `render_payload`
 
-    def queued(self) -> tuple[str, str, Severity, tuple[str, ...]]:
+    def queued(self) -> tuple[str, str, Severity, tuple[str, ...], Mapping[str, Any]]:
         """As the store keeps a notification to send."""
-        return (self.title, self.body, self.severity, self.kinds)
+        return (self.title, self.body, self.severity, self.kinds, self.payload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,23 +101,78 @@ class Delivery:
 
 
 def render_batch(
-    events: Sequence[Event], *, host: str, title_prefix: str = "[blmonitor]"
+    events: Sequence[Event],
+    *,
+    host: str,
+    title_prefix: str = "[blmonitor]",
+    all_clear: bool = False,
 ) -> Message:
     """One message for a batch of events: the worst event in the title, every event in the body.
 
     Events are listed worst first (severity, then problems before endings, then batch order).
+    `all_clear`: no listing is left once these events are applied (the caller knows the
+    state); a batch that ends the last one says so in its title and first line.
     """
     if not events:
         raise ValueError("render_batch needs at least one event")
     ordered = sorted(events, key=_rank)
     more = len(ordered) - 1
-    title = f"{title_prefix} {host}: {_headline(ordered[0])}"
+    headline = _headline(ordered[0])
     if more:
-        title += f" (+{more} more change{'s' if more > 1 else ''})"
+        headline += f" (+{more} more change{'s' if more > 1 else ''})"
+    good_news = all(event.kind in ENDINGS for event in ordered)
+    cleared = all_clear and any(event.kind is EventKind.DELISTED for event in ordered)
+    if cleared:  # the news an admin waits for leads when all is good news, else it follows
+        headline = f"{ALL_CLEAR} ({headline})" if good_news else f"{headline}; {ALL_CLEAR}"
+    title = f"{title_prefix} {host}: {headline}"
     blocks = ["\n".join(_describe(event)) for event in ordered]
+    if cleared:
+        blocks.insert(0, f"{ALL_CLEAR}: every listing blmonitor knew of has ended.")
     body = "\n\n".join([*blocks, f"-- \nblmonitor on {host}"])
     kinds = tuple(dict.fromkeys(str(event.kind) for event in ordered))
-    return Message(title, body, max(event.severity for event in events), kinds)
+    severity = max(event.severity for event in events)
+    payload = render_payload(host, kinds, severity, ordered, all_clear=cleared)
+    return Message(title, body, severity, kinds, payload)
+
+
+def render_payload(
+    host: str,
+    kinds: Sequence[str],
+    severity: Severity,
+    events: Sequence[Event] = (),
+    **extra: Any,
+) -> dict[str, Any]:
+    """The data of a message for programs (the `blmonitor` object of a json:// body).
+
+    Missing values are null, never "", as in every JSON blmonitor writes.
+    """
+    return {
+        "server": host,
+        "kinds": list(kinds),
+        "severity": severity.label,
+        **extra,
+        "events": [
+            {
+                "event": str(event.kind),
+                "target": event.target or None,
+                "zone": event.zone or None,
+                "codes": list(event.codes),
+                "severity": event.severity.label,
+                "meaning": event.meaning or None,
+                "since": iso_time(event.since or (None if event.kind in ENDINGS else event.at)),
+                "ended": iso_time(event.ended or (event.at if event.kind in ENDINGS else None)),
+                "delist_url": event.delist_url or None,
+                "detail": event.detail or None,
+                "txt": list(event.txt),
+            }
+            for event in events
+        ],
+    }
+
+
+def iso_time(moment: datetime | None) -> str | None:
+    """A time for JSON, as every JSON blmonitor writes it: ISO 8601 to the second, or null."""
+    return moment.isoformat(timespec="seconds") if moment is not None else None
 
 
 def render_test_message(host: str, title_prefix: str = "[blmonitor]") -> Message:
@@ -111,9 +183,11 @@ def render_test_message(host: str, title_prefix: str = "[blmonitor]") -> Message
         "next step: no action.\n\n"
         f"-- \nblmonitor on {host}"
     )
+    kinds = (TEST_KIND,)
     return Message(
-        f"{title_prefix} {host}: test notification", body, Severity.CRITICAL, (TEST_KIND,)
-    )
+        f"{title_prefix} {host}: test notification", body, Severity.CRITICAL, kinds,
+        render_payload(host, kinds, Severity.CRITICAL),
+    )  # fmt: skip
 
 
 def render_smarthost(
@@ -158,8 +232,8 @@ def render_smarthost(
         severity = Severity.WARNING
     lines += [f"note: {note}" for note in notes]
     body = "\n".join([*lines, "", f"-- \nblmonitor on {host}"])
-    kind = f"smarthost-{action}" + ("-recommended" if recommend else "")
-    return Message(title, body, severity, (kind,))
+    kinds = (f"smarthost-{action}" + ("-recommended" if recommend else ""),)
+    return Message(title, body, severity, kinds, render_payload(host, kinds, severity))
 
 
 def render_findings(
@@ -174,7 +248,10 @@ def render_findings(
     lines = [f"{kind}: {message}" for kind, message in findings]
     lines.append("next step: run `blmonitor diagnose` for the evidence and the steps in order.")
     body = "\n".join([*lines, "", f"-- \nblmonitor on {host}"])
-    return Message(title, body, Severity.WARNING, tuple(dict.fromkeys(k for k, _ in findings)))
+    kinds = tuple(dict.fromkeys(k for k, _ in findings))
+    findings_data = [{"kind": kind, "message": message} for kind, message in findings]
+    payload = render_payload(host, kinds, Severity.WARNING, findings=findings_data)
+    return Message(title, body, Severity.WARNING, kinds, payload)
 
 
 def _rank(event: Event) -> tuple[int, int]:
@@ -247,7 +324,8 @@ def _next_step(event: Event) -> str:
 
 def _describe(event: Event) -> list[str]:
     """The block for one event: a headline, then `label: value` lines an admin can act on."""
-    lines = [f"{_headline(event)} [{event.severity.label}]"]
+    mark = "resolved" if event.kind in ENDINGS else event.severity.label
+    lines = [f"{_headline(event)} [{mark}]"]
 
     def add(label: str, value: str) -> None:
         if value:
@@ -428,24 +506,78 @@ def _notify_type(message: Message) -> NotifyType:
     }[message.severity]
 
 
+# LogCapture adds a handler to the one `apprise` logger: one capture at a time, or two sends
+# from two threads would each read the other's reasons.
+_CAPTURE = threading.Lock()
+
+
 def _deliver(service: NotifyBase, message: Message, notify_type: NotifyType) -> str:
-    """One attempt at one target: '' on success, else a line that names it safely."""
+    """One attempt at one target: '' on success, else "<target>: failed: <reason>" (safe)."""
     import apprise
 
     try:
         one = apprise.Apprise()
-        one.add(service)
-        # TEXT: an email keeps its line breaks (apprise's default turns text into one line).
-        sent = one.notify(
-            body=message.body,
-            title=message.title,
-            notify_type=notify_type,
-            body_format=apprise.NotifyFormat.TEXT,
-        )
+        one.add(_with_payload(service, message.payload))
+        capture = apprise.LogCapture(level=logging.WARNING, fmt="%(message)s")  # type: ignore[no-untyped-call]
+        with _CAPTURE, capture as logged:
+            # TEXT: an email keeps its line breaks (apprise's default makes text one line).
+            sent = one.notify(
+                body=message.body,
+                title=message.title,
+                notify_type=notify_type,
+                body_format=apprise.NotifyFormat.TEXT,
+            )
+            captured = logged.getvalue()
     except Exception as exc:  # apprise or a plugin bug must not stop the monitor
         # The exception's text may quote a URL with its token: name its type only.
-        return f"{describe_target(service)}: not delivered ({type(exc).__name__})"
-    return "" if sent else f"{describe_target(service)}: not delivered"
+        return f"{describe_target(service)}: failed: apprise raised {type(exc).__name__}"
+    if sent:
+        return ""
+    reason = mask_secrets(_reason(captured), service) or "apprise gave no reason"
+    return f"{describe_target(service)}: failed: {reason}"
+
+
+def _reason(captured: str) -> str:
+    """apprise's warnings of one send, each once, as one line."""
+    # apprise ends its sentences, even inside a line ("Internal server error., error=500")
+    lines = (line.strip().rstrip(".").replace("., ", ", ") for line in captured.splitlines())
+    return "; ".join(dict.fromkeys(line for line in lines if line))
+
+
+def mask_secrets(text: str, service: NotifyBase) -> str:
+    """`text` with the secrets of the service's URL masked: what apprise's privacy form hides,
+    token-like path segments (as `describe_target`) and the values of custom headers."""
+    full = urlsplit(str(service.url(privacy=False)))  # type: ignore[no-untyped-call]
+    shown = _words(str(service.url(privacy=True)))  # type: ignore[no-untyped-call]
+    secrets = {word for word in _words(full.geturl()) if word not in shown}
+    secrets |= {s for s in unquote(full.path).split("/") if _TOKEN_LIKE.fullmatch(s)}
+    secrets |= {value for key, value in parse_qsl(full.query) if key.startswith("+")}
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= 4:
+            text = text.replace(secret, "****")
+    return text
+
+
+def _words(url: str) -> set[str]:
+    return set(re.split(r"[/:@?&=#,+ ]", unquote(url)))
+
+
+def _with_payload(service: NotifyBase, payload: Mapping[str, Any]) -> NotifyBase:
+    """A json:// target that also sends `payload` as a `blmonitor` key of its body.
+
+    apprise's JSON plugin adds its `payload_extras` (what `:key=value` URL options fill) to the
+    body as given: a copy of the target gets ours, so the configured one never changes. A URL
+    that sets `:blmonitor=` itself keeps its own value.
+    """
+    extras = getattr(service, "payload_extras", None)
+    scheme = urlsplit(str(service.url(privacy=True))).scheme  # type: ignore[no-untyped-call]
+    if not payload or scheme not in JSON_SCHEMES or not isinstance(extras, dict):
+        return service
+    if PAYLOAD_KEY in extras:
+        return service
+    clone = copy.copy(service)
+    clone.payload_extras = {**extras, PAYLOAD_KEY: dict(payload)}  # type: ignore[attr-defined]
+    return clone
 
 
 def describe_target(service: NotifyBase) -> str:

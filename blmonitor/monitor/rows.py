@@ -14,6 +14,7 @@ from typing import Any
 import sqlite_utils
 
 from blmonitor.models import Health, Severity
+from blmonitor.monitor.digest import NoticeMemory
 from blmonitor.monitor.state import (
     BounceListing,
     CauseMemory,
@@ -29,6 +30,8 @@ __all__ = [
     "cause_memory",
     "cause_meta",
     "monitor_state",
+    "notice_memory",
+    "notice_meta",
     "pair_from_row",
     "pair_row",
     "parse_stamp",
@@ -152,10 +155,12 @@ def _bounce_listings(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str], Bo
     return listings
 
 
-# The monitor_meta rows behind SmarthostMemory and CauseMemory (their names are on disk).
+# The monitor_meta rows behind SmarthostMemory, CauseMemory and NoticeMemory (their names are
+# on disk).
 MEMO_KEYS = (
     "smarthost_wanted", "smarthost_last_listed", "smarthost_error",
     "queue_snapshot", "queue_error", "cause_findings", "cause_messages",
+    "digest_since", "heartbeat_error",
 )  # fmt: skip
 
 
@@ -200,6 +205,20 @@ def cause_meta(memory: CauseMemory) -> dict[str, Any]:
         "queue_error": memory.queue_error or None,
         "cause_findings": list(memory.findings),
         "cause_messages": list(memory.messages),
+    }
+
+
+def notice_memory(memo: Mapping[str, Any]) -> NoticeMemory:
+    return NoticeMemory(
+        digest_since=parse_stamp(memo.get("digest_since")),
+        heartbeat_error=memo.get("heartbeat_error") or "",
+    )
+
+
+def notice_meta(memory: NoticeMemory) -> dict[str, Any]:
+    return {
+        "digest_since": stamp(memory.digest_since),
+        "heartbeat_error": memory.heartbeat_error or None,
     }
 
 
@@ -264,6 +283,7 @@ def _v4(db: sqlite_utils.Database) -> None:
     _table(db, "cleanups", "id int, at str, mta str, selection str, removed int, queue_ids str,"
            " error str")
 
+
 # fmt: on
 
 
@@ -273,5 +293,10 @@ def _v5(db: sqlite_utils.Database) -> None:
     db.table("episodes").add_column("end_reason", str)
 
 
+def _v6(db: sqlite_utils.Database) -> None:
+    """The data of a notification for webhooks (the `blmonitor` object of a json:// body)."""
+    db.table("notifications").add_column("payload", str)
+
+
 # Append only: a database at version N runs MIGRATIONS[N:].
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]

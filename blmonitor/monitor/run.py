@@ -2,7 +2,8 @@
 
 `run_once` wires the parts — config, public-IP discovery, the check engine, the monitor logic
 (pure, `state.py`), the history store and the notifier — and then lets the smart host and the
-cause finder act on the result. A run is written to the database in one transaction before
+cause finder act on the result, queues the digest when one is due, sends, and pings the
+heartbeat. A run is written to the database in one transaction before
 anything is sent, so a failed delivery is retried next run and a kill at any point loses
 nothing committed.
 """
@@ -13,7 +14,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from blmonitor.bounces import watch
@@ -28,6 +29,9 @@ from blmonitor.dnsbl.service import check_settings
 from blmonitor.errors import BlmonitorError, UsageError
 from blmonitor.models import Event, Report, Verdict
 from blmonitor.monitor import state as monitor
+from blmonitor.monitor.channels import PERIODS, Digest
+from blmonitor.monitor.digest import digest_due, render_digest, start_digest
+from blmonitor.monitor.heartbeat import ping, ping_url
 from blmonitor.monitor.notify import Message, Notifier, render_batch
 from blmonitor.monitor.store import RunRecord, Store
 from blmonitor.smarthost.service import route_mail
@@ -177,7 +181,10 @@ def _run_locked(
                                                  event.detail])))  # fmt: skip
     queued = []
     if events and notifier is not None:
-        message = render_batch(events, host=host, title_prefix=config.notify.title_prefix)
+        message = render_batch(
+            events, host=host, title_prefix=config.notify.title_prefix,
+            all_clear=not after.bounces and not any(p.listed for p in after.pairs.values()),
+        )  # fmt: skip
         if message.severity >= config.notify.min_severity:
             queued.append(message.queued())
     store.record_run(
@@ -196,7 +203,10 @@ def _run_locked(
         except BlmonitorError as exc:
             log.error("smart host: %s", exc)
     look_for_causes(config, store, now=finished, host=host)
+    if not error and notifier is not None:
+        queue_digest(config, store, after, now=finished, host=host)
     delivered, failed = deliver_pending(store, notifier, clock)
+    send_heartbeat(config, store, error, now=finished)
     verdict = report.verdict if report is not None and not error else Verdict.UNKNOWN
     log.info(
         "run done: %s, %d event(s), %d notification(s) sent, %d failed",
@@ -218,7 +228,9 @@ def deliver_pending(store: Store, notifier: Notifier | None, clock: Clock) -> tu
             log.error("notification %d (%s) %s", pending.id, pending.title, why)
             failed += 1
             continue
-        message = Message(pending.title, pending.body, pending.severity, pending.kinds)
+        message = Message(
+            pending.title, pending.body, pending.severity, pending.kinds, pending.payload
+        )
         # A retry goes only to the targets that did not get it, never twice to the others.
         delivery = notifier.send(message, only=set(pending.owed) or None)
         store.mark_notification(
@@ -235,6 +247,48 @@ def deliver_pending(store: Store, notifier: Notifier | None, clock: Clock) -> tu
             failed += 1
             log.error("notification %d not delivered: %s", pending.id, delivery.error)
     return delivered, failed
+
+
+def queue_digest(
+    config: Config, store: Store, state: monitor.MonitorState, *, now: datetime, host: str
+) -> None:
+    """After a run that saw: the digest when one is due ([notify] digest), stored to be sent
+    with the run's other notifications; the first such run only starts the first period."""
+    if config.notify.digest is Digest.OFF:
+        return
+    memory = store.load_notices()
+    if memory.digest_since is None:
+        store.save_notices(start_digest(memory, now=now), at=now)
+        return
+    if not digest_due(memory, now=now, period=PERIODS[config.notify.digest]):
+        return
+    runs, blind = store.count_runs(memory.digest_since)
+    message = render_digest(
+        state, name=str(config.notify.digest), since=memory.digest_since, now=now, runs=runs,
+        blind_runs=blind, host=host, severity=config.notify.min_severity,
+        title_prefix=config.notify.title_prefix,
+    )  # fmt: skip
+    store.save_notices(start_digest(memory, now=now), message.queued(), at=now)
+
+
+def send_heartbeat(config: Config, store: Store, blind: str, *, now: datetime) -> None:
+    """Ping [notify] heartbeat_url (see `heartbeat.ping_url` for a blind run). A failed ping
+    never fails the run, and is logged once until its error changes."""
+    url = config.notify.heartbeat_url and ping_url(config.notify.heartbeat_url, blind=blind)
+    if not url:
+        return
+    problem = ping(url)
+    try:
+        memory = store.load_notices()
+        if problem == memory.heartbeat_error:
+            return
+        if problem:
+            log.error("heartbeat ping failed: %s (told once until it changes)", problem)
+        else:
+            log.info("heartbeat ping works again")
+        store.save_notices(replace(memory, heartbeat_error=problem), at=now)
+    except BlmonitorError as exc:
+        log.error("heartbeat: %s", exc)
 
 
 def notifier_for(config: Config) -> Notifier | None:

@@ -17,7 +17,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,12 +27,15 @@ import sqlite_utils
 from blmonitor.bounces.models import Attribution, BounceRecord
 from blmonitor.errors import StoreError
 from blmonitor.models import Event, EventKind, Health, Report, Severity, Status
+from blmonitor.monitor.digest import NoticeMemory
 from blmonitor.monitor.rows import (
     MEMO_KEYS,
     MIGRATIONS,
     cause_memory,
     cause_meta,
     monitor_state,
+    notice_memory,
+    notice_meta,
     pair_from_row,
     pair_row,
     parse_stamp,
@@ -74,6 +77,15 @@ class Notification:
     last_error: str
     kinds: tuple[str, ...] = ()
     owed: tuple[str, ...] = ()  # targets still to be sent to; empty: all of them
+    payload: Mapping[str, Any] = field(default_factory=dict)  # the data json:// targets get
+
+
+# A notification to send, as `notify.Message.queued()` gives it: title, body, severity, kinds
+# and (optional) the data for webhooks.
+Queued = (
+    tuple[str, str, Severity, tuple[str, ...]]
+    | tuple[str, str, Severity, tuple[str, ...], Mapping[str, Any]]
+)
 
 
 class Store:
@@ -171,7 +183,7 @@ class Store:
         before: MonitorState,
         after: MonitorState,
         events: Sequence[Event],
-        notifications: Iterable[tuple[str, str, Severity, tuple[str, ...]]] = (),
+        notifications: Iterable[Queued] = (),
         evidence: Sequence[tuple[BounceRecord, Attribution]] = (),
         positions: Mapping[str, str] = {},
     ) -> int:
@@ -359,15 +371,14 @@ class Store:
             out[name] = sorted(row[0] for row in rows if row[0])
         return out
 
-    def _queue(
-        self, at: datetime, notification: tuple[str, str, Severity, tuple[str, ...]]
-    ) -> None:
+    def _queue(self, at: datetime, notification: Queued) -> None:
         """A notification to send (now, or on a later run if delivery fails)."""
-        title, body, severity, kinds = notification
+        title, body, severity, kinds = notification[:4]
+        payload = notification[4] if len(notification) > 4 else {}
         self.db.table("notifications").insert(
             {"created": stamp(at), "title": title, "body": body, "severity": int(severity),
              "kinds": json.dumps(kinds), "status": "pending", "attempts": 0, "last_error": "",
-             "owed": "[]"},
+             "owed": "[]", "payload": json.dumps(payload)},
         )  # fmt: skip
 
     # --- what the smart host and the cause finder remember between runs ------------------
@@ -379,14 +390,19 @@ class Store:
         ).fetchall()
         return {key: json.loads(value) for key, value in rows}
 
-    def _save_memo(self, values: Mapping[str, Any]) -> None:
+    def _save_memo(
+        self, values: Mapping[str, Any], queue: tuple[datetime, Queued] | None = None
+    ) -> None:
+        """Write the memo values that changed, and queue a notification, in one transaction."""
         known = self._memo()
         changed = {k: v for k, v in values.items() if known.get(k) != v}
-        if changed:
+        if changed or queue is not None:
             with self._writing():
                 self.db.table("monitor_meta").upsert_all(
                     [{"key": k, "value": json.dumps(v)} for k, v in changed.items()], pk="key"
                 )
+                if queue is not None:
+                    self._queue(*queue)
 
     def load_smarthost(self) -> SmarthostMemory:
         return smarthost_memory(self._memo())
@@ -400,11 +416,28 @@ class Store:
     def save_causes(self, memory: CauseMemory) -> None:
         self._save_memo(cause_meta(memory))
 
+    def load_notices(self) -> NoticeMemory:
+        return notice_memory(self._memo())
+
+    def save_notices(
+        self, memory: NoticeMemory, notification: Queued | None = None, *, at: datetime
+    ) -> None:
+        """The digest's and the heartbeat's memory, and the digest it sent, in one transaction."""
+        self._save_memo(notice_meta(memory), None if notification is None else (at, notification))
+
+    def count_runs(self, since: datetime) -> tuple[int, int]:
+        """Runs that finished after `since`, and how many of them were blind (saw nothing)."""
+        runs, blind = self.db.execute(
+            "SELECT count(*), count(NULLIF(error, '')) FROM runs WHERE finished > ?",
+            [stamp(since)],
+        ).fetchone()
+        return int(runs), int(blind)
+
     def record_smarthost(
         self,
         at: datetime,
         action: Mapping[str, Any],
-        notification: tuple[str, str, Severity, tuple[str, ...]] | None = None,
+        notification: Queued | None = None,
     ) -> None:
         """One smart-host action (apply, revert, recommend, request; done or failed), and its
         notification, in one transaction. `action` never holds the password: no plan does."""
@@ -433,7 +466,7 @@ class Store:
         self,
         at: datetime,
         findings: Sequence[tuple[str, str]],
-        notification: tuple[str, str, Severity, tuple[str, ...]] | None,
+        notification: Queued | None,
     ) -> None:
         """New cause findings (kind, message) as events, and their notification, at once."""
         with self._writing():
@@ -472,6 +505,7 @@ class Store:
                 last_error=row["last_error"] or "",
                 kinds=tuple(json.loads(row["kinds"] or "[]")),
                 owed=tuple(json.loads(row["owed"] or "[]")),
+                payload=json.loads(row["payload"] or "{}"),
             )
             for row in rows
         ]
