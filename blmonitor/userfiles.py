@@ -27,12 +27,18 @@ def read_text(path: Path, *, limit: int = LIMIT) -> str:
         raise
     except OSError as exc:
         raise UnreadableFile(exc.strerror or str(exc)) from None
-    with open(fd, "rb", closefd=True) as handle:
-        info = os.fstat(handle.fileno())
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise UnreadableFile("Is a directory")
         if not stat.S_ISREG(info.st_mode):
-            raise UnreadableFile("not a regular file (a device, FIFO or directory)")
+            raise UnreadableFile("not a regular file (a device, FIFO or socket)")
         if info.st_size > limit:
             raise UnreadableFile(f"larger than {limit // (1024 * 1024)} MB")
+    except BaseException:
+        os.close(fd)
+        raise
+    with open(fd, "rb", closefd=True) as handle:
         data = handle.read(limit + 1)
     try:
         return data.decode("utf-8")

@@ -589,7 +589,7 @@ def test_file_not_utf8(tmp_path: Path) -> None:
     path.write_bytes(b'[notify]\ntitle_prefix = "\xff"\n')
     with pytest.raises(ConfigError) as caught:
         load_config(path, defaults=DEFAULTS)
-    assert str(caught.value) == f"{path}: not UTF-8 text (byte 25)"
+    assert str(caught.value) == f"{path}: cannot read the config file: not UTF-8 text (byte 25)"
 
 
 def test_broken_toml_file_names_file_and_line(tmp_path: Path) -> None:

@@ -52,6 +52,7 @@ def run(*args: str) -> tuple[int, str]:
         (["check", "203.0.113.5", "--dqs-key-file", "/dev/zero"], "not a regular file"),
         (["check", "203.0.113.5", "--lists", "/dev/zero"], "cannot read the catalog: not a regular file"),
         (["status", "-c", "/dev/zero"], "cannot read the config file: not a regular file"),
+        (["relaytest", "127.0.0.1", "--timeout", "inf"], "--timeout inf: give seconds above 0"),
     ],
 )  # fmt: skip
 def test_bad_values_are_one_line_and_exit_2(args: list[str], line: str) -> None:

@@ -256,6 +256,8 @@ def relaytest(
 
     When the server turns out to be this host's own MTA, its trust settings are read too: a
     probe from an address it trusts is inconclusive, never OPEN."""
+    if not 0 < timeout <= 600:  # (nan fails it too; inf would leak the socket in smtplib)
+        raise UsageError(f"--timeout {timeout:g}: give seconds above 0, at most 600")
     if source:
         try:
             source = str(ipaddress.ip_address(source))

@@ -30,7 +30,8 @@ def _queue_options(command: F) -> F:
 
 @click.command()
 @click.argument("host")
-@click.option("--port", default=25, show_default=True, help="The SMTP port to probe.")
+@click.option("--port", default=25, show_default=True, type=click.IntRange(1, 65535),
+              help="The SMTP port to probe.")  # fmt: skip
 @click.option("--local-domain", default="", metavar="DOMAIN",
               help="A domain the server receives mail for (for the address tricks).")  # fmt: skip
 @click.option("--source", default="", metavar="ADDRESS",
