@@ -5,6 +5,7 @@ The lab's flip.lab.test zone lists whatever address the test says, between runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from blmonitor import cli
 from blmonitor.config import load_config
 from blmonitor.models import EventKind
 from blmonitor.monitor.notify import Notifier
-from blmonitor.monitor.run import deliver_pending, notifier_for, run_once
+from blmonitor.monitor.run import RunSummary, deliver_pending, notifier_for, run_once
 from blmonitor.monitor.store import Store
 from tests import dnsservers, httpservers
 from tests.conftest import SMTPSink
@@ -535,3 +536,47 @@ def test_a_notification_queued_before_the_payload_column_is_sent_as_before(
         store.close()
     [(_, body)] = posted
     assert "blmonitor" not in json.loads(body)  # no data: apprise's own keys only
+
+
+def test_a_full_disk_loses_the_run_not_the_daemon(lab, tmp_path, webhook) -> None:
+    """The history on a 1 MB tmpfs that fills up: the run is told lost once, the monitor goes
+    on, and the first run that can write again finds the change (issue 12)."""
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
+                             capture_output=True)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip("no tmpfs mount here")
+    try:
+        base, posted = webhook
+        config = write_config(tmp_path, lab, base, confirm=1)
+        text = config.read_text().replace(str(tmp_path / "blmonitor.db"), str(disk / "h.db"))
+        config.write_text(text)
+        clock = Clock()
+        loaded = load_config(config)
+        store = Store(loaded.monitor.database)  # open all along, as the daemon keeps it
+
+        def run_daemon() -> RunSummary:
+            clock.tick()
+            return run_once(loaded, store, notifier_for(loaded), clock=clock, host="mx.example")
+
+        assert run_daemon().error == ""
+        filler = disk / "filler"
+        with filler.open("wb") as handle, contextlib.suppress(OSError):
+            while True:
+                handle.write(b"\0" * 65536)
+                handle.flush()
+        lab.flip.listed = {"203.0.113.5"}
+        lost = [run_daemon() for _ in range(2)]
+        assert all("history not written" in s.error for s in lost)
+        told = [json.loads(body)["title"] for _, body in posted]
+        assert sum("history cannot be written" in t for t in told) == 1
+        filler.unlink()
+        again = run_daemon()
+        assert [e.kind for e in again.events] == [EventKind.LISTED]
+        store.close()
+    finally:
+        lab.flip.listed = set()
+        subprocess.run(["umount", "-l", str(disk)], check=False)

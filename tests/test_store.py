@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -165,3 +169,62 @@ def test_root_leaves_the_files_beside_the_database_to_its_owner(tmp_path: Path) 
         found = (tmp_path / name).stat()
         assert (found.st_uid, found.st_gid) == (998, 998), name
     store.close()
+
+
+@contextlib.contextmanager
+def read_only_dir(path: Path) -> Iterator[None]:
+    """`path` as a read-only file system (a bind mount), as a reader may find it."""
+    subprocess.run(["mount", "--bind", str(path), str(path)], check=True, capture_output=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(path)], check=True,
+                       capture_output=True)  # fmt: skip
+        yield
+    finally:
+        # (a file left open would keep it busy: the test then fails here, not later)
+        subprocess.run(["umount", str(path)], check=True, capture_output=True)
+
+
+def test_readers_need_no_write_access(tmp_path: Path) -> None:
+    """status and history on a read-only directory (or a full disk): nothing to write."""
+    from blmonitor.config import Defaults, parse_config
+    from blmonitor.monitor.status import read_history, read_status
+
+    home = tmp_path / "db"
+    home.mkdir()
+    store = Store(home / "blmonitor.db")
+    run_series(store, [Status.LISTED, Status.LISTED])
+    store.close()  # (the last connection: the WAL is checkpointed, -wal and -shm removed)
+    config = parse_config("", source="t.toml", defaults=Defaults(home / "blmonitor.db"))
+    try:
+        guard = read_only_dir(home)
+        guard.__enter__()
+    except (subprocess.CalledProcessError, FileNotFoundError, PermissionError):
+        pytest.skip("no bind mount here")
+    try:
+        with pytest.raises(OSError):
+            (home / "probe").touch()  # it is read-only indeed
+        assert [p.target for p in read_status(config).listed] == ["203.0.113.5"]
+        assert len(read_history(config).episodes) == 1
+    finally:
+        guard.__exit__(None, None, None)
+
+
+def test_two_first_runs_at_once_make_the_schema_once(tmp_path: Path) -> None:
+    """Many processes opening a new database at the same moment: none fails."""
+    code = (
+        "import sys; from pathlib import Path; from blmonitor.monitor.store import Store; "
+        "Store(Path(sys.argv[1])).close()"
+    )
+    root = Path(__file__).resolve().parent.parent
+    for trial in range(5):
+        db = tmp_path / f"new-{trial}.db"
+        procs = [
+            subprocess.Popen([sys.executable, "-c", code, str(db)], cwd=root,
+                             stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(root)})
+            for _ in range(6)
+        ]  # fmt: skip
+        errors = [p.communicate(timeout=60)[1].decode() for p in procs]
+        assert [p.returncode for p in procs] == [0] * 6, errors
+        store = Store(db)
+        assert store.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+        store.close()

@@ -77,7 +77,10 @@ def serve(config_path: Path | None, *, once: bool = False, metrics: str = "") ->
             log.info("next run at %s", scheduler.next_run)
 
         def job() -> None:
-            run_once(config, store, notifier_for(config))
+            try:
+                run_once(config, store, notifier_for(config))
+            except BlmonitorError as exc:  # e.g. the run lock's file cannot be made
+                log.error("run failed: %s", exc)
 
         plan(config)
         while not signals.stop:

@@ -26,8 +26,8 @@ from blmonitor.config import Config, SmarthostMode
 from blmonitor.dnsbl import service as dnsbl_service
 from blmonitor.dnsbl.catalog import Catalog, catalog_from
 from blmonitor.dnsbl.service import check_settings
-from blmonitor.errors import BlmonitorError, UsageError
-from blmonitor.models import Event, Report, Verdict
+from blmonitor.errors import BlmonitorError, StoreError, UsageError
+from blmonitor.models import Event, Report, Severity, Verdict
 from blmonitor.monitor import state as monitor
 from blmonitor.monitor.channels import PERIODS, Digest
 from blmonitor.monitor.digest import digest_due, render_digest, start_digest
@@ -187,16 +187,22 @@ def _run_locked(
         )  # fmt: skip
         if message.severity >= config.notify.min_severity:
             queued.append(message.queued())
-    store.record_run(
-        RunRecord(started, finished, report, error),
-        before,
-        after,
-        events,
-        queued,
-        evidence=[(r, a) for r, a in evidence if a.verdict is not BounceVerdict.OTHER],
-        positions=positions,
-    )
-    store.prune(finished - timedelta(seconds=config.monitor.retention))
+    try:
+        store.record_run(
+            RunRecord(started, finished, report, error),
+            before,
+            after,
+            events,
+            queued,
+            evidence=[(r, a) for r, a in evidence if a.verdict is not BounceVerdict.OTHER],
+            positions=positions,
+        )
+        store.prune(finished - timedelta(seconds=config.monitor.retention))
+    except StoreError as exc:
+        # A full disk, a broken file: this run's changes stay unrecorded, so the next run
+        # that can write finds (and tells) them again; the failure itself is told once.
+        return _unrecorded(config, notifier, str(exc), host=host)
+    _UNRECORDED.clear()
     if config.smarthost.mode is not SmarthostMode.OFF:
         try:
             route_mail(config, store, after, now=finished, host=host)
@@ -213,6 +219,23 @@ def _run_locked(
         verdict, len(events), delivered, failed,
     )  # fmt: skip
     return RunSummary(verdict, tuple(events), delivered, failed, error)
+
+
+_UNRECORDED: set[str] = set()  # the write errors told by this process
+
+
+def _unrecorded(config: Config, notifier: Notifier | None, error: str, *, host: str) -> RunSummary:
+    log.error("history not written, this run is lost: %s", error)
+    delivered = failed = 0
+    if notifier is not None and error not in _UNRECORDED:
+        title = f"{config.notify.title_prefix} {host}: UNKNOWN: history cannot be written"
+        body = (f"{error}\nnext step: free space or fix the database file; changes are "
+                "found and told again by the first run that can write."
+                f"\n\n-- \nblmonitor on {host}")  # fmt: skip
+        delivery = notifier.send(Message(title, body, Severity.CRITICAL, ("store-failed",)))
+        delivered, failed = (1, 0) if delivery.ok else (0, 1)
+    _UNRECORDED.add(error)
+    return RunSummary(Verdict.UNKNOWN, (), delivered, failed, f"history not written: {error}")
 
 
 def deliver_pending(store: Store, notifier: Notifier | None, clock: Clock) -> tuple[int, int]:

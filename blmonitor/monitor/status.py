@@ -32,7 +32,7 @@ def open_history(config: Config) -> Store | None:
 
     if not config.monitor.database.exists():
         return None
-    return Store(config.monitor.database)
+    return Store(config.monitor.database, readonly=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import sqlite_utils
 
@@ -88,17 +89,39 @@ Queued = (
 )
 
 
+def _read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection: through the WAL when its shared memory can be used, else (a
+    read-only directory, no daemon running) the file as it stands."""
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True)
+    try:
+        conn.execute("PRAGMA busy_timeout = 5000")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError:
+        conn.close()
+        return sqlite3.connect(uri + "&immutable=1", uri=True)
+    return conn
+
+
 class Store:
     """The history database; `Store(path)` opens (creating and migrating) it."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        """`readonly` (status, history, the metrics): no write, no migration, no lock — it
+        works on a read-only directory and on a full disk."""
         self.path = path
         try:
+            if readonly:
+                self.db = sqlite_utils.Database(_read_only(path))
+                return
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite_utils.Database(path)
             self.db.execute("PRAGMA busy_timeout = 5000")
             self.db.enable_wal()
-            self._migrate()
+            if self._version() != len(MIGRATIONS):
+                # Two first runs at once: the second waits here, then finds the schema made.
+                with self.run_lock():
+                    self._migrate()
             self._keep_owner(path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"))
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(
@@ -158,8 +181,11 @@ class Store:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
+    def _version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
     def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        version = self._version()
         if version > len(MIGRATIONS):
             raise StoreError(
                 f"{self.path} was written by a newer blmonitor (schema {version}): upgrade"
