@@ -168,7 +168,7 @@ def test_recommend_mode_notifies_the_plan_once_and_changes_nothing(setup: Setup,
     recommended = [b for b in bodies if "(recommended)" in b["title"]]
     assert len(recommended) == 1
     assert f"relayhost = [127.0.0.1]:{setup.relay.port}" in recommended[0]["message"]
-    assert "<password from" in recommended[0]["message"]
+    assert f"credentials for [127.0.0.1]:{setup.relay.port} (new)" in recommended[0]["message"]
     assert PASSWORD not in json.dumps(bodies)
     assert (setup.lab.conf / "main.cf").read_bytes() == main_cf
     lab.flip.listed = set()

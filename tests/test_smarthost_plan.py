@@ -18,9 +18,18 @@ from blmonitor.monitor.notify import render_smarthost
 from blmonitor.monitor.state import BounceListing, MonitorState, PairState
 from blmonitor.smarthost import blocks, policy, postfix
 from blmonitor.smarthost.apply import Smarthost
-from blmonitor.smarthost.checkpoint import Checkpoint, Status
+from blmonitor.smarthost.checkpoint import Checkpoint, Status, matches, read
 from blmonitor.smarthost.drivers import PostfixDriver, Ran, driver_for
-from blmonitor.smarthost.plan import PASSWORD, FileEdit, Mta, Plan, Relay, Scope, render_plan
+from blmonitor.smarthost.plan import (
+    PASSWORD,
+    STALE,
+    FileEdit,
+    Mta,
+    Plan,
+    Relay,
+    Scope,
+    render_plan,
+)
 
 DIR = Path("/etc/postfix")
 RELAY = Relay("smtp.isp.example", 587, "me@isp.example", Path("/etc/blmonitor/relay.pass"))
@@ -105,16 +114,43 @@ def test_postfix_revert_restores_each_previous_value_or_removes_it() -> None:
     assert "(remove) relayhost" in render_plan(plan, RELAY)
 
 
-def test_rendering_masks_the_password_and_shows_deletions() -> None:
+def test_rendering_shows_no_credentials_line_and_shows_deletions() -> None:
     edits = (
         FileEdit(DIR / "blmonitor_sasl_passwd", None, f"[r]:587 u:{PASSWORD}\n".encode(),
                  0o600, True),
         FileEdit(DIR / "old.db", b"\x00present\x00", None),
     )  # fmt: skip
     text = render_plan(Plan(Mta.POSTFIX, "apply", edits), RELAY)
-    assert "+[r]:587 u:<password from /etc/blmonitor/relay.pass>" in text
+    assert (
+        "/etc/postfix/blmonitor_sasl_passwd: credentials for [smtp.isp.example]:587 (new)\n"
+    ) in text
     assert "delete /etc/postfix/old.db" in text
-    assert PASSWORD not in text
+    assert PASSWORD not in text and "u:" not in text and "<password" not in text
+
+
+OURS = f"[r]:587 u:{PASSWORD}\n".encode()
+OLD = f"[r]:587 u:{STALE}\n".encode()
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "change"),
+    [
+        (None, OURS, "new"),
+        (b"# admin's\n", b"# admin's\n" + OURS, "new"),
+        (OLD, OURS, "changed"),
+        (OURS, OURS + b"# admin's\n", "unchanged"),
+        (OURS, None, "removed"),
+        (OLD + b"x:y:theirs\n", b"x:y:theirs\n", "removed"),
+    ],
+)
+def test_a_credentials_edit_is_told_by_what_it_does(
+    before: bytes | None, after: bytes | None, change: str
+) -> None:
+    edit = FileEdit(DIR / "blmonitor_sasl_passwd", before, after, 0o600, True)
+    assert edit.change == change
+    assert edit.shown(RELAY) == (
+        f"/etc/postfix/blmonitor_sasl_passwd: credentials for [smtp.isp.example]:587 ({change})\n"
+    )
 
 
 # --- policy ---------------------------------------------------------------------------------
@@ -188,12 +224,11 @@ def test_notifications_for_each_smarthost_action() -> None:
     assert "(remove) relayhost" in advice.body and advice.kinds == ("smarthost-revert-recommended",)
 
 
-def test_a_credentials_diff_shows_no_other_password() -> None:
+def test_a_credentials_file_shows_no_password_of_anyone() -> None:
     before = b"# passwd.client\nold.relay.example:someone:TheirSecret\n"
     after = f"smtp.isp.example:me:{PASSWORD}\n".encode() + before
     shown = FileEdit(Path("/etc/exim4/passwd.client"), before, after, 0o640, True).shown(RELAY)
-    assert "TheirSecret" not in shown
-    assert "+smtp.isp.example:me:<password from /etc/blmonitor/relay.pass>" in shown
+    assert shown == "/etc/exim4/passwd.client: credentials for [smtp.isp.example]:587 (new)\n"
 
 
 def test_plan_for_exchange_is_powershell_without_the_password(tmp_path: Path) -> None:
@@ -383,7 +418,9 @@ def test_a_checkpoint_written_before_the_drivers_still_reverts(
     # the same machine, applied by the version before the drivers, then upgraded
     old = json.loads((CHECKPOINTS / "exim.json").read_text().replace(OLD_BASE, str(tmp_path)))
     state = switch.state_path
-    assert json.loads(state.read_text())["written"] == old["written"]  # the same bytes applied
+    written = json.loads(state.read_text())["written"]
+    for path, value in old["written"].items():  # the same bytes applied
+        assert matches(read(Path(path)), value) and matches(read(Path(path)), written[path])
     if interrupted:
         old["status"] = "applying"
         del old["written"]

@@ -168,7 +168,8 @@ def test_plan_shows_the_change_and_masks_the_password(world: World) -> None:
     smarthost = world.smarthost()
     text = render_plan(smarthost.plan_apply(), smarthost.relay)
     assert f"relayhost = [127.0.0.1]:{world.relay.port}" in text
-    assert f"<password from {world.password_file}>" in text
+    assert f"credentials for [127.0.0.1]:{world.relay.port} (new)" in text
+    assert "<password" not in text and USER not in text
     assert PASSWORD not in text
     assert "postfix -c" in text and "reload" in text
 

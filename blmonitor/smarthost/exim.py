@@ -13,7 +13,17 @@ from typing import NamedTuple
 
 from blmonitor.errors import PlanError
 from blmonitor.smarthost import blocks, plan
-from blmonitor.smarthost.plan import PASSWORD, Command, FileEdit, Files, Mta, Plan, Relay, Scope
+from blmonitor.smarthost.plan import (
+    PASSWORD,
+    Command,
+    Credentials,
+    FileEdit,
+    Files,
+    Mta,
+    Plan,
+    Relay,
+    Scope,
+)
 
 DEFAULT_DIR = Path("/etc/exim4")
 
@@ -47,6 +57,11 @@ def _paths(config_dir: Path) -> _Paths:
 def paths(config_dir: Path) -> tuple[Path, ...]:
     """The files this planner reads and may write, under config_dir (/etc/exim4)."""
     return tuple(_paths(config_dir))
+
+
+def credentials(relay: Relay, config_dir: Path) -> Credentials:
+    """blmonitor's line in its block of passwd.client (the admin's lines are theirs)."""
+    return Credentials(_paths(config_dir).passwd, "".join(_credentials(relay)))
 
 
 def plan_apply(files: Files, relay: Relay, *, config_dir: Path, scope: Scope = Scope.ALL,
@@ -160,8 +175,8 @@ def _smarthost(relay: Relay) -> str:
 def _credentials(relay: Relay) -> list[str]:
     """The block's line, host:login:password.
 
-    The adapter reads files with its password masked as PASSWORD, so a line it wrote compares
-    equal (nothing to do) and a line with an older password does not (it is rewritten).
+    The adapter reads blmonitor's lines masked by position (`credentials`): the line it wrote
+    compares equal (nothing to do), one with an older password reads as STALE (it is rewritten).
     """
     if not relay.authenticated:
         return []

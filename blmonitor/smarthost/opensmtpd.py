@@ -14,7 +14,17 @@ from typing import NamedTuple
 
 from blmonitor.errors import PlanError
 from blmonitor.smarthost import blocks, plan
-from blmonitor.smarthost.plan import PASSWORD, Command, FileEdit, Files, Mta, Plan, Relay, Scope
+from blmonitor.smarthost.plan import (
+    PASSWORD,
+    Command,
+    Credentials,
+    FileEdit,
+    Files,
+    Mta,
+    Plan,
+    Relay,
+    Scope,
+)
 
 DEFAULT_DIR = Path("/etc")
 WAS = "#was: "  # inside a block: a line of the admin's that the block stands in for
@@ -44,6 +54,11 @@ def _paths(config_dir: Path) -> _Paths:
 def paths(config_dir: Path) -> tuple[Path, ...]:
     """The files this planner reads and may write, under config_dir (/etc)."""
     return tuple(_paths(config_dir))
+
+
+def credentials(relay: Relay, config_dir: Path) -> Credentials:
+    """blmonitor's line in its block of its own secrets table."""
+    return Credentials(_paths(config_dir).secrets, "".join(_credentials(relay)))
 
 
 def plan_apply(files: Files, relay: Relay, *, config_dir: Path, scope: Scope = Scope.ALL,
@@ -204,8 +219,8 @@ def _relay_actions(text: str, path: Path) -> list[int]:
 
 
 def _credentials(relay: Relay) -> list[str]:
-    """`label username:password`. The adapter reads files with its password masked as PASSWORD:
-    a line it wrote compares equal, one with an older password does not and is rewritten."""
+    """`label username:password`. The adapter reads blmonitor's lines masked by position
+    (`credentials`): the line it wrote compares equal, an older one reads as STALE."""
     if not relay.authenticated:
         return []
     if any(c in relay.username for c in ": \t\n"):

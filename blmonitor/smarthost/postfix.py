@@ -11,7 +11,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from blmonitor.errors import PlanError
-from blmonitor.smarthost.plan import PASSWORD, Command, FileEdit, Mta, Plan, Relay, Scope
+from blmonitor.smarthost.plan import (
+    PASSWORD,
+    Command,
+    Credentials,
+    FileEdit,
+    Mta,
+    Plan,
+    Relay,
+    Scope,
+)
 
 DEFAULT_DIR = Path("/etc/postfix")
 SASL = "blmonitor_sasl_passwd"
@@ -56,6 +65,12 @@ def paths(config_dir: Path, db_type: str = "hash") -> tuple[Path, ...]:
         out += [config_dir / name, config_dir / (name + suffix)]
     out.append(config_dir / SOFTEN)
     return tuple(out)
+
+
+def credentials(relay: Relay, config_dir: Path) -> Credentials:
+    """blmonitor_sasl_passwd is blmonitor's alone: every line of it is ours."""
+    line = f"{next_hop(relay)} {relay.username}:{PASSWORD}" if relay.authenticated else ""
+    return Credentials(config_dir / SASL, line, whole=True)
 
 
 def _prepend(ours: str, existing: str | None) -> str:
@@ -131,7 +146,7 @@ def plan_apply(
     hop = next_hop(relay)
     contents: dict[str, str] = {}
     if relay.authenticated:
-        contents[SASL] = f"{hop} {relay.username}:{PASSWORD}\n"
+        contents[SASL] = credentials(relay, config_dir).line + "\n"
     if relay.tls:
         contents[TLS_POLICY] = f"{hop} encrypt\n"
     if scope is Scope.DESTINATIONS:
@@ -147,7 +162,7 @@ def plan_apply(
         path = config_dir / name
         after = text.encode()
         secret = name == SASL
-        current = files.get(path)  # the adapter masks the password it finds with PASSWORD
+        current = files.get(path)  # the adapter masks blmonitor's line (`credentials`)
         if current != after:
             edits.append(FileEdit(path, current, after, 0o600 if secret else 0o644, secret))
         if name != SOFTEN and (

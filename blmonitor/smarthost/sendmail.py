@@ -14,7 +14,17 @@ from typing import NamedTuple
 
 from blmonitor.errors import PlanError
 from blmonitor.smarthost import blocks, plan
-from blmonitor.smarthost.plan import PASSWORD, Command, FileEdit, Files, Mta, Plan, Relay, Scope
+from blmonitor.smarthost.plan import (
+    PASSWORD,
+    Command,
+    Credentials,
+    FileEdit,
+    Files,
+    Mta,
+    Plan,
+    Relay,
+    Scope,
+)
 
 DEFAULT_DIR = Path("/etc/mail")
 # sendmail.mc is m4: "dnl" comments a line out
@@ -44,6 +54,12 @@ def paths(config_dir: Path) -> tuple[Path, ...]:
     where = _paths(config_dir)
     built = (config_dir / "sendmail.cf", *(Path(f"{p}.db") for p in where[1:]))
     return (*where, *built)
+
+
+def credentials(relay: Relay, config_dir: Path) -> Credentials:
+    """blmonitor's AuthInfo line in its block of authinfo (the admin's lines are theirs)."""
+    line = _authinfo(relay, relay.host.lower()) if relay.authenticated else []
+    return Credentials(_paths(config_dir).authinfo, "".join(line))
 
 
 def plan_apply(files: Files, relay: Relay, *, config_dir: Path, scope: Scope = Scope.ALL,
@@ -157,8 +173,8 @@ def _check(relay: Relay) -> str:
 
 
 def _authinfo(relay: Relay, host: str) -> list[str]:
-    """The AuthInfo line. The adapter reads files with its password masked as PASSWORD: a line
-    it wrote compares equal, one with an older password does not and is rewritten."""
+    """The AuthInfo line. The adapter reads blmonitor's lines masked by position (`credentials`):
+    the line it wrote compares equal, one with an older password reads as STALE and is rewritten."""
     return [f'AuthInfo:{host} "U:{relay.username}" "P:{PASSWORD}" "M:PLAIN LOGIN"']
 
 
