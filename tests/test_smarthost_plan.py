@@ -46,22 +46,58 @@ def test_postfix_plan_routes_everything_with_tls_and_sasl() -> None:
         "smtp_sasl_security_options": "noanonymous",
         "smtp_sasl_tls_security_options": "noanonymous",
         "smtp_tls_policy_maps": "hash:/etc/postfix/blmonitor_tls_policy",
+        "smtp_tls_CAfile": "/etc/ssl/certs/ca-certificates.crt",
     }
     files = {e.path.name: e for e in plan.edits}
     assert files["blmonitor_sasl_passwd"].after == (
         f"[smtp.isp.example]:587 me@isp.example:{PASSWORD}\n".encode()
     )
     assert files["blmonitor_sasl_passwd"].secret and files["blmonitor_sasl_passwd"].mode == 0o600
-    assert files["blmonitor_tls_policy"].after == b"[smtp.isp.example]:587 encrypt\n"
+    assert files["blmonitor_tls_policy"].after == (
+        b"[smtp.isp.example]:587 secure match=smtp.isp.example\n"
+    )
     shown = [c.shown() for c in plan.commands]
     assert shown == [
         "postmap -c /etc/postfix hash:/etc/postfix/blmonitor_sasl_passwd",
         "postmap -c /etc/postfix hash:/etc/postfix/blmonitor_tls_policy",
+        "test -s /etc/ssl/certs/ca-certificates.crt",
         "postfix -c /etc/postfix check",
         "postmap -c /etc/postfix -q '[smtp.isp.example]:587' hash:/etc/postfix/blmonitor_sasl_passwd",
         "postfix -c /etc/postfix reload",
         "postqueue -c /etc/postfix -f",
     ]
+
+
+@pytest.mark.parametrize(
+    ("relay", "explicit", "policy", "ca"),
+    [
+        # a name: verified against it, with the system CAs unless main.cf names a trust store
+        (RELAY, {}, "secure match=smtp.isp.example", "/etc/ssl/certs/ca-certificates.crt"),
+        (Relay("SMTP.ISP.example", 465), {}, "secure match=smtp.isp.example",
+         "/etc/ssl/certs/ca-certificates.crt"),
+        (RELAY, {"smtp_tls_CApath": "/etc/ssl/certs"}, "secure match=smtp.isp.example", None),
+        (RELAY, {"smtp_tls_CAfile": "/etc/isp-ca.pem"}, "secure match=smtp.isp.example", None),
+        # an address: Postfix cannot match it, so TLS is required but unverified, and said so
+        (Relay("192.0.2.25", 587, "me", Path("/p")), {}, "encrypt", None),
+    ],
+)  # fmt: skip
+def test_postfix_verifies_the_relays_certificate(
+    relay: Relay, explicit: dict[str, str], policy: str, ca: str | None
+) -> None:
+    plan = postfix.plan_apply({**NOTHING, **explicit}, {}, relay, config_dir=DIR)
+    files = {e.path.name: e.after for e in plan.edits}
+    hop = f"[{relay.host}]:{relay.port}"
+    assert files["blmonitor_tls_policy"] == f"{hop} {policy}\n".encode()
+    assert plan.settings.get("smtp_tls_CAfile") == ca
+    assert any("is an address" in n for n in plan.notes) is (policy == "encrypt")
+    commands = [c.argv for c in plan.commands]
+    assert (("test", "-s", postfix.SYSTEM_CA) in commands) is (ca is not None)
+
+
+def test_postfix_without_tls_has_no_policy_and_no_ca() -> None:
+    plan = postfix.plan_apply(NOTHING, {}, Relay("smtp.isp.example", 25, tls=False), config_dir=DIR)
+    assert "smtp_tls_CAfile" not in plan.settings and "smtp_tls_policy_maps" not in plan.settings
+    assert [e.path.name for e in plan.edits] == []
 
 
 def test_postfix_plan_keeps_the_admins_tables_after_ours() -> None:
@@ -291,7 +327,13 @@ def test_the_postfix_checkpoint_keeps_the_settings_and_the_files_it_created() ->
     checkpoint = Checkpoint.load(CHECKPOINTS / "postfix.json")
     assert checkpoint is not None
     assert checkpoint.mta is Mta.POSTFIX and checkpoint.scope is Scope.DESTINATIONS
-    assert checkpoint.settings == dict.fromkeys(postfix.MANAGED)
+    # saved by a blmonitor that did not manage smtp_tls_CAfile: revert leaves that one alone
+    assert checkpoint.settings == dict.fromkeys(
+        m for m in postfix.MANAGED if m != "smtp_tls_CAfile"
+    )
+    explicit = {**checkpoint.settings, "smtp_tls_CAfile": "/etc/my-ca.pem", "relayhost": "[r]:587"}
+    back = postfix.plan_revert(explicit, checkpoint.settings, {}, config_dir=DIR)
+    assert back.settings == {"relayhost": None}
     assert [p.name for p in checkpoint.created] == [
         "blmonitor_sasl_passwd", "blmonitor_sasl_passwd.db", "blmonitor_soften",
         "blmonitor_tls_policy", "blmonitor_tls_policy.db", "blmonitor_transport",

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from blmonitor.errors import SmarthostError
-from blmonitor.smarthost import blocks
+from blmonitor.smarthost import blocks, defaults
 from blmonitor.smarthost.checkpoint import (
     STATE_NAME,
     Checkpoint,
@@ -46,6 +46,7 @@ from blmonitor.smarthost.plan import (
     STALE,
     Credentials,
     FileEdit,
+    Files,
     Mta,
     Plan,
     Relay,
@@ -177,12 +178,19 @@ class Smarthost:
 
     # --- plans -----------------------------------------------------------------------------
 
-    def plan_apply(self) -> Plan:
-        """The change that routes mail through the relay, from the MTA's current configuration."""
+    def plan_apply(self, *, preview: bool = False) -> Plan:
+        """The change that routes mail through the relay, from the MTA's current configuration;
+        with `preview`, an MTA not installed here is planned against Debian's default files (a
+        plan to read, never one that `apply` makes)."""
         self._load_password()
         self.driver.check_password(self._password, self.relay)
         routing = Routing(self.relay, self.scope, self.destinations, self.soften)
-        return self.driver.plan_apply(self._files(), routing)
+        files: Files = self._files()
+        notes: tuple[str, ...] = ()
+        if preview:
+            files, notes = defaults.preview(self.mta, self.config_dir, files)
+        plan = self.driver.plan_apply(files, routing)
+        return dataclasses.replace(plan, notes=(*notes, *plan.notes)) if notes else plan
 
     def plan_revert(self) -> Plan:
         """The change back to the state saved before apply (empty when nothing is applied)."""

@@ -13,17 +13,7 @@ from typing import NamedTuple
 
 from blmonitor.errors import PlanError
 from blmonitor.smarthost import blocks, plan
-from blmonitor.smarthost.plan import (
-    PASSWORD,
-    Command,
-    Credentials,
-    FileEdit,
-    Files,
-    Mta,
-    Plan,
-    Relay,
-    Scope,
-)
+from blmonitor.smarthost.plan import PASSWORD, Command, FileEdit, Files, Mta, Plan, Relay, Scope
 
 DEFAULT_DIR = Path("/etc/exim4")
 
@@ -57,11 +47,6 @@ def _paths(config_dir: Path) -> _Paths:
 def paths(config_dir: Path) -> tuple[Path, ...]:
     """The files this planner reads and may write, under config_dir (/etc/exim4)."""
     return tuple(_paths(config_dir))
-
-
-def credentials(relay: Relay, config_dir: Path) -> Credentials:
-    """blmonitor's line in its block of passwd.client (the admin's lines are theirs)."""
-    return Credentials(_paths(config_dir).passwd, "".join(_credentials(relay)))
 
 
 def plan_apply(files: Files, relay: Relay, *, config_dir: Path, scope: Scope = Scope.ALL,
@@ -170,6 +155,11 @@ def _smarthost(relay: Relay) -> str:
             f"smart host {relay.host!r}: Exim's dc_smarthost needs a host name or IPv4 address"
         )
     return f"{relay.host.lower()}::{relay.port}"
+
+
+def credentials(relay: Relay, config_dir: Path) -> plan.Credentials:
+    """blmonitor's line in its block of passwd.client (the admin's lines are theirs)."""
+    return plan.Credentials(_paths(config_dir).passwd, "".join(_credentials(relay)))
 
 
 def _credentials(relay: Relay) -> list[str]:

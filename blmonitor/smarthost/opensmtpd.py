@@ -14,17 +14,7 @@ from typing import NamedTuple
 
 from blmonitor.errors import PlanError
 from blmonitor.smarthost import blocks, plan
-from blmonitor.smarthost.plan import (
-    PASSWORD,
-    Command,
-    Credentials,
-    FileEdit,
-    Files,
-    Mta,
-    Plan,
-    Relay,
-    Scope,
-)
+from blmonitor.smarthost.plan import PASSWORD, Command, FileEdit, Files, Mta, Plan, Relay, Scope
 
 DEFAULT_DIR = Path("/etc")
 WAS = "#was: "  # inside a block: a line of the admin's that the block stands in for
@@ -54,11 +44,6 @@ def _paths(config_dir: Path) -> _Paths:
 def paths(config_dir: Path) -> tuple[Path, ...]:
     """The files this planner reads and may write, under config_dir (/etc)."""
     return tuple(_paths(config_dir))
-
-
-def credentials(relay: Relay, config_dir: Path) -> Credentials:
-    """blmonitor's line in its block of its own secrets table."""
-    return Credentials(_paths(config_dir).secrets, "".join(_credentials(relay)))
 
 
 def plan_apply(files: Files, relay: Relay, *, config_dir: Path, scope: Scope = Scope.ALL,
@@ -216,6 +201,11 @@ def _relay_actions(text: str, path: Path) -> list[int]:
                 raise PlanError(f"{path}:{index + 1}: write this relay action on one line")
             found.append(index)
     return found
+
+
+def credentials(relay: Relay, config_dir: Path) -> plan.Credentials:
+    """blmonitor's line in its block of its own secrets table."""
+    return plan.Credentials(_paths(config_dir).secrets, "".join(_credentials(relay)))
 
 
 def _credentials(relay: Relay) -> list[str]:

@@ -14,17 +14,7 @@ from typing import NamedTuple
 
 from blmonitor.errors import PlanError
 from blmonitor.smarthost import blocks, plan
-from blmonitor.smarthost.plan import (
-    PASSWORD,
-    Command,
-    Credentials,
-    FileEdit,
-    Files,
-    Mta,
-    Plan,
-    Relay,
-    Scope,
-)
+from blmonitor.smarthost.plan import PASSWORD, Command, FileEdit, Files, Mta, Plan, Relay, Scope
 
 DEFAULT_DIR = Path("/etc/mail")
 # sendmail.mc is m4: "dnl" comments a line out
@@ -54,12 +44,6 @@ def paths(config_dir: Path) -> tuple[Path, ...]:
     where = _paths(config_dir)
     built = (config_dir / "sendmail.cf", *(Path(f"{p}.db") for p in where[1:]))
     return (*where, *built)
-
-
-def credentials(relay: Relay, config_dir: Path) -> Credentials:
-    """blmonitor's AuthInfo line in its block of authinfo (the admin's lines are theirs)."""
-    line = _authinfo(relay, relay.host.lower()) if relay.authenticated else []
-    return Credentials(_paths(config_dir).authinfo, "".join(line))
 
 
 def plan_apply(files: Files, relay: Relay, *, config_dir: Path, scope: Scope = Scope.ALL,
@@ -170,6 +154,12 @@ def _check(relay: Relay) -> str:
     if any(c in relay.username for c in '"\n'):
         raise PlanError(f"smart host username {relay.username!r}: authinfo cannot hold '\"'")
     return relay.host.lower()
+
+
+def credentials(relay: Relay, config_dir: Path) -> plan.Credentials:
+    """blmonitor's AuthInfo line in its block of authinfo (the admin's lines are theirs)."""
+    line = _authinfo(relay, relay.host.lower()) if relay.authenticated else []
+    return plan.Credentials(_paths(config_dir).authinfo, "".join(line))
 
 
 def _authinfo(relay: Relay, host: str) -> list[str]:

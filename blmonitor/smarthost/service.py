@@ -73,7 +73,8 @@ def smarthost_plan(
     config_dir: Path | None = None,
     destinations: tuple[str, ...] = (),
 ) -> Plan:
-    """The exact change (`apply` or `revert`) for this machine's MTA, or Exchange's snippet."""
+    """The exact change (`apply` or `revert`) for this machine's MTA, or Exchange's snippet; an
+    MTA configured by files that is not installed here is previewed on Debian's defaults."""
     if mta_of(config, mta) is Mta.EXCHANGE:
         from blmonitor.smarthost import exchange
 
@@ -83,7 +84,7 @@ def smarthost_plan(
             return exchange.plan_apply(relay, scope=scope, destinations=destinations)
         return exchange.plan_revert()
     switch = smarthost_of(config, mta=mta, config_dir=config_dir, destinations=destinations)
-    return switch.plan_apply() if action == "apply" else switch.plan_revert()
+    return switch.plan_apply(preview=True) if action == "apply" else switch.plan_revert()
 
 
 def wanted_destinations(
