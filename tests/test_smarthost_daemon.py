@@ -320,6 +320,9 @@ def test_a_password_rotated_while_applied_is_written_and_shown_nowhere(
     setup.lab.submit("after the rotation")
     assert setup.relay.wait(1)[0].login == USER  # the relay took the new password
     assert runner.invoke(cli.main, ["smarthost", "sync", "-c", config]).output == "no request\n"
+    written = json.loads((setup.tmp / "state" / "smarthost.json").read_text())["written"]
+    salted = sorted(Path(p).name for p, v in written.items() if v and v.startswith("scrypt$"))
+    assert salted == ["blmonitor_sasl_passwd", "blmonitor_sasl_passwd.db"]
     status = runner.invoke(cli.main, ["smarthost", "status", "-c", config, "--json"]).output
     assert_nowhere(setup, [*outputs, plan, done.output, status, caplog.text])
 

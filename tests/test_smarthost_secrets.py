@@ -136,6 +136,10 @@ def test_a_rotated_password_is_noticed_shown_as_changed_and_written(tmp_path: Pa
     checkpoint = Checkpoint.load(exim4.state / "smarthost.json")
     assert checkpoint is not None and checkpoint.password is not None
     assert matches((NEW + "\n").encode(), checkpoint.password)
+    # the table's digest is salted and slow too: no plain hash of a file holding the password
+    assert checkpoint.written is not None
+    kinds = {p.name: (v or "").split("$")[0] for p, v in checkpoint.written.items()}
+    assert kinds["passwd.client"] == "scrypt" and kinds["update-exim4.conf.conf"] != "scrypt"
     # revert: the table back to Debian's, told as removed, never shown
     revert = exim4.switch()
     text = render_plan(revert.plan_revert(), revert.relay)

@@ -266,8 +266,9 @@ class Smarthost:
             if self.driver.deletes_created:
                 made = {p for p, data in saved.items() if data is None and p.exists()}
                 state = dataclasses.replace(state, created=_sorted({*state.created, *made}))
-            secret = self._credentials.path if self._credentials else None
-            written = {p: secret_digest(read(p)) if p == secret else digest(read(p))
+            # the credentials table and its index hold the password: a salted, slow digest
+            secret = self._credentials.path.name if self._credentials else None
+            written = {p: secret_digest(read(p)) if _holds(p, secret) else digest(read(p))
                        for p in state.files}  # fmt: skip
             state = dataclasses.replace(state, written=written, status=Status.APPLIED)
             self._remember_password(state, always=True)
@@ -367,6 +368,11 @@ class Smarthost:
                 f"{edit.path}: a plan put the password in a file not marked secret"
             )
         write_atomic(edit.path, data, edit.mode)
+
+
+def _holds(path: Path, secret: str | None) -> bool:
+    """Whether `path` is the credentials table named `secret` or its index (`secret`.db…)."""
+    return secret is not None and (path.name == secret or path.name.startswith(secret + "."))
 
 
 def _sorted(paths: Iterable[Path]) -> tuple[Path, ...]:
