@@ -1,8 +1,9 @@
 """The shapes every smart-host planner returns: what to write, what to run, what to tell.
 
-A Plan never holds a relay password, the current one or one it replaces: the adapter reads a
-credentials file with blmonitor's own lines masked by their position (PASSWORD or STALE), and only
-the adapter that writes the file puts the password (read from `password_file`) in its place.
+A Plan never holds blmonitor's relay password, the current one or one it replaces: the adapter
+reads a credentials file with blmonitor's own lines masked by their position (PASSWORD or STALE),
+and only the adapter that writes the file puts the password (read from `password_file`) in its
+place. A credentials file is shown as what happens to it, never as its lines.
 """
 
 from __future__ import annotations

@@ -268,9 +268,11 @@ def _follow_rotation(config: Config, store: Store, memory: SmarthostMemory, *, n
     if os.geteuid() == 0:
         rotate(config, store, now=now, host=host)
         return
-    stamp = password_stamp(config)
+    stamp = password_stamp(config) if memory.applied else None
+    if stamp is None:
+        return
     last = read_request(config)
-    if not memory.applied or stamp is None or last is None or last.get("stamp") == stamp:
+    if last is None or last.get("stamp") == stamp:
         return
     sh = config.smarthost
     write_request(config, Action.APPLY, destinations=memory.destinations, reason=ROTATED, now=now,
