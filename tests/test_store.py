@@ -211,3 +211,17 @@ def test_an_older_world_readable_database_is_narrowed_once(tmp_path, caplog) -> 
                     "(h.db 644 -> 600, h.db-wal 644 -> 600)"]  # fmt: skip
     Store(tmp_path / "h.db").close()
     assert len([r for r in caplog.records if "readable by others" in r.getMessage()]) == 1
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="creating for another user needs root")
+def test_root_creates_a_database_for_the_owner_of_its_directory(tmp_path) -> None:
+    # the root unit (smarthost sync) may be the first to open it, in the service's 0700 directory
+    directory = tmp_path / "state"
+    directory.mkdir(mode=0o700)
+    os.chown(directory, 4243, 4243)
+    store = Store(directory / "h.db")
+    run_series(store, [Status.LISTED])
+    for name in ("h.db", "h.db-wal", "h.db-shm"):
+        owner = (directory / name).stat()
+        assert (owner.st_uid, owner.st_gid, _mode(directory / name)) == (4243, 4243, 0o600), name
+    store.close()
