@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,7 +169,7 @@ def test_recommend_mode_notifies_the_plan_once_and_changes_nothing(setup: Setup,
     recommended = [b for b in bodies if "(recommended)" in b["title"]]
     assert len(recommended) == 1
     assert f"relayhost = [127.0.0.1]:{setup.relay.port}" in recommended[0]["message"]
-    assert "<password from" in recommended[0]["message"]
+    assert f"credentials for [127.0.0.1]:{setup.relay.port} (new)" in recommended[0]["message"]
     assert PASSWORD not in json.dumps(bodies)
     assert (setup.lab.conf / "main.cf").read_bytes() == main_cf
     lab.flip.listed = set()
@@ -254,3 +255,137 @@ def test_a_failing_apply_is_told_once_and_tried_again_each_run(setup: Setup, lab
     outcomes = [(a["action"], a["outcome"]) for a in store.smarthost_actions()]
     store.close()
     assert outcomes == [("apply", "done"), ("apply", "failed"), ("apply", "failed")]
+
+
+# --- a relay password rotated while applied ----------------------------------------------------
+
+NEW = "n3w-r0tated-nobody-sees"
+
+
+def rotate(setup: Setup) -> None:
+    """The ISP changed the password: the admin writes the new one, the relay wants only it."""
+    replacement = setup.tmp / "relay.pass.new"
+    replacement.write_text(NEW + "\n")
+    replacement.replace(setup.tmp / "relay.pass")
+    setup.relay.password = NEW
+
+
+def table_answer(setup: Setup) -> str:
+    """What Postfix's own lookup finds in blmonitor's password table for the relay."""
+    conf = setup.lab.conf
+    done = subprocess.run(
+        ["postmap", "-c", str(conf), "-q", f"[127.0.0.1]:{setup.relay.port}",
+         f"hash:{conf}/blmonitor_sasl_passwd"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return done.stdout.strip()
+
+
+def assert_nowhere(setup: Setup, outputs: Sequence[str], *, written: bool = True) -> None:
+    """Neither password in any output, notification, stored row or file of blmonitor's (the
+    database and its -wal included); the new one only in its file and Postfix's table, the old
+    one nowhere once the rotation is `written` (before, only in that table)."""
+    texts = [*outputs, repr(setup.posted), everything_stored(setup.tmp / "blmonitor.db")]
+    for text in texts:
+        assert PASSWORD not in text and NEW not in text
+    table = {setup.tmp / "relay.pass", setup.lab.conf / "blmonitor_sasl_passwd",
+             setup.lab.conf / "blmonitor_sasl_passwd.db"}  # fmt: skip
+    for path in [*setup.tmp.rglob("*"), *setup.lab.base.rglob("*")]:
+        if path.is_file() and not path.is_symlink():
+            data = path.read_bytes()
+            assert (path in table and not written) or PASSWORD.encode() not in data, path
+            assert path in table or NEW.encode() not in data, path
+    assert (setup.tmp / "blmonitor.db").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("again", ["sync", "apply"])
+def test_a_password_rotated_while_applied_is_written_and_shown_nowhere(
+    setup: Setup, again: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    config = str(setup.config("off"))
+    runner = CliRunner()
+    outputs = [runner.invoke(cli.main, ["smarthost", "apply", "-c", config]).output]
+    assert table_answer(setup) == f"{USER}:{PASSWORD}"
+    rotate(setup)
+    plan = runner.invoke(cli.main, ["smarthost", "plan", "-c", config]).output
+    assert f"credentials for [127.0.0.1]:{setup.relay.port} (changed)" in plan
+    done = runner.invoke(cli.main, ["smarthost", again, "-c", config])
+    assert done.exit_code == 0, done.output
+    if again == "sync":  # applied by hand: no request, but a rotation to write
+        assert done.output == "apply: done\n"
+    else:
+        assert "note: the relay password changed: its table is written anew" in done.output
+    assert table_answer(setup) == f"{USER}:{NEW}"
+    setup.lab.submit("after the rotation")
+    assert setup.relay.wait(1)[0].login == USER  # the relay took the new password
+    assert runner.invoke(cli.main, ["smarthost", "sync", "-c", config]).output == "no request\n"
+    written = json.loads((setup.tmp / "state" / "smarthost.json").read_text())["written"]
+    salted = sorted(Path(p).name for p, v in written.items() if v and v.startswith("scrypt$"))
+    assert salted == ["blmonitor_sasl_passwd", "blmonitor_sasl_passwd.db"]
+    status = runner.invoke(cli.main, ["smarthost", "status", "-c", config, "--json"]).output
+    assert_nowhere(setup, [*outputs, plan, done.output, status, caplog.text])
+
+
+def test_the_daemon_writes_a_rotated_password_while_still_listed(setup: Setup, lab) -> None:
+    config = setup.config("apply")
+    clock = Clock()
+    lab.flip.listed = {"203.0.113.5"}
+    run(config, clock)
+    assert table_answer(setup) == f"{USER}:{PASSWORD}"
+    rotate(setup)
+    run(config, clock)  # still listed: the policy keeps the routing, the rotation is written
+    assert table_answer(setup) == f"{USER}:{NEW}"
+    setup.lab.submit("after the rotation")
+    assert setup.relay.wait(1)[0].login == USER
+    store = Store(setup.tmp / "blmonitor.db")
+    details = [(a["outcome"], a["detail"]) for a in store.smarthost_actions()]
+    store.close()
+    assert details[0] == ("done", "the relay password in password_file changed")
+    assert_nowhere(setup, [])
+
+
+def test_the_unprivileged_daemon_asks_the_root_unit_to_write_a_rotation(
+    setup: Setup, lab, monkeypatch
+) -> None:
+    config = setup.config("apply")
+    clock = Clock()
+    lab.flip.listed = {"203.0.113.5"}
+    monkeypatch.setattr("os.geteuid", lambda: 998)
+    run(config, clock)
+    monkeypatch.undo()
+    sync = ["smarthost", "sync", "-c", str(config)]
+    assert CliRunner().invoke(cli.main, sync).output == "apply: done\n"
+    monkeypatch.setattr("os.geteuid", lambda: 998)
+    run(config, clock)  # nothing new: no second request
+    request = setup.tmp / "state" / "request.json"
+    assert (
+        json.loads(request.read_text())["reason"] != "the relay password in password_file changed"
+    )
+    rotate(setup)
+    run(config, clock)
+    assert (
+        json.loads(request.read_text())["reason"] == "the relay password in password_file changed"
+    )
+    monkeypatch.undo()
+    assert CliRunner().invoke(cli.main, sync).output == "apply: done\n"
+    assert table_answer(setup) == f"{USER}:{NEW}"
+    assert_nowhere(setup, [])
+
+
+def test_a_recommendation_after_a_rotation_shows_neither_password(setup: Setup, lab) -> None:
+    # the issue's case: applied by hand, then the password rotated, then mode = "recommend"
+    config = setup.config("recommend")
+    applied = CliRunner().invoke(cli.main, ["smarthost", "apply", "-c", str(config)])
+    assert applied.exit_code == 0, applied.output
+    rotate(setup)
+    lab.flip.listed = {"203.0.113.5"}
+    run(config, Clock())
+    bodies = [json.loads(b)["message"] for _, b in setup.posted]
+    advice = [b for b in bodies if "credentials for" in b]
+    assert len(advice) == 1
+    assert (
+        f"blmonitor_sasl_passwd: credentials for [127.0.0.1]:{setup.relay.port} (changed)"
+        in (advice[0])
+    )
+    assert_nowhere(setup, [applied.output], written=False)

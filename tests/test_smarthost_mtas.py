@@ -235,13 +235,14 @@ def test_the_password_is_never_in_a_plan(module: ModuleType, config_dir: Path, d
     assert secret[0].mode == (0o600 if module is sendmail else 0o640)
     assert all(PASSWORD.encode() not in (e.after or b"") for e in plan.edits if not e.secret)
     shown = render_plan(plan, RELAY)
-    assert SHOWN in shown and PASSWORD not in shown and "\x00" not in shown
+    told = f"{secret[0].path}: credentials for [smtp.isp.example]:587"
+    assert f"{told} (new)" in shown and "\x00" not in shown
+    assert SHOWN not in shown and "alerts@example.test:" not in shown  # not even the line
     assert all(PASSWORD not in arg for c in plan.commands for arg in c.argv)
-    # Revert shows the line it removes masked too (the adapter masks what it reads), or deletes.
+    # Revert tells the credentials it removes, never their line.
     revert = module.plan_revert(written(plan, files), files, frozenset(), config_dir=config_dir)
     shown = render_plan(revert, RELAY)
-    assert "\x00" not in shown
-    assert SHOWN in shown or f"delete {secret[0].path}" in shown
+    assert "\x00" not in shown and f"{told} (removed)" in shown
 
 
 @pytest.mark.parametrize(("module", "config_dir", "data"), MTAS)

@@ -18,9 +18,18 @@ from blmonitor.monitor.notify import render_smarthost
 from blmonitor.monitor.state import BounceListing, MonitorState, PairState
 from blmonitor.smarthost import blocks, policy, postfix
 from blmonitor.smarthost.apply import Smarthost
-from blmonitor.smarthost.checkpoint import Checkpoint, Status
+from blmonitor.smarthost.checkpoint import Checkpoint, Status, matches, read
 from blmonitor.smarthost.drivers import PostfixDriver, Ran, driver_for
-from blmonitor.smarthost.plan import PASSWORD, FileEdit, Mta, Plan, Relay, Scope, render_plan
+from blmonitor.smarthost.plan import (
+    PASSWORD,
+    STALE,
+    FileEdit,
+    Mta,
+    Plan,
+    Relay,
+    Scope,
+    render_plan,
+)
 
 DIR = Path("/etc/postfix")
 RELAY = Relay("smtp.isp.example", 587, "me@isp.example", Path("/etc/blmonitor/relay.pass"))
@@ -37,22 +46,58 @@ def test_postfix_plan_routes_everything_with_tls_and_sasl() -> None:
         "smtp_sasl_security_options": "noanonymous",
         "smtp_sasl_tls_security_options": "noanonymous",
         "smtp_tls_policy_maps": "hash:/etc/postfix/blmonitor_tls_policy",
+        "smtp_tls_CAfile": "/etc/ssl/certs/ca-certificates.crt",
     }
     files = {e.path.name: e for e in plan.edits}
     assert files["blmonitor_sasl_passwd"].after == (
         f"[smtp.isp.example]:587 me@isp.example:{PASSWORD}\n".encode()
     )
     assert files["blmonitor_sasl_passwd"].secret and files["blmonitor_sasl_passwd"].mode == 0o600
-    assert files["blmonitor_tls_policy"].after == b"[smtp.isp.example]:587 encrypt\n"
+    assert files["blmonitor_tls_policy"].after == (
+        b"[smtp.isp.example]:587 secure match=smtp.isp.example\n"
+    )
     shown = [c.shown() for c in plan.commands]
     assert shown == [
         "postmap -c /etc/postfix hash:/etc/postfix/blmonitor_sasl_passwd",
         "postmap -c /etc/postfix hash:/etc/postfix/blmonitor_tls_policy",
+        "test -s /etc/ssl/certs/ca-certificates.crt",
         "postfix -c /etc/postfix check",
         "postmap -c /etc/postfix -q '[smtp.isp.example]:587' hash:/etc/postfix/blmonitor_sasl_passwd",
         "postfix -c /etc/postfix reload",
         "postqueue -c /etc/postfix -f",
     ]
+
+
+@pytest.mark.parametrize(
+    ("relay", "explicit", "policy", "ca"),
+    [
+        # a name: verified against it, with the system CAs unless main.cf names a trust store
+        (RELAY, {}, "secure match=smtp.isp.example", "/etc/ssl/certs/ca-certificates.crt"),
+        (Relay("SMTP.ISP.example", 465), {}, "secure match=smtp.isp.example",
+         "/etc/ssl/certs/ca-certificates.crt"),
+        (RELAY, {"smtp_tls_CApath": "/etc/ssl/certs"}, "secure match=smtp.isp.example", None),
+        (RELAY, {"smtp_tls_CAfile": "/etc/isp-ca.pem"}, "secure match=smtp.isp.example", None),
+        # an address: Postfix cannot match it, so TLS is required but unverified, and said so
+        (Relay("192.0.2.25", 587, "me", Path("/p")), {}, "encrypt", None),
+    ],
+)  # fmt: skip
+def test_postfix_verifies_the_relays_certificate(
+    relay: Relay, explicit: dict[str, str], policy: str, ca: str | None
+) -> None:
+    plan = postfix.plan_apply({**NOTHING, **explicit}, {}, relay, config_dir=DIR)
+    files = {e.path.name: e.after for e in plan.edits}
+    hop = f"[{relay.host}]:{relay.port}"
+    assert files["blmonitor_tls_policy"] == f"{hop} {policy}\n".encode()
+    assert plan.settings.get("smtp_tls_CAfile") == ca
+    assert any("is an address" in n for n in plan.notes) is (policy == "encrypt")
+    commands = [c.argv for c in plan.commands]
+    assert (("test", "-s", postfix.SYSTEM_CA) in commands) is (ca is not None)
+
+
+def test_postfix_without_tls_has_no_policy_and_no_ca() -> None:
+    plan = postfix.plan_apply(NOTHING, {}, Relay("smtp.isp.example", 25, tls=False), config_dir=DIR)
+    assert "smtp_tls_CAfile" not in plan.settings and "smtp_tls_policy_maps" not in plan.settings
+    assert [e.path.name for e in plan.edits] == []
 
 
 def test_postfix_plan_keeps_the_admins_tables_after_ours() -> None:
@@ -105,16 +150,43 @@ def test_postfix_revert_restores_each_previous_value_or_removes_it() -> None:
     assert "(remove) relayhost" in render_plan(plan, RELAY)
 
 
-def test_rendering_masks_the_password_and_shows_deletions() -> None:
+def test_rendering_shows_no_credentials_line_and_shows_deletions() -> None:
     edits = (
         FileEdit(DIR / "blmonitor_sasl_passwd", None, f"[r]:587 u:{PASSWORD}\n".encode(),
                  0o600, True),
         FileEdit(DIR / "old.db", b"\x00present\x00", None),
     )  # fmt: skip
     text = render_plan(Plan(Mta.POSTFIX, "apply", edits), RELAY)
-    assert "+[r]:587 u:<password from /etc/blmonitor/relay.pass>" in text
+    assert (
+        "/etc/postfix/blmonitor_sasl_passwd: credentials for [smtp.isp.example]:587 (new)\n"
+    ) in text
     assert "delete /etc/postfix/old.db" in text
-    assert PASSWORD not in text
+    assert PASSWORD not in text and "u:" not in text and "<password" not in text
+
+
+OURS = f"[r]:587 u:{PASSWORD}\n".encode()
+OLD = f"[r]:587 u:{STALE}\n".encode()
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "change"),
+    [
+        (None, OURS, "new"),
+        (b"# admin's\n", b"# admin's\n" + OURS, "new"),
+        (OLD, OURS, "changed"),
+        (OURS, OURS + b"# admin's\n", "unchanged"),
+        (OURS, None, "removed"),
+        (OLD + b"x:y:theirs\n", b"x:y:theirs\n", "removed"),
+    ],
+)
+def test_a_credentials_edit_is_told_by_what_it_does(
+    before: bytes | None, after: bytes | None, change: str
+) -> None:
+    edit = FileEdit(DIR / "blmonitor_sasl_passwd", before, after, 0o600, True)
+    assert edit.change == change
+    assert edit.shown(RELAY) == (
+        f"/etc/postfix/blmonitor_sasl_passwd: credentials for [smtp.isp.example]:587 ({change})\n"
+    )
 
 
 # --- policy ---------------------------------------------------------------------------------
@@ -188,12 +260,11 @@ def test_notifications_for_each_smarthost_action() -> None:
     assert "(remove) relayhost" in advice.body and advice.kinds == ("smarthost-revert-recommended",)
 
 
-def test_a_credentials_diff_shows_no_other_password() -> None:
+def test_a_credentials_file_shows_no_password_of_anyone() -> None:
     before = b"# passwd.client\nold.relay.example:someone:TheirSecret\n"
     after = f"smtp.isp.example:me:{PASSWORD}\n".encode() + before
     shown = FileEdit(Path("/etc/exim4/passwd.client"), before, after, 0o640, True).shown(RELAY)
-    assert "TheirSecret" not in shown
-    assert "+smtp.isp.example:me:<password from /etc/blmonitor/relay.pass>" in shown
+    assert shown == "/etc/exim4/passwd.client: credentials for [smtp.isp.example]:587 (new)\n"
 
 
 def test_plan_for_exchange_is_powershell_without_the_password(tmp_path: Path) -> None:
@@ -256,7 +327,13 @@ def test_the_postfix_checkpoint_keeps_the_settings_and_the_files_it_created() ->
     checkpoint = Checkpoint.load(CHECKPOINTS / "postfix.json")
     assert checkpoint is not None
     assert checkpoint.mta is Mta.POSTFIX and checkpoint.scope is Scope.DESTINATIONS
-    assert checkpoint.settings == dict.fromkeys(postfix.MANAGED)
+    # saved by a blmonitor that did not manage smtp_tls_CAfile: revert leaves that one alone
+    assert checkpoint.settings == dict.fromkeys(
+        m for m in postfix.MANAGED if m != "smtp_tls_CAfile"
+    )
+    explicit = {**checkpoint.settings, "smtp_tls_CAfile": "/etc/my-ca.pem", "relayhost": "[r]:587"}
+    back = postfix.plan_revert(explicit, checkpoint.settings, {}, config_dir=DIR)
+    assert back.settings == {"relayhost": None}
     assert [p.name for p in checkpoint.created] == [
         "blmonitor_sasl_passwd", "blmonitor_sasl_passwd.db", "blmonitor_soften",
         "blmonitor_tls_policy", "blmonitor_tls_policy.db", "blmonitor_transport",
@@ -383,7 +460,9 @@ def test_a_checkpoint_written_before_the_drivers_still_reverts(
     # the same machine, applied by the version before the drivers, then upgraded
     old = json.loads((CHECKPOINTS / "exim.json").read_text().replace(OLD_BASE, str(tmp_path)))
     state = switch.state_path
-    assert json.loads(state.read_text())["written"] == old["written"]  # the same bytes applied
+    written = json.loads(state.read_text())["written"]
+    for path, value in old["written"].items():  # the same bytes applied
+        assert matches(read(Path(path)), value) and matches(read(Path(path)), written[path])
     if interrupted:
         old["status"] = "applying"
         del old["written"]

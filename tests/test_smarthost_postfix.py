@@ -168,7 +168,8 @@ def test_plan_shows_the_change_and_masks_the_password(world: World) -> None:
     smarthost = world.smarthost()
     text = render_plan(smarthost.plan_apply(), smarthost.relay)
     assert f"relayhost = [127.0.0.1]:{world.relay.port}" in text
-    assert f"<password from {world.password_file}>" in text
+    assert f"credentials for [127.0.0.1]:{world.relay.port} (new)" in text
+    assert "<password" not in text and USER not in text
     assert PASSWORD not in text
     assert "postfix -c" in text and "reload" in text
 
@@ -216,3 +217,40 @@ def test_revert_after_an_apply_killed_half_way_restores_every_file(world: World)
     assert world.blmonitor_files() == []  # the .db indexes too
     world.lab.submit("direct")
     world.direct.wait(1)
+
+
+def _localhost_in_hosts() -> bool:
+    """Whether /etc/hosts names 127.0.0.1 localhost: the lookup below then never asks DNS."""
+    try:
+        lines = Path("/etc/hosts").read_text().splitlines()
+    except OSError:
+        return False
+    return any(line.split()[:1] == ["127.0.0.1"] and "localhost" in line.split() for line in lines)
+
+
+@pytest.mark.skipif(not _localhost_in_hosts(), reason="/etc/hosts has no 127.0.0.1 localhost")
+@pytest.mark.parametrize("trusted", [True, False], ids=["trusted-ca", "system-ca"])
+def test_the_relays_certificate_is_verified(world: World, trusted: bool) -> None:
+    # The relay by name, found in /etc/hosts (native lookup, no DNS); its certificate says
+    # CN=localhost. Trusted: the admin's main.cf names the relay's CA, which the plan keeps.
+    # Not: the plan's system CAs do not know the self-signed certificate: mail waits, and the
+    # password is never sent.
+    settings = ["smtp_host_lookup=native"]
+    if trusted:
+        settings.append(f"smtp_tls_CAfile={world.password_file.parent / 'cert.pem'}")
+    world.lab.postconf("-e", *settings)
+    relay = Relay("localhost", world.relay.port, USER, world.password_file)
+    switch = Smarthost(Mta.POSTFIX, relay, config_dir=world.lab.conf, state_dir=world.state_dir)
+    plan = switch.plan_apply()
+    policy = next(e.after for e in plan.edits if e.path.name == "blmonitor_tls_policy")
+    assert policy == f"[localhost]:{world.relay.port} secure match=localhost\n".encode()
+    assert ("smtp_tls_CAfile" in plan.settings) is not trusted
+    switch.apply(now="t")
+    world.lab.submit("verified")
+    if trusted:
+        assert world.relay.wait(1)[0].login == USER
+    else:
+        world.lab.wait_log("Server certificate not verified")
+        assert world.relay.received == [] and world.relay.commands == []
+    switch.revert()
+    assert world.lab.postconf("-n", "smtp_tls_CAfile").strip().endswith("cert.pem") is trusted

@@ -228,3 +228,63 @@ def test_two_first_runs_at_once_make_the_schema_once(tmp_path: Path) -> None:
         store = Store(db)
         assert store.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
         store.close()
+
+
+# --- the database file's mode: it holds notification text --------------------------------------
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_a_new_database_and_its_wal_and_shm_are_for_its_user_only(tmp_path) -> None:
+    old = os.umask(0o022)  # the usual umask, which would leave 0644
+    try:
+        store = Store(tmp_path / "h.db")
+        run_series(store, [Status.LISTED])
+        files = [tmp_path / name for name in ("h.db", "h.db-wal", "h.db-shm")]
+        assert [_mode(p) for p in files] == [0o600] * 3
+        store.close()
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a directory to another group needs root")
+def test_a_directory_open_to_its_group_gets_a_database_that_group_can_read(tmp_path) -> None:
+    directory = tmp_path / "shared"
+    directory.mkdir(mode=0o750)
+    os.chown(directory, 0, 4242)  # root:<the service group>, as for /etc/blmonitor
+    store = Store(directory / "h.db")
+    run_series(store, [Status.LISTED])
+    assert _mode(directory / "h.db") == 0o640 and (directory / "h.db").stat().st_gid == 4242
+    assert _mode(directory / "h.db-wal") == 0o640
+    store.close()
+
+
+def test_an_older_world_readable_database_is_narrowed_once(tmp_path, caplog) -> None:
+    Store(tmp_path / "h.db").close()
+    for name in ("h.db", "h.db-wal"):
+        (tmp_path / name).touch()
+        (tmp_path / name).chmod(0o644)
+    caplog.set_level("WARNING", logger="blmonitor")
+    Store(tmp_path / "h.db").close()
+    assert _mode(tmp_path / "h.db") == 0o600
+    said = [r.getMessage() for r in caplog.records if "readable by others" in r.getMessage()]
+    assert said == [f"history database {tmp_path / 'h.db'} was readable by others: narrowed "
+                    "(h.db 644 -> 600, h.db-wal 644 -> 600)"]  # fmt: skip
+    Store(tmp_path / "h.db").close()
+    assert len([r for r in caplog.records if "readable by others" in r.getMessage()]) == 1
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="creating for another user needs root")
+def test_root_creates_a_database_for_the_owner_of_its_directory(tmp_path) -> None:
+    # the root unit (smarthost sync) may be the first to open it, in the service's 0700 directory
+    directory = tmp_path / "state"
+    directory.mkdir(mode=0o700)
+    os.chown(directory, 4243, 4243)
+    store = Store(directory / "h.db")
+    run_series(store, [Status.LISTED])
+    for name in ("h.db", "h.db-wal", "h.db-shm"):
+        owner = (directory / name).stat()
+        assert (owner.st_uid, owner.st_gid, _mode(directory / name)) == (4243, 4243, 0o600), name
+    store.close()

@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -48,6 +49,8 @@ from blmonitor.monitor.rows import (
     zone_row,
 )
 from blmonitor.monitor.state import CauseMemory, MonitorState, SmarthostMemory
+
+log = logging.getLogger("blmonitor")
 
 
 def fingerprint(record: BounceRecord) -> str:
@@ -115,6 +118,7 @@ class Store:
                 self.db = sqlite_utils.Database(_read_only(path))
                 return
             path.parent.mkdir(parents=True, exist_ok=True)
+            self._private()
             self.db = sqlite_utils.Database(path)
             self.db.execute("PRAGMA busy_timeout = 5000")
             self.db.enable_wal()
@@ -131,6 +135,35 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    def _private(self) -> None:
+        """The history holds notification text: only its user may read it (and the directory's
+        group when the directory lets its group in, e.g. root:blmonitor 0750). A new database is
+        created so, and SQLite gives its -wal and -shm files the same mode; older, wider files
+        are narrowed when opened for writing, which the log says once."""
+        directory = self.path.parent.stat()
+        shared = directory.st_gid != 0 and directory.st_mode & 0o050 == 0o050
+        mode = 0o640 if shared else 0o600
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode))
+            with contextlib.suppress(PermissionError):
+                if os.geteuid() == 0 and directory.st_uid != 0:  # root creates it for the service
+                    os.chown(self.path, directory.st_uid, directory.st_gid)
+                elif shared:
+                    os.chown(self.path, -1, directory.st_gid)
+        narrowed = []
+        for path in (
+            self.path,
+            *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm")),
+        ):
+            with contextlib.suppress(FileNotFoundError, PermissionError):
+                now = path.stat().st_mode & 0o777
+                if now & ~mode:
+                    os.chmod(path, now & mode)
+                    narrowed.append(f"{path.name} {now:o} -> {now & mode:o}")
+        if narrowed:
+            log.warning("history database %s was readable by others: narrowed (%s)",
+                        self.path, ", ".join(narrowed))  # fmt: skip
 
     def _keep_owner(self, *paths: Path) -> None:
         """Root (the smart-host unit, a command run by hand) leaves the files it creates beside

@@ -1,7 +1,8 @@
 """Apply and revert a smart-host plan through the MTA's driver: checkpoint, write, validate,
 reload, roll back. `revert` restores the exact saved bytes when nobody edited the files since,
 and undoes only blmonitor's own settings when somebody did; a lock keeps two runs apart. The
-password is read only to write the MTA's credential table: in no argument, message or state file.
+password is read only to write the MTA's credential table: in no plan, argument, message or state
+file; a rotated one is told by the checkpoint's digest of the password file and written anew.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from blmonitor.errors import SmarthostError
+from blmonitor.smarthost import blocks, defaults
 from blmonitor.smarthost.checkpoint import (
     STATE_NAME,
     Checkpoint,
@@ -22,9 +24,11 @@ from blmonitor.smarthost.checkpoint import (
     Snapshot,
     Status,
     digest,
+    matches,
     put_all,
     read,
     roll_back,
+    secret_digest,
     snapshot,
     write_atomic,
 )
@@ -36,7 +40,18 @@ from blmonitor.smarthost.drivers import (
     first_line,
     run_command,
 )
-from blmonitor.smarthost.plan import PASSWORD, PRESENT, FileEdit, Mta, Plan, Relay, Scope
+from blmonitor.smarthost.plan import (
+    PASSWORD,
+    PRESENT,
+    STALE,
+    Credentials,
+    FileEdit,
+    Files,
+    Mta,
+    Plan,
+    Relay,
+    Scope,
+)
 
 _INDEX_SUFFIXES = (".db", ".lmdb", ".cdb", ".dir", ".pag")
 
@@ -61,19 +76,27 @@ def detect_mta(root: Path = Path("/")) -> Mta:
 
 def read_password(relay: Relay) -> str:
     """The relay password from `password_file` (first line); "" when no login is configured."""
-    if not relay.authenticated:
+    content = _password_content(relay)
+    if content is None:
         return ""
+    lines = content.decode("utf-8", "surrogateescape").splitlines()
+    if not lines or not lines[0]:
+        raise SmarthostError(f"{relay.password_file} is empty: put the relay password on line 1")
+    return lines[0]
+
+
+def _password_content(relay: Relay) -> bytes | None:
+    """The bytes of `password_file`; None when no login is configured."""
+    if not relay.authenticated:
+        return None
     if relay.password_file is None:
         raise SmarthostError("[smarthost] username is set without password_file: add password_file")
     try:
-        lines = relay.password_file.read_text().splitlines()
+        return relay.password_file.read_bytes()
     except OSError as exc:
         raise SmarthostError(
             f"cannot read the smart-host password file {relay.password_file}: {exc.strerror}"
         ) from exc
-    if not lines or not lines[0]:
-        raise SmarthostError(f"{relay.password_file} is empty: put the relay password on line 1")
-    return lines[0]
 
 
 @dataclass
@@ -113,6 +136,7 @@ class Smarthost:
         self.run = runner
         self.driver = driver_for(mta, self.config_dir, runner)
         self._password = ""
+        self._credentials: Credentials | None = None
 
     # --- reading the MTA ---------------------------------------------------------------------
 
@@ -120,16 +144,22 @@ class Smarthost:
     def state_path(self) -> Path:
         return self.state_dir / STATE_NAME
 
-    def _mask(self, data: bytes | None) -> bytes | None:
-        if data is None or not self._password:
+    def _mask(self, path: Path, data: bytes | None) -> bytes | None:
+        """The credentials file with blmonitor's lines masked by position (`blocks.mask`)."""
+        where = self._credentials
+        if data is None or where is None or path != where.path:
             return data
-        return data.replace(self._password.encode(), PASSWORD.encode())
+        return blocks.mask(data, where, self._password)
 
     def _read(self, path: Path) -> bytes | None:
-        """A file's bytes with our password masked; indexes are only known to exist."""
+        """A file's bytes with our credentials masked; indexes are only known to exist."""
         if path.suffix in _INDEX_SUFFIXES:
             return PRESENT if path.exists() else None
-        return self._mask(read(path))
+        return self._mask(path, read(path))
+
+    def _load_password(self) -> None:
+        self._password = read_password(self.relay)
+        self._credentials = self.driver.credentials(self.relay)
 
     def _files(self) -> dict[Path, bytes | None]:
         return {p: self._read(p) for p in self.driver.paths()}
@@ -148,12 +178,19 @@ class Smarthost:
 
     # --- plans -----------------------------------------------------------------------------
 
-    def plan_apply(self) -> Plan:
-        """The change that routes mail through the relay, from the MTA's current configuration."""
-        self._password = read_password(self.relay) if self.relay.authenticated else ""
+    def plan_apply(self, *, preview: bool = False) -> Plan:
+        """The change that routes mail through the relay, from the MTA's current configuration;
+        with `preview`, an MTA not installed here is planned against Debian's default files (a
+        plan to read, never one that `apply` makes)."""
+        self._load_password()
         self.driver.check_password(self._password, self.relay)
         routing = Routing(self.relay, self.scope, self.destinations, self.soften)
-        return self.driver.plan_apply(self._files(), routing)
+        files: Files = self._files()
+        notes: tuple[str, ...] = ()
+        if preview:
+            files, notes = defaults.preview(self.mta, self.config_dir, files)
+        plan = self.driver.plan_apply(files, routing)
+        return dataclasses.replace(plan, notes=(*notes, *plan.notes)) if notes else plan
 
     def plan_revert(self) -> Plan:
         """The change back to the state saved before apply (empty when nothing is applied)."""
@@ -165,9 +202,18 @@ class Smarthost:
                 f"the smart host was applied to {saved.mta} in {saved.config_dir}: "
                 f"revert with --mta {saved.mta} --config-dir {saved.config_dir}"
             )
-        self._password = read_password(self.relay) if self.relay.authenticated else ""
-        masked = {p: self._mask(data) for p, data in saved.files.items()}
+        self._load_password()
+        masked = {p: self._mask(p, data) for p, data in saved.files.items()}
         return self.driver.plan_revert(self._files(), saved, masked)
+
+    def password_changed(self) -> bool:
+        """Whether the password file changed since the last apply: a rotation to write."""
+        saved = Checkpoint.load(self.state_path)
+        if saved is None or saved.status is not Status.APPLIED or not self.relay.authenticated:
+            return False
+        if saved.password is None:  # applied by a blmonitor that kept no digest: check once
+            return True
+        return not matches(_password_content(self.relay), saved.password)
 
     # --- doing it --------------------------------------------------------------------------
 
@@ -189,6 +235,7 @@ class Smarthost:
                     "; ".join(plan.notes) or "this configuration is changed by hand"
                 )
             if plan.empty and not plan.commands:
+                self._remember_password(Checkpoint.load(self.state_path))
                 return Outcome(plan, changed=False, notes=["already routed through the relay"])
             before = Checkpoint.load(self.state_path)
             saved = self._snapshot(plan)
@@ -219,8 +266,14 @@ class Smarthost:
             if self.driver.deletes_created:
                 made = {p for p, data in saved.items() if data is None and p.exists()}
                 state = dataclasses.replace(state, created=_sorted({*state.created, *made}))
-            written = {p: digest(read(p)) for p in state.files}
-            dataclasses.replace(state, written=written, status=Status.APPLIED).save(self.state_path)
+            # the credentials table and its index hold the password: a salted, slow digest
+            secret = self._credentials.path.name if self._credentials else None
+            written = {p: secret_digest(read(p)) if _holds(p, secret) else digest(read(p))
+                       for p in state.files}  # fmt: skip
+            state = dataclasses.replace(state, written=written, status=Status.APPLIED)
+            self._remember_password(state, always=True)
+            if any(e.secret and e.change == "changed" for e in plan.edits):
+                outcome.notes.append("the relay password changed: its table is written anew")
             return outcome
 
     def revert(self) -> Outcome:
@@ -241,6 +294,17 @@ class Smarthost:
                 outcome = self._execute(plan, saved, restore=lambda: put_all(exact))
             self.state_path.unlink()
             return outcome
+
+    def _remember_password(self, state: Checkpoint | None, *, always: bool = False) -> None:
+        """The checkpoint with the digest of the password file this apply used (the password
+        itself stays in its file); saved when it differs, or `always`."""
+        if state is None:
+            return
+        content = _password_content(self.relay)
+        if not always and matches(content, state.password):
+            return
+        state = dataclasses.replace(state, password=secret_digest(content))
+        state.save(self.state_path)
 
     def _snapshot(self, plan: Plan) -> Snapshot:
         """The current bytes of every file the plan may change (settings files included)."""
@@ -293,6 +357,10 @@ class Smarthost:
             edit.path.unlink(missing_ok=True)
             return
         data = edit.after
+        if STALE.encode() in data:
+            raise SmarthostError(
+                f"{edit.path}: a plan kept an old credentials line; fix it by hand"
+            )
         if edit.secret:
             data = data.replace(PASSWORD.encode(), self._password.encode())
         elif PASSWORD.encode() in data:
@@ -300,6 +368,11 @@ class Smarthost:
                 f"{edit.path}: a plan put the password in a file not marked secret"
             )
         write_atomic(edit.path, data, edit.mode)
+
+
+def _holds(path: Path, secret: str | None) -> bool:
+    """Whether `path` is the credentials table named `secret` or its index (`secret`.db…)."""
+    return secret is not None and (path.name == secret or path.name.startswith(secret + "."))
 
 
 def _sorted(paths: Iterable[Path]) -> tuple[Path, ...]:

@@ -12,7 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from blmonitor.errors import PlanError
-from blmonitor.smarthost.plan import FileEdit, Files, decode, encode_or_none
+from blmonitor.smarthost.plan import (
+    PASSWORD,
+    STALE,
+    Credentials,
+    FileEdit,
+    Files,
+    decode,
+    encode,
+    encode_or_none,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,3 +136,26 @@ def unwrap(text: str, path: Path, *, was: str, markers: Markers = HASH) -> str:
     if inside:
         raise PlanError(f"{path}: {markers.begin!r} without {markers.end!r}; fix it by hand")
     return "".join(out)
+
+
+def mask(data: bytes, credentials: Credentials, password: str) -> bytes:
+    """`data` (the credentials file) with each line of blmonitor's masked by its position: the
+    wanted line with `password` reads as the planned line (PASSWORD in place), any other line of
+    blmonitor's (an older password or login) as STALE. The admin's lines are left as they are.
+
+    Never a search for the password: a short one that also occurs in a host name stays put.
+    """
+    lines = decode(data).splitlines(keepends=True)
+    if credentials.whole:
+        first, last = 0, len(lines) - 1
+    else:
+        found = span(lines, credentials.path)
+        if found is None:
+            return data
+        first, last = found[0] + 1, found[1] - 1
+    real = credentials.line.replace(PASSWORD, password) if credentials.line else None
+    for index in range(first, last + 1):
+        body = lines[index].rstrip("\n")
+        end = lines[index][len(body) :]
+        lines[index] = (credentials.line if body == real else STALE) + end
+    return encode("".join(lines))

@@ -1,8 +1,9 @@
 """The way back from a smart-host change (certbot's Reverter): every file saved before it changes.
 
 A Snapshot lives for one apply or revert and rolls a failed step back; a Checkpoint is the 0600
-JSON state file that lets `revert` restore the exact bytes of the files nobody edited since apply.
-Its layout is the one blmonitor has always written, so an upgraded machine still reverts.
+JSON state file that lets `revert` restore the exact bytes of the files nobody edited since apply,
+and tells a rotated relay password by a salted digest of its file (never the password). Its layout
+is the one blmonitor has always written, so an upgraded machine still reverts.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import base64
 import contextlib
 import enum
 import hashlib
+import hmac
 import json
 import os
 import tempfile
@@ -58,11 +60,12 @@ class Checkpoint:
     destinations: tuple[str, ...]
     status: Status
     written: dict[Path, str | None] | None = None  # digests after apply; None while applying
+    password: str | None = None  # salted digest of the password file as apply used it
 
     def verify(self) -> frozenset[Path]:
         """The saved files whose bytes are not those apply left (edited or removed since)."""
         written = self.written or {}
-        return frozenset(p for p in self.files if digest(read(p)) != written.get(p))
+        return frozenset(p for p in self.files if not matches(read(p), written.get(p)))
 
     def untouched(self) -> Snapshot:
         """The saved bytes of every file that is still as apply left it."""
@@ -89,6 +92,8 @@ class Checkpoint:
         }  # fmt: skip
         if self.written is not None:
             out["written"] = {str(p): value for p, value in self.written.items()}
+        if self.password is not None:
+            out["password"] = self.password
         return out
 
     @classmethod
@@ -108,6 +113,7 @@ class Checkpoint:
             # a checkpoint without a status was complete: the status came with interrupted ones
             status=Status(data.get("status", Status.APPLIED)),
             written=None if written is None else {Path(p): v for p, v in written.items()},
+            password=data.get("password"),
         )
 
     def save(self, path: Path) -> None:
@@ -153,6 +159,32 @@ def read(path: Path) -> bytes | None:
 
 def digest(data: bytes | None) -> str | None:
     return None if data is None else hashlib.sha256(data).hexdigest()
+
+
+_SCRYPT = "scrypt"
+
+
+def secret_digest(data: bytes | None, salt: bytes | None = None) -> str | None:
+    """A salted, slow digest (scrypt) of a file that holds a password: it tells a change apart
+    without leaving a plain hash that a short password could quickly be guessed back from."""
+    if data is None:
+        return None
+    salt = os.urandom(16) if salt is None else salt
+    key = hashlib.scrypt(data, salt=salt, n=2**14, r=8, p=1, dklen=32)
+    return f"{_SCRYPT}${salt.hex()}${key.hex()}"
+
+
+def matches(data: bytes | None, value: str | None) -> bool:
+    """Whether `data` is what `value` (a `digest` or a `secret_digest`) was made from."""
+    if data is None or value is None:
+        return data is None and value is None
+    if not value.startswith(_SCRYPT + "$"):
+        return digest(data) == value
+    try:
+        salt = bytes.fromhex(value.split("$")[1])
+    except (IndexError, ValueError):
+        return False
+    return hmac.compare_digest(secret_digest(data, salt) or "", value)
 
 
 def put(path: Path, data: bytes | None, mode: int = 0o644) -> None:

@@ -19,7 +19,7 @@ from typing import Protocol
 from blmonitor.errors import SmarthostError
 from blmonitor.smarthost import exim, opensmtpd, postfix, sendmail
 from blmonitor.smarthost.checkpoint import Checkpoint, Snapshot
-from blmonitor.smarthost.plan import Command, Files, Mta, Plan, Relay, Scope
+from blmonitor.smarthost.plan import Command, Credentials, Files, Mta, Plan, Relay, Scope
 
 DEFAULT_CONFIG_DIRS = {
     Mta.POSTFIX: postfix.DEFAULT_DIR,
@@ -83,6 +83,10 @@ class Driver(Protocol):
         """SmarthostError for a password the MTA's credentials file cannot hold."""
         ...
 
+    def credentials(self, relay: Relay) -> Credentials:
+        """The credentials file and blmonitor's line in it, to mask by position."""
+        ...
+
     def settings(self) -> dict[str, str | None]:
         """The current explicit values of the settings the driver changes ({} for none)."""
         ...
@@ -111,6 +115,8 @@ class FilePlanner(Protocol):
     """The planner module of an MTA configured by whole files (exim, sendmail, opensmtpd)."""
 
     def paths(self, config_dir: Path) -> tuple[Path, ...]: ...
+
+    def credentials(self, relay: Relay, config_dir: Path) -> Credentials: ...
 
     def plan_apply(self, files: Files, relay: Relay, *, config_dir: Path, scope: Scope = ...,
                    destinations: Sequence[str] = ...) -> Plan: ...  # fmt: skip
@@ -153,6 +159,9 @@ class FileDriver:
                 f"the password in {relay.password_file} holds a {self.unquotable}, which "
                 f"{self.mta}'s authinfo cannot quote: choose another password at the relay"
             )
+
+    def credentials(self, relay: Relay) -> Credentials:
+        return self.planner.credentials(relay, self.config_dir)
 
     def settings(self) -> dict[str, str | None]:
         return {}
@@ -217,6 +226,9 @@ class PostfixDriver:
 
     def check_password(self, password: str, relay: Relay) -> None:
         """postmap takes the whole rest of the line as the value: any password fits."""
+
+    def credentials(self, relay: Relay) -> Credentials:
+        return postfix.credentials(relay, self.config_dir)
 
     def settings(self) -> dict[str, str | None]:
         values: dict[str, str | None] = dict.fromkeys(postfix.MANAGED)

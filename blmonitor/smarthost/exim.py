@@ -157,11 +157,16 @@ def _smarthost(relay: Relay) -> str:
     return f"{relay.host.lower()}::{relay.port}"
 
 
+def credentials(relay: Relay, config_dir: Path) -> plan.Credentials:
+    """blmonitor's line in its block of passwd.client (the admin's lines are theirs)."""
+    return plan.Credentials(_paths(config_dir).passwd, "".join(_credentials(relay)))
+
+
 def _credentials(relay: Relay) -> list[str]:
     """The block's line, host:login:password.
 
-    The adapter reads files with its password masked as PASSWORD, so a line it wrote compares
-    equal (nothing to do) and a line with an older password does not (it is rewritten).
+    The adapter reads blmonitor's lines masked by position (`credentials`): the line it wrote
+    compares equal (nothing to do), one with an older password reads as STALE (it is rewritten).
     """
     if not relay.authenticated:
         return []

@@ -203,9 +203,14 @@ def _relay_actions(text: str, path: Path) -> list[int]:
     return found
 
 
+def credentials(relay: Relay, config_dir: Path) -> plan.Credentials:
+    """blmonitor's line in its block of its own secrets table."""
+    return plan.Credentials(_paths(config_dir).secrets, "".join(_credentials(relay)))
+
+
 def _credentials(relay: Relay) -> list[str]:
-    """`label username:password`. The adapter reads files with its password masked as PASSWORD:
-    a line it wrote compares equal, one with an older password does not and is rewritten."""
+    """`label username:password`. The adapter reads blmonitor's lines masked by position
+    (`credentials`): the line it wrote compares equal, an older one reads as STALE."""
     if not relay.authenticated:
         return []
     if any(c in relay.username for c in ": \t\n"):

@@ -1,7 +1,9 @@
 """The shapes every smart-host planner returns: what to write, what to run, what to tell.
 
-A Plan never holds the relay password: files that need it carry PASSWORD where it goes, and
-only the adapter that writes the file puts the password (read from `password_file`) in its place.
+A Plan never holds blmonitor's relay password, the current one or one it replaces: the adapter
+reads a credentials file with blmonitor's own lines masked by their position (PASSWORD or STALE),
+and only the adapter that writes the file puts the password (read from `password_file`) in its
+place. A credentials file is shown as what happens to it, never as its lines.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ _WILDCARD_DOMAIN = re.compile(r"[a-z0-9.*-]+")
 # Stands in for the relay password in planned file contents; never a valid password.
 PASSWORD = "\x00blmonitor-password\x00"
 SHOWN_PASSWORD = "<password from {file}>"
+# Stands in for a line of blmonitor's in a credentials file that is not the wanted one (an older
+# password, an older login): never shown, never written back, and never equal to a wanted line.
+STALE = "\x00blmonitor-stale-credentials\x00"
 # A file that exists and is not read (a binary index such as sasl_passwd.db holds the password).
 PRESENT = b"\x00present\x00"
 
@@ -70,6 +75,19 @@ class Relay:
 
 
 @dataclass(frozen=True, slots=True)
+class Credentials:
+    """Where an MTA keeps the relay password, and blmonitor's line there (PASSWORD in place).
+
+    blmonitor's lines are found by position, never by searching for a password: the whole file
+    when it is blmonitor's alone (`whole`), else the lines of its marked block.
+    """
+
+    path: Path
+    line: str  # "" without a login: any line of blmonitor's left there is stale
+    whole: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class FileEdit:
     """One file's whole content before and after; None means the file does not exist."""
 
@@ -80,24 +98,37 @@ class FileEdit:
     secret: bool = False  # `after` holds PASSWORD; written 0600, shown masked
 
     def shown(self, relay: Relay) -> str:
-        """A unified diff for a person, the password masked."""
+        """A unified diff for a person; for a credentials file only what happens to the relay's
+        credentials, never a line of it (neither ours, old or new, nor the admin's others)."""
 
         def lines(data: bytes | None) -> list[str]:
-            text = (data or b"").decode("utf-8", "replace")
-            return text.replace(PASSWORD, relay.shown_password()).splitlines(keepends=True)
+            return (data or b"").decode("utf-8", "replace").splitlines(keepends=True)
 
         name = str(self.path)
+        if self.secret:
+            return f"{name}: credentials for [{relay.host}]:{relay.port} ({self.change})\n"
         if self.after is None:
             return f"delete {name}\n"
         if self.before == PRESENT:
             return f"rewrite {name}\n"
         old = "/dev/null" if self.before is None else name
-        new = "/dev/null" if self.after is None else name
-        # no context lines in a credentials file: the admin's other passwords stay unshown
-        context = 0 if self.secret else 3
-        return "".join(
-            difflib.unified_diff(lines(self.before), lines(self.after), old, new, n=context)
-        )
+        return "".join(difflib.unified_diff(lines(self.before), lines(self.after), old, name))
+
+    @property
+    def change(self) -> str:
+        """What the edit does to blmonitor's credentials: new, changed, unchanged or removed."""
+        had, has = _holds_ours(self.before), _holds_ours(self.after)
+        if has and not had:
+            return "new"
+        if had and not has:
+            return "removed"
+        if had and self.before is not None and STALE.encode() in self.before:
+            return "changed"  # an older password or login of blmonitor's is replaced
+        return "unchanged"
+
+
+def _holds_ours(data: bytes | None) -> bool:
+    return data is not None and (PASSWORD.encode() in data or STALE.encode() in data)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,8 @@
 
 Pure: the adapter passes the explicit main.cf values (`postconf -n`) and the current map files.
 blmonitor keeps its own tables (blmonitor_*) beside main.cf and never edits the admin's, so a
-revert deletes them and restores each setting's previous explicit value, or removes it.
+revert deletes them and restores each setting's previous explicit value, or removes it. The
+relay's certificate is verified (TLS level `secure`), as the password goes to it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from blmonitor.errors import PlanError
-from blmonitor.smarthost.plan import PASSWORD, Command, FileEdit, Mta, Plan, Relay, Scope
+from blmonitor.smarthost.plan import (
+    PASSWORD,
+    Command,
+    Credentials,
+    FileEdit,
+    Mta,
+    Plan,
+    Relay,
+    Scope,
+    is_address,
+)
 
 DEFAULT_DIR = Path("/etc/postfix")
 SASL = "blmonitor_sasl_passwd"
@@ -30,7 +41,11 @@ MANAGED = (
     "smtp_tls_policy_maps",
     "smtp_tls_wrappermode",
     "smtp_delivery_status_filter",
+    "smtp_tls_CAfile",
 )
+# The system's CA bundle (ca-certificates). A file, not a directory: Postfix opens it before the
+# smtp client enters its chroot, so it works with Debian's chrooted master.cf as it is.
+SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt"
 
 # Blocklist rejections that are deferred (4xx) instead of bounced while routing is switched.
 # Narrow on purpose: a genuine policy rejection turned into 4xx is retried for days.
@@ -56,6 +71,27 @@ def paths(config_dir: Path, db_type: str = "hash") -> tuple[Path, ...]:
         out += [config_dir / name, config_dir / (name + suffix)]
     out.append(config_dir / SOFTEN)
     return tuple(out)
+
+
+def credentials(relay: Relay, config_dir: Path) -> Credentials:
+    """blmonitor_sasl_passwd is blmonitor's alone: every line of it is ours."""
+    line = f"{next_hop(relay)} {relay.username}:{PASSWORD}" if relay.authenticated else ""
+    return Credentials(config_dir / SASL, line, whole=True)
+
+
+def tls_policy(relay: Relay) -> str:
+    """The relay's TLS policy: `secure`, the certificate verified against the relay's name (and
+    only that name: not `nexthop:dot-nexthop`'s subdomains). Not `dane`: it needs a validating
+    resolver for all of Postfix's lookups, and without TLSA records it falls back to unverified
+    TLS. Postfix matches certificates against names only: a relay given as an address gets
+    `encrypt`, TLS required but unverified (the plan says so)."""
+    if is_address(relay.host):
+        return f"{next_hop(relay)} encrypt"
+    return f"{next_hop(relay)} secure match={relay.host.lower()}"
+
+
+def _verifies(relay: Relay) -> bool:
+    return relay.tls and not is_address(relay.host)
 
 
 def _prepend(ours: str, existing: str | None) -> str:
@@ -96,6 +132,11 @@ def wanted_settings(
         )
         if relay.wrapper:
             out["smtp_tls_wrappermode"] = "yes"
+        # the admin's trust store (Debian sets smtp_tls_CApath) is kept; else the system's
+        if _verifies(relay) and not (
+            explicit.get("smtp_tls_CAfile") or explicit.get("smtp_tls_CApath")
+        ):
+            out["smtp_tls_CAfile"] = SYSTEM_CA
     if soften:
         out["smtp_delivery_status_filter"] = f"regexp:{config_dir}/{SOFTEN}"
     return out
@@ -131,9 +172,14 @@ def plan_apply(
     hop = next_hop(relay)
     contents: dict[str, str] = {}
     if relay.authenticated:
-        contents[SASL] = f"{hop} {relay.username}:{PASSWORD}\n"
+        contents[SASL] = credentials(relay, config_dir).line + "\n"
     if relay.tls:
-        contents[TLS_POLICY] = f"{hop} encrypt\n"
+        contents[TLS_POLICY] = tls_policy(relay) + "\n"
+        if not _verifies(relay):
+            notes.append(
+                f"{relay.host} is an address: TLS is required but its certificate is not "
+                "verified (Postfix matches certificates against names); set host to its name"
+            )
     if scope is Scope.DESTINATIONS:
         contents[TRANSPORT] = "".join(
             f"{d} smtp:{hop}\n.{d} smtp:{hop}\n" for d in sorted(set(destinations))
@@ -147,7 +193,7 @@ def plan_apply(
         path = config_dir / name
         after = text.encode()
         secret = name == SASL
-        current = files.get(path)  # the adapter masks the password it finds with PASSWORD
+        current = files.get(path)  # the adapter masks blmonitor's line (`credentials`)
         if current != after:
             edits.append(FileEdit(path, current, after, 0o600 if secret else 0o644, secret))
         if name != SOFTEN and (
@@ -156,6 +202,11 @@ def plan_apply(
             commands.append(
                 Command(("postmap", "-c", str(config_dir), f"{db_type}:{path}"), f"index {name}")
             )
+    if settings.get("smtp_tls_CAfile") == SYSTEM_CA:
+        commands.append(
+            Command(("test", "-s", SYSTEM_CA), "the relay's certificate is verified against the "
+                    "system CAs (apt install ca-certificates)", validates=True)
+        )  # fmt: skip
     if settings:
         commands.append(
             Command(("postfix", "-c", str(config_dir), "check"), "validate", validates=True)
@@ -181,8 +232,9 @@ def plan_revert(
     *,
     config_dir: Path,
 ) -> Plan:
-    """Back to the settings saved before apply; blmonitor's own tables are deleted."""
-    settings = {k: saved.get(k) for k in MANAGED if explicit.get(k) != saved.get(k)}
+    """Back to the settings saved before apply; blmonitor's own tables are deleted. A setting
+    the checkpoint did not save (an apply by an older blmonitor that never changed it) stays."""
+    settings = {k: saved.get(k) for k in MANAGED if k in saved and explicit.get(k) != saved.get(k)}
     edits = tuple(FileEdit(p, data, None) for p, data in files.items() if data is not None)
     commands: list[Command] = []
     if settings or edits:

@@ -156,9 +156,15 @@ def _check(relay: Relay) -> str:
     return relay.host.lower()
 
 
+def credentials(relay: Relay, config_dir: Path) -> plan.Credentials:
+    """blmonitor's AuthInfo line in its block of authinfo (the admin's lines are theirs)."""
+    line = _authinfo(relay, relay.host.lower()) if relay.authenticated else []
+    return plan.Credentials(_paths(config_dir).authinfo, "".join(line))
+
+
 def _authinfo(relay: Relay, host: str) -> list[str]:
-    """The AuthInfo line. The adapter reads files with its password masked as PASSWORD: a line
-    it wrote compares equal, one with an older password does not and is rewritten."""
+    """The AuthInfo line. The adapter reads blmonitor's lines masked by position (`credentials`):
+    the line it wrote compares equal, one with an older password reads as STALE and is rewritten."""
     return [f'AuthInfo:{host} "U:{relay.username}" "P:{PASSWORD}" "M:PLAIN LOGIN"']
 
 

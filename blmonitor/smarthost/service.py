@@ -2,11 +2,13 @@
 root unit's sync of the daemon's request.
 
 Takes the config and the store; the pure policy (`policy.py`) decides, the MTA drivers
-(`apply.py`) change the files, and every action is recorded with its notification.
+(`apply.py`) change the files, and every action is recorded with its notification. A relay
+password rotated while applied is written anew by the routing step, by sync and by apply.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -19,16 +21,18 @@ from typing import Any
 from blmonitor.config import Config, SmarthostMode
 from blmonitor.errors import BlmonitorError, UsageError
 from blmonitor.monitor.notify import Message, render_smarthost
-from blmonitor.monitor.state import MonitorState
+from blmonitor.monitor.state import MonitorState, SmarthostMemory
 from blmonitor.monitor.store import Store
 from blmonitor.smarthost import policy
 from blmonitor.smarthost.apply import Outcome, Smarthost, detect_mta
+from blmonitor.smarthost.checkpoint import STATE_NAME
 from blmonitor.smarthost.plan import Mta, Plan, Relay, Scope, render_plan
 from blmonitor.smarthost.policy import Action, Blocking
 
 log = logging.getLogger("blmonitor")
 
 REQUEST_NAME = "request.json"  # what the unprivileged daemon asks of the root unit
+ROTATED = "the relay password in password_file changed"
 
 
 def relay_of(config: Config) -> Relay:
@@ -69,7 +73,8 @@ def smarthost_plan(
     config_dir: Path | None = None,
     destinations: tuple[str, ...] = (),
 ) -> Plan:
-    """The exact change (`apply` or `revert`) for this machine's MTA, or Exchange's snippet."""
+    """The exact change (`apply` or `revert`) for this machine's MTA, or Exchange's snippet; an
+    MTA configured by files that is not installed here is previewed on Debian's defaults."""
     if mta_of(config, mta) is Mta.EXCHANGE:
         from blmonitor.smarthost import exchange
 
@@ -79,7 +84,7 @@ def smarthost_plan(
             return exchange.plan_apply(relay, scope=scope, destinations=destinations)
         return exchange.plan_revert()
     switch = smarthost_of(config, mta=mta, config_dir=config_dir, destinations=destinations)
-    return switch.plan_apply() if action == "apply" else switch.plan_revert()
+    return switch.plan_apply(preview=True) if action == "apply" else switch.plan_revert()
 
 
 def wanted_destinations(
@@ -94,6 +99,12 @@ def wanted_destinations(
 
 def destinations_for(config: Config, store: Store | None, given: Sequence[str]) -> tuple[str, ...]:
     """The --destination domains given, or with scope = destinations those that block us now."""
+    if given and config.smarthost.scope is Scope.ALL:
+        # routing everything and reporting one domain as routed would say what was not done
+        raise UsageError(
+            '--destination routes some domains only, but [smarthost] scope = "all" routes all '
+            'mail: set scope = "destinations" in the config, or leave --destination out'
+        )
     if given:
         return tuple(sorted({d.lower().strip(".") for d in given}))
     if store is None:
@@ -225,6 +236,8 @@ def route_mail(config: Config, store: Store, state: MonitorState, *, now: dateti
     if memory.applied and current and destinations and memory.destinations != destinations:
         decision = policy.Decision(Action.APPLY, "the receivers that block us changed", current)
     if decision.action is Action.KEEP:
+        if sh.mode is SmarthostMode.APPLY:
+            _follow_rotation(config, store, memory, now=now, host=host)
         return
     action = decision.action
     if action is Action.APPLY and sh.scope is Scope.DESTINATIONS and not destinations:
@@ -241,10 +254,58 @@ def route_mail(config: Config, store: Store, state: MonitorState, *, now: dateti
         smarthost_act(config, store, action, now=now, host=host, reason=decision.reason,
                       destinations=destinations)  # fmt: skip
     else:
-        write_request(config, action, destinations=destinations, reason=decision.reason, now=now)
+        write_request(config, action, destinations=destinations, reason=decision.reason, now=now,
+                      stamp=password_stamp(config))  # fmt: skip
         store.record_smarthost(now, {**record, "outcome": "requested"})
     memory = store.load_smarthost()
     store.save_smarthost(replace(memory, action=action, destinations=destinations))
+
+
+def _follow_rotation(config: Config, store: Store, memory: SmarthostMemory, *, now: datetime,
+                     host: str) -> None:  # fmt: skip
+    """While applied: a rotated relay password is written now (root, which can read the
+    password file and the checkpoint), else asked of the root unit when the file changed."""
+    if os.geteuid() == 0:
+        rotate(config, store, now=now, host=host)
+        return
+    stamp = password_stamp(config) if memory.applied else None
+    if stamp is None:
+        return
+    last = read_request(config)
+    if last is None or last.get("stamp") == stamp:
+        return
+    sh = config.smarthost
+    write_request(config, Action.APPLY, destinations=memory.destinations, reason=ROTATED, now=now,
+                  stamp=stamp)  # fmt: skip
+    store.record_smarthost(now, {"action": Action.APPLY, "relay": f"{sh.host}:{sh.port}",
+                                 "scope": sh.scope, "destinations": memory.destinations,
+                                 "detail": ROTATED, "outcome": "requested"})  # fmt: skip
+
+
+def rotate(config: Config, store: Store, *, now: datetime, host: str) -> Outcome | None:
+    """Write a relay password that changed since the last apply (the same routing again);
+    None when nothing is applied or the password file is as apply used it."""
+    if not (config.smarthost_state_dir / STATE_NAME).exists():
+        return None
+    switch = smarthost_of(config)
+    if not switch.password_changed():
+        return None
+    routed = tuple(switch.status().get("destinations", ()))
+    return smarthost_act(config, store, "apply", now=now, host=host, reason=ROTATED,
+                         destinations=routed)  # fmt: skip
+
+
+def password_stamp(config: Config) -> str | None:
+    """When, not what: a digest of the password file's inode and times, which the unprivileged
+    daemon can see (it cannot read the root-only file); None when there is none to see."""
+    path = config.smarthost.password_file
+    if path is None or not config.smarthost.username:
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return hashlib.sha256(f"{st.st_ino}:{st.st_mtime_ns}:{st.st_ctime_ns}".encode()).hexdigest()
 
 
 def _recommendation(config: Config, action: str, destinations: tuple[str, ...], reason: str,
@@ -266,15 +327,17 @@ def _recommendation(config: Config, action: str, destinations: tuple[str, ...], 
 
 
 def write_request(config: Config, action: str, *, destinations: tuple[str, ...], reason: str,
-                  now: datetime) -> Path:  # fmt: skip
-    """Ask the root unit (blmonitor-smarthost.path) to apply or revert."""
+                  now: datetime, stamp: str | None = None) -> Path:  # fmt: skip
+    """Ask the root unit (blmonitor-smarthost.path) to apply or revert; `stamp` is the password
+    file's `password_stamp` when asked, to tell a later rotation."""
     directory = config.smarthost_state_dir
     try:
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / REQUEST_NAME
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"action": action, "destinations": list(destinations),
-                                   "reason": reason, "at": now.isoformat()}))  # fmt: skip
+                                   "reason": reason, "at": now.isoformat(),
+                                   "stamp": stamp}))  # fmt: skip
         tmp.replace(path)
     except OSError as exc:
         raise UsageError(
@@ -283,8 +346,8 @@ def write_request(config: Config, action: str, *, destinations: tuple[str, ...],
     return path
 
 
-def sync_smarthost(config: Config, store: Store, *, now: datetime, host: str) -> Outcome | None:
-    """`blmonitor smarthost sync` (the root unit): carry out the daemon's latest request."""
+def read_request(config: Config) -> dict[str, Any] | None:
+    """The daemon's latest request; None when it made none."""
     path = config.smarthost_state_dir / REQUEST_NAME
     try:
         request = json.loads(path.read_text())
@@ -292,6 +355,18 @@ def sync_smarthost(config: Config, store: Store, *, now: datetime, host: str) ->
         return None
     except (OSError, ValueError) as exc:
         raise UsageError(f"cannot read the smart-host request {path}: {exc}") from exc
+    if not isinstance(request, dict):
+        raise UsageError(f"cannot read the smart-host request {path}: not a JSON object")
+    return request
+
+
+def sync_smarthost(config: Config, store: Store, *, now: datetime, host: str) -> Outcome | None:
+    """`blmonitor smarthost sync` (the root unit): carry out the daemon's latest request, or
+    write a relay password rotated since apply; None when there is nothing to do."""
+    request = read_request(config)
+    if request is None:
+        return rotate(config, store, now=now, host=host)
+    path = config.smarthost_state_dir / REQUEST_NAME
     action = request.get("action")
     if action not in ("apply", "revert"):
         raise UsageError(f"{path}: action {action!r} is neither apply nor revert")
