@@ -154,3 +154,49 @@ def test_no_option_value_prints_a_traceback_or_says_listed(config: Path) -> None
                 ), (args, got.exception)
                 assert got.exit_code != 1 or "LISTED" in got.output, (args, got.output)
     assert tried > 100
+
+
+def test_a_resolver_alone_never_lets_discovery_ask_outside(monkeypatch) -> None:
+    """`check --resolver X` with no target: this machine's own addresses only (issue 12)."""
+    from blmonitor.dnsbl import publicip
+
+    async def outside(**kwargs: object) -> list[object]:
+        raise AssertionError("an outside service was asked")
+
+    monkeypatch.setattr(publicip, "discover", outside)
+    monkeypatch.setattr(publicip, "postfix_addresses", lambda: [])
+    monkeypatch.setattr(publicip, "route_addresses", lambda: [])
+    code, last = run("check", "--resolver", NOWHERE)
+    assert code == 3 and "no outside service is asked" in last
+
+
+BAD_VALUES = ["1e999", "-1", '""', "[]", "{}", "true", '"' + "x" * 5000 + '"', '"\\u0000"',
+              '"../.."', "2026-12-06", "[1, 2]"]  # fmt: skip
+
+
+def test_no_config_value_prints_a_traceback(tmp_path) -> None:
+    """Every key of every table, with values nobody should write: loaded, or one ConfigError."""
+    import dataclasses
+
+    from blmonitor import config as cfg
+    from blmonitor.errors import BlmonitorError
+
+    tables = {f.name: f.type for f in dataclasses.fields(cfg.Config) if f.name != "source"}
+    tried = 0
+    for table in tables:
+        kind = getattr(cfg, {"monitor": "MonitorConfig", "dns": "DnsConfig",
+                             "notify": "NotifyConfig", "bounces": "BouncesConfig",
+                             "smarthost": "SmarthostConfig", "diagnose": "DiagnoseConfig"}.get(table, ""), None)  # fmt: skip
+        if kind is None:
+            continue
+        for field in dataclasses.fields(kind):
+            for value in BAD_VALUES:
+                text = f"[{table}]\n{field.name} = {value}\n"
+                try:
+                    cfg.parse_config(
+                        text, source="t.toml", defaults=cfg.Defaults(tmp_path / "h.db")
+                    )
+                except BlmonitorError:
+                    pass
+                tried += 1
+    assert tried > 300

@@ -190,7 +190,9 @@ def check(targets: tuple[str, ...], zone_specs: tuple[str, ...], lists: Path | N
     with display:
         report = service.check(
             settings, targets, targets_file=targets_file, watch=watch,
-            discover=lambda seconds: service.discover_public(seconds, ip_urls),
+            discover=lambda seconds: service.discover_public(
+                seconds, ip_urls, local_only=bool(resolvers)
+            ),
         )  # fmt: skip
     if as_json:  # the document keeps its "warnings": a program reads them there
         from blmonitor.cli.output import write_report_json

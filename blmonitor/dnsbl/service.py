@@ -114,12 +114,27 @@ def read_targets(targets: Sequence[str], targets_file: Path | None) -> list[str]
     return found
 
 
-def discover_public(timeout: float, ip_urls: Sequence[str] = ()) -> list[Target]:
-    """This machine's public addresses: from `ip_urls` alone when given, else every source."""
+def discover_public(
+    timeout: float, ip_urls: Sequence[str] = (), *, local_only: bool = False
+) -> list[Target]:
+    """This machine's public addresses: from `ip_urls` alone when given; with `local_only`
+    (a resolver was named: the admin keeps the check on that resolver), only from this
+    machine's own configuration (Postfix's bind address, the kernel's route), never an outside
+    service; else every source."""
     import asyncio
 
     from blmonitor.dnsbl import publicip  # httpx is slow to import and only needed here
+    from blmonitor.errors import DiscoveryError
 
+    if local_only and not ip_urls:
+        local = publicip.postfix_addresses() or publicip.route_addresses()
+        if not local:
+            raise DiscoveryError(
+                "this machine shows no public address (Postfix bind address, kernel route), "
+                "and with --resolver no outside service is asked: name the address to check, "
+                "or give --ip-url"
+            )
+        return [dnsbl.parse_target(str(address)) for address in local]
     if ip_urls:
         found = asyncio.run(
             publicip.discover(http_urls=ip_urls, dns_sources=(), use_route=False, timeout=timeout)
