@@ -303,35 +303,35 @@ def alert_test(alert, series, fires, labels, summary) -> dict[str, Any]:
     }
 
 
-@needs_promtool
-def test_promtool_fires_each_alert_at_its_threshold_and_not_before(tmp_path) -> None:
-    """The rules with only their summaries (descriptions are prose), over made-up series."""
+def promtool_test(tmp_path: Path, cases: list[Any], *, without_for: str = "") -> str:
+    """promtool's unit tests of `cases` over the rules with only their summaries (descriptions
+    are prose), and with no `for:` on the alert `without_for`; promtool's output when it fails."""
     document = yaml.safe_load(RULES.read_text("utf-8"))
     for group in document["groups"]:
         for rule in group["rules"]:
             rule["annotations"] = {"summary": rule["annotations"]["summary"]}
+            if rule["alert"] == without_for:
+                del rule["for"]
     (tmp_path / "rules.yml").write_text(json.dumps(document))
     tests = {"rule_files": ["rules.yml"], "evaluation_interval": "1m",
-             "tests": [alert_test(*case) for case in ALERT_CASES]}  # fmt: skip
+             "tests": [alert_test(*case) for case in cases]}  # fmt: skip
     (tmp_path / "tests.yml").write_text(json.dumps(tests))
     tested = promtool("test", "rules", str(tmp_path / "tests.yml"))
-    assert tested.returncode == 0, tested.stdout + tested.stderr
-    assert "SUCCESS" in tested.stdout
+    assert ("SUCCESS" in tested.stdout) == (tested.returncode == 0)
+    return "" if tested.returncode == 0 else tested.stdout + tested.stderr
 
 
 @needs_promtool
-def test_promtool_unit_tests_catch_a_wrong_threshold(tmp_path) -> None:
-    """The unit tests above can fail: a listing alert without its 5 minutes fires too soon."""
-    document = yaml.safe_load(RULES.read_text("utf-8"))
-    document["groups"][0]["rules"][0]["for"] = "1m"
-    for rule in document["groups"][0]["rules"]:
-        rule["annotations"] = {"summary": rule["annotations"]["summary"]}
-    (tmp_path / "rules.yml").write_text(json.dumps(document))
-    tests = {"rule_files": ["rules.yml"], "evaluation_interval": "1m",
-             "tests": [alert_test(*ALERT_CASES[0])]}  # fmt: skip
-    (tmp_path / "tests.yml").write_text(json.dumps(tests))
-    tested = promtool("test", "rules", str(tmp_path / "tests.yml"))
-    assert tested.returncode != 0 and "BlmonitorListed" in tested.stdout + tested.stderr
+def test_promtool_fires_each_alert_at_its_threshold_and_not_before(tmp_path) -> None:
+    assert promtool_test(tmp_path, ALERT_CASES) == ""
+
+
+@needs_promtool
+@pytest.mark.parametrize("case", ALERT_CASES, ids=[case[0] for case in ALERT_CASES])
+def test_each_unit_test_fails_without_its_wait(tmp_path, case) -> None:
+    """The unit tests can fail: without its `for:` an alert fires before its time."""
+    failed = promtool_test(tmp_path, [case], without_for=case[0])
+    assert f"alertname: {case[0]}" in failed
 
 
 # --- the dashboard: an importable Grafana 10 document -------------------------------------------
