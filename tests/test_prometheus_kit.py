@@ -370,6 +370,44 @@ def test_every_panel_has_a_unique_id_a_datasource_and_a_query() -> None:
             assert target["datasource"] == DATASOURCE and target["expr"].strip(), panel["title"]
 
 
+# The keys of Grafana's dashboard model (schemaVersion 36 and later) that a typo would miss:
+# Grafana ignores an unknown key, so "gridpos" or "fieldconfig" imports without a word.
+DASHBOARD_KEYS = {
+    "id", "uid", "title", "description", "revision", "gnetId", "tags", "timezone", "editable",
+    "graphTooltip", "time", "timepicker", "fiscalYearStartMonth", "liveNow", "weekStart",
+    "refresh", "schemaVersion", "version", "panels", "templating", "annotations", "links",
+    "__inputs", "__elements", "__requires",
+}  # fmt: skip  # the last three: for import
+PANEL_KEYS = {
+    "type", "id", "pluginVersion", "tags", "targets", "title", "description", "transparent",
+    "datasource", "gridPos", "links", "repeat", "repeatDirection", "maxPerRow", "maxDataPoints",
+    "transformations", "interval", "timeFrom", "timeShift", "hideTimeOverride", "libraryPanel",
+    "options", "fieldConfig",
+}  # fmt: skip
+FIELD_KEYS = {
+    "displayName", "displayNameFromDS", "description", "path", "writeable", "filterable", "unit",
+    "decimals", "min", "max", "mappings", "thresholds", "color", "links", "noValue", "custom",
+}  # fmt: skip
+VARIABLE_KEYS = {
+    "type", "name", "label", "hide", "skipUrlSync", "description", "query", "datasource",
+    "current", "multi", "options", "refresh", "sort", "includeAll", "allValue", "regex",
+    "definition",
+}  # fmt: skip
+
+
+def test_the_dashboard_uses_only_keys_of_grafanas_model() -> None:
+    board = dashboard()
+    assert set(board) <= DASHBOARD_KEYS
+    for panel in board["panels"]:
+        assert set(panel) <= PANEL_KEYS, panel["title"]
+        assert set(panel["fieldConfig"]) == {"defaults", "overrides"}, panel["title"]
+        assert set(panel["fieldConfig"]["defaults"]) <= FIELD_KEYS, panel["title"]
+        for step in panel["fieldConfig"]["defaults"].get("thresholds", {}).get("steps", []):
+            assert set(step) == {"color", "value"}, panel["title"]
+    for variable in board["templating"]["list"]:
+        assert set(variable) <= VARIABLE_KEYS, variable["name"]
+
+
 def test_the_panels_tile_the_grid_without_overlapping() -> None:
     cells: dict[tuple[int, int], str] = {}
     for panel in dashboard()["panels"]:
