@@ -303,35 +303,71 @@ def alert_test(alert, series, fires, labels, summary) -> dict[str, Any]:
     }
 
 
-def promtool_test(tmp_path: Path, cases: list[Any], *, without_for: str = "") -> str:
-    """promtool's unit tests of `cases` over the rules with only their summaries (descriptions
-    are prose), and with no `for:` on the alert `without_for`; promtool's output when it fails."""
-    document = yaml.safe_load(RULES.read_text("utf-8"))
-    for group in document["groups"]:
-        for rule in group["rules"]:
-            rule["annotations"] = {"summary": rule["annotations"]["summary"]}
-            if rule["alert"] == without_for:
-                del rule["for"]
+def promtool_test(tmp_path: Path, document: dict[str, Any], tests: list[dict[str, Any]]) -> str:
+    """`promtool test rules` of `tests` over the rules `document`: "" or what promtool said."""
     (tmp_path / "rules.yml").write_text(json.dumps(document))
-    tests = {"rule_files": ["rules.yml"], "evaluation_interval": "1m",
-             "tests": [alert_test(*case) for case in cases]}  # fmt: skip
-    (tmp_path / "tests.yml").write_text(json.dumps(tests))
+    suite = {"rule_files": ["rules.yml"], "evaluation_interval": "1m", "tests": tests}
+    (tmp_path / "tests.yml").write_text(json.dumps(suite))
     tested = promtool("test", "rules", str(tmp_path / "tests.yml"))
     assert ("SUCCESS" in tested.stdout) == (tested.returncode == 0)
     return "" if tested.returncode == 0 else tested.stdout + tested.stderr
 
 
+def alert_rules(*, without_for: str = "") -> dict[str, Any]:
+    """The rules with only their summaries (descriptions are prose), and no `for:` on the alert
+    `without_for`."""
+    document: dict[str, Any] = yaml.safe_load(RULES.read_text("utf-8"))
+    for group in document["groups"]:
+        for rule in group["rules"]:
+            rule["annotations"] = {"summary": rule["annotations"]["summary"]}
+            if rule["alert"] == without_for:
+                del rule["for"]
+    return document
+
+
 @needs_promtool
 def test_promtool_fires_each_alert_at_its_threshold_and_not_before(tmp_path) -> None:
-    assert promtool_test(tmp_path, ALERT_CASES) == ""
+    assert promtool_test(tmp_path, alert_rules(), [alert_test(*c) for c in ALERT_CASES]) == ""
 
 
 @needs_promtool
 @pytest.mark.parametrize("case", ALERT_CASES, ids=[case[0] for case in ALERT_CASES])
 def test_each_unit_test_fails_without_its_wait(tmp_path, case) -> None:
     """The unit tests can fail: without its `for:` an alert fires before its time."""
-    failed = promtool_test(tmp_path, [case], without_for=case[0])
+    failed = promtool_test(tmp_path, alert_rules(without_for=case[0]), [alert_test(*case)])
     assert f"alertname: {case[0]}" in failed
+
+
+def panel_query(title: str) -> str:
+    [panel] = [p for p in dashboard()["panels"] if p["title"] == title]
+    return as_promql(panel["targets"][0]["expr"])
+
+
+@needs_promtool
+def test_promtool_evaluates_the_dashboards_composite_queries(tmp_path) -> None:
+    """Over made-up series: a pair listed then delisted, one never listed, a bounce listing.
+    "Listed now" adds DNS and bounce listings; the timeline keeps only the pairs listed at some
+    time in the range, at their value now."""
+    listed = f"blmonitor_listed{{{SERIES_LABELS}"
+    series = [
+        {"series": f'{listed}, target="203.0.113.5", zone="bl.example"}}', "values": "0 1 1 0 0"},
+        {"series": f'{listed}, target="203.0.113.6", zone="bl.example"}}', "values": "0x4"},
+        {"series": f'blmonitor_bounce_listed{{{SERIES_LABELS}, target="203.0.113.6", '
+                   'list="microsoft-s3150"}', "values": "1x4"},
+    ]  # fmt: skip
+    pair = {"labels": '{target="203.0.113.5", zone="bl.example"}'}
+    cases = [
+        (panel_query("Listed now"), "0m", [{"labels": "{}", "value": 1}]),
+        (panel_query("Listed now"), "1m", [{"labels": "{}", "value": 2}]),
+        (panel_query("Listed now"), "3m", [{"labels": "{}", "value": 1}]),
+        (panel_query("Listings per target and zone"), "0m", []),  # not listed yet
+        (panel_query("Listings per target and zone"), "1m", [{**pair, "value": 1}]),
+        (panel_query("Listings per target and zone"), "4m", [{**pair, "value": 0}]),
+    ]
+    tests = [{"interval": "1m", "input_series": series,
+              "promql_expr_test": [{"expr": expr, "eval_time": at, "exp_samples": samples}
+                                   for expr, at, samples in cases]}]  # fmt: skip
+    assert promtool_test(tmp_path, {"groups": []}, tests) == ""
 
 
 # --- the dashboard: an importable Grafana 10 document -------------------------------------------
