@@ -11,6 +11,7 @@ import re
 import shlex
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -241,72 +242,85 @@ def test_the_stale_threshold_is_the_documented_one() -> None:
     assert "3 * 900" in (DEPLOY / "README.md").read_text("utf-8")
 
 
-# (alert, input series, minutes at which it fires, its labels, its summary). Each alert is
-# tested one evaluation before it fires (nothing) and at that minute (exactly this alert).
+@dataclass(frozen=True)
+class Case:
+    """An alert's unit test: the alert fires at step `fires` of `series` (values `step`
+    apart), with these labels and this summary, and not one step before."""
+
+    alert: str
+    series: list[tuple[str, str]]
+    fires: int
+    labels: dict[str, str]
+    summary: str
+    step: str = "1m"  # a week evaluated every minute takes seconds: long waits go by the hour
+
+    def as_promtool_test(self) -> dict[str, Any]:
+        [rule] = [r for r in rules() if r["alert"] == self.alert]
+        expected = {"instance": "mx:9469", "job": "blmonitor", **self.labels, **rule["labels"]}
+        count, unit = int(self.step[:-1]), self.step[-1]
+        firing = {"exp_labels": expected, "exp_annotations": {"summary": self.summary}}
+        return {
+            "interval": self.step,
+            "input_series": [{"series": s, "values": v} for s, v in self.series],
+            "alert_rule_test": [
+                {"eval_time": f"{(self.fires - 1) * count}{unit}", "alertname": self.alert,
+                 "exp_alerts": []},
+                {"eval_time": f"{self.fires * count}{unit}", "alertname": self.alert,
+                 "exp_alerts": [firing]},
+            ],
+        }  # fmt: skip
+
+
 SERIES_LABELS = 'instance="mx:9469", job="blmonitor"'
 ALERT_CASES = [
-    ("BlmonitorListed",
+    Case("BlmonitorListed",
      [(f'blmonitor_listed{{{SERIES_LABELS}, target="203.0.113.5", zone="bl.example"}}', "0 1x20"),
       (f'blmonitor_listed{{{SERIES_LABELS}, target="203.0.113.6", zone="bl.example"}}', "0x20")],
      6, {"target": "203.0.113.5", "zone": "bl.example"}, "203.0.113.5 is listed on bl.example"),
-    ("BlmonitorListedFromBounces",
+    Case("BlmonitorListedFromBounces",
      [(f'blmonitor_bounce_listed{{{SERIES_LABELS}, target="203.0.113.5", list="microsoft-s3150"}}',
        "1x20")],
      5, {"target": "203.0.113.5", "list": "microsoft-s3150"},
      "Returned mail says 203.0.113.5 is blocked by microsoft-s3150"),
-    ("BlmonitorBlind",
+    Case("BlmonitorBlind",
      [(f"blmonitor_checks_failing_runs{{{SERIES_LABELS}}}", "0 1 2 3x40"),
       (f"blmonitor_last_run_failed{{{SERIES_LABELS}}}", "0 1x42")],
      31, {}, "blmonitor on mx:9469 is blind: its runs see nothing"),
-    ("BlmonitorStale",
+    Case("BlmonitorStale",
      [(f"blmonitor_last_run_age_seconds{{{SERIES_LABELS}}}", "0+60x60")],
      STALE_SECONDS // 60 + 1 + 5, {},
      "blmonitor on mx:9469 has not finished a run for 51m 0s"),
-    ("BlmonitorZoneUnusable",
-     [(f'blmonitor_zone_usable{{{SERIES_LABELS}, zone="dead.example", health="dead"}}', "0x1500"),
-      (f'blmonitor_zone_usable{{{SERIES_LABELS}, zone="bl.example", health="ok"}}', "1x1500")],
-     24 * 60, {"zone": "dead.example", "health": "dead"},
-     "dead.example has been unusable for a day (dead)"),
-    ("BlmonitorSmartHostForAWeek",
-     [(f"blmonitor_smarthost_routed{{{SERIES_LABELS}}}", "0 1x10100")],
-     7 * 24 * 60 + 1, {}, "Mail from mx:9469 has gone through the smart host for a week"),
-    ("BlmonitorNotificationsPending",
+    Case("BlmonitorZoneUnusable",
+     [(f'blmonitor_zone_usable{{{SERIES_LABELS}, zone="dead.example", health="dead"}}', "0x30"),
+      (f'blmonitor_zone_usable{{{SERIES_LABELS}, zone="bl.example", health="ok"}}', "1x30")],
+     24, {"zone": "dead.example", "health": "dead"},
+     "dead.example has been unusable for a day (dead)", "1h"),
+    Case("BlmonitorSmartHostForAWeek",
+     [(f"blmonitor_smarthost_routed{{{SERIES_LABELS}}}", "0 1x200")],
+     7 * 24 + 1, {}, "Mail from mx:9469 has gone through the smart host for a week", "1h"),
+    Case("BlmonitorNotificationsPending",
      [(f"blmonitor_notifications_pending{{{SERIES_LABELS}}}", "0 2x80")],
      61, {}, "2 blmonitor notifications undelivered for an hour"),
-    ("BlmonitorExporterDown",
+    Case("BlmonitorExporterDown",
      [(f"up{{{SERIES_LABELS}}}", "0x10"), ('up{instance="other:9100", job="node"}', "0x10")],
      5, {}, "Prometheus cannot scrape blmonitor on mx:9469"),
-    ("BlmonitorHistoryUnreadable",
+    Case("BlmonitorHistoryUnreadable",
      [(f"blmonitor_up{{{SERIES_LABELS}}}", "1 0x10")],
      6, {}, "blmonitor on mx:9469 cannot read its history database"),
 ]  # fmt: skip
 
 
 def test_every_alert_has_a_unit_test() -> None:
-    assert [case[0] for case in ALERT_CASES] == [rule["alert"] for rule in rules()]
+    assert [case.alert for case in ALERT_CASES] == [rule["alert"] for rule in rules()]
 
 
-def alert_test(alert, series, fires, labels, summary) -> dict[str, Any]:
-    [rule] = [r for r in rules() if r["alert"] == alert]
-    expected = {"instance": "mx:9469", "job": "blmonitor", **labels, **rule["labels"]}
-    return {
-        "interval": "1m",
-        "input_series": [{"series": s, "values": v} for s, v in series],
-        "alert_rule_test": [
-            {"eval_time": f"{fires - 1}m", "alertname": alert, "exp_alerts": []},
-            {
-                "eval_time": f"{fires}m",
-                "alertname": alert,
-                "exp_alerts": [{"exp_labels": expected, "exp_annotations": {"summary": summary}}],
-            },
-        ],
-    }
-
-
-def promtool_test(tmp_path: Path, document: dict[str, Any], tests: list[dict[str, Any]]) -> str:
-    """`promtool test rules` of `tests` over the rules `document`: "" or what promtool said."""
+def promtool_test(
+    tmp_path: Path, document: dict[str, Any], tests: list[dict[str, Any]], *, step: str = "1m"
+) -> str:
+    """`promtool test rules` of `tests` over the rules `document`, evaluated every `step`:
+    "" or what promtool said."""
     (tmp_path / "rules.yml").write_text(json.dumps(document))
-    suite = {"rule_files": ["rules.yml"], "evaluation_interval": "1m", "tests": tests}
+    suite = {"rule_files": ["rules.yml"], "evaluation_interval": step, "tests": tests}
     (tmp_path / "tests.yml").write_text(json.dumps(suite))
     tested = promtool("test", "rules", str(tmp_path / "tests.yml"))
     assert ("SUCCESS" in tested.stdout) == (tested.returncode == 0)
@@ -327,15 +341,19 @@ def alert_rules(*, without_for: str = "") -> dict[str, Any]:
 
 @needs_promtool
 def test_promtool_fires_each_alert_at_its_threshold_and_not_before(tmp_path) -> None:
-    assert promtool_test(tmp_path, alert_rules(), [alert_test(*c) for c in ALERT_CASES]) == ""
+    for step in ("1m", "1h"):
+        cases = [case.as_promtool_test() for case in ALERT_CASES if case.step == step]
+        (tmp_path / step).mkdir()
+        assert promtool_test(tmp_path / step, alert_rules(), cases, step=step) == ""
 
 
 @needs_promtool
-@pytest.mark.parametrize("case", ALERT_CASES, ids=[case[0] for case in ALERT_CASES])
-def test_each_unit_test_fails_without_its_wait(tmp_path, case) -> None:
+@pytest.mark.parametrize("case", ALERT_CASES, ids=[case.alert for case in ALERT_CASES])
+def test_each_unit_test_fails_without_its_wait(tmp_path, case: Case) -> None:
     """The unit tests can fail: without its `for:` an alert fires before its time."""
-    failed = promtool_test(tmp_path, alert_rules(without_for=case[0]), [alert_test(*case)])
-    assert f"alertname: {case[0]}" in failed
+    rules_document = alert_rules(without_for=case.alert)
+    failed = promtool_test(tmp_path, rules_document, [case.as_promtool_test()], step=case.step)
+    assert f"alertname: {case.alert}" in failed
 
 
 def panel_query(title: str) -> str:
