@@ -346,27 +346,37 @@ def spf_target(text: str) -> Target:
     return parse_target(text)
 
 
+POSTCONF = ["postconf", "-c", "/etc/pf", "-x", "-h", "smtp_helo_name"]
+
+
 @pytest.mark.parametrize(
-    ("which", "output", "expected"),
+    ("installed", "output", "expected", "asked"),
     [
-        (None, "", ("", "HELO: no postconf (Postfix) here; give --helo NAME")),
-        ("/usr/sbin/postconf", "mail.example.com\n", ("mail.example.com", "")),
-        ("/usr/sbin/postconf", "", ("", "HELO: postconf -c /etc/pf printed no smtp_helo_name")),
-        ("/usr/sbin/postconf", OSError("no such file"),
-         ("", "HELO: postconf -c /etc/pf: no such file; give --helo NAME")),
+        ((), "", ("", "HELO: neither postconf (Postfix) nor exim here; give --helo NAME"), []),
+        (("postconf", "exim4"), "mail.example.com\n", ("mail.example.com", ""), POSTCONF),
+        (("postconf",), "", ("", "HELO: postconf -c /etc/pf printed no HELO name; give --helo "
+                                 "NAME"), POSTCONF),
+        (("postconf",), OSError("no such file"),
+         ("", "HELO: postconf -c /etc/pf: no such file; give --helo NAME"), POSTCONF),
+        (("exim4",), "primary_hostname = mx.example.com\n", ("mx.example.com", ""),
+         ["exim4", "-bP", "primary_hostname"]),
+        (("exim",), "primary_hostname =\n", ("", "HELO: exim -bP printed no HELO name; give "
+                                                  "--helo NAME"), ["exim", "-bP", "primary_hostname"]),
     ],
 )  # fmt: skip
-def test_read_helo(which: str | None, output: str | Exception, expected: tuple[str, str]) -> None:
-    asked: list[list[str]] = []
+def test_read_helo(installed: tuple[str, ...], output: str | Exception,
+                   expected: tuple[str, str], asked: list[str]) -> None:  # fmt: skip
+    argvs: list[list[str]] = []
 
     def run(argv: Sequence[str]) -> str:
-        asked.append(list(argv))
+        argvs.append(list(argv))
         if isinstance(output, Exception):
             raise output
         return output
 
-    assert service.read_helo(Path("/etc/pf"), run=run, which=lambda _: which) == expected
-    assert asked in ([], [["postconf", "-c", "/etc/pf", "-x", "-h", "smtp_helo_name"]])
+    which = {name: f"/usr/sbin/{name}" for name in installed}.get
+    assert service.read_helo(Path("/etc/pf"), run=run, which=which) == expected
+    assert argvs == ([asked] if asked else [])
 
 
 def test_the_helo_name_is_postfixs_when_not_given(

@@ -456,16 +456,26 @@ def diagnose_json(result: DiagnoseResult) -> dict[str, Any]:
 
 def read_helo(config_dir: Path | None = None, *, run: Runner = run_command,
               which: Which = shutil.which) -> tuple[str, str]:  # fmt: skip
-    """(the HELO name Postfix sends, "") or ("", why it is not known): smtp_helo_name, whose
-    default is $myhostname, as `postconf -x` expands it."""
-    if not which("postconf"):
-        return "", "HELO: no postconf (Postfix) here; give --helo NAME"
-    chosen = config_dir or POSTFIX_DIR
+    """(the HELO name this host's MTA sends, "") or ("", why it is not known): Postfix's
+    smtp_helo_name (whose default is $myhostname) as `postconf -x` expands it, else Exim's
+    primary_hostname (what its smtp transport's helo_data defaults to)."""
+    exim = "exim4" if which("exim4") else "exim" if which("exim") else ""
+    if which("postconf"):
+        chosen = config_dir or POSTFIX_DIR
+        argv, what = (
+            ["postconf", "-c", str(chosen), "-x", "-h", "smtp_helo_name"],
+            f"postconf -c {chosen}",
+        )
+    elif exim:
+        argv, what = [exim, "-bP", "primary_hostname"], f"{exim} -bP"
+    else:
+        return "", "HELO: neither postconf (Postfix) nor exim here; give --helo NAME"
     try:
-        name = run(["postconf", "-c", str(chosen), "-x", "-h", "smtp_helo_name"]).strip()
+        out = run(argv).strip()
     except (OSError, subprocess.SubprocessError) as exc:
-        return "", f"HELO: postconf -c {chosen}: {_failure(exc)}; give --helo NAME"
-    return (name, "") if name else ("", f"HELO: postconf -c {chosen} printed no smtp_helo_name")
+        return "", f"HELO: {what}: {_failure(exc)}; give --helo NAME"
+    name = out.partition("=")[2].strip() if argv[0] == exim else out
+    return (name, "") if name else ("", f"HELO: {what} printed no HELO name; give --helo NAME")
 
 
 def sending_targets(config: Config, targets: Sequence[str], *,
