@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -127,6 +128,38 @@ SPF_CASES = [
      "unknown mechanism"),
     ("a bad network", spf_zone("v=spf1 ip4:203.0.113.300 -all"), "203.0.113.5", "permerror",
      "is not a network"),
+    ("a bad prefix", spf_zone("v=spf1 a/33 -all"), "203.0.113.5", "permerror",
+     "bad prefix length '/33'"),
+    ("a bad ip6 prefix", spf_zone("v=spf1 mx//129 -all"), "203.0.113.5", "permerror",
+     "bad prefix length '//129'"),
+    ("an unknown macro", spf_zone("v=spf1 exists:%{x}.example.com -all"), "203.0.113.5",
+     "permerror", "unknown macro %{x}"),
+    ("a macro keeping 0 labels", spf_zone("v=spf1 exists:%{d0}.example.com -all"),
+     "203.0.113.5", "permerror", "may not keep 0 labels"),
+    ("a stray %", spf_zone("v=spf1 exists:%d.example.com -all"), "203.0.113.5", "permerror",
+     "a bad macro"),
+    ("two redirects", spf_zone("v=spf1 redirect=a.example.net redirect=b.example.net"),
+     "203.0.113.5", "permerror", "two redirect= modifiers"),
+    ("a term that does not parse", spf_zone("v=spf1 ?? -all"), "203.0.113.5",
+     "permerror", "cannot parse"),
+    ("all with an argument", spf_zone("v=spf1 all:example.com"), "203.0.113.5", "permerror",
+     "takes no argument"),
+    ("ip4 with an IPv6 network", spf_zone("v=spf1 ip4:2001:db8::/32 -all"), "203.0.113.5",
+     "permerror", "is not an IPv4 network"),
+    ("include without a domain", spf_zone("v=spf1 include -all"), "203.0.113.5", "permerror",
+     "needs a domain"),
+    ("a: without a domain", spf_zone("v=spf1 a: -all"), "203.0.113.5", "permerror",
+     "needs a domain"),
+    ("a name that cannot be one", spf_zone("v=spf1 a:" + "x" * 64 + ".example.com -all"),
+     "203.0.113.5", "permerror", "is not a domain name"),
+    ("more than 10 MX names", spf_zone("v=spf1 mx -all", {("example.com", "MX"): [
+        f"10 mx{i}.example.com." for i in range(11)]}), "203.0.113.5", "permerror",
+     "more than 10 MX names"),
+    ("a null MX matches nothing", spf_zone("v=spf1 mx ~all", {("example.com", "MX"): ["0 ."]}),
+     "203.0.113.5", "softfail", "~all"),
+    ("ptr outside the domain", spf_zone("v=spf1 ptr -all", {
+        ("5.113.0.203.in-addr.arpa", "PTR"): ["mail.example.net."],
+        ("mail.example.net", "A"): ["203.0.113.5"]}), "203.0.113.5", "fail", "-all"),
     ("unknown modifiers are ignored", spf_zone("v=spf1 foo=bar exp=explain.%{d} ip4:203.0.113.5"),
      "203.0.113.5", "pass", "ip4:203.0.113.5"),
 ]  # fmt: skip
@@ -164,6 +197,25 @@ def test_macros(spec: str, expanded: str) -> None:
     run = spf._Run(ipaddress.ip_address("203.0.113.5"), "postmaster@example.com",
                    "mail.example.com")  # fmt: skip
     assert spf.expand_macros(spec, "example.com", run) == expanded
+
+
+@pytest.mark.parametrize(
+    ("record", "problem"),
+    [
+        ("v=DMARC1; p=reject; rua=mailto:d@example.com", ""),
+        ("v=DMARC1;p=none;", ""),
+        ("v=DMARC1; p=none; pct", "'pct' is not tag=value"),
+        ("p=none; v=DMARC1", "it does not begin with v=DMARC1"),
+        ("v=DMARC1; rua=mailto:d@example.com", "p='': give none, quarantine or reject"),
+        ("v=DMARC1; p=block", "p='block': give none, quarantine or reject"),
+    ],
+)
+def test_parse_dmarc(record: str, problem: str) -> None:
+    if problem:
+        with pytest.raises(ValueError, match=re.escape(problem)):
+            posture.parse_dmarc(record)
+    else:
+        assert posture.parse_dmarc(record)["v"] == "DMARC1"
 
 
 # --- the PTR heuristics -----------------------------------------------------------------------
@@ -226,6 +278,15 @@ ZONE = [
     ("nomx.example", "TXT", '"v=spf1 ip4:203.0.113.5 -all"'),
     ("_dmarc.nomx.example", "TXT", '"v=DMARC1; p=quarantine"'),
     ("nomx.example", "A", "203.0.113.5"),
+    ("baddmarc.example", "TXT", '"v=spf1 ip4:203.0.113.5 -all"'),
+    ("baddmarc.example", "MX", "10 mail.example.com."),
+    ("_dmarc.baddmarc.example", "TXT", '"v=DMARC1; p=reject"'),
+    ("_dmarc.baddmarc.example", "TXT", '"v=DMARC1; p=none"'),
+    ("badp.example", "TXT", '"v=spf1 ip4:203.0.113.5 -all"'),
+    ("badp.example", "MX", "0 ."),
+    ("_dmarc.badp.example", "TXT", '"v=DMARC1; p=monitor"'),
+    # 203.0.113.10: a PTR whose name does not answer
+    ("10.113.0.203.in-addr.arpa", "PTR", "mail.slow.example."),
     ("news.sub.example", "TXT", '"v=spf1 ip4:203.0.113.5 -all"'),  # DMARC at its parent
     ("news.sub.example", "MX", "10 mail.example.com."),
     ("_dmarc.sub.example", "TXT", '"v=DMARC1; p=reject"'),
@@ -297,6 +358,11 @@ def test_a_clean_setup_says_nothing(tmp_path: Path, zone: dnsservers.FakeResolve
         (["203.0.113.5", "nomx.example"], "", [("nomx.example", "no-mx")],
          "publish `nomx.example. MX 10 mail.nomx.example.`"),
         (["203.0.113.5", "news.sub.example"], "", [], ""),
+        (["203.0.113.5", "baddmarc.example"], "", [("baddmarc.example", "dmarc-invalid")],
+         "the DMARC record at _dmarc.baddmarc.example is unusable: 2 records"),
+        (["203.0.113.5", "badp.example"], "", [("badp.example", "dmarc-invalid"),
+                                               ("badp.example", "no-mx")],
+         "p='monitor': give none, quarantine or reject"),
         (["2001:db8::25", "nomx.example"], "",
          [("2001:db8::25", "no-ptr"), ("nomx.example", "spf-not-covering"),
           ("nomx.example", "no-mx")], "add ip6:2001:db8::25 to the SPF record of nomx.example"),
@@ -317,11 +383,17 @@ def test_each_finding_with_its_fix(
 def test_an_unanswered_lookup_is_unknown_never_a_pass(
     tmp_path: Path, zone: dnsservers.FakeResolver
 ) -> None:
-    report = check(tmp_path, zone, "203.0.113.9", "slow.example")
+    report = check(
+        tmp_path, zone, "203.0.113.9", "203.0.113.10", "slow.example", helo="mail.slow.example"
+    )
     server = f"127.0.0.1:{zone.port}"
     assert report.findings == ()
     assert report.unknown == (
         f"PTR of 203.0.113.9: PTR: servfail ({server})",
+        f"HELO mail.slow.example of 203.0.113.9: mail.slow.example: timeout (0.6s, asked {server})",
+        f"PTR of 203.0.113.10: mail.slow.example: timeout (0.6s, asked {server})",
+        f"HELO mail.slow.example of 203.0.113.10: mail.slow.example: timeout (0.6s, asked "
+        f"{server})",
         f"SPF of slow.example: slow.example TXT: timeout (0.6s, asked {server})",
         f"DMARC of slow.example: _dmarc.slow.example: timeout (0.6s, asked {server})",
         f"MX of slow.example: MX: timeout (0.6s, asked {server})",

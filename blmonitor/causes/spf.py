@@ -242,10 +242,10 @@ def _mechanism(term: str, domain: str, run: _Run) -> (
         return verdict if ip.version == network.version and ip in network else None
     if kind not in ("a", "mx", "ptr", "exists", "include"):
         raise _PermError(f"{domain}: unknown mechanism {term!r}")
+    if arg == "" or (kind in ("include", "exists") and not arg):
+        raise _PermError(f"{domain}: {term!r} needs a domain")
     run.count(term)
     target = expand_macros(arg, domain, run) if arg else domain
-    if kind in ("include", "exists") and not arg:
-        raise _PermError(f"{domain}: {term!r} needs a domain")
     if kind == "include":
         found, _, _ = yield from _check(target, run)
         if found is SpfVerdict.NONE:
