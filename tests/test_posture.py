@@ -520,7 +520,9 @@ def test_posture_findings_are_a_cause_with_its_step() -> None:
 
 def test_diagnose_shows_the_posture(tmp_path: Path, zone: dnsservers.FakeResolver) -> None:
     config = config_file(tmp_path, zone, ["203.0.113.6"], ["example.com"])
-    args = ["diagnose", "-c", str(config), "--mta", "exim", "--log", str(tmp_path / "no.log")]
+    # (--config-dir: a Postfix directory without main.cf, so no HELO name is read)
+    args = ["diagnose", "-c", str(config), "--mta", "exim", "--log", str(tmp_path / "no.log"),
+            "--config-dir", str(tmp_path)]  # fmt: skip
     result = CliRunner().invoke(cli.main, args)
     assert result.exit_code == 1, result.output
     assert "the sender's posture: receivers reject on it before any list" in result.output

@@ -1,7 +1,8 @@
 """The cause-finding use cases: the mail queue (detect the MTA, read, analyse, select, remove
-and record), `diagnose` (history, queue and its growth, logs, an open-relay probe, put together
-by the pure `diagnosis`) and the relay test, which reads the trust settings of this host's MTA
-(postconf, exim -bP) when it probes it. Each returns a typed result; faces render it.
+and record), `diagnose` (history, queue and its growth, logs, the sender's posture, an
+open-relay probe, put together by the pure `diagnosis`), the relay test, which reads the trust
+settings of this host's MTA (postconf, exim -bP) when it probes it, and `posture`, whose pure
+checks the DnsClient answers. Each returns a typed result; faces render it.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ from blmonitor.causes import logs as logstats
 from blmonitor.causes import posture as posture_core
 from blmonitor.causes import queue as mailqueue
 from blmonitor.causes import relaytest as probe
-from blmonitor.dnsbl.resolver import DnsClient
 from blmonitor.errors import BlmonitorError, UsageError
 from blmonitor.models import Answer, Target, TargetKind, Verdict
 
 if TYPE_CHECKING:
     from blmonitor.config import Config
+    from blmonitor.dnsbl.resolver import DnsClient
     from blmonitor.monitor.store import Store
 
 Which = Callable[[str], str | None]
@@ -534,7 +535,7 @@ def posture(
 ) -> posture_core.PostureReport:
     """The sender's posture of the targets (else the config's): PTR, FCrDNS, generic names and
     HELO of each IP; SPF, DMARC and MX of each domain, asked of the configured resolvers."""
-    from blmonitor.dnsbl.resolver import parse_nameserver, system_nameservers
+    from blmonitor.dnsbl.resolver import DnsClient, parse_nameserver, system_nameservers
 
     ips, domains = sending_targets(config, targets, discover=discover)
     if not ips and not domains:
