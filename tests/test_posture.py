@@ -380,6 +380,17 @@ def test_each_finding_with_its_fix(
     assert fix in posture.render_posture(report)
 
 
+def test_each_question_is_asked_once(tmp_path: Path, zone: dnsservers.FakeResolver) -> None:
+    """Both domains' records lead to _spf.example.com and mail.example.com, as the PTR does."""
+    before = len(zone.seen)
+    report = check(tmp_path, zone, "203.0.113.5", "example.com", "nodmarc.example",
+                   helo="mail.example.com")  # fmt: skip
+    asked = zone.seen[before:]
+    assert kinds(report) == [("nodmarc.example", "no-dmarc")]
+    assert asked.count("_spf.example.com.") == 1 and asked.count("mail.example.com.") == 1
+    assert len(asked) == len(set(asked)) + 2  # both domains: their TXT and their MX
+
+
 def test_an_unanswered_lookup_is_unknown_never_a_pass(
     tmp_path: Path, zone: dnsservers.FakeResolver
 ) -> None:
