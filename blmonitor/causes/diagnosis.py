@@ -11,13 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from blmonitor.causes import logs as logstats
-from blmonitor.causes import posture as sender
 from blmonitor.causes import queue as mailqueue
 from blmonitor.causes import relaytest
 from blmonitor.models import Severity
+
+if TYPE_CHECKING:
+    from blmonitor.causes import posture as sender
 
 
 @dataclass(frozen=True, slots=True)

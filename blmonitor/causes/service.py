@@ -7,7 +7,6 @@ checks the DnsClient answers. Each returns a typed result; faces render it.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import shutil
 import socket
@@ -20,13 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 from blmonitor.causes import diagnosis
 from blmonitor.causes import logs as logstats
-from blmonitor.causes import posture as posture_core
 from blmonitor.causes import queue as mailqueue
 from blmonitor.causes import relaytest as probe
 from blmonitor.errors import BlmonitorError, UsageError
 from blmonitor.models import Answer, Target, TargetKind, Verdict
 
 if TYPE_CHECKING:
+    import asyncio
+
+    from blmonitor.causes import posture as posture_core
     from blmonitor.config import Config
     from blmonitor.dnsbl.resolver import DnsClient
     from blmonitor.monitor.store import Store
@@ -448,7 +449,9 @@ def diagnose_json(result: DiagnoseResult) -> dict[str, Any]:
     if result.relay is not None:
         data["relaytest"] = probe.report_json(result.relay)
     if result.posture is not None:
-        data["posture"] = posture_core.posture_json(result.posture)
+        from blmonitor.causes.posture import posture_json
+
+        data["posture"] = posture_json(result.posture)
     return data
 
 
@@ -503,6 +506,8 @@ async def _drive(checks: Sequence[posture_core.Checking], client: DnsClient) -> 
     list[posture_core.Part]
 ):  # fmt: skip
     """Run the pure checks concurrently, each question asked once however many checks ask."""
+    import asyncio
+
     asked: dict[posture_core.Question, asyncio.Task[Answer]] = {}
 
     async def answer(question: posture_core.Question) -> Answer:
@@ -535,6 +540,9 @@ def posture(
 ) -> posture_core.PostureReport:
     """The sender's posture of the targets (else the config's): PTR, FCrDNS, generic names and
     HELO of each IP; SPF, DMARC and MX of each domain, asked of the configured resolvers."""
+    import asyncio
+
+    from blmonitor.causes import posture as posture_core
     from blmonitor.dnsbl.resolver import DnsClient, parse_nameserver, system_nameservers
 
     ips, domains = sending_targets(config, targets, discover=discover)
