@@ -219,3 +219,42 @@ class Switchable:
         else:
             reply.set_rcode(dns.rcode.NXDOMAIN)
         return reply
+
+
+class StaticZone:
+    """An authoritative server's data for a FakeResolver rule: records as (name, type, value)
+    with values in zone-file syntax (TXT quoted); a name it does not hold is NXDOMAIN, a type
+    it does not hold NODATA; names in `servfail` answer SERVFAIL, and names in `dropped` and
+    under them nothing."""
+
+    def __init__(
+        self,
+        records: list[tuple[str, str, str]],
+        *,
+        servfail: tuple[str, ...] = (),
+        dropped: tuple[str, ...] = (),
+    ) -> None:
+        self.records: dict[dns.name.Name, dict[str, list[str]]] = {}
+        for name, rdtype, value in records:
+            owner = dns.name.from_text(name)
+            self.records.setdefault(owner, {}).setdefault(rdtype.upper(), []).append(value)
+        self.servfail = {dns.name.from_text(n) for n in servfail}
+        self.dropped = {dns.name.from_text(n) for n in dropped}
+
+    def __call__(self, query: dns.message.Message) -> dns.message.Message | None:
+        question = query.question[0]
+        if any(question.name.is_subdomain(name) for name in self.dropped):
+            return None
+        reply = dns.message.make_response(query)
+        reply.flags |= dns.flags.RA
+        if question.name in self.servfail:
+            reply.set_rcode(dns.rcode.SERVFAIL)
+            return reply
+        held = self.records.get(question.name)
+        if held is None:
+            reply.set_rcode(dns.rcode.NXDOMAIN)
+            return reply
+        rdtype = dns.rdatatype.to_text(question.rdtype)
+        if rdtype in held:
+            reply.answer.append(dns.rrset.from_text(question.name, 60, "IN", rdtype, *held[rdtype]))
+        return reply

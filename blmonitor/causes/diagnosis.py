@@ -1,7 +1,8 @@
 """`blmonitor diagnose`: where we are listed, the probable cause and its evidence, the steps.
 
 Pure: it composes what the other parts found (open listings from the history, the queue report,
-the log report, an open-relay probe, the smart-host status) into one report a person can act on.
+the log report, an open-relay probe, the sender's posture, the smart-host status) into one
+report a person can act on.
 Delisting comes last on purpose: asked for before the cause is fixed, the IP is listed again.
 """
 
@@ -10,11 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from blmonitor.causes import logs as logstats
 from blmonitor.causes import queue as mailqueue
 from blmonitor.causes import relaytest
+from blmonitor.models import Severity
+
+if TYPE_CHECKING:
+    from blmonitor.causes import posture as sender
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,7 @@ _CAUSE_TITLES = {
     "busy-client": "one client sends far more than usual",
     "volume-spike": "outbound volume spiked",
     "growth": "the queue grows fast",
+    "posture": "the sender's posture: receivers reject on it before any list",
 }
 
 
@@ -65,6 +71,7 @@ def diagnose(
     growth: mailqueue.QueueFinding | None = None,
     log: logstats.LogReport | None = None,
     relay: relaytest.RelayReport | None = None,
+    posture: sender.PostureReport | None = None,
     smarthost_applied: bool = False,
     checked: Sequence[str] = (),
     skipped: Sequence[str] = (),
@@ -106,6 +113,15 @@ def diagnose(
                 by_kind.setdefault(kind, []).append(found.message)
     for kind, lines in by_kind.items():
         causes.append(Cause(kind, _CAUSE_TITLES.get(kind, kind), tuple(lines)))
+    if posture is not None:
+        checked.append("posture: " + ", ".join(p.checked for p in posture.parts))
+        skipped.extend(f"posture: {line}" for line in (*posture.unknown, *posture.skipped))
+        bad = [f for f in posture.findings if f.severity >= Severity.WARNING]
+        if bad:
+            said = tuple(f"{f.subject}: {f.message}" for f in bad)
+            causes.append(Cause("posture", _CAUSE_TITLES["posture"], said))
+            steps.append("Fix the posture (`blmonitor posture` tells each): "
+                         + "; ".join(dict.fromkeys(f.fix for f in bad)) + ".")  # fmt: skip
     # rejections that name a list are the symptom, seen from the receivers' side
     symptoms = tuple(
         f.message for f in (log.findings if log else ()) if str(f.kind) not in _CAUSE_TITLES

@@ -1,7 +1,8 @@
 """The cause-finding use cases: the mail queue (detect the MTA, read, analyse, select, remove
-and record), `diagnose` (history, queue and its growth, logs, an open-relay probe, put together
-by the pure `diagnosis`) and the relay test, which reads the trust settings of this host's MTA
-(postconf, exim -bP) when it probes it. Each returns a typed result; faces render it.
+and record), `diagnose` (history, queue and its growth, logs, the sender's posture, an
+open-relay probe, put together by the pure `diagnosis`), the relay test, which reads the trust
+settings of this host's MTA (postconf, exim -bP) when it probes it, and `posture`, whose pure
+checks the DnsClient answers. Each returns a typed result; faces render it.
 """
 
 from __future__ import annotations
@@ -21,10 +22,14 @@ from blmonitor.causes import logs as logstats
 from blmonitor.causes import queue as mailqueue
 from blmonitor.causes import relaytest as probe
 from blmonitor.errors import BlmonitorError, UsageError
-from blmonitor.models import Verdict
+from blmonitor.models import Answer, Target, TargetKind, Verdict
 
 if TYPE_CHECKING:
+    import asyncio
+
+    from blmonitor.causes import posture as posture_core
     from blmonitor.config import Config
+    from blmonitor.dnsbl.resolver import DnsClient
     from blmonitor.monitor.store import Store
 
 Which = Callable[[str], str | None]
@@ -291,6 +296,7 @@ class DiagnoseResult:
     queue: mailqueue.QueueReport | None
     log: logstats.LogReport | None
     relay: probe.RelayReport | None
+    posture: posture_core.PostureReport | None = None
 
     @property
     def verdict(self) -> Verdict:
@@ -406,11 +412,31 @@ def run_diagnose(
     if relay_host:
         relay = relaytest(relay_host, local_domain=domains[0] if domains else "",
                           config_dir=config_dir)  # fmt: skip
+    sender = _posture_step(steps, config, listings, config_dir)
     found = diagnosis.diagnose(
-        listings=listings, queue=queue, growth=growth, log=log, relay=relay,
+        listings=listings, queue=queue, growth=growth, log=log, relay=relay, posture=sender,
         smarthost_applied=smarthost_applied, checked=steps.checked, skipped=steps.skipped,
     )  # fmt: skip
-    return DiagnoseResult(found, queue, log, relay)
+    return DiagnoseResult(found, queue, log, relay, sender)
+
+
+def _posture_step(steps: _Steps, config: Config, listings: Sequence[diagnosis.Listing],
+                  config_dir: Path | None) -> posture_core.PostureReport | None:  # fmt: skip
+    """The posture of the config's addresses and domains and of the listed addresses (those
+    the monitor discovered included); nothing is discovered here."""
+    from blmonitor.dnsbl.answers import parse_target
+
+    listed = [i.target for i in listings if parse_target(i.target).kind is not TargetKind.DOMAIN]
+    targets = [*config.monitor.fixed_targets, *dict.fromkeys(listed)]
+    if not targets and not config.diagnose.local_domains:
+        steps.skipped.append("posture: no address or domain in the config ([monitor] targets, "
+                             "[diagnose] local_domains)")  # fmt: skip
+        return None
+    try:
+        return posture(config, targets, config_dir=config_dir, discover=lambda _: [])
+    except BlmonitorError as exc:
+        steps.skipped.append(f"posture: {exc}")
+        return None
 
 
 def diagnose_json(result: DiagnoseResult) -> dict[str, Any]:
@@ -422,4 +448,118 @@ def diagnose_json(result: DiagnoseResult) -> dict[str, Any]:
         data["logs"] = logstats.log_report_json(result.log)
     if result.relay is not None:
         data["relaytest"] = probe.report_json(result.relay)
+    if result.posture is not None:
+        from blmonitor.causes.posture import posture_json
+
+        data["posture"] = posture_json(result.posture)
     return data
+
+
+# --- posture -----------------------------------------------------------------------------------
+
+
+def read_helo(config_dir: Path | None = None, *, run: Runner = run_command,
+              which: Which = shutil.which) -> tuple[str, str]:  # fmt: skip
+    """(the HELO name this host's MTA sends, "") or ("", why it is not known): Postfix's
+    smtp_helo_name (whose default is $myhostname) as `postconf -x` expands it, else Exim's
+    primary_hostname (what its smtp transport's helo_data defaults to)."""
+    exim = "exim4" if which("exim4") else "exim" if which("exim") else ""
+    if which("postconf"):
+        chosen = config_dir or POSTFIX_DIR
+        argv, what = (
+            ["postconf", "-c", str(chosen), "-x", "-h", "smtp_helo_name"],
+            f"postconf -c {chosen}",
+        )
+    elif exim:
+        argv, what = [exim, "-bP", "primary_hostname"], f"{exim} -bP"
+    else:
+        return "", "HELO: neither postconf (Postfix) nor exim here; give --helo NAME"
+    try:
+        out = run(argv).strip()
+    except (OSError, subprocess.SubprocessError) as exc:
+        return "", f"HELO: {what}: {_failure(exc)}; give --helo NAME"
+    name = out.partition("=")[2].strip() if argv[0] == exim else out
+    return (name, "") if name else ("", f"HELO: {what} printed no HELO name; give --helo NAME")
+
+
+def sending_targets(config: Config, targets: Sequence[str], *,
+                    discover: Callable[[float], list[Target]] | None = None) -> (
+    tuple[tuple[str, ...], tuple[str, ...]]
+):  # fmt: skip
+    """(the sending IPs, the sending domains): the targets given, else the config's (its
+    public addresses discovered when it says "auto"), and [diagnose] local_domains."""
+    from blmonitor.dnsbl.answers import expand_targets
+    from blmonitor.dnsbl.service import discover_public
+
+    texts = list(targets) or list(config.monitor.fixed_targets)
+    found = expand_targets(texts)
+    if not targets and config.monitor.discover:
+        found += (discover or discover_public)(config.dns.timeout or 5.0)
+    ips = [t.text for t in found if t.kind is not TargetKind.DOMAIN]
+    domains = [t.text for t in found if t.kind is TargetKind.DOMAIN]
+    return tuple(dict.fromkeys(ips)), tuple(
+        dict.fromkeys([*domains, *config.diagnose.local_domains])
+    )
+
+
+async def _drive(checks: Sequence[posture_core.Checking], client: DnsClient) -> (
+    list[posture_core.Part]
+):  # fmt: skip
+    """Run the pure checks concurrently, each question asked once however many checks ask."""
+    import asyncio
+
+    asked: dict[posture_core.Question, asyncio.Task[Answer]] = {}
+
+    async def answer(question: posture_core.Question) -> Answer:
+        if question not in asked:
+            asked[question] = asyncio.ensure_future(client.query(*question))
+        return await asyncio.shield(asked[question])
+
+    async def one(check: posture_core.Checking) -> posture_core.Part:
+        try:
+            question = next(check)
+            while True:
+                question = check.send(await answer(question))
+        except StopIteration as stop:
+            part: posture_core.Part = stop.value
+            return part
+
+    return list(await asyncio.gather(*(one(c) for c in checks)))
+
+
+def posture(
+    config: Config,
+    targets: Sequence[str] = (),
+    *,
+    resolvers: Sequence[str] = (),
+    helo: str = "",
+    config_dir: Path | None = None,
+    run: Runner = run_command,
+    which: Which = shutil.which,
+    discover: Callable[[float], list[Target]] | None = None,
+) -> posture_core.PostureReport:
+    """The sender's posture of the targets (else the config's): PTR, FCrDNS, generic names and
+    HELO of each IP; SPF, DMARC and MX of each domain, asked of the configured resolvers."""
+    import asyncio
+
+    from blmonitor.causes import posture as posture_core
+    from blmonitor.dnsbl.resolver import DnsClient, parse_nameserver, system_nameservers
+
+    ips, domains = sending_targets(config, targets, discover=discover)
+    if not ips and not domains:
+        raise UsageError("no address or domain to look at: give TARGET, or [monitor] targets "
+                         "or [diagnose] local_domains in the config")  # fmt: skip
+    servers = [parse_nameserver(r) for r in resolvers] or list(config.dns.resolver)
+    servers = servers or system_nameservers()
+    skipped: list[str] = []
+    if not helo and ips:
+        helo, why = read_helo(config_dir, run=run, which=which)
+        skipped += [why] if why else []
+    checks = posture_core.posture_checks(ips, domains, helo)
+
+    async def go() -> list[posture_core.Part]:
+        async with DnsClient(servers, timeout=config.dns.timeout or 5.0) as client:
+            return await _drive(checks, client)
+
+    parts = asyncio.run(go())
+    return posture_core.PostureReport(ips, domains, helo, tuple(parts), tuple(skipped))

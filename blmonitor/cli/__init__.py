@@ -37,6 +37,7 @@ COMMANDS = {
     "explain": "blmonitor.cli.bounces:explain",
     "history": "blmonitor.cli.monitor:history",
     "notify": "blmonitor.cli.monitor:notify",
+    "posture": "blmonitor.cli.posture:posture",
     "queue": "blmonitor.cli.causes:queue",
     "relaytest": "blmonitor.cli.causes:relaytest",
     "run": "blmonitor.cli.monitor:run",
