@@ -238,3 +238,15 @@ def smtp_sink() -> Iterator[SMTPSink]:
         yield sink
     finally:
         controller.stop()
+
+
+@pytest.fixture(autouse=True)
+def _blmonitor_logger_restored() -> Iterator[None]:
+    """`blmonitor run` in-process (CliRunner) sets up the daemon's logging — its own handler,
+    no propagation — which would hide every later test's log records from caplog."""
+    import logging
+
+    logger = logging.getLogger("blmonitor")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved

@@ -17,11 +17,10 @@ from blmonitor.config import (
     MonitorConfig,
     NotifyConfig,
     default_database,
-    format_duration,
     load_config,
     parse_config,
-    parse_duration,
 )
+from blmonitor.config.table import format_duration, parse_duration
 from blmonitor.dnsbl.resolver import Nameserver
 from blmonitor.errors import ConfigError
 from blmonitor.models import Severity

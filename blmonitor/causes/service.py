@@ -355,7 +355,7 @@ def _growth(store: Store | None, queue: mailqueue.QueueReport | None, *, now: da
 
 def _log_step(steps: _Steps, paths: Sequence[Path], since: str, *, now: datetime,
               domains: Sequence[str]) -> logstats.LogReport | None:  # fmt: skip
-    from blmonitor.config import parse_duration
+    from blmonitor.config.table import parse_duration
 
     if not paths:
         steps.skipped.append("logs: none found (pass --log /var/log/mail.log)")

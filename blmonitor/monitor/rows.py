@@ -6,13 +6,16 @@ Pure: no I/O but the sqlite-utils schema calls the migrations make on the databa
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import sqlite_utils
 
+from blmonitor.bounces.models import BounceRecord
 from blmonitor.models import Health, Severity
 from blmonitor.monitor.digest import NoticeMemory
 from blmonitor.monitor.state import (
@@ -27,11 +30,15 @@ from blmonitor.monitor.state import (
 __all__ = [
     "MEMO_KEYS",
     "MIGRATIONS",
+    "Notification",
+    "Queued",
     "cause_memory",
     "cause_meta",
+    "fingerprint",
     "monitor_state",
     "notice_memory",
     "notice_meta",
+    "notification_from_row",
     "pair_from_row",
     "pair_row",
     "parse_stamp",
@@ -225,6 +232,53 @@ def notice_meta(memory: NoticeMemory) -> dict[str, Any]:
 # --- schema --------------------------------------------------------------------------------
 
 _TYPES: dict[str, type] = {"int": int, "str": str, "float": float}
+
+
+def fingerprint(record: BounceRecord) -> str:
+    """One bounce, however often it is read: message id, recipient and text (and, for log
+    lines, which carry no message id, the time)."""
+    when = "" if record.message_id else (stamp(record.date) or record.source)
+    key = "\0".join((record.message_id, record.recipient.lower(), record.diagnostic, when))
+    return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    id: int
+    created: datetime
+    title: str
+    body: str
+    severity: Severity
+    status: str
+    attempts: int
+    last_error: str
+    kinds: tuple[str, ...] = ()
+    owed: tuple[str, ...] = ()  # targets still to be sent to; empty: all of them
+    payload: Mapping[str, Any] = field(default_factory=dict)  # the data json:// targets get
+
+
+# A notification to send, as `notify.Message.queued()` gives it: title, body, severity, kinds
+# and (optional) the data for webhooks.
+Queued = (
+    tuple[str, str, Severity, tuple[str, ...]]
+    | tuple[str, str, Severity, tuple[str, ...], Mapping[str, Any]]
+)
+
+
+def notification_from_row(row: Mapping[str, Any]) -> Notification:
+    return Notification(
+        id=row["id"],
+        created=parse_stamp(row["created"]) or datetime.min,
+        title=row["title"],
+        body=row["body"],
+        severity=Severity(row["severity"]),
+        status=row["status"],
+        attempts=row["attempts"],
+        last_error=row["last_error"] or "",
+        kinds=tuple(json.loads(row["kinds"] or "[]")),
+        owed=tuple(json.loads(row["owed"] or "[]")),
+        payload=json.loads(row.get("payload") or "{}"),
+    )
 
 
 def _table(

@@ -251,7 +251,7 @@ class History:
 
 def parse_since(text: str, *, now: datetime) -> datetime:
     """`--since`: a duration back from now (7d, 24h) or a date (2026-11-01, UTC if no zone)."""
-    from blmonitor.config import parse_duration
+    from blmonitor.config.table import parse_duration
 
     try:
         return now - timedelta(seconds=parse_duration(text))

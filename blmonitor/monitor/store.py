@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import logging
-import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,18 +27,22 @@ import sqlite_utils
 from blmonitor.bounces.models import Attribution, BounceRecord
 from blmonitor.errors import StoreError
 from blmonitor.models import Event, EventKind, Health, Report, Severity, Status
+from blmonitor.monitor.dbfiles import keep_owner, make_private
 from blmonitor.monitor.digest import NoticeMemory
 from blmonitor.monitor.rows import (
     MEMO_KEYS,
     MIGRATIONS,
+    Notification,
+    Queued,
     cause_memory,
     cause_meta,
+    fingerprint,
     monitor_state,
     notice_memory,
     notice_meta,
+    notification_from_row,
     pair_from_row,
     pair_row,
-    parse_stamp,
     smarthost_memory,
     smarthost_meta,
     stamp,
@@ -53,43 +55,12 @@ from blmonitor.monitor.state import CauseMemory, MonitorState, SmarthostMemory
 log = logging.getLogger("blmonitor")
 
 
-def fingerprint(record: BounceRecord) -> str:
-    """One bounce, however often it is read: message id, recipient and text (and, for log
-    lines, which carry no message id, the time)."""
-    when = "" if record.message_id else (stamp(record.date) or record.source)
-    key = "\0".join((record.message_id, record.recipient.lower(), record.diagnostic, when))
-    return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()
-
-
 @dataclass(frozen=True, slots=True)
 class RunRecord:
     started: datetime
     finished: datetime
     report: Report | None  # None: the run could not check anything
     error: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Notification:
-    id: int
-    created: datetime
-    title: str
-    body: str
-    severity: Severity
-    status: str
-    attempts: int
-    last_error: str
-    kinds: tuple[str, ...] = ()
-    owed: tuple[str, ...] = ()  # targets still to be sent to; empty: all of them
-    payload: Mapping[str, Any] = field(default_factory=dict)  # the data json:// targets get
-
-
-# A notification to send, as `notify.Message.queued()` gives it: title, body, severity, kinds
-# and (optional) the data for webhooks.
-Queued = (
-    tuple[str, str, Severity, tuple[str, ...]]
-    | tuple[str, str, Severity, tuple[str, ...], Mapping[str, Any]]
-)
 
 
 def _read_only(path: Path) -> sqlite3.Connection:
@@ -118,7 +89,7 @@ class Store:
                 self.db = sqlite_utils.Database(_read_only(path))
                 return
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._private()
+            make_private(path)
             self.db = sqlite_utils.Database(path)
             self.db.execute("PRAGMA busy_timeout = 5000")
             self.db.enable_wal()
@@ -126,7 +97,7 @@ class Store:
                 # Two first runs at once: the second waits here, then finds the schema made.
                 with self.run_lock():
                     self._migrate()
-            self._keep_owner(path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"))
+            keep_owner(path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"))
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(
                 f"cannot use the history database {path}: {exc} "
@@ -135,48 +106,6 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
-
-    def _private(self) -> None:
-        """The history holds notification text: only its user may read it (and the directory's
-        group when the directory lets its group in, e.g. root:blmonitor 0750). A new database is
-        created so, and SQLite gives its -wal and -shm files the same mode; older, wider files
-        are narrowed when opened for writing, which the log says once."""
-        directory = self.path.parent.stat()
-        shared = directory.st_gid != 0 and directory.st_mode & 0o050 == 0o050
-        mode = 0o640 if shared else 0o600
-        with contextlib.suppress(FileExistsError):
-            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode))
-            with contextlib.suppress(PermissionError):
-                if os.geteuid() == 0 and directory.st_uid != 0:  # root creates it for the service
-                    os.chown(self.path, directory.st_uid, directory.st_gid)
-                elif shared:
-                    os.chown(self.path, -1, directory.st_gid)
-        narrowed = []
-        for path in (
-            self.path,
-            *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm")),
-        ):
-            with contextlib.suppress(FileNotFoundError, PermissionError):
-                now = path.stat().st_mode & 0o777
-                if now & ~mode:
-                    os.chmod(path, now & mode)
-                    narrowed.append(f"{path.name} {now:o} -> {now & mode:o}")
-        if narrowed:
-            log.warning("history database %s was readable by others: narrowed (%s)",
-                        self.path, ", ".join(narrowed))  # fmt: skip
-
-    def _keep_owner(self, *paths: Path) -> None:
-        """Root (the smart-host unit, a command run by hand) leaves the files it creates beside
-        the database to the database's owner, so the unprivileged service can still open them."""
-        if os.geteuid() != 0:
-            return
-        owner = self.path.stat()
-        if owner.st_uid == 0:
-            return
-        for path in paths:
-            with contextlib.suppress(FileNotFoundError):
-                if path.stat().st_uid != owner.st_uid:
-                    os.chown(path, owner.st_uid, owner.st_gid)
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
@@ -207,7 +136,7 @@ class Store:
         except OSError as exc:
             raise StoreError(f"cannot create the lock file {lock_path}: {exc.strerror}") from exc
         with handle:
-            self._keep_owner(lock_path)
+            keep_owner(self.path, lock_path)
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -552,22 +481,7 @@ class Store:
         rows = self.db.query(
             "SELECT * FROM notifications WHERE status IN ('pending', 'failed') ORDER BY id"
         )
-        return [
-            Notification(
-                id=row["id"],
-                created=parse_stamp(row["created"]) or datetime.min,
-                title=row["title"],
-                body=row["body"],
-                severity=Severity(row["severity"]),
-                status=row["status"],
-                attempts=row["attempts"],
-                last_error=row["last_error"] or "",
-                kinds=tuple(json.loads(row["kinds"] or "[]")),
-                owed=tuple(json.loads(row["owed"] or "[]")),
-                payload=json.loads(row["payload"] or "{}"),
-            )
-            for row in rows
-        ]
+        return [notification_from_row(row) for row in rows]
 
     def mark_notification(
         self,

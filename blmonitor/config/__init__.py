@@ -18,6 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from blmonitor.config.table import (
+    Table,
+    describe,
+    format_duration,
+    key_error,
+)
 from blmonitor.dnsbl.answers import expand_targets
 from blmonitor.dnsbl.resolver import Nameserver, parse_nameserver
 from blmonitor.errors import ConfigError, UsageError
@@ -37,11 +43,6 @@ MAX_DEFAULT_JITTER = 5 * 60.0
 DEFAULT_RETENTION = 400 * 86400.0
 MIN_RETENTION = 86400.0
 MAX_TIMEOUT = 60.0  # a larger value is almost certainly milliseconds
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"(?:\d+(?:\.\d+)?[smhd])+")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
-_DURATION_HINT = "(e.g. 15m, 1h, 900s)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +169,7 @@ class Config:
 
     def error(self, table: str, key: str, message: str) -> ConfigError:
         """An error about one key, for the checks made later (zones against the catalog)."""
-        return _key_error(self.source, table, key, message)
+        return key_error(self.source, table, key, message)
 
 
 # The keys each table accepts: the dataclass fields, so the parser and the sample cannot drift.
@@ -185,40 +186,6 @@ KEYS: Mapping[str, tuple[str, ...]] = {
 }
 
 
-# --- durations -----------------------------------------------------------------------------
-
-
-MAX_DURATION = 3650 * 86400.0  # ten years
-
-
-def parse_duration(text: str | int) -> float:
-    """Seconds from "90s", "15m", "1h", "1d" (or a sum such as "1h30m") or integer seconds.
-
-    A string needs a unit: "400" could mean seconds or days. ValueError names the value.
-    """
-    seconds: float | None = None
-    if isinstance(text, int) and not isinstance(text, bool) and text >= 0:
-        seconds = float(text)
-    elif isinstance(text, str) and _DURATION.fullmatch(raw := text.strip()):
-        seconds = sum(float(n) * _UNITS[unit] for n, unit in _DURATION_PART.findall(raw))
-    if seconds is None:
-        raise ValueError(f"{text!r} is not a duration {_DURATION_HINT}")
-    if seconds > MAX_DURATION:  # a schedule or a date that far away overflows
-        raise ValueError(f"{text!r} is longer than the maximum of {MAX_DURATION // 86400:g}d")
-    return seconds
-
-
-def format_duration(seconds: float) -> str:
-    """The shortest text `parse_duration` reads back: 900 → "15m", 90 → "90s", 34560000 → "400d"."""
-    if seconds == int(seconds):
-        whole = int(seconds)
-        for unit, size in sorted(_UNITS.items(), key=lambda item: -item[1]):
-            if whole and whole % size == 0:
-                return f"{whole // size}{unit}"
-        return "0s"
-    return f"{seconds:g}s"
-
-
 # --- parsing -------------------------------------------------------------------------------
 
 
@@ -232,21 +199,26 @@ def parse_config(text: str, *, source: str, defaults: Defaults) -> Config:
         if name not in KEYS:
             raise ConfigError(f"{source}: {_unknown_top_level(name, value)}")
         if not isinstance(value, dict):
-            raise ConfigError(
-                f"{source}: {name}: expected a table [{name}], got {_describe(value)}"
-            )
+            raise ConfigError(f"{source}: {name}: expected a table [{name}], got {describe(value)}")
     return Config(
-        monitor=_parse_monitor(_Table(source, "monitor", data.get("monitor", {})), defaults),
-        dns=_parse_dns(_Table(source, "dns", data.get("dns", {}))),
-        notify=_parse_notify(_Table(source, "notify", data.get("notify", {}))),
+        monitor=_parse_monitor(_table(source, "monitor", data.get("monitor", {})), defaults),
+        dns=_parse_dns(_table(source, "dns", data.get("dns", {}))),
+        notify=_parse_notify(_table(source, "notify", data.get("notify", {}))),
         source=source,
-        bounces=_parse_bounces(_Table(source, "bounces", data.get("bounces", {}))),
-        smarthost=_parse_smarthost(_Table(source, "smarthost", data.get("smarthost", {}))),
-        diagnose=_parse_diagnose(_Table(source, "diagnose", data.get("diagnose", {}))),
+        bounces=_parse_bounces(_table(source, "bounces", data.get("bounces", {}))),
+        smarthost=_parse_smarthost(_table(source, "smarthost", data.get("smarthost", {}))),
+        diagnose=_parse_diagnose(_table(source, "diagnose", data.get("diagnose", {}))),
     )
 
 
-def _parse_diagnose(table: _Table) -> DiagnoseConfig:
+def _table(source: str, name: str, raw: Any) -> Table:
+    def unknown(key: str) -> str:
+        return "" if key in KEYS[name] else _unknown_key(name, key)
+
+    return Table(source, name, raw, unknown=unknown)
+
+
+def _parse_diagnose(table: Table) -> DiagnoseConfig:
     logs = table.paths("logs")
     domains = tuple(d.strip().lower().rstrip(".") for d in table.strings("local_domains", ()))
     if any(not d or " " in d or "@" in d for d in domains):
@@ -256,7 +228,7 @@ def _parse_diagnose(table: _Table) -> DiagnoseConfig:
                           config_dir=table.optional_path("config_dir"))  # fmt: skip
 
 
-def _parse_smarthost(table: _Table) -> SmarthostConfig:
+def _parse_smarthost(table: Table) -> SmarthostConfig:
     mode = SmarthostMode(table.choice("mode", "off", tuple(SmarthostMode)))
     host = table.string("host", "").strip()
     if mode is not SmarthostMode.OFF and not host:
@@ -286,7 +258,7 @@ def _parse_smarthost(table: _Table) -> SmarthostConfig:
     )
 
 
-def _parse_bounces(table: _Table) -> BouncesConfig:
+def _parse_bounces(table: Table) -> BouncesConfig:
     watch = table.paths("watch")
     expire = table.duration("expire", 7 * 86400.0)
     if expire < 86400:
@@ -300,7 +272,7 @@ _ZONE_SPEC = re.compile(
 )
 
 
-def _parse_monitor(table: _Table, defaults: Defaults) -> MonitorConfig:
+def _parse_monitor(table: Table, defaults: Defaults) -> MonitorConfig:
     targets = table.strings("targets", (AUTO,))
     _check_targets(table, targets)
     zones = table.strings("zones", ("default",))
@@ -343,16 +315,16 @@ def _parse_monitor(table: _Table, defaults: Defaults) -> MonitorConfig:
     )
 
 
-def _share(table: _Table, key: str, default: float) -> float:
+def _share(table: Table, key: str, default: float) -> float:
     value = table.raw.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
         raise table.fail(
-            key, f"expected a share above 0 and at most 1 (e.g. 0.5), got {_describe(value)}"
+            key, f"expected a share above 0 and at most 1 (e.g. 0.5), got {describe(value)}"
         )
     return float(value)
 
 
-def _check_targets(table: _Table, targets: tuple[str, ...]) -> None:
+def _check_targets(table: Table, targets: tuple[str, ...]) -> None:
     if not targets:
         raise table.fail(
             "targets", 'is empty: use ["auto"] for this machine\'s public addresses, or list them'
@@ -374,7 +346,7 @@ def _check_targets(table: _Table, targets: tuple[str, ...]) -> None:
             )
 
 
-def _parse_dns(table: _Table) -> DnsConfig:
+def _parse_dns(table: Table) -> DnsConfig:
     servers = []
     for text in table.strings("resolver", ()):
         try:
@@ -394,7 +366,7 @@ def _parse_dns(table: _Table) -> DnsConfig:
     )
 
 
-def _parse_notify(table: _Table) -> NotifyConfig:
+def _parse_notify(table: Table) -> NotifyConfig:
     urls = table.strings("urls", ())
     for number, url in enumerate(urls, 1):
         if problem := channels.notify_url_problem(url):
@@ -417,122 +389,6 @@ def _parse_notify(table: _Table) -> NotifyConfig:
     )
 
 
-class _Table:
-    """One [table] of the file: typed getters whose errors name the key."""
-
-    def __init__(self, source: str, name: str, raw: Mapping[str, Any]) -> None:
-        self.source = source
-        self.name = name
-        self.raw = raw
-        for key in raw:
-            if name == "smarthost" and key == "password":
-                raise self.fail(key, "is not read here: put it in a file and set password_file")
-            if key not in KEYS[name]:
-                raise self.fail(key, _unknown_key(name, key))
-
-    def fail(self, key: str, message: str) -> ConfigError:
-        return _key_error(self.source, self.name, key, message)
-
-    def shown(self, key: str) -> str:
-        return repr(self.raw[key])
-
-    def string(self, key: str, default: str) -> str:
-        value = self.raw.get(key, default)
-        if not isinstance(value, str):
-            raise self.fail(key, f"expected a string, got {_describe(value)}")
-        return value
-
-    def strings(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
-        value = self.raw.get(key, default)
-        if not isinstance(value, list | tuple):
-            raise self.fail(key, f"expected a list of strings, got {_describe(value)}")
-        for number, item in enumerate(value, 1):
-            if not isinstance(item, str):
-                raise self.fail(
-                    key, f"expected a list of strings, item {number} is {_describe(item)}"
-                )
-        return tuple(item.strip() for item in value)
-
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self.raw.get(key, default)
-        if not isinstance(value, bool):
-            raise self.fail(key, f"expected true or false, got {_describe(value)}")
-        return value
-
-    def integer(self, key: str, default: int, *, low: int, high: int | None) -> int:
-        value = self.raw.get(key, default)
-        wanted = f"an integer from {low} to {high}" if high is not None else f"an integer ≥ {low}"
-        if (
-            not isinstance(value, int)
-            or isinstance(value, bool)
-            or value < low
-            or (high is not None and value > high)
-        ):
-            raise self.fail(key, f"expected {wanted}, got {_describe(value)}")
-        return value
-
-    def number(self, key: str, default: float) -> float:
-        value = self.raw.get(key, default)
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            raise self.fail(key, f"expected a number of seconds, got {_describe(value)}")
-        return float(value)
-
-    def duration(self, key: str, default: float) -> float:
-        if key not in self.raw:
-            return default
-        try:
-            return parse_duration(self.raw[key])
-        except ValueError as exc:
-            raise self.fail(key, str(exc)) from exc
-
-    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.string(key, default)
-        if value not in choices:
-            raise self.fail(key, f"{value!r} is not one of {', '.join(choices)}")
-        return value
-
-    def severity(self, key: str, default: Severity) -> Severity:
-        value = self.raw.get(key, default.label)
-        if not isinstance(value, str):
-            raise self.fail(key, f"expected info, warning or critical, got {_describe(value)}")
-        try:
-            return Severity.parse(value)
-        except ValueError as exc:
-            raise self.fail(key, str(exc)) from exc
-
-    def optional_path(self, key: str) -> Path | None:
-        """A path, or None when the key is missing or "" ."""
-        text = self.string(key, "")
-        return self._absolute(key, text) if text else None
-
-    def path(self, key: str, default: Path) -> Path:
-        if key not in self.raw:
-            return default
-        text = self.string(key, "")
-        if not text:
-            raise self.fail(key, f"is empty: leave the key out for the default ({default})")
-        return self._absolute(key, text)
-
-    def paths(self, key: str) -> list[Path]:
-        """A list of absolute paths (none by default)."""
-        out = []
-        for text in self.strings(key, ()):
-            if not text:
-                raise self.fail(key, "holds an empty string")
-            out.append(self._absolute(key, text))
-        return out
-
-    def _absolute(self, key: str, text: str) -> Path:
-        # A daemon's working directory is /, and "~" is not expanded: relative paths mislead.
-        if not Path(text).is_absolute():
-            raise self.fail(key, f"{text!r} is not an absolute path (e.g. /etc/blmonitor/…)")
-        return Path(text)
-
-
-def _key_error(source: str, table: str, key: str, message: str) -> ConfigError:
-    return ConfigError(f"{source}: [{table}] {key}: {message}")
-
-
 def _unknown_key(table: str, key: str) -> str:
     for other, keys in KEYS.items():
         if key in keys:
@@ -552,22 +408,6 @@ def _unknown_top_level(name: str, value: object) -> str:
     close = difflib.get_close_matches(name, KEYS, n=1)
     hint = f"did you mean [{close[0]}]?" if close else "use [monitor], [dns] or [notify]"
     return f"[{name}]: unknown table ({hint})"
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, bool):
-        return f"the boolean {str(value).lower()}"
-    if isinstance(value, str):
-        return f"the string {value!r}"
-    if isinstance(value, int):
-        return f"the integer {value}"
-    if isinstance(value, float):
-        return f"the number {value:g}"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a table"
-    return f"a {type(value).__name__}"  # TOML dates and times
 
 
 # --- the file and the environment ----------------------------------------------------------
