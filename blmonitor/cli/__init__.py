@@ -39,6 +39,7 @@ COMMANDS = {
     "notify": "blmonitor.cli.monitor:notify",
     "queue": "blmonitor.cli.causes:queue",
     "relaytest": "blmonitor.cli.causes:relaytest",
+    "report": "blmonitor.cli.monitor:report",
     "run": "blmonitor.cli.monitor:run",
     "smarthost": "blmonitor.cli.smarthost:smarthost",
     "status": "blmonitor.cli.monitor:status",

@@ -37,6 +37,49 @@ def run(config_path: Path | None, once: bool, verbose: bool, metrics: str) -> No
 
 @click.command()
 @config_option
+@click.option("--html", "html_path", required=True, metavar="FILE",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the report to FILE: one HTML file, no external assets.")  # fmt: skip
+@click.option(
+    "--since",
+    default="90d",
+    show_default=True,
+    help="The timeline's window: a duration (30d) or a date (2026-11-01).",
+)
+def report(config_path: Path | None, html_path: Path, since: str) -> None:
+    """The history as one HTML page: verdict, timelines, listings, zones, causes, events.
+
+    Reads the history database only; the file needs no network and no JavaScript, so it can
+    be opened from disk or sent by mail.
+
+    \b
+    Examples:
+      blmonitor report --html /tmp/blmonitor.html
+      blmonitor report --html report.html --since 30d -c /etc/blmonitor/config.toml
+    """
+    from datetime import UTC, datetime
+
+    from blmonitor.config import load_config
+    from blmonitor.monitor.page import read_page
+    from blmonitor.monitor.page_html import render_page
+    from blmonitor.monitor.status import parse_since
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    page = read_page(load_config(config_path), now=now, since=parse_since(since, now=now))
+    text = render_page(page)
+    partial = html_path.with_name(f".{html_path.name}.partial")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(html_path)  # a reader never sees half a page
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {html_path}: {exc.strerror or exc}") from None
+    click.echo(f"{html_path}: {page.headline}, {len(page.timelines)} target(s), "
+               f"{len(text) // 1024} KB")  # fmt: skip
+
+
+@click.command()
+@config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status(config_path: Path | None, as_json: bool) -> None:
     """What is listed now, since when, and what to do; zone health; last and next check.
