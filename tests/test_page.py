@@ -51,7 +51,7 @@ T = datetime(2026, 11, 1, tzinfo=UTC)
 def test_three_days_in_thirty_is_a_tenth_of_the_lane() -> None:
     span = Span(T + timedelta(days=6), T + timedelta(days=9), LISTING, severity="critical")
     x, width = box(span, T, T + timedelta(days=30), 500)
-    assert (x, width) == (pytest.approx(100.0), pytest.approx(50.0))
+    assert x == pytest.approx(100.0) and width == pytest.approx(50.0)
 
 
 @pytest.mark.parametrize(

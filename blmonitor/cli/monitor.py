@@ -15,9 +15,19 @@ from blmonitor.errors import UsageError
 @config_option
 @click.option("--once", is_flag=True, help="One run, then exit (for cron and systemd timers).")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages too.")
-@click.option("--metrics", default="", metavar="HOST:PORT",
-              help="Serve Prometheus metrics on HOST:PORT (:9469 = 127.0.0.1:9469).")  # fmt: skip
-def run(config_path: Path | None, once: bool, verbose: bool, metrics: str) -> None:
+@click.option("--listen", "--metrics", "listen", default="", metavar="HOST:PORT",
+              help="Serve the live page, /metrics, /healthz and /api/status on HOST:PORT "
+                   "(:9469 = 127.0.0.1:9469); --metrics is the old name.")  # fmt: skip
+@click.option("--listen-password-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="HTTP basic auth for --listen: the password on the file's first line "
+                   "(needed for an address other than loopback).")  # fmt: skip
+def run(
+    config_path: Path | None,
+    once: bool,
+    verbose: bool,
+    listen: str,
+    listen_password_file: Path | None,
+) -> None:
     """Monitor: check now, then every [monitor] interval; notify changes only.
 
     Logs go to stderr (journald-friendly). SIGTERM ends after the current run's write;
@@ -27,12 +37,12 @@ def run(config_path: Path | None, once: bool, verbose: bool, metrics: str) -> No
     Examples:
       blmonitor run --config /etc/blmonitor/config.toml
       blmonitor run --once
-      blmonitor run --metrics 127.0.0.1:9469
+      blmonitor run --listen 127.0.0.1:9469
     """
     from blmonitor.monitor.daemon import serve, setup_logging
 
     setup_logging(verbose=verbose)
-    sys.exit(serve(config_path, once=once, metrics=metrics))
+    sys.exit(serve(config_path, once=once, metrics=listen, password_file=listen_password_file))
 
 
 @click.command()
