@@ -567,24 +567,11 @@ def test_the_live_routes_on_the_lab(lab, tmp_path, http) -> None:
     from blmonitor.monitor.status import read_status, status_json
     from tests import dnsservers
     from tests.test_daemon import Clock
+    from tests.test_page import write_config
 
     proxy = dnsservers.FakeResolver(upstream=lab.rbldnsd_port)
-    path = tmp_path / "config.toml"
-    path.write_text(f"""
-[monitor]
-targets = ["203.0.113.5"]
-zones = ["bl"]
-lists = "{lab.catalog_path}"
-interval = "15m"
-jitter = "1m"
-confirm = 1
-database = "{tmp_path / "blmonitor.db"}"
-[dns]
-resolver = ["127.0.0.1:{proxy.port}"]
-timeout = 0.4
-[notify]
-server_name = "mx.example"
-""")  # fmt: skip
+    (tmp_path / "Maildir").mkdir()
+    path = write_config(tmp_path, proxy.port, lab, tmp_path / "Maildir")  # interval 15m
     config, clock = load_config(path), Clock()
     reads = []
     real_read = page_module.read_page
@@ -614,15 +601,16 @@ server_name = "mx.example"
             )
             assert '<meta http-equiv="refresh" content="60">' in first.text
             assert "LISTED" in first.text and "bl.lab.test" in first.text
+            assert "mx.example.net" in first.text
             assert again.text == first.text and len(reads) == 1  # once per run
             status = http.get(f"{base}/api/status")
             assert status.headers["content-type"] == "application/json"
             document = json.loads(status.text)
             assert document == json.loads(json.dumps(status_json(read_status(config))))
             assert (document["verdict"], document["headline"]) == ("listed", "LISTED")
-            clock.tick(32)  # past 2 × 15 min + 1 min of jitter: stale
+            clock.tick(32)  # past 2 × 15 min + 90 s of jitter (a tenth): stale
             stale = http.get(f"{base}/healthz")
-            assert stale.status_code == 503 and "more than 1860 s" in stale.text
+            assert stale.status_code == 503 and "more than 1890 s" in stale.text
             proxy.rules.insert(0, (dns.name.root, dnsservers.rcode(dns.rcode.REFUSED)))
             run()
             blind = http.get(f"{base}/healthz")

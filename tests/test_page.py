@@ -5,6 +5,7 @@ geometry, the HTML parsed, the `report` command, and a real browser's screenshot
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import struct
@@ -25,11 +26,8 @@ from click.testing import CliRunner
 from blmonitor import cli
 from blmonitor.config import Config, load_config
 from blmonitor.monitor.page import (
-    BLIND,
-    LISTING,
-    SMARTHOST,
-    UNUSABLE,
     Page,
+    Period,
     Span,
     blind_spans,
     read_page,
@@ -41,6 +39,8 @@ from blmonitor.monitor.run import run_once
 from blmonitor.monitor.store import Store
 from tests import dnsservers
 from tests.test_daemon import outlook_s3150_bounce
+
+LISTING, UNUSABLE, BLIND, SMARTHOST = Period
 
 T = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -105,25 +105,20 @@ class History:
 
 
 def write_config(tmp: Path, port: int, lab, maildir: Path) -> Path:
+    """Two targets on three zones (one that flips, one that lists both, one that never
+    answers), through the resolver at `port`, bounces read from `maildir`."""
+    sections: dict[str, dict[str, object]] = {
+        "monitor": {"targets": ["203.0.113.5", "203.0.113.7"], "zones": ["flip", "bl", "dead"],
+                    "lists": str(lab.catalog_path), "interval": "15m", "confirm": 1,
+                    "min_answered": 0.3, "database": str(tmp / "blmonitor.db")},
+        "dns": {"resolver": [f"127.0.0.1:{port}"], "timeout": 0.4},
+        "notify": {"server_name": "mx.example.net"},
+        "bounces": {"watch": [str(maildir)], "expire": "7d"},
+    }  # fmt: skip
     path = tmp / "config.toml"
-    path.write_text(f"""
-[monitor]
-targets = ["203.0.113.5", "203.0.113.7"]
-zones = ["flip", "bl", "dead"]
-lists = "{lab.catalog_path}"
-interval = "15m"
-confirm = 1
-min_answered = 0.3
-database = "{tmp / "blmonitor.db"}"
-[dns]
-resolver = ["127.0.0.1:{port}"]
-timeout = 0.4
-[notify]
-server_name = "mx.example.net"
-[bounces]
-watch = ["{maildir}"]
-expire = "7d"
-""")  # fmt: skip
+    path.write_text("".join(f"[{name}]\n" + "".join(f"{key} = {json.dumps(value)}\n"
+                                                   for key, value in keys.items())
+                            for name, keys in sections.items()))  # fmt: skip
     return path
 
 

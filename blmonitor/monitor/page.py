@@ -6,6 +6,7 @@ by `read_page`. `page_html` renders it; the timeline's lanes are built here from
 
 from __future__ import annotations
 
+import enum
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,10 +25,15 @@ if TYPE_CHECKING:
 
 DEFAULT_WINDOW = timedelta(days=90)
 RECENT_EVENTS = 20
-BLIND = "blind"  # the kinds of a Span
-LISTING = "listing"
-UNUSABLE = "unusable"
-SMARTHOST = "smarthost"
+
+
+class Period(enum.StrEnum):
+    """What a span on the timeline is."""
+
+    LISTING = "listing"
+    UNUSABLE = "unusable"  # the zone's answers were not trusted
+    BLIND = "blind"  # the runs saw nothing
+    SMARTHOST = "smarthost"  # mail went through the smart host
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +42,7 @@ class Span:
 
     start: datetime
     end: datetime
-    kind: str  # LISTING, UNUSABLE, BLIND or SMARTHOST
+    kind: Period
     severity: str = ""  # info, warning, critical (listings)
     detail: str = ""
     open: bool = False  # still going at the end of the window
@@ -121,51 +127,48 @@ def _clip(
     return (begin, stop, still) if begin < stop else None
 
 
-def blind_spans(runs: Sequence[Mapping[str, Any]], window: tuple[datetime, datetime]) -> list[Span]:
-    """Runs in a row that saw nothing, as periods: from the first blind run's start to the
-    next good run's start (or the window's end when the last run is blind)."""
+def _periods(
+    changes: Iterable[tuple[datetime, bool, str]], kind: Period, window: tuple[datetime, datetime]
+) -> list[Span]:
+    """Spans from (moment, opens, detail) changes in time order: a period opens at the first
+    opening change and closes at the next closing one; one still open runs to the window's end."""
     spans: list[Span] = []
     start: datetime | None = None
     why = ""
-    for run in sorted(runs, key=lambda r: r["started"]):
-        began = _at(run["started"])
-        assert began is not None
-        if run["error"] and start is None:
-            start, why = began, run["error"]
-        elif not run["error"] and start is not None:
-            clipped = _clip(start, began, window)
+    for moment, opens, detail in changes:
+        if opens and start is None:
+            start, why = moment, detail
+        elif not opens and start is not None:
+            clipped = _clip(start, moment, window)
             if clipped:
-                spans.append(Span(clipped[0], clipped[1], BLIND, detail=why))
+                spans.append(Span(clipped[0], clipped[1], kind, detail=why))
             start = None
     if start is not None:
         clipped = _clip(start, None, window)
         if clipped:
-            spans.append(Span(clipped[0], clipped[1], BLIND, detail=why, open=True))
+            spans.append(Span(clipped[0], clipped[1], kind, detail=why, open=True))
     return spans
+
+
+def blind_spans(runs: Sequence[Mapping[str, Any]], window: tuple[datetime, datetime]) -> list[Span]:
+    """Runs in a row that saw nothing, as periods: from the first blind run's start to the
+    next good run's start (or the window's end when the last run is blind)."""
+    ordered = sorted(runs, key=lambda r: r["started"])
+    changes = [(datetime.fromisoformat(r["started"]), bool(r["error"]), r["error"] or "")
+               for r in ordered]  # fmt: skip
+    return _periods(changes, Period.BLIND, window)
 
 
 def smarthost_spans(
     actions: Sequence[Mapping[str, Any]], window: tuple[datetime, datetime]
 ) -> list[Span]:
-    """Mail through the smart host: from an apply done to the next revert done."""
-    spans: list[Span] = []
-    start: datetime | None = None
-    relay = ""
-    for action in sorted(actions, key=lambda a: (a["at"], a["id"])):
-        if action["outcome"] != "done":
-            continue
-        if action["action"] == "apply" and start is None:
-            start, relay = _at(action["at"]), action["relay"]
-        elif action["action"] == "revert" and start is not None:
-            clipped = _clip(start, _at(action["at"]), window)
-            if clipped:
-                spans.append(Span(clipped[0], clipped[1], SMARTHOST, detail=relay))
-            start = None
-    if start is not None:
-        clipped = _clip(start, None, window)
-        if clipped:
-            spans.append(Span(clipped[0], clipped[1], SMARTHOST, detail=relay, open=True))
-    return spans
+    """Mail through the smart host: from an apply done to the next revert done (failed and
+    recommended actions changed nothing)."""
+    done = sorted((a for a in actions if a["outcome"] == "done" and a["action"] in
+                   ("apply", "revert")), key=lambda a: (a["at"], a["id"]))  # fmt: skip
+    changes = [(datetime.fromisoformat(a["at"]), a["action"] == "apply", a["relay"] or "")
+               for a in done]  # fmt: skip
+    return _periods(changes, Period.SMARTHOST, window)
 
 
 def build_timelines(
@@ -187,7 +190,7 @@ def build_timelines(
         clipped = _clip(_at(z["first_seen"]) or window[0], _at(z["ended"]), window)
         if clipped:
             unusable.setdefault(z["zone"], []).append(
-                Span(clipped[0], clipped[1], UNUSABLE, detail=z["detail"] or z["health"],
+                Span(clipped[0], clipped[1], Period.UNUSABLE, detail=z["detail"] or z["health"],
                      open=clipped[2])
             )  # fmt: skip
     per_target: dict[str, dict[str, list[Span]]] = {t: {} for t in targets}
@@ -197,7 +200,7 @@ def build_timelines(
         spans = lanes.setdefault(e["zone"], [])
         if clipped:
             severity = Severity(e["severity"]).label if e["severity"] else "warning"
-            spans.append(Span(clipped[0], clipped[1], LISTING, severity=severity,
+            spans.append(Span(clipped[0], clipped[1], Period.LISTING, severity=severity,
                               detail=", ".join(e["codes"]), open=clipped[2]))  # fmt: skip
     marks: dict[tuple[str, str], list[datetime]] = {}
     for b in bounces:

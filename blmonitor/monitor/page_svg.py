@@ -11,7 +11,9 @@ from datetime import datetime
 
 from markupsafe import Markup, escape
 
-from blmonitor.monitor.page import BLIND, LISTING, SMARTHOST, UNUSABLE, Lane, Span, Timeline
+from blmonitor.monitor.page import Lane, Period, Span, Timeline
+
+LISTING, UNUSABLE, BLIND, SMARTHOST = Period
 
 WIDTH = 1000  # the drawing's own units; the SVG scales to the page
 LABEL = 190  # left column: the lane's name
