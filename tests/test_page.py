@@ -356,3 +356,11 @@ def test_chromium_renders_the_report(page: Page, tmp_path) -> None:
     width, height, colours = png_pixels(shot)
     assert (width, height) == (1200, 1600)
     assert len(colours) > 20, "a blank page"
+
+
+def test_report_command_unwritable_file_is_one_line(history, tmp_path) -> None:
+    out = tmp_path / "no" / "such" / "dir" / "r.html"
+    result = CliRunner().invoke(cli.main, ["report", "--html", str(out),
+                                           "-c", str(history.config.source)])  # fmt: skip
+    assert result.exit_code == 2
+    assert result.output == f"blmonitor: error: cannot write {out}: No such file or directory\n"
