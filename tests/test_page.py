@@ -30,6 +30,7 @@ from blmonitor.monitor.page import (
     Period,
     Span,
     blind_spans,
+    build_timelines,
     read_page,
     smarthost_spans,
 )
@@ -193,7 +194,10 @@ def test_the_page_model_holds_what_the_runs_recorded(page: Page) -> None:
     [flip] = lanes["flip.lab.test"].spans
     assert (flip.kind, flip.severity, flip.open) == (LISTING, "critical", False)
     assert (flip.end - flip.start) == timedelta(days=7)
-    assert [s.kind for s in lanes["dead.lab.test"].spans] == [UNUSABLE]
+    [dead] = lanes["dead.lab.test"].spans  # it listed nothing: the lane of zones unusable
+    assert dead.kind is UNUSABLE and dead.detail.startswith(
+        "dead.lab.test: dead: the listed test point"
+    )
     assert len(lanes["microsoft-s3150 (bounce)"].marks) == 1
     [blind] = five.blind
     assert (blind.end - blind.start) == timedelta(days=2) and "refuses" in blind.detail
@@ -261,6 +265,26 @@ def test_the_lists_own_words_are_escaped(page: Page) -> None:
     hostile = replace(page.listings[0], txt=('<script>alert(1)</script> "x" & y',))
     html = render_page(replace(page, listings=(hostile,)))
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_zones_unusable_that_listed_nothing_share_one_lane() -> None:
+    def outage(zone: str, day: int) -> dict[str, object]:
+        return {"zone": zone, "health": "dead", "detail": "dead: no answer",
+                "first_seen": (T + timedelta(days=day)).isoformat(),
+                "ended": (T + timedelta(days=day + 1)).isoformat()}  # fmt: skip
+
+    listed = {"target": "203.0.113.5", "zone": "a.example", "codes": ["127.0.0.2"],
+              "severity": 3, "first_seen": T.isoformat(), "ended": None}  # fmt: skip
+    [timeline] = build_timelines(
+        targets=["203.0.113.5"], episodes=[listed],
+        zone_episodes=[outage("a.example", 2), outage("b.example", 3), outage("c.example", 4)],
+        runs=[], bounces=[], actions=[], window=(T, T + timedelta(days=10)),
+    )  # fmt: skip
+    lanes = {lane.name: [s.detail for s in lane.spans] for lane in timeline.lanes}
+    assert lanes == {
+        "a.example": ["127.0.0.2", "dead: no answer"],
+        "other zones: unusable": ["b.example: dead: no answer", "c.example: dead: no answer"],
+    }
 
 
 def test_an_empty_history_is_an_unknown_page(tmp_path) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 DEFAULT_WINDOW = timedelta(days=90)
 RECENT_EVENTS = 20
+OTHER_ZONES = "other zones: unusable"  # the lane of zone problems on no listing's lane
 
 
 class Period(enum.StrEnum):
@@ -225,13 +226,17 @@ def build_timelines(
                  tuple(sorted(marks.get((target, name), ()))))
             for name, spans in sorted(lanes.items())
         )  # fmt: skip
-        # A zone unusable while nothing was listed on it still gets a lane on every timeline.
-        known = {lane.name for lane in built}
-        extra = tuple(
-            Lane(zone, tuple(sorted(spans, key=lambda s: s.start)))
-            for zone, spans in sorted(unusable.items())
-            if zone not in known
-        )
+        # Zones unusable that never listed this target share one lane (named after the zone
+        # when it is the only one): a year of short outages would otherwise give every
+        # timeline a lane per zone.
+        others = sorted(
+            (replace(span, detail=f"{zone}: {span.detail}")
+             for zone, spans in unusable.items() if zone not in lanes for span in spans),
+            key=lambda s: s.start,
+        )  # fmt: skip
+        alone = {zone for zone in unusable if zone not in lanes}
+        name = alone.pop() if len(alone) == 1 else OTHER_ZONES
+        extra = (Lane(name, tuple(others)),) if others else ()
         timelines.append(Timeline(target, window[0], window[1], built + extra, blind, routed))
     return tuple(timelines)
 

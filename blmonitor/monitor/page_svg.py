@@ -137,6 +137,12 @@ def _marks(lane: Lane, t: Timeline, y: float, plot: float) -> list[str]:
     return parts
 
 
+def _edge(width: float) -> str:
+    """An outline for a blind period wide enough to have one: a year of one-run outages
+    must not draw a forest of dark lines."""
+    return ' stroke="#44506a" stroke-width="0.8"' if width >= 4 else ""
+
+
 def _short(name: str, limit: int = 26) -> str:
     return name if len(name) <= limit else name[: limit - 1] + "…"
 
@@ -168,8 +174,7 @@ def render_timeline(t: Timeline, *, ident: str) -> Markup:
     for span in t.blind:  # over every lane: what was listed then is not known
         x, w = box(span, t.start, t.end, plot)
         body.append(f'<rect x="{_n(LABEL + x)}" y="{AXIS}" width="{_n(w)}"'
-                    f' height="{_n(bottom - AXIS - GAP)}" fill="{FILLS[BLIND]}"'
-                    ' stroke="#44506a" stroke-width="0.8">'
+                    f' height="{_n(bottom - AXIS - GAP)}" fill="{FILLS[BLIND]}"{_edge(w)}>'
                     f'<title>{escape(describe(span))}</title></rect>')  # fmt: skip
     for i, lane in enumerate(lanes):
         body += _marks(lane, t, AXIS + i * (LANE + GAP), plot)
