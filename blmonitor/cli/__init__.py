@@ -40,6 +40,7 @@ COMMANDS = {
     "posture": "blmonitor.cli.posture:posture",
     "queue": "blmonitor.cli.causes:queue",
     "relaytest": "blmonitor.cli.causes:relaytest",
+    "report": "blmonitor.cli.monitor:report",
     "run": "blmonitor.cli.monitor:run",
     "smarthost": "blmonitor.cli.smarthost:smarthost",
     "status": "blmonitor.cli.monitor:status",

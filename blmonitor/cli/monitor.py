@@ -15,9 +15,19 @@ from blmonitor.errors import UsageError
 @config_option
 @click.option("--once", is_flag=True, help="One run, then exit (for cron and systemd timers).")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages too.")
-@click.option("--metrics", default="", metavar="HOST:PORT",
-              help="Serve Prometheus metrics on HOST:PORT (:9469 = 127.0.0.1:9469).")  # fmt: skip
-def run(config_path: Path | None, once: bool, verbose: bool, metrics: str) -> None:
+@click.option("--listen", "--metrics", "listen", default="", metavar="HOST:PORT",
+              help="Serve the live page, /metrics, /healthz and /api/status on HOST:PORT "
+                   "(:9469 = 127.0.0.1:9469); --metrics is the old name.")  # fmt: skip
+@click.option("--listen-password-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="HTTP basic auth for --listen: the password on the file's first line "
+                   "(needed for an address other than loopback).")  # fmt: skip
+def run(
+    config_path: Path | None,
+    once: bool,
+    verbose: bool,
+    listen: str,
+    listen_password_file: Path | None,
+) -> None:
     """Monitor: check now, then every [monitor] interval; notify changes only.
 
     Logs go to stderr (journald-friendly). SIGTERM ends after the current run's write;
@@ -27,12 +37,55 @@ def run(config_path: Path | None, once: bool, verbose: bool, metrics: str) -> No
     Examples:
       blmonitor run --config /etc/blmonitor/config.toml
       blmonitor run --once
-      blmonitor run --metrics 127.0.0.1:9469
+      blmonitor run --listen 127.0.0.1:9469
     """
     from blmonitor.monitor.daemon import serve, setup_logging
 
     setup_logging(verbose=verbose)
-    sys.exit(serve(config_path, once=once, metrics=metrics))
+    sys.exit(serve(config_path, once=once, metrics=listen, password_file=listen_password_file))
+
+
+@click.command()
+@config_option
+@click.option("--html", "html_path", required=True, metavar="FILE",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the report to FILE: one HTML file, no external assets.")  # fmt: skip
+@click.option(
+    "--since",
+    default="90d",
+    show_default=True,
+    help="The timeline's window: a duration (30d) or a date (2026-11-01).",
+)
+def report(config_path: Path | None, html_path: Path, since: str) -> None:
+    """The history as one HTML page: verdict, timelines, listings, zones, causes, events.
+
+    Reads the history database only; the file needs no network and no JavaScript, so it can
+    be opened from disk or sent by mail.
+
+    \b
+    Examples:
+      blmonitor report --html /tmp/blmonitor.html
+      blmonitor report --html report.html --since 30d -c /etc/blmonitor/config.toml
+    """
+    from datetime import UTC, datetime
+
+    from blmonitor.config import load_config
+    from blmonitor.monitor.page import read_page
+    from blmonitor.monitor.page_html import render_page
+    from blmonitor.monitor.status import parse_since
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    page = read_page(load_config(config_path), now=now, since=parse_since(since, now=now))
+    text = render_page(page)
+    partial = html_path.with_name(f".{html_path.name}.partial")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(html_path)  # a reader never sees half a page
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {html_path}: {exc.strerror or exc}") from None
+    click.echo(f"{html_path}: {page.headline}, {len(page.timelines)} target(s), "
+               f"{len(text) // 1024} KB")  # fmt: skip
 
 
 @click.command()

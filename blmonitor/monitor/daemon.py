@@ -45,12 +45,19 @@ class _Signals:
         self.reload = True
 
 
-def serve(config_path: Path | None, *, once: bool = False, metrics: str = "") -> int:
+def serve(
+    config_path: Path | None,
+    *,
+    once: bool = False,
+    metrics: str = "",
+    password_file: Path | None = None,
+) -> int:
     """`blmonitor run`: run now, then every interval (with jitter) until SIGTERM.
 
-    With `metrics` (HOST:PORT), Prometheus metrics are served from the database meanwhile.
+    With `metrics` (HOST:PORT), the live page and Prometheus metrics are served from the
+    database meanwhile (`password_file`: HTTP basic auth).
     """
-    from blmonitor.monitor.metrics import MetricsServer, parse_listen, serve_metrics, store_renderer
+    from blmonitor.monitor.metrics import MetricsServer, parse_listen, read_password, serve_live
 
     config = load_config(config_path)
     listen = parse_listen(metrics) if metrics else None
@@ -59,8 +66,9 @@ def serve(config_path: Path | None, *, once: bool = False, metrics: str = "") ->
     store = Store(config.monitor.database)
     exporter: MetricsServer | None = None
     if listen is not None and not once:
-        exporter = serve_metrics(*listen, store_renderer(config.monitor.database))
-        log.info("metrics on %s", exporter.url)
+        password = read_password(password_file) if password_file else None
+        exporter = serve_live(*listen, lambda: config, password=password)
+        log.info("live page on %s/, metrics on %s", exporter.base, exporter.url)
     try:
         summary = run_once(config, store, notifier_for(config))
         if once:

@@ -1,14 +1,18 @@
-"""Prometheus metrics for `blmonitor run --metrics HOST:PORT`: the monitor's state as text.
+"""The daemon's listener (`blmonitor run --listen HOST:PORT`): Prometheus metrics, the live
+page, /healthz and /api/status — read-only, loopback unless a password guards it.
 
 `render_metrics` is pure (state in, text exposition format 0.0.4 out); `serve_metrics` answers
-GET /metrics from a daemon thread, and `store_renderer` reads the history database afresh on
-every scrape, so the figures are those of the last committed run, whoever wrote it.
+from a daemon thread, and `store_renderer` reads the history database afresh on every scrape,
+so the figures are those of the last committed run, whoever wrote it.
 """
 
 from __future__ import annotations
 
+import base64
 import errno
+import hmac
 import ipaddress
+import json
 import logging
 import math
 import re
@@ -20,12 +24,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from blmonitor.errors import BlmonitorError, UsageError
 from blmonitor.monitor.state import MonitorState
 from blmonitor.monitor.store import Store
+
+if TYPE_CHECKING:
+    from blmonitor.config import Config
 
 log = logging.getLogger("blmonitor.metrics")
 
@@ -267,12 +274,94 @@ def store_renderer(database: Path, *, clock: Callable[[], datetime] = _utcnow) -
     return render
 
 
+# --- the live routes: the page, health, status --------------------------------------------
+
+# (HTTP status, content type, body) of one answer
+Response = tuple[int, str, str]
+Route = Callable[[], Response]
+HTML = "text/html; charset=utf-8"
+TEXT = "text/plain; charset=utf-8"
+PAGE_REFRESH = 60  # seconds: the live page reloads itself (a meta refresh, no script)
+
+
+def judge_liveness(last_run: Mapping[str, Any] | None, *, now: datetime, max_age: float) -> str:
+    """Why the monitor is not healthy ("" when it is): no run yet, the last run blind, or the
+    last run older than `max_age` seconds (the daemon stalled or died)."""
+    if not last_run:
+        return "no run recorded yet"
+    if last_run.get("error"):
+        return f"the last run was blind: {last_run['error']}"
+    finished = _unix_time(last_run.get("finished"))
+    if finished is None:
+        return "the last run has no finishing time"
+    age = now.timestamp() - finished
+    if age > max_age:
+        return f"the last run finished {int(age)} s ago, more than {int(max_age)} s"
+    return ""
+
+
+def live_routes(
+    config: Callable[[], Config], *, clock: Callable[[], datetime] = _utcnow
+) -> dict[str, Route]:
+    """`/`, `/healthz` and `/api/status` for the daemon's listener; `config` is called per
+    request, so a reload (SIGHUP) is seen. Each reads the history database read-only."""
+    from blmonitor.monitor.page import cached_page
+    from blmonitor.monitor.page_html import render_page
+    from blmonitor.monitor.status import read_status, status_json
+
+    page = cached_page(config, lambda p: render_page(p, refresh=PAGE_REFRESH), clock=clock)
+
+    def home() -> Response:
+        return 200, HTML, page()
+
+    def healthz() -> Response:
+        cfg = config()
+        last = read_status(cfg).last_run
+        why = judge_liveness(last, now=clock(),
+                             max_age=2 * cfg.monitor.interval + cfg.monitor.jitter)  # fmt: skip
+        return (503, TEXT, f"unhealthy: {why}\n") if why else (200, TEXT, "ok\n")
+
+    def api_status() -> Response:
+        document = status_json(read_status(config()))
+        return 200, "application/json", json.dumps(document, indent=2, default=str) + "\n"
+
+    return {"/": home, "/healthz": healthz, "/api/status": api_status}
+
+
+def read_password(path: Path) -> str:
+    """The listener's password: the first line of `path`."""
+    from blmonitor.userfiles import UnreadableFile, read_text
+
+    try:
+        text = read_text(path, limit=4096)
+    except FileNotFoundError:
+        raise UsageError(f"listen password file {path}: no such file") from None
+    except UnreadableFile as exc:
+        raise UsageError(f"listen password file {path}: {exc}") from None
+    lines = text.splitlines()
+    if not lines or not lines[0]:
+        raise UsageError(f"listen password file {path} is empty: put the password on line 1")
+    return lines[0]
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
 # --- the HTTP adapter ----------------------------------------------------------------------
 
 
 class _Server(ThreadingHTTPServer):
-    def __init__(self, address: tuple[str, int], render: Callable[[], str]) -> None:
-        self.render = render
+    def __init__(
+        self, address: tuple[str, int], routes: Mapping[str, Route], password: str | None
+    ) -> None:
+        self.routes = routes
+        self.password = password
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, _Handler)
 
@@ -294,29 +383,64 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self._answer(body=False)
 
+    def _refuse(self) -> None:
+        """Read-only: every other method is 405 (after the password, which is asked first)."""
+        if self._authorized():
+            self._send(405, TEXT, "read-only: only GET and HEAD\n", body=True,
+                       headers={"Allow": "GET, HEAD"})  # fmt: skip
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse
+
+    def _authorized(self) -> bool:
+        password = self.server.password
+        if password is None:
+            return True
+        kind, _, encoded = (self.headers.get("Authorization") or "").partition(" ")
+        try:
+            given = base64.b64decode(encoded, validate=True).decode("utf-8").partition(":")[2]
+        except (ValueError, UnicodeDecodeError):
+            given = ""
+        if kind.lower() == "basic" and hmac.compare_digest(given.encode(), password.encode()):
+            return True
+        challenge = {"WWW-Authenticate": 'Basic realm="blmonitor", charset="UTF-8"'}
+        self._send(401, TEXT, "authentication required\n", body=True, headers=challenge)
+        return False
+
     def _answer(self, *, body: bool) -> None:
-        if urlsplit(self.path).path != PATH:
-            status, kind, text = 404, "text/plain; charset=utf-8", f"not found: try {PATH}\n"
-        else:
-            try:
-                status, kind, text = 200, CONTENT_TYPE, self.server.render()
-            except Exception as exc:  # a broken renderer answers 500, the server lives on
-                log.exception("metrics: rendering failed")
-                status, kind, text = 500, "text/plain; charset=utf-8", f"error: {exc}\n"
+        if not self._authorized():
+            return
+        route = self.server.routes.get(urlsplit(self.path).path)
+        if route is None:
+            known = ", ".join(sorted(self.server.routes))
+            self._send(404, TEXT, f"not found: try {known}\n", body=body)
+            return
+        try:
+            status, kind, text = route()
+        except Exception as exc:  # a broken renderer answers 500, the server lives on
+            log.exception("listener: rendering %s failed", self.path)
+            status, kind, text = 500, TEXT, f"error: {exc}\n"
+        self._send(status, kind, text, body=body)
+
+    def _send(
+        self, status: int, kind: str, text: str, *, body: bool, headers: Mapping[str, str] = {}
+    ) -> None:
         data = text.encode("utf-8")
         self.send_response(status)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        for name, value in headers.items():
+            self.send_header(name, value)
         self.end_headers()
         if body:
             self.wfile.write(data)
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("metrics: %s %s", self.address_string(), format % args)
+        log.debug("listener: %s %s", self.address_string(), format % args)
 
 
 class MetricsServer:
-    """A running metrics endpoint; `close()` stops it and frees the port."""
+    """A running listener; `close()` stops it and frees the port."""
 
     def __init__(self, server: _Server, thread: threading.Thread) -> None:
         self._server = server
@@ -329,9 +453,13 @@ class MetricsServer:
         return str(host), int(port)
 
     @property
-    def url(self) -> str:
+    def base(self) -> str:
         host, port = self.address
-        return f"http://{f'[{host}]' if ':' in host else host}:{port}{PATH}"
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+    @property
+    def url(self) -> str:
+        return self.base + PATH
 
     def close(self) -> None:
         self._server.shutdown()
@@ -352,19 +480,45 @@ _BIND_HINTS = {
 }
 
 
-def serve_metrics(host: str, port: int, render: Callable[[], str]) -> MetricsServer:
-    """Serve GET /metrics on HOST:PORT from a daemon thread; `render` runs once per request."""
+def serve_metrics(
+    host: str,
+    port: int,
+    render: Callable[[], str],
+    *,
+    routes: Mapping[str, Route] = {},
+    password: str | None = None,
+) -> MetricsServer:
+    """Serve GET /metrics (and `routes`) on HOST:PORT from a daemon thread; `render` runs once
+    per scrape. An address other than loopback needs a password (HTTP basic auth)."""
+    if password is None and not is_loopback(host):
+        raise UsageError(
+            f"listening on {host} needs a password: give --listen-password-file FILE "
+            "(HTTP basic auth), or listen on 127.0.0.1"
+        )
+
+    def metrics() -> Response:
+        return 200, CONTENT_TYPE, render()
+
     try:
-        server = _Server((host, port), render)
+        server = _Server((host, port), {**routes, PATH: metrics}, password)
     except OSError as exc:
         shown = f"[{host}]" if ":" in host else host
-        hint = _BIND_HINTS.get(exc.errno or 0, "give another address with --metrics HOST:PORT")
+        hint = _BIND_HINTS.get(exc.errno or 0, "give another address with --listen HOST:PORT")
         raise UsageError(
             f"cannot serve metrics on {shown}:{port}: {exc.strerror or exc} ({hint})"
         ) from exc
     thread = threading.Thread(target=server.serve_forever, name="blmonitor-metrics", daemon=True)
     thread.start()
     return MetricsServer(server, thread)
+
+
+def serve_live(
+    host: str, port: int, config: Callable[[], Config], *, password: str | None = None
+) -> MetricsServer:
+    """The daemon's listener: the live page, /metrics, /healthz and /api/status."""
+    database = config().monitor.database
+    return serve_metrics(host, port, store_renderer(database), routes=live_routes(config),
+                         password=password)  # fmt: skip
 
 
 # --- the listen address --------------------------------------------------------------------
