@@ -284,7 +284,7 @@ def _is_policy(event: Event) -> bool:
     return event.severity is Severity.INFO or (bool(meanings) and all("PBL" in m for m in meanings))
 
 
-def _next_step(event: Event) -> str:
+def next_step(event: Event) -> str:
     kind = event.kind
     link = event.delist_url or "the list's website"
     if kind is EventKind.LISTED and _is_policy(event):
@@ -353,7 +353,7 @@ def _describe(event: Event) -> list[str]:
     add("list says", " | ".join(event.txt))
     if event.kind is EventKind.LISTED:
         add("delist", event.delist_url)
-    add("next step", _next_step(event))
+    add("next step", next_step(event))
     return lines
 
 

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from blmonitor.models import Event, EventKind, Severity
-from blmonitor.monitor.notify import _next_step  # the notifications' own advice, word for word
+from blmonitor.monitor.notify import next_step  # the notifications' own advice, word for word
 from blmonitor.monitor.run import server_name
 from blmonitor.monitor.state import MonitorState, ZoneState
 from blmonitor.monitor.status import Status, open_history, read_status
@@ -251,13 +251,13 @@ def listings_in_force(status: Status, now: datetime) -> tuple[Listing, ...]:
         event = Event(EventKind.LISTED, severity, now, target=p.target, zone=p.label,
                       codes=p.codes, meaning=p.meaning, delist_url=p.delist_url)  # fmt: skip
         listings.append(Listing(p.target, p.label, p.codes, p.meaning, p.txt, severity.label,
-                                p.since, p.delist_url, _next_step(event)))  # fmt: skip
+                                p.since, p.delist_url, next_step(event)))  # fmt: skip
     for b in status.bounced:
         event = Event(EventKind.LISTED, Severity.WARNING, now, target=b.target, zone=b.list,
                       meaning=b.meaning, delist_url=b.delist_url)  # fmt: skip
         words = (f"{b.count} bounce(s) from {b.provider or b.list} named this list",)
         listings.append(Listing(b.target or "?", f"{b.list} (bounce)", (), b.meaning, words,
-                                "warning", b.since, b.delist_url, _next_step(event)))  # fmt: skip
+                                "warning", b.since, b.delist_url, next_step(event)))  # fmt: skip
     return tuple(listings)
 
 
@@ -276,18 +276,12 @@ def event_rows(rows: Iterable[Mapping[str, Any]]) -> tuple[EventRow, ...]:
 
 
 def _window_rows(store: Store, since: datetime) -> dict[str, list[dict[str, Any]]]:
-    """The rows the page needs that `Store` has no query for (runs, bounces, events in the
-    window); read-only SELECTs on the store's own connection."""
-    cut = since.isoformat(timespec="seconds")
-    db = store.db
+    """The rows of the window the page draws: runs, bounce evidence, recent events."""
     return {
-        "runs": list(db.query("SELECT id, started, finished, error FROM runs WHERE finished >= ?"
-                              " ORDER BY id", [cut])),
-        "bounces": list(db.query("SELECT seen, date, list, zone, listed_ip, listed_domain"
-                                 " FROM bounces WHERE verdict = 'listed' AND seen >= ?", [cut])),
-        "events": list(db.query("SELECT * FROM events WHERE at >= ? ORDER BY id DESC LIMIT ?",
-                                [cut, RECENT_EVENTS])),
-    }  # fmt: skip
+        "runs": store.runs_since(since),
+        "bounces": store.listed_bounces_since(since),
+        "events": store.events_since(since, limit=RECENT_EVENTS),
+    }
 
 
 def read_page(config: Config, *, now: datetime, since: datetime | None = None) -> Page:

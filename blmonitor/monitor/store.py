@@ -512,6 +512,20 @@ class Store:
 
     # --- queries for people ----------------------------------------------------------------
 
+    def runs_since(self, since: datetime) -> list[dict[str, Any]]:
+        sql = "SELECT id, started, finished, error FROM runs WHERE finished >= ? ORDER BY id"
+        return list(self.db.query(sql, [stamp(since)]))
+
+    def listed_bounces_since(self, since: datetime) -> list[dict[str, Any]]:
+        """Bounce evidence that named a listing, seen since `since`."""
+        sql = ("SELECT seen, date, list, zone, listed_ip, listed_domain FROM bounces"
+               " WHERE verdict = 'listed' AND seen >= ?")  # fmt: skip
+        return list(self.db.query(sql, [stamp(since)]))
+
+    def events_since(self, since: datetime, *, limit: int) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM events WHERE at >= ? ORDER BY id DESC LIMIT ?"
+        return list(self.db.query(sql, [stamp(since), limit]))
+
     def last_run(self) -> dict[str, Any] | None:
         rows = list(self.db.query("SELECT * FROM runs ORDER BY id DESC LIMIT 1"))
         return rows[0] if rows else None
