@@ -54,6 +54,7 @@ def run(*args: str) -> tuple[int, str]:
         (["check", "203.0.113.5", "--lists", "/dev/zero"], "cannot read the catalog: not a regular file"),
         (["status", "-c", "/dev/zero"], "cannot read the config file: not a regular file"),
         (["relaytest", "127.0.0.1", "--timeout", "inf"], "--timeout inf: give seconds above 0"),
+        (["report", "--html", "/dev/null"], "cannot write /dev/null: not a regular file"),
     ],
 )  # fmt: skip
 def test_bad_values_are_one_line_and_exit_2(args: list[str], line: str) -> None:
@@ -131,7 +132,10 @@ def _required(path: list[str]) -> list[str]:
     }.get(path[-1], [])  # fmt: skip
 
 
-def test_no_option_value_prints_a_traceback_or_says_listed(config: Path) -> None:
+def test_no_option_value_prints_a_traceback_or_says_listed(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a value taken as a relative file name lands here
     rng = random.Random(12)
     tried = 0
     for path, command in _commands():

@@ -77,6 +77,8 @@ def report(config_path: Path | None, html_path: Path, since: str) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     page = read_page(load_config(config_path), now=now, since=parse_since(since, now=now))
     text = render_page(page)
+    if html_path.exists() and not html_path.is_file():  # never replace a device or a FIFO
+        raise UsageError(f"cannot write {html_path}: not a regular file; name a new file")
     partial = html_path.with_name(f".{html_path.name}.partial")
     try:
         partial.write_text(text, encoding="utf-8")
