@@ -15,6 +15,7 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -78,6 +79,7 @@ class DevTools:
         attached = self.send("Target.attachToTarget", targetId=target, flatten=True)
         self.session = attached["sessionId"]
         self.send("Page.enable", session=True)
+        self.send("Page.setLifecycleEventsEnabled", enabled=True, session=True)
         self.send("Emulation.setScriptExecutionDisabled", value=True, session=True)
 
     def send(self, method: str, *, session: bool = False, **params: Any) -> dict[str, Any]:
@@ -116,12 +118,18 @@ class DevTools:
         navigate = {"id": self._next, "method": "Page.navigate", "params": {"url": url},
                     "sessionId": self.session}  # fmt: skip
         os.write(self._in, json.dumps(navigate).encode() + b"\0")
-        loaded = navigated = False
-        while not (loaded and navigated):
+        # the load of this navigation (its loader), not a late one of the page before
+        loader, loaded = None, set()
+        while loader is None or loader not in loaded:
             message = self._receive(60)
-            navigated = navigated or message.get("id") == self._next
-            loaded = loaded or message.get("method") == "Page.loadEventFired"
-            assert "errorText" not in message.get("result", {}), message
+            if message.get("id") == self._next:
+                assert "errorText" not in message["result"], message
+                loader = message["result"]["loaderId"]
+            elif (
+                message.get("method") == "Page.lifecycleEvent"
+                and message["params"]["name"] == "load"
+            ):
+                loaded.add(message["params"]["loaderId"])
 
     def evaluate(self, expression: str) -> Any:
         found = self.send("Runtime.evaluate", expression=expression, returnByValue=True,
@@ -147,7 +155,7 @@ class DevTools:
                 if os.waitpid(self.pid, os.WNOHANG)[0]:
                     return
                 time.sleep(0.1)
-            os.kill(self.pid, 9)
+            os.kill(self.pid, signal.SIGKILL)
             os.waitpid(self.pid, 0)
         except ChildProcessError:
             pass
