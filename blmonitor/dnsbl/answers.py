@@ -142,15 +142,27 @@ def wire_labels(name: dns.name.Name) -> bytes:
 
 def check_plan(targets: Sequence[Target], zones: Sequence[Zone]) -> None:
     """A UsageError for what could only come out "clean" without a lookup: a target that no
-    zone takes, or a query name past DNS's 255 octets (a zone or domain too long)."""
+    zone takes, or a query name past DNS's 255 octets (a zone or domain too long).
+
+    Only the longest target of each kind is spelled out against each zone (a query name is
+    longest for the longest text of its kind): a 1,024 × 50 check builds no 51,200 names here."""
+    longest: dict[TargetKind, Target] = {}
     for target in targets:
-        takers = [z for z in zones if target.kind in z.takes]
-        if not takers:
-            names = ", ".join(z.label for z in zones[:5]) + (" …" if len(zones) > 5 else "")
-            raise UsageError(f"no zone takes {target.text} ({target.kind}): {names} take "
-                             f"{'/'.join(sorted({str(k) for z in zones for k in z.takes}))} "
-                             "only; add a zone that does, or leave the target out")  # fmt: skip
-        for zone in takers:
+        known = longest.get(target.kind)
+        if known is None:
+            takers = [z for z in zones if target.kind in z.takes]
+            if not takers:
+                names = ", ".join(z.label for z in zones[:5]) + (" …" if len(zones) > 5 else "")
+                kinds = "/".join(sorted({str(k) for z in zones for k in z.takes}))
+                raise UsageError(f"no zone takes {target.text} ({target.kind}): {names} take "
+                                 f"{kinds} only; add a zone that does, or leave the target "
+                                 "out")  # fmt: skip
+        if known is None or len(target.text) > len(known.text):
+            longest[target.kind] = target
+    for target in longest.values():
+        for zone in zones:
+            if target.kind not in zone.takes:
+                continue
             try:
                 _name_for(target.kind, target.text, zone)
             except dns.name.NameTooLong:
