@@ -29,7 +29,7 @@ from click.testing import CliRunner
 from blmonitor import cli
 from tests.dnsservers import free_port
 from tests.test_daemon_process import daemon
-from tests.test_page import History, Parsed, png_pixels
+from tests.test_page import CHROMIUM_OFFLINE, History, Parsed, png_pixels
 from tests.test_page import history as history  # the fixture: the same scripted history
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -45,8 +45,7 @@ WIDTHS = (1280, 390)  # a laptop, a phone
 
 def chromium_flags(profile: Path) -> list[str]:
     assert CHROMIUM is not None
-    return [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-            "--no-default-browser-check", "--disable-extensions", "--hide-scrollbars",
+    return [CHROMIUM, *CHROMIUM_OFFLINE, "--disable-extensions", "--hide-scrollbars",
             f"--user-data-dir={profile}"]  # fmt: skip
 
 
