@@ -271,6 +271,11 @@ class EventKind(enum.StrEnum):
     ADDRESS_CHANGED = "address-changed"
     CHECKS_FAILING = "checks-failing"  # whole runs fail (no resolver, no public IP)
     CHECKS_RECOVERED = "checks-recovered"
+    SOURCE_UNUSABLE = "source-unusable"  # a receiver's data source (SNDS) cannot be read
+    SOURCE_RECOVERED = "source-recovered"
+    SOURCE_UNKNOWN = "source-unknown"  # a source has no data for one of our addresses
+    REPUTATION = "reputation"  # a receiver rates us poor or bad (SNDS YELLOW, RED)
+    REPUTATION_RECOVERED = "reputation-recovered"  # back to good after a poor or bad rating
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,6 +63,12 @@ blmonitor_listed{target="203.0.113.5",zone="zen.spamhaus.org (DQS)"} 0
 blmonitor_listed_since_seconds{target="203.0.113.5",zone="bl.lab.test"} 1793534400
 # HELP blmonitor_bounce_listed Listings known from returned mail: 1 while bounces keep naming the list.
 # TYPE blmonitor_bounce_listed gauge
+# HELP blmonitor_source_listed Listings a receiver's own data reports (SNDS blocked ranges): 1 while it shows them.
+# TYPE blmonitor_source_listed gauge
+# HELP blmonitor_source_up 1 if the receiver's data source (SNDS…) was read at its last poll, else 0.
+# TYPE blmonitor_source_up gauge
+# HELP blmonitor_reputation The latest daily reputation a receiver's data gives: 0 good (SNDS GREEN), 1 fair, 2 poor (YELLOW), 3 bad (RED or spam trap hits).
+# TYPE blmonitor_reputation gauge
 # HELP blmonitor_zone_usable 1 if the zone passes its health check (confirmed), else 0; `health` says why.
 # TYPE blmonitor_zone_usable gauge
 blmonitor_zone_usable{zone="bl.lab.test",health="ok"} 1
@@ -179,7 +185,7 @@ def test_render_samples(state, last_run, pending, expected) -> None:
     text = render_metrics(state, last_run=last_run, pending_notifications=pending, now=now)
     assert_exposition(text)
     assert samples(text) == expected
-    assert text.count("# TYPE ") == 15  # every family is declared, samples or not
+    assert text.count("# TYPE ") == 18  # every family is declared, samples or not
 
 
 @pytest.mark.parametrize(

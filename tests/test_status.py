@@ -70,7 +70,7 @@ def test_without_a_database_nothing_is_read_or_created(tmp_path) -> None:
         "start one with 'blmonitor run --once'"
     )
     history = status.read_history(config, since=datetime(2026, 11, 1, tzinfo=UTC))
-    assert status.history_json(history) == {"episodes": [], "zone_episodes": []}
+    assert status.history_json(history) == {"episodes": [], "zone_episodes": [], "reputation": []}
     assert status.render_history(history) == "no listing episodes since 2026-11-01T00:00+00:00"
     assert not (tmp_path / "none.db").exists()
 

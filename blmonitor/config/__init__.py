@@ -152,6 +152,24 @@ class DiagnoseConfig:
     config_dir: Path | None = None  # Postfix's directory for `postqueue -c`; None: /etc/postfix
 
 
+SNDS_URL = "https://sendersupport.olc.protection.outlook.com/snds/"
+MIN_SOURCE_INTERVAL = 3600.0  # the receivers' data is daily: more often only adds load
+
+
+@dataclass(frozen=True, slots=True)
+class SndsConfig:
+    """[snds]: Microsoft's Smart Network Data Services, read with an Automated Data Access key."""
+
+    key_file: Path | None = None  # never the key itself; None: SNDS is not read
+    base_url: str = SNDS_URL
+    interval: float = 6 * 3600.0  # seconds between polls (its data is daily)
+    timeout: float = 30.0  # seconds one request may take
+
+    @property
+    def enabled(self) -> bool:
+        return self.key_file is not None
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     monitor: MonitorConfig
@@ -161,6 +179,7 @@ class Config:
     bounces: BouncesConfig = field(default_factory=lambda: BouncesConfig((), 7 * 86400.0))
     smarthost: SmarthostConfig = field(default_factory=SmarthostConfig)
     diagnose: DiagnoseConfig = field(default_factory=DiagnoseConfig)
+    snds: SndsConfig = field(default_factory=SndsConfig)
 
     @property
     def smarthost_state_dir(self) -> Path:
@@ -182,6 +201,7 @@ KEYS: Mapping[str, tuple[str, ...]] = {
         ("bounces", BouncesConfig),
         ("smarthost", SmarthostConfig),
         ("diagnose", DiagnoseConfig),
+        ("snds", SndsConfig),
     )
 }
 
@@ -208,6 +228,7 @@ def parse_config(text: str, *, source: str, defaults: Defaults) -> Config:
         bounces=_parse_bounces(_table(source, "bounces", data.get("bounces", {}))),
         smarthost=_parse_smarthost(_table(source, "smarthost", data.get("smarthost", {}))),
         diagnose=_parse_diagnose(_table(source, "diagnose", data.get("diagnose", {}))),
+        snds=_parse_snds(_table(source, "snds", data.get("snds", {}))),
     )
 
 
@@ -216,6 +237,24 @@ def _table(source: str, name: str, raw: Any) -> Table:
         return "" if key in KEYS[name] else _unknown_key(name, key)
 
     return Table(source, name, raw, unknown=unknown)
+
+
+def _parse_snds(table: Table) -> SndsConfig:
+    base_url = table.string("base_url", SNDS_URL).strip()
+    if not base_url.startswith(("https://", "http://")) or any(c.isspace() for c in base_url):
+        raise table.fail("base_url", f"{base_url!r} is not an http(s) URL (default {SNDS_URL})")
+    interval = table.duration("interval", 6 * 3600.0)
+    if interval < MIN_SOURCE_INTERVAL:
+        raise table.fail("interval", f"{table.shown('interval')} is less than the minimum of 1h "
+                         "(SNDS data is daily)")  # fmt: skip
+    timeout = table.number("timeout", 30.0)
+    if not 0 < timeout <= MAX_TIMEOUT:
+        raise table.fail(
+            "timeout", f"expected seconds between 0 and {MAX_TIMEOUT:g}, got {timeout:g}"
+        )
+    return SndsConfig(key_file=table.optional_path("key_file"),
+                      base_url=base_url if base_url.endswith("/") else base_url + "/",
+                      interval=interval, timeout=timeout)  # fmt: skip
 
 
 def _parse_diagnose(table: Table) -> DiagnoseConfig:

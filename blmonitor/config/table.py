@@ -61,6 +61,10 @@ class Table:
         for key in raw:
             if name == "smarthost" and key == "password":
                 raise self.fail(key, "is not read here: put it in a file and set password_file")
+            if name == "snds" and key == "key":
+                raise self.fail(
+                    key, "is not read here: put it in a file (chmod 600) and set key_file"
+                )
             if why := unknown(key):
                 raise self.fail(key, why)
 

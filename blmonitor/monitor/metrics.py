@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from blmonitor.errors import BlmonitorError, UsageError
 from blmonitor.monitor.state import MonitorState
 from blmonitor.monitor.store import Store
+from blmonitor.sources.models import Rating
 
 if TYPE_CHECKING:
     from blmonitor.config import Config
@@ -96,6 +97,33 @@ def render_metrics(
             ),
         ),
         _Family(
+            "source_listed",
+            "Listings a receiver's own data reports (SNDS blocked ranges): 1 while it shows them.",
+            tuple(
+                ({"source": s.label, "target": s.target, "list": s.listing.list}, 1)
+                for s in sorted(state.sources.values(), key=lambda s: (s.label, s.target))
+            ),
+        ),
+        _Family(
+            "source_up",
+            "1 if the receiver's data source (SNDS…) was read at its last poll, else 0.",
+            tuple(
+                ({"source": h.label or h.source}, h.usable)
+                for h in sorted(state.source_health.values(), key=lambda h: h.source)
+            ),
+        ),
+        _Family(
+            "reputation",
+            "The latest daily reputation a receiver's data gives: 0 good (SNDS GREEN), 1 fair, "
+            "2 poor (YELLOW), 3 bad (RED or spam trap hits).",
+            tuple(
+                ({"source": h.label or h.source, "subject": subject}, _RATING[rating])
+                for h in sorted(state.source_health.values(), key=lambda h: h.source)
+                for subject, (_, rating, _) in sorted(h.ratings.items())
+                if rating in _RATING
+            ),
+        ),
+        _Family(
             "zone_usable",
             "1 if the zone passes its health check (confirmed), else 0; `health` says why.",
             tuple(({"zone": z.label or z.zone, "health": z.health}, z.usable) for z in zones),
@@ -124,6 +152,9 @@ def render_metrics(
         ),
     ]
     return _render(families)
+
+
+_RATING = {Rating.GOOD: 0, Rating.FAIR: 1, Rating.POOR: 2, Rating.BAD: 3}
 
 
 def _routed(action: Mapping[str, Any] | None) -> bool:

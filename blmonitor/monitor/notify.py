@@ -57,7 +57,7 @@ _log = logging.getLogger(__name__)
 # Good news: a batch made only of these is sent as success ("digest-all-clear": digest.py).
 ENDINGS = frozenset(
     {EventKind.DELISTED, EventKind.ZONE_RECOVERED, EventKind.CHECKS_RECOVERED, "smarthost-revert",
-     "digest-all-clear"}
+     "digest-all-clear", EventKind.SOURCE_RECOVERED, EventKind.REPUTATION_RECOVERED}
 )  # fmt: skip
 TEST_KIND = "test"
 SEVERITY_TAGS = {s.label: s for s in Severity}
@@ -267,12 +267,19 @@ _HEADLINES = {
     EventKind.ADDRESS_CHANGED: "public address changed to {target}",
     EventKind.CHECKS_FAILING: "UNKNOWN: nothing checked since {since}",
     EventKind.CHECKS_RECOVERED: "checking again",
+    EventKind.SOURCE_UNUSABLE: "{zone} cannot be read",
+    EventKind.SOURCE_RECOVERED: "{zone} can be read again",
+    EventKind.SOURCE_UNKNOWN: "{zone} knows nothing of {target}",
+    EventKind.REPUTATION: "{zone}: {target} {detail}",
+    EventKind.REPUTATION_RECOVERED: "{zone}: {target} {detail}",
 }
 
 
 def _headline(event: Event) -> str:
     since = format_time(event.since or event.at)
-    return _HEADLINES[event.kind].format(target=event.target, zone=event.zone, since=since)
+    return _HEADLINES[event.kind].format(
+        target=event.target, zone=event.zone, since=since, detail=event.detail
+    )
 
 
 def _is_policy(event: Event) -> bool:
@@ -319,6 +326,20 @@ def next_step(event: Event) -> str:
         return "no action; its answers count again"
     if kind is EventKind.CHECKS_RECOVERED:
         return "no action; every zone is checked again"
+    if kind is EventKind.SOURCE_UNUSABLE:
+        return (
+            "fix what the detail names; until then what it said last is kept (no listing is "
+            "ended, nothing is called clean)"
+        )
+    if kind is EventKind.SOURCE_UNKNOWN:
+        return "see the detail: until then this address's listings there go unnoticed"
+    if kind is EventKind.REPUTATION:
+        return (
+            "the receiver's filters send much of this address's mail to junk: look for the "
+            "cause (`blmonitor diagnose`), check complaints and list hygiene, slow down bulk mail"
+        )
+    if kind in (EventKind.SOURCE_RECOVERED, EventKind.REPUTATION_RECOVERED):
+        return "no action"
     return "no action; keep watching"
 
 
@@ -341,6 +362,8 @@ def _describe(event: Event) -> list[str]:
             EventKind.DELISTED: "was listed",
             EventKind.ZONE_RECOVERED: "was unusable",
             EventKind.CHECKS_RECOVERED: "were failing",
+            EventKind.SOURCE_RECOVERED: "could not be read",
+            EventKind.REPUTATION_RECOVERED: "rated poor or bad",
         }[event.kind]
         if event.since is not None:
             span = f"{format_time(event.since)} → {format_time(event.at)}"

@@ -10,12 +10,12 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import sqlite_utils
 
-from blmonitor.bounces.models import BounceRecord
+from blmonitor.bounces.models import BounceRecord, ListKind
 from blmonitor.models import Health, Severity
 from blmonitor.monitor.digest import NoticeMemory
 from blmonitor.monitor.state import (
@@ -24,8 +24,11 @@ from blmonitor.monitor.state import (
     MonitorState,
     PairState,
     SmarthostMemory,
+    SourceHealth,
+    SourceListingState,
     ZoneState,
 )
+from blmonitor.sources.models import Rating, ReputationRecord, SourceListing
 
 __all__ = [
     "MEMO_KEYS",
@@ -42,8 +45,13 @@ __all__ = [
     "pair_from_row",
     "pair_row",
     "parse_stamp",
+    "reputation_row",
     "smarthost_memory",
     "smarthost_meta",
+    "source_health_from_row",
+    "source_health_row",
+    "source_listing_from_row",
+    "source_listing_row",
     "stamp",
     "state_meta",
     "zone_from_row",
@@ -117,11 +125,65 @@ def _change_row(state: PairState | ZoneState) -> dict[str, Any]:
     }
 
 
+def source_listing_from_row(row: Mapping[str, Any]) -> SourceListingState:
+    listing = SourceListing(
+        target=row["target"], list=row["list"], provider=row["provider"] or "",
+        reason=row["reason"] or "", delist_url=row["delist_url"] or "",
+        detail=row["detail"] or "", kind=ListKind(row["kind"] or ListKind.PROVIDER_PRIVATE),
+        receiver=row["receiver"] or "",
+    )  # fmt: skip
+    since = parse_stamp(row["since"])
+    assert since is not None
+    return SourceListingState(listing, row["source"], row["label"] or row["source"], since)
+
+
+def source_listing_row(s: SourceListingState) -> dict[str, Any]:
+    item = s.listing
+    return {"target": item.target, "list": item.list, "source": s.source, "label": s.label,
+            "provider": item.provider, "receiver": item.receiver, "kind": str(item.kind),
+            "reason": item.reason, "delist_url": item.delist_url, "detail": item.detail,
+            "since": stamp(s.since)}  # fmt: skip
+
+
+def source_health_from_row(row: Mapping[str, Any]) -> SourceHealth:
+    ratings = {
+        subject: (date.fromisoformat(day), Rating(rating), raw)
+        for subject, (day, rating, raw) in json.loads(row["ratings"] or "{}").items()
+    }
+    return SourceHealth(
+        source=row["source"], label=row["label"] or "", polled=parse_stamp(row["polled"]),
+        ok_at=parse_stamp(row["ok_at"]), error=row["error"] or "",
+        since=parse_stamp(row["since"]), unknown=tuple(json.loads(row["unknown"] or "[]")),
+        ratings=ratings,
+    )  # fmt: skip
+
+
+def source_health_row(h: SourceHealth) -> dict[str, Any]:
+    ratings = {s: [day.isoformat(), str(rating), raw]
+               for s, (day, rating, raw) in sorted(h.ratings.items())}  # fmt: skip
+    return {"source": h.source, "label": h.label, "polled": stamp(h.polled),
+            "ok_at": stamp(h.ok_at), "error": h.error, "since": stamp(h.since),
+            "unknown": json.dumps(list(h.unknown)), "ratings": json.dumps(ratings)}  # fmt: skip
+
+
+def reputation_row(record: ReputationRecord, fetched: datetime) -> dict[str, Any]:
+    return {"source": record.source, "subject": record.subject, "day": record.day.isoformat(),
+            "rating": str(record.rating), "raw": record.raw,
+            "figures": json.dumps(dict(record.figures)), "note": record.note,
+            "fetched": stamp(fetched)}  # fmt: skip
+
+
 def monitor_state(
-    pairs: Iterable[PairState], zones: Iterable[ZoneState], meta: Mapping[str, Any]
+    pairs: Iterable[PairState],
+    zones: Iterable[ZoneState],
+    meta: Mapping[str, Any],
+    sources: Iterable[SourceListingState] = (),
+    health: Iterable[SourceHealth] = (),
 ) -> MonitorState:
     """The state from its rows and its monitor_meta values (`state_meta`'s inverse)."""
     return MonitorState(
+        sources={(s.target, s.listing.list): s for s in sources},
+        source_health={h.source: h for h in health},
         pairs={(pair.target, pair.zone): pair for pair in pairs},
         zones={zone.zone: zone for zone in zones},
         addresses=tuple(meta.get("addresses", ())),
@@ -352,5 +414,21 @@ def _v6(db: sqlite_utils.Database) -> None:
     db.table("notifications").add_column("payload", str)
 
 
+# fmt: off
+def _v7(db: sqlite_utils.Database) -> None:
+    """The receivers' own data (SNDS…): listings, each source's memory, daily reputation."""
+    _table(db, "source_listings", "target str, list str, source str, label str, provider str,"
+           " receiver str, kind str, reason str, delist_url str, detail str, since str",
+           pk=("target", "list"))
+    _table(db, "source_health", "source str, label str, polled str, ok_at str, error str,"
+           " since str, unknown str, ratings str", pk="source")
+    _table(db, "reputation", "source str, subject str, day str, rating str, raw str,"
+           " figures str, note str, fetched str", pk=("source", "subject", "day"))
+    db.table("reputation").create_index(["day"])
+
+
+# fmt: on
+
+
 # Append only: a database at version N runs MIGRATIONS[N:].
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]

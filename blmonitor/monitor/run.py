@@ -35,6 +35,8 @@ from blmonitor.monitor.heartbeat import ping, ping_url
 from blmonitor.monitor.notify import Message, Notifier, render_batch
 from blmonitor.monitor.store import RunRecord, Store
 from blmonitor.smarthost.service import route_mail
+from blmonitor.sources import service as sources
+from blmonitor.sources.models import ReputationRecord
 
 log = logging.getLogger("blmonitor")
 
@@ -176,6 +178,9 @@ def _run_locked(
         expire = timedelta(seconds=config.bounces.expire)
         after, seen = monitor.evaluate_bounces(after, evidence, now=finished, expire=expire)
         events += seen
+    after, told, reputation = poll_sources(config, after, [*config.monitor.fixed_targets, *found],
+                                           now=finished)  # fmt: skip
+    events += told
     for event in events:
         log.warning("%s", " ".join(filter(None, [f"{event.kind}:", event.target, event.zone,
                                                  event.detail])))  # fmt: skip
@@ -183,7 +188,7 @@ def _run_locked(
     if events and notifier is not None:
         message = render_batch(
             events, host=host, title_prefix=config.notify.title_prefix,
-            all_clear=not after.bounces and not any(p.listed for p in after.pairs.values()),
+            all_clear=not after.listed,
         )  # fmt: skip
         if message.severity >= config.notify.min_severity:
             queued.append(message.queued())
@@ -196,6 +201,7 @@ def _run_locked(
             queued,
             evidence=[(r, a) for r, a in evidence if a.verdict is not BounceVerdict.OTHER],
             positions=positions,
+            reputation=reputation,
         )
         store.prune(finished - timedelta(seconds=config.monitor.retention))
     except StoreError as exc:
@@ -219,6 +225,21 @@ def _run_locked(
         verdict, len(events), delivered, failed,
     )  # fmt: skip
     return RunSummary(verdict, tuple(events), delivered, failed, error)
+
+
+def poll_sources(
+    config: Config, state: monitor.MonitorState, targets: list[str], *, now: datetime
+) -> tuple[monitor.MonitorState, list[Event], list[ReputationRecord]]:
+    """The receivers' own data (SNDS…): each enabled source when its poll is due, evaluated
+    into the state; a source no longer enabled leaves it. Its reputation rows are returned to
+    be stored with the run."""
+    enabled = [s.name for s in sources.SOURCES if s.enabled(config)]
+    state = monitor.forget_sources(state, enabled)
+    results = sources.poll_due(config, targets, state.source_health, now=now)
+    if not results:
+        return state, [], []
+    state, events = monitor.evaluate_sources(state, results, now=now, labels=sources.LABELS)
+    return state, events, [record for result in results for record in result.reputation]
 
 
 _UNRECORDED: set[str] = set()  # the write errors told by this process

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from blmonitor.bounces.models import Attribution, BounceRecord, BounceVerdict
 from blmonitor.models import Event, EventKind, Health, Report, Result, Severity, Status, ZoneHealth
+from blmonitor.sources.models import Rating, ReputationRecord, SourceListing, SourceResult
 
 PairKey = tuple[str, str]  # (target, zone name)
 
@@ -72,6 +73,45 @@ class BounceListing:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceListingState:
+    """A listing a receiver's own data source reports (an SNDS blocked range), since when."""
+
+    listing: SourceListing
+    source: str  # "snds"
+    label: str  # "SNDS"
+    since: datetime
+
+    @property
+    def target(self) -> str:
+        return self.listing.target
+
+    @property
+    def zone(self) -> str:
+        """How it shows in events and episodes, beside the DNS zones: "microsoft-snds (SNDS)"."""
+        return f"{self.listing.list} ({self.label})"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceHealth:
+    """What the monitor remembers of one source between polls."""
+
+    source: str
+    label: str = ""
+    polled: datetime | None = None  # the last poll, good or failed: when the next is due
+    ok_at: datetime | None = None  # the last poll that read the source
+    error: str = ""  # why the source cannot be read now ("" usable); told once
+    since: datetime | None = None  # when the current error began
+    unknown: tuple[str, ...] = ()  # the subjects told as unknown to the source
+    # the last reading of each subject considered: (day, rating, the source's word) — told
+    # when it turns poor or bad
+    ratings: Mapping[str, tuple[date, Rating, str]] = field(default_factory=dict)
+
+    @property
+    def usable(self) -> bool:
+        return not self.error
+
+
+@dataclass(frozen=True, slots=True)
 class SmarthostMemory:
     """What the smart-host service remembers between runs."""
 
@@ -105,6 +145,14 @@ class MonitorState:
     failing_since: datetime | None = None
     failing_reported: bool = False
     bounces: Mapping[tuple[str, str], BounceListing] = field(default_factory=dict)
+    # listings from receivers' data sources, by (target, list id), and each source's memory
+    sources: Mapping[tuple[str, str], SourceListingState] = field(default_factory=dict)
+    source_health: Mapping[str, SourceHealth] = field(default_factory=dict)
+
+    @property
+    def listed(self) -> bool:
+        """Any confirmed listing: a DNS zone, a bounce, or a receiver's own data."""
+        return bool(self.bounces or self.sources or any(p.listed for p in self.pairs.values()))
 
     @property
     def empty(self) -> bool:
@@ -458,3 +506,165 @@ def evaluate_bounces(
                 )
             )
     return replace(state, bounces=listings), events
+
+
+# --- receivers' own data sources (SNDS…) ---------------------------------------------------
+
+_TOLD = {Rating.POOR: Severity.WARNING, Rating.BAD: Severity.CRITICAL}
+_FIGURES_TOLD = ("message_recipients", "complaint_rate", "trap_hits")  # SNDS's names
+
+
+def evaluate_sources(
+    state: MonitorState,
+    results: Sequence[SourceResult],
+    *,
+    now: datetime,
+    labels: Mapping[str, str] = {},
+) -> tuple[MonitorState, list[Event]]:
+    """This run's polls → the sources' listings, health and reputation, and what to tell.
+
+    A source that answered has decided (no confirmation over runs): a blocked range is a
+    listing at once and ends when a poll no longer shows it. A failed poll changes nothing
+    but the source's health: its error is told once, and its recovery once. An address the
+    source knows nothing of is told once; a reputation that turns poor or bad is told once,
+    and its return to good once.
+    """
+    listings = dict(state.sources)
+    health = dict(state.source_health)
+    events: list[Event] = []
+    for result in results:
+        label = labels.get(result.source) or result.source.upper()
+        known = health.get(result.source) or SourceHealth(result.source, label)
+        known = replace(known, label=label, polled=result.fetched)
+        if result.error:
+            if not known.error:
+                events.append(Event(EventKind.SOURCE_UNUSABLE, Severity.WARNING, now, zone=label,
+                                    since=now, detail=result.error))  # fmt: skip
+                known = replace(known, since=now)
+            health[result.source] = replace(known, error=result.error)
+            continue
+        if known.error:
+            events.append(Event(EventKind.SOURCE_RECOVERED, Severity.WARNING, now, zone=label,
+                                since=known.since, ended=now,
+                                detail=f"was: {known.error}"))  # fmt: skip
+        known = replace(known, error="", since=None, ok_at=result.fetched)
+        events += _step_listings(listings, result, label, now)
+        new_unknown = [s for s in result.unknown if s not in known.unknown]
+        events += [
+            Event(
+                EventKind.SOURCE_UNKNOWN,
+                Severity.WARNING,
+                now,
+                target=subject,
+                zone=label,
+                detail=result.unknown_hint or f"{label} has no data for it",
+            )
+            for subject in new_unknown
+        ]
+        ratings, told = _step_ratings(known.ratings, result.reputation, label, now)
+        events += told
+        health[result.source] = replace(known, unknown=tuple(result.unknown), ratings=ratings)
+    return replace(state, sources=listings, source_health=health), events
+
+
+def forget_sources(state: MonitorState, keep: Sequence[str]) -> MonitorState:
+    """Drop what sources no longer enabled left (their listings end as "unmonitored")."""
+    if all(s in keep for s in state.source_health) and all(
+        s.source in keep for s in state.sources.values()
+    ):
+        return state
+    return replace(
+        state,
+        sources={k: s for k, s in state.sources.items() if s.source in keep},
+        source_health={k: h for k, h in state.source_health.items() if k in keep},
+    )
+
+
+def _step_listings(
+    listings: dict[tuple[str, str], SourceListingState],
+    result: SourceResult,
+    label: str,
+    now: datetime,
+) -> list[Event]:
+    events = []
+    seen = {(item.target, item.list): item for item in result.listings}
+    for key, item in seen.items():
+        known = listings.get(key)
+        if known is not None:
+            listings[key] = replace(known, listing=item, label=label)
+            continue
+        new = SourceListingState(item, result.source, label, now)
+        listings[key] = new
+        events.append(
+            Event(
+                EventKind.LISTED,
+                Severity.CRITICAL,
+                now,
+                target=item.target,
+                zone=new.zone,
+                meaning=item.reason,
+                delist_url=item.delist_url,
+                since=now,
+                detail=f"{item.who} blocks mail from it ({label}{': ' if item.detail else ''}"
+                f"{item.detail})",
+            )
+        )
+    checked = set(result.checked)
+    for key, known in list(listings.items()):
+        if known.source != result.source or key in seen:
+            continue
+        del listings[key]
+        if known.target not in checked:
+            continue  # no longer monitored: the store ends its episode as such, untold
+        events.append(
+            Event(
+                EventKind.DELISTED,
+                Severity.CRITICAL,
+                now,
+                target=known.target,
+                zone=known.zone,
+                meaning=known.listing.reason,
+                delist_url=known.listing.delist_url,
+                since=known.since,
+                ended=now,
+                detail=f"{label} no longer shows a blocked range covering it",
+            )
+        )
+    return events
+
+
+def _step_ratings(
+    ratings: Mapping[str, tuple[date, Rating, str]],
+    records: Sequence[ReputationRecord],
+    label: str,
+    now: datetime,
+) -> tuple[dict[str, tuple[date, Rating, str]], list[Event]]:
+    """The latest day of each subject, told when it turns poor or bad (or good again)."""
+    latest: dict[str, ReputationRecord] = {}
+    for record in records:
+        if record.rating is Rating.UNKNOWN:
+            continue
+        if record.subject not in latest or record.day > latest[record.subject].day:
+            latest[record.subject] = record
+    out = dict(ratings)
+    events = []
+    for subject, record in sorted(latest.items()):
+        before = ratings.get(subject)
+        if before is not None and record.day <= before[0]:
+            continue  # the same day read again (or an older one): told already
+        raw = record.raw or str(record.rating)
+        out[subject] = (record.day, record.rating, raw)
+        was = before[1] if before is not None else Rating.GOOD
+        figures = ", ".join(
+            f"{k.replace('_', ' ')} {v}" for k, v in record.figures if k in _FIGURES_TOLD
+        )
+        meaning = "; ".join(filter(None, [record.note, figures]))
+        if record.rating in _TOLD and record.rating is not was:
+            events.append(Event(EventKind.REPUTATION, _TOLD[record.rating], now, target=subject,
+                                zone=label, meaning=meaning,
+                                detail=f"{raw} on {record.day.isoformat()}"))  # fmt: skip
+        elif record.rating not in _TOLD and was in _TOLD:
+            events.append(Event(EventKind.REPUTATION_RECOVERED, _TOLD[was], now, target=subject,
+                                zone=label, meaning=meaning,
+                                detail=f"{raw} again on {record.day.isoformat()}"))  # fmt: skip
+    return out, events

@@ -15,7 +15,15 @@ from blmonitor.dnsbl.report import table
 from blmonitor.errors import UsageError
 from blmonitor.models import Severity, Verdict
 from blmonitor.monitor.notify import format_duration
-from blmonitor.monitor.state import BounceListing, MonitorState, PairState, ZoneState
+from blmonitor.monitor.state import (
+    BounceListing,
+    MonitorState,
+    PairState,
+    SourceHealth,
+    SourceListingState,
+    ZoneState,
+)
+from blmonitor.sources.models import Rating
 
 if TYPE_CHECKING:
     from blmonitor.config import Config
@@ -48,6 +56,8 @@ class Status:
     confirm: int  # runs that confirm a change
     database: Path
     blind_since: datetime | None = None  # the first of the blind runs in a row, if any
+    sourced: tuple[SourceListingState, ...] = ()  # listings from receivers' data (SNDS…)
+    sources: tuple[SourceHealth, ...] = ()  # each receiver data source: read or not, ratings
 
     @property
     def confirming(self) -> tuple[PairState, ...]:
@@ -60,7 +70,7 @@ class Status:
         or about to be (a listing seen and being confirmed)."""
         if not self.last_run or self.last_run["error"]:
             return Verdict.UNKNOWN
-        blocked = self.listed or self.bounced or self.confirming
+        blocked = self.listed or self.bounced or self.sourced or self.confirming
         return Verdict.LISTED if blocked else Verdict.CLEAN
 
     @property
@@ -68,10 +78,10 @@ class Status:
         """The first word a person reads: never CLEAN when the last run could not see."""
         if self.verdict is Verdict.UNKNOWN:
             since = _minutes(self.blind_since) if self.blind_since else "the last run"
-            known = len(self.listed) + len(self.bounced)
+            known = len(self.listed) + len(self.bounced) + len(self.sourced)
             still = f" (still LISTED: {known} listing(s) known before)" if known else ""
             return f"UNKNOWN{still}: nothing checked since {since}"
-        if self.listed or self.bounced:
+        if self.listed or self.bounced or self.sourced:
             return "LISTED"
         if self.confirming:
             return f"LISTED? (confirming: {len(self.confirming)})"
@@ -110,6 +120,8 @@ def read_status(config: Config) -> Status:
         routing=routing, findings=tuple(findings), last_run=last, next_run=next_run,
         confirm=config.monitor.confirm, database=config.monitor.database,
         blind_since=state.failing_since if state.failing_runs else None,
+        sourced=tuple(sorted(state.sources.values(), key=lambda s: (s.target, s.zone))),
+        sources=tuple(sorted(state.source_health.values(), key=lambda h: h.source)),
     )  # fmt: skip
 
 
@@ -149,6 +161,22 @@ def status_json(status: Status) -> dict[str, Any]:
              "since": b.since.isoformat(), "last_seen": b.last_seen.isoformat(),
              "bounces": b.count, "delist_url": b.delist_url or None}
             for b in status.bounced
+        ],
+        "source_listings": [
+            {"target": s.target, "list": s.listing.list, "source": s.label,
+             "receiver": s.listing.who, "provider": s.listing.provider,
+             "kind": str(s.listing.kind), "reason": s.listing.reason, "detail": s.listing.detail,
+             "since": s.since.isoformat(), "delist_url": s.listing.delist_url}
+            for s in status.sourced
+        ],
+        "sources": [
+            {"source": h.label or h.source, "usable": h.usable, "error": h.error,
+             "error_since": _iso(h.since), "last_poll": _iso(h.polled),
+             "last_read": _iso(h.ok_at), "unknown": list(h.unknown),
+             "reputation": [{"subject": subject, "day": day.isoformat(), "rating": str(rating),
+                             "raw": raw}
+                            for subject, (day, rating, raw) in sorted(h.ratings.items())]}
+            for h in status.sources
         ],
         "smarthost": status.routing,
         "findings": list(status.findings),
@@ -201,6 +229,34 @@ def _bounced_lines(bounced: tuple[BounceListing, ...]) -> list[str]:
     return [*lines, ""]
 
 
+def _sourced_lines(sourced: tuple[SourceListingState, ...], now: datetime) -> list[str]:
+    lines = [f"LISTED BY RECEIVERS' OWN DATA ({len(sourced)})"]
+    for s in sourced:
+        lines.append(f"  {s.listing.who}: blocked ({s.label}, since {_minutes(s.since)}, "
+                     f"{ago(_iso(s.since), now)}) — {s.target}: {s.listing.reason}")  # fmt: skip
+        if s.listing.detail:
+            lines.append(f"      {s.listing.detail}")
+        if s.listing.delist_url:
+            lines.append(f"      delist: request delisting at {s.listing.delist_url}")
+    return [*lines, ""]
+
+
+def _source_lines(sources: tuple[SourceHealth, ...]) -> list[str]:
+    lines = []
+    for h in sources:
+        name = h.label or h.source
+        if h.error:
+            lines.append(f"  {name}: UNKNOWN since {_minutes(h.since)}: {h.error}")
+        else:
+            lines.append(f"  {name}: read {_minutes(h.ok_at)}")
+        for subject, (day, rating, raw) in sorted(h.ratings.items()):
+            if rating in (Rating.POOR, Rating.BAD):
+                lines.append(f"  {name}: {subject} {raw} ({rating}) on {day.isoformat()}")
+        if h.unknown:
+            lines.append(f"  {name}: no data for {', '.join(h.unknown)} (register it there)")
+    return ["RECEIVERS' DATA", *lines, ""] if lines else []
+
+
 def render_status(status: Status, *, now: datetime) -> str:
     """The status for a person: what is listed, what is pending, and the last and next run."""
     last = status.last_run
@@ -212,6 +268,9 @@ def render_status(status: Status, *, now: datetime) -> str:
         lines += _listed_lines(status.listed, now)
     if status.bounced:
         lines += _bounced_lines(status.bounced)
+    if status.sourced:
+        lines += _sourced_lines(status.sourced, now)
+    lines += _source_lines(status.sources)
     if status.pending:
         lines.append("CHANGES NOT CONFIRMED YET")
         lines += [f"  {p.target} {'listed' if p.candidate else 'delisted'} on {p.label}: "
@@ -247,6 +306,7 @@ class History:
     cutoff: datetime | None  # --since, as a moment
     episodes: tuple[dict[str, Any], ...]  # the store's rows, with "seconds" and the severity
     zone_episodes: tuple[dict[str, Any], ...]
+    reputation: tuple[dict[str, Any], ...] = ()  # the poor and bad days the sources gave
 
 
 def parse_since(text: str, *, now: datetime) -> datetime:
@@ -271,29 +331,35 @@ def read_history(
     """The listing and zone episodes open or ended after `since`, with how long each lasted."""
     episodes: list[dict[str, Any]] = []
     zone_episodes: list[dict[str, Any]] = []
+    reputation: list[dict[str, Any]] = []
     store = open_history(config)
     if store is not None:
         try:
             episodes = store.episodes(since=since, target=target, zone=zone)
             zone_episodes = store.zone_episodes(since=since, zone=zone)
+            reputation = store.reputation(since=since, subject=target, worse_than_good=True)
         finally:
             store.close()
     for episode in episodes:
         end = datetime.fromisoformat(episode["ended"] or episode["last_seen"])
         episode["seconds"] = (end - datetime.fromisoformat(episode["first_seen"])).total_seconds()
         episode["severity"] = Severity(episode["severity"]).label if episode["severity"] else None
-    return History(since, tuple(episodes), tuple(zone_episodes))
+    return History(since, tuple(episodes), tuple(zone_episodes), tuple(reputation))
 
 
 def history_json(history: History) -> dict[str, Any]:
     data: dict[str, Any] = _nulls(
-        {"episodes": history.episodes, "zone_episodes": history.zone_episodes}
+        {
+            "episodes": history.episodes,
+            "zone_episodes": history.zone_episodes,
+            "reputation": history.reputation,
+        }
     )
     return data
 
 
 def render_history(history: History) -> str:
-    if not history.episodes and not history.zone_episodes:
+    if not history.episodes and not history.zone_episodes and not history.reputation:
         cutoff = history.cutoff
         return "no listing episodes" + (
             f" since {cutoff.isoformat(timespec='minutes')}" if cutoff else ""
@@ -314,4 +380,12 @@ def render_history(history: History) -> str:
         lines += table([["zone", "health", "first seen", "ended"]]
                        + [[z["zone"], z["health"], z["first_seen"], z["ended"] or "ongoing"]
                           for z in history.zone_episodes])  # fmt: skip
+    if history.reputation:
+        from blmonitor.sources.service import LABELS
+
+        lines.append(f"POOR OR BAD REPUTATION DAYS ({len(history.reputation)})")
+        lines += table([["source", "subject", "day", "rating", "note"]]
+                       + [[LABELS.get(r["source"], r["source"]), r["subject"], r["day"],
+                           r["raw"] or r["rating"], r["note"]]
+                          for r in history.reputation])  # fmt: skip
     return "\n".join(lines)

@@ -43,14 +43,20 @@ from blmonitor.monitor.rows import (
     notification_from_row,
     pair_from_row,
     pair_row,
+    reputation_row,
     smarthost_memory,
     smarthost_meta,
+    source_health_from_row,
+    source_health_row,
+    source_listing_from_row,
+    source_listing_row,
     stamp,
     state_meta,
     zone_from_row,
     zone_row,
 )
 from blmonitor.monitor.state import CauseMemory, MonitorState, SmarthostMemory
+from blmonitor.sources.models import ReputationRecord
 
 log = logging.getLogger("blmonitor")
 
@@ -163,7 +169,11 @@ class Store:
         pairs = [pair_from_row(row) for row in self.db.table("pair_state").rows]
         zones = [zone_from_row(row) for row in self.db.table("zone_state").rows]
         meta = {row["key"]: json.loads(row["value"]) for row in self.db.table("monitor_meta").rows}
-        return monitor_state(pairs, zones, meta)
+        if not self.db.table("source_listings").exists():  # read-only, before v7's first run
+            return monitor_state(pairs, zones, meta)
+        sources = [source_listing_from_row(row) for row in self.db.table("source_listings").rows]
+        health = [source_health_from_row(row) for row in self.db.table("source_health").rows]
+        return monitor_state(pairs, zones, meta, sources, health)
 
     def record_run(
         self,
@@ -174,10 +184,12 @@ class Store:
         notifications: Iterable[Queued] = (),
         evidence: Sequence[tuple[BounceRecord, Attribution]] = (),
         positions: Mapping[str, str] = {},
+        reputation: Sequence[ReputationRecord] = (),
     ) -> int:
         """Store one run, the state it left and what it found, all or nothing: bounce
         evidence and the watched files' read positions go in the same transaction, so a
-        killed run neither loses nor repeats a bounce."""
+        killed run neither loses nor repeats a bounce; the sources' daily reputation too
+        (a day read again replaces its row)."""
         with self._writing():
             self.db.table("watch_state").upsert_all(
                 [{"path": path, "position": pos} for path, pos in positions.items()], pk="path"
@@ -186,6 +198,10 @@ class Store:
             self._save_state(before, after, stamp(run.finished))
             self._record_events(run_id, events)
             self._insert_evidence(run.finished, evidence)
+            self.db.table("reputation").upsert_all(
+                [reputation_row(r, run.finished) for r in reputation],
+                pk=("source", "subject", "day"),
+            )
             if run.report is not None:
                 self._touch_episodes(run)
             for notification in notifications:
@@ -236,12 +252,45 @@ class Store:
         )
         changed_zones = [z for k, z in after.zones.items() if before.zones.get(k) != z]
         self.db.table("zone_state").upsert_all([zone_row(z) for z in changed_zones], pk="zone")
+        self._save_sources(before, after, at)
         meta = state_meta(after)
         if meta != state_meta(before):
             self.db.table("monitor_meta").upsert_all(
                 [{"key": key, "value": json.dumps(value)} for key, value in meta.items()],
                 pk="key",
             )
+
+    def _save_sources(self, before: MonitorState, after: MonitorState, at: str | None) -> None:
+        """The sources' listings and memory, changed rows only; a listing gone without a
+        DELISTED event (its target or source no longer monitored) ends as "unmonitored"."""
+        gone = [k for k in before.sources if k not in after.sources]
+        if gone:
+            self.db.conn.executemany(
+                "UPDATE episodes SET ended = ?, end_reason = 'unmonitored'"
+                " WHERE target = ? AND zone = ? AND ended IS NULL",
+                [(at, t, before.sources[(t, name)].zone) for t, name in gone],
+            )
+            self.db.conn.executemany(
+                "DELETE FROM source_listings WHERE target = ? AND list = ?", gone
+            )
+        changed = [s for k, s in after.sources.items() if before.sources.get(k) != s]
+        self.db.table("source_listings").upsert_all(
+            [source_listing_row(s) for s in changed], pk=("target", "list")
+        )
+        # still shown by a source read this run: the open episode was seen now
+        self.db.conn.executemany(
+            "UPDATE episodes SET last_seen = ? WHERE target = ? AND zone = ? AND ended IS NULL",
+            [(at, s.target, s.zone) for s in after.sources.values()
+             if s.source in after.source_health
+             and stamp(after.source_health[s.source].ok_at) == at],
+        )  # fmt: skip
+        dropped = [(name,) for name in before.source_health if name not in after.source_health]
+        self.db.conn.executemany("DELETE FROM source_health WHERE source = ?", dropped)
+        self.db.table("source_health").upsert_all(
+            [source_health_row(h) for k, h in after.source_health.items()
+             if before.source_health.get(k) != h],
+            pk="source",
+        )  # fmt: skip
 
     def _record_events(self, run_id: int, events: Sequence[Event]) -> None:
         for event in events:
@@ -526,6 +575,26 @@ class Store:
         sql = "SELECT * FROM events WHERE at >= ? ORDER BY id DESC LIMIT ?"
         return list(self.db.query(sql, [stamp(since), limit]))
 
+    def reputation(
+        self, *, since: datetime | None = None, subject: str = "", worse_than_good: bool = False
+    ) -> list[dict[str, Any]]:
+        """The sources' daily reputation rows, newest day first (`since`: days on or after
+        its date); `worse_than_good` keeps the poor and bad days."""
+        if not self.db.table("reputation").exists():
+            return []
+        where, params = ["1 = 1"], []
+        if since is not None:
+            where.append("day >= ?")
+            params.append(since.date().isoformat())
+        if subject:
+            where.append("subject = ?")
+            params.append(subject)
+        if worse_than_good:
+            where.append("rating IN ('poor', 'bad')")
+        sql = f"SELECT * FROM reputation WHERE {' AND '.join(where)} ORDER BY day DESC, subject"
+        return [{**r, "figures": json.loads(r["figures"] or "{}")}
+                for r in self.db.query(sql, params)]  # fmt: skip
+
     def last_run(self) -> dict[str, Any] | None:
         rows = list(self.db.query("SELECT * FROM runs ORDER BY id DESC LIMIT 1"))
         return rows[0] if rows else None
@@ -575,6 +644,7 @@ class Store:
                 "DELETE FROM episodes WHERE ended IS NOT NULL AND ended < ?",
                 "DELETE FROM zone_episodes WHERE ended IS NOT NULL AND ended < ?",
                 "DELETE FROM notifications WHERE status IN ('sent', 'expired') AND created < ?",
+                "DELETE FROM reputation WHERE fetched < ?",
             ):
                 removed += self.db.execute(sql, [cutoff]).rowcount
         return removed

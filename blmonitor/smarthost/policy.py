@@ -3,8 +3,9 @@
 A confirmed listing at or above `min_severity`, held for `after`, asks for the relay; going back
 waits until no such listing has been seen for `revert_after`, so a listing that flaps does not
 flip the MTA. With scope=destinations only the receivers that block us are routed: the
-provider's own domains for a provider's private list (Microsoft S3150 → outlook.com, hotmail.com…)
-and the recipient domains of the bounces that named a public list.
+provider's own domains for a provider's private list (Microsoft S3150 from bounces, or an SNDS
+blocked range → outlook.com, hotmail.com…) and the recipient domains of the bounces that named a
+public list.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ class Decision:
 
 
 def blocking(state: MonitorState, *, min_severity: Severity) -> tuple[Blocking, ...]:
-    """The confirmed listings (DNS checks and bounce evidence) at or above `min_severity`."""
+    """The confirmed listings (DNS checks, bounce evidence, receivers' data) at or above
+    `min_severity`."""
     out = [
         Blocking(p.target, p.label or p.zone, "", p.since)
         for p in state.pairs.values()
@@ -53,6 +55,8 @@ def blocking(state: MonitorState, *, min_severity: Severity) -> tuple[Blocking, 
     # a receiver that refused our mail is at least a warning: mail did not arrive
     if min_severity <= Severity.WARNING:
         out += [Blocking(b.target, b.list, b.provider, b.since) for b in state.bounces.values()]
+    # a receiver's own data saying it blocks us (SNDS) is critical: its mail does not arrive
+    out += [Blocking(s.target, s.zone, s.listing.provider, s.since) for s in state.sources.values()]
     return tuple(sorted(out, key=lambda b: (b.since, b.target, b.list)))
 
 

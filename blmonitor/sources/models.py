@@ -10,6 +10,8 @@ import enum
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from blmonitor.bounces.models import ListKind
+
 
 class Rating(enum.StrEnum):
     """One reputation reading, on one scale for every source (worst last)."""
@@ -28,9 +30,17 @@ class SourceListing:
     target: str  # our IP (or domain) the listing covers
     list: str  # stable id: "microsoft-snds", "gmail-ip-in-rbl"…
     provider: str  # "Microsoft", "Gmail": the key of lists/receivers.toml (lower-cased there)
-    reason: str = ""  # the provider's words, e.g. SNDS "Junked due to user complaints or other evidence of spamming"
+    # the provider's words, e.g. SNDS "Junked due to user complaints or other evidence of spamming"
+    reason: str = ""
     delist_url: str = ""  # the provider's route out
     detail: str = ""  # e.g. "blocked range 203.0.113.0-203.0.113.255"
+    kind: ListKind = ListKind.PROVIDER_PRIVATE
+    receiver: str = ""  # the mail service people know: "Outlook.com" ("" → provider)
+
+    @property
+    def who(self) -> str:
+        """The receiver as people name it: "Outlook.com" rather than "Microsoft"."""
+        return self.receiver or self.provider
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +73,7 @@ class SourceResult:
     reputation: tuple[ReputationRecord, ...] = ()
     unknown: tuple[str, ...] = ()  # our subjects the source knows nothing of (register them)
     error: str = ""  # one line, never a secret
+    unknown_hint: str = ""  # what to do about an unknown subject, e.g. "register it at …"
     checked: tuple[str, ...] = field(default=())  # the subjects this poll looked at
 
     @property
