@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -14,10 +15,12 @@ def serve(
     routes: dict[str, tuple[int, str]],
     posted: list[tuple[str, str]] | None = None,
     got: list[str] | None = None,
+    slow: dict[str, float] | None = None,
 ) -> Iterator[str]:
     """Yields the base URL, e.g. http://127.0.0.1:PORT; POSTed bodies go to `posted`, and the
     path (with its query) of each GET to `got` when one is given. `routes` is read on each
-    request: a test may change it between requests."""
+    request: a test may change it between requests. A GET of a path in `slow` waits that many
+    seconds before it answers (a server slower than the client's timeout)."""
     received: list[tuple[str, str]] = [] if posted is None else posted
 
     class Handler(BaseHTTPRequestHandler):
@@ -34,6 +37,8 @@ def serve(
         def do_GET(self) -> None:
             if got is not None:
                 got.append(self.path)
+            if slow and self.path in slow:
+                time.sleep(slow[self.path])
             status, body = routes.get(self.path, (404, "not found"))
             data = body.encode()
             self.send_response(status)

@@ -76,7 +76,7 @@ class DataRow:
         if self.trap_hits > 0 and self.filter_result != "RED":
             return f"{self.trap_hits} spam trap hit(s), filter result {self.filter_result}"
         return {
-            "GREEN": "Outlook.com's filters judged at most 10% of the mail spam",
+            "GREEN": "Outlook.com's filters judged less than 10% of the mail spam",
             "YELLOW": "Outlook.com's filters judged between 10% and 90% of the mail spam",
             "RED": "Outlook.com's filters judged more than 90% of the mail spam",
         }[self.filter_result]
