@@ -234,7 +234,7 @@ def test_nothing_listening_is_an_error_without_the_key(tmp_path: Path) -> None:
 def test_a_key_file_others_may_read_is_refused_before_any_request(
     snds_server, tmp_path: Path, mode: int
 ) -> None:
-    base, routes, got = snds_server
+    base, _, got = snds_server
     result = poll_snds(snds_config(tmp_path, base, mode=mode), ["203.0.113.5"], now=NOW)
     key_file = tmp_path / "snds.key"
     assert result.error == (

@@ -12,13 +12,16 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 
 from blmonitor.errors import StoreError
 from blmonitor.models import EventKind, Health, Severity, Status
 from blmonitor.monitor import state as monitor
 from blmonitor.monitor.rows import MIGRATIONS
 from blmonitor.monitor.store import RunRecord, Store
+from blmonitor.sources.models import Rating
 from tests.test_monitor import at, report
+from tests.test_snds import BLOCK, polled, rated
 
 
 def run_series(store: Store, statuses, *, confirm=2, health=Health.OK):
@@ -288,3 +291,56 @@ def test_root_creates_a_database_for_the_owner_of_its_directory(tmp_path) -> Non
         owner = (directory / name).stat()
         assert (owner.st_uid, owner.st_gid, _mode(directory / name)) == (4243, 4243, 0o600), name
     store.close()
+
+
+def test_sources_state_and_reputation_round_trip(store, tmp_path) -> None:
+    """An SNDS block, the source's memory and its daily rows survive the process; a day read
+    again replaces its row; a listing whose target left ends its episode as unmonitored."""
+    before = store.load_state()
+    result = polled(at(0), listings=[BLOCK], reputation=[rated(Rating.BAD, 5, "RED")],
+                    unknown=["192.0.2.1"])  # fmt: skip
+    after, events = monitor.evaluate_sources(before, [result], now=at(0), labels={"snds": "SNDS"})
+    run = RunRecord(at(0), at(0), None, "")
+    store.record_run(run, before, after, events, reputation=result.reputation)
+    again = Store(tmp_path / "sub" / "blmonitor.db", readonly=True)
+    try:
+        assert again.load_state().sources == after.sources
+        assert again.load_state().source_health == after.source_health
+        assert [
+            (r["subject"], r["day"], r["rating"], r["figures"]) for r in again.reputation()
+        ] == [("203.0.113.5", "2026-12-05", "bad", {"complaint_rate": "0.3%", "trap_hits": "3"})]
+        [episode] = again.episodes()
+        assert (episode["zone"], episode["ended"]) == ("microsoft-snds (SNDS)", None)
+    finally:
+        again.close()
+    green = [rated(Rating.GOOD, 5, "GREEN")]  # SNDS revised the day: one row, the latest
+    store.record_run(RunRecord(at(1), at(1), None, ""), after, after, [], reputation=green)
+    assert [r["raw"] for r in store.reputation()] == ["GREEN"]
+    assert store.reputation(worse_than_good=True) == []
+    gone = monitor.forget_sources(after, [])
+    store.record_run(RunRecord(at(2), at(2), None, ""), after, gone, [])
+    assert store.load_state().sources == {} and store.load_state().source_health == {}
+    [episode] = store.episodes()
+    assert episode["end_reason"] == "unmonitored"
+
+
+def test_a_reader_of_a_database_made_before_the_sources_sees_none(tmp_path) -> None:
+    """A v6 database (no run of this version yet): status reads it without the new tables."""
+    path = tmp_path / "old.db"
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        db = sqlite_utils.Database(conn)
+        for migration in MIGRATIONS[:6]:
+            migration(db)
+        conn.execute("PRAGMA user_version = 6")
+        conn.commit()
+    old = Store(path, readonly=True)
+    try:
+        assert old.load_state().sources == {} and old.reputation() == []
+    finally:
+        old.close()
+    new = Store(path)  # a writer migrates it
+    try:
+        assert new.db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 7
+        assert {"source_listings", "source_health", "reputation"} <= set(new.db.table_names())
+    finally:
+        new.close()

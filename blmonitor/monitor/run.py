@@ -220,6 +220,8 @@ def _run_locked(
     delivered, failed = deliver_pending(store, notifier, clock)
     send_heartbeat(config, store, error, now=finished)
     verdict = report.verdict if report is not None and not error else Verdict.UNKNOWN
+    if verdict is Verdict.CLEAN and after.sources:  # a receiver's own data blocks us (SNDS)
+        verdict = Verdict.LISTED
     log.info(
         "run done: %s, %d event(s), %d notification(s) sent, %d failed",
         verdict, len(events), delivered, failed,
