@@ -14,7 +14,10 @@ from blmonitor.bounces.models import ListKind
 from blmonitor.config import Config, Defaults, SndsConfig, parse_config
 from blmonitor.errors import ConfigError
 from blmonitor.models import Severity
+from blmonitor.monitor.digest import render_digest
+from blmonitor.monitor.page import listings_in_force
 from blmonitor.monitor.state import MonitorState, evaluate_sources, forget_sources
+from blmonitor.monitor.status import Status
 from blmonitor.smarthost import policy
 from blmonitor.sources.models import Rating, ReputationRecord, SourceListing, SourceResult
 from blmonitor.sources.snds import poll_snds
@@ -398,3 +401,19 @@ def test_an_snds_block_routes_only_microsofts_domains() -> None:
                              after=timedelta(0), revert_after=timedelta(days=1))  # fmt: skip
     assert decision.action is policy.Action.APPLY
     assert decision.reason == "203.0.113.5 listed on microsoft-snds (SNDS)"
+
+
+def test_the_digest_and_the_page_show_an_snds_block_as_still_listed() -> None:
+    state, _ = play(polled(NOW, listings=[BLOCK]))
+    message = render_digest(state, name="daily", since=NOW, now=NOW + timedelta(days=1), runs=96,
+                            blind_runs=0, host="mx.example", severity=Severity.WARNING)  # fmt: skip
+    assert "still listed (1):" in message.body and "microsoft-snds (SNDS)" in message.body
+    status = Status((), (), (), (), None, (), None, None, 1, Path("/db"),
+                    sourced=tuple(state.sources.values()))  # fmt: skip
+    [listing] = listings_in_force(status, NOW)
+    assert (listing.zone, listing.severity, listing.delist_url) == (
+        "microsoft-snds (SNDS)", "critical", DELIST_URL,
+    )  # fmt: skip
+    assert "request delisting at https://olcsupport.office.com/" in listing.next_step
+    # no run recorded: never CLEAN, and the block known is said
+    assert status.headline.startswith("UNKNOWN (still LISTED: 1 listing(s) known before)")

@@ -64,6 +64,7 @@ def render_digest(
     )
     rows = [(p.target, p.label or p.zone, p.since) for p in listed]
     rows += [(b.target or "?", b.label, b.since) for b in state.bounces.values()]
+    rows += [(s.target, s.zone, s.since) for s in state.sources.values()]  # SNDS blocks
     sick = sorted((z for z in state.zones.values() if not z.usable), key=lambda z: z.zone)
     clear = not rows
     lines = [f"{name} digest, {format_time(since)} → {format_time(now)}"]

@@ -258,6 +258,12 @@ def listings_in_force(status: Status, now: datetime) -> tuple[Listing, ...]:
         words = (f"{b.count} bounce(s) from {b.provider or b.list} named this list",)
         listings.append(Listing(b.target or "?", f"{b.list} (bounce)", (), b.meaning, words,
                                 "warning", b.since, b.delist_url, next_step(event)))  # fmt: skip
+    for s in status.sourced:  # a receiver's own data (SNDS)
+        event = Event(EventKind.LISTED, Severity.CRITICAL, now, target=s.target, zone=s.zone,
+                      meaning=s.listing.reason, delist_url=s.listing.delist_url)  # fmt: skip
+        words = tuple(filter(None, [f"{s.listing.who} blocks it ({s.label})", s.listing.detail]))
+        listings.append(Listing(s.target, s.zone, (), s.listing.reason, words, "critical",
+                                s.since, s.listing.delist_url, next_step(event)))  # fmt: skip
     return tuple(listings)
 
 
