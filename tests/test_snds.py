@@ -417,3 +417,22 @@ def test_the_digest_and_the_page_show_an_snds_block_as_still_listed() -> None:
     assert "request delisting at https://olcsupport.office.com/" in listing.next_step
     # no run recorded: never CLEAN, and the block known is said
     assert status.headline.startswith("UNKNOWN (still LISTED: 1 listing(s) known before)")
+
+
+def test_a_day_without_a_row_keeps_the_rating_and_a_subject_that_left_drops_it() -> None:
+    state, told = play(
+        polled(NOW, reputation=[rated(Rating.BAD, 5, "RED")]),
+        polled(NOW + timedelta(hours=6)),  # no row today (under 100 messages): still RED
+        polled(NOW + timedelta(hours=12), reputation=[rated(Rating.BAD, 7, "RED")]),
+    )
+    assert [len(t) for t in told] == [1, 0, 0]
+    assert state.source_health["snds"].ratings == {
+        "203.0.113.5": (date(2026, 12, 7), Rating.BAD, "RED")
+    }
+    moved = SourceResult("snds", NOW + timedelta(days=1), checked=("198.51.100.0/24",))
+    state, _ = evaluate_sources(state, [moved], now=moved.fetched)
+    assert state.source_health["snds"].ratings == {}
+    kept = SourceResult("snds", NOW + timedelta(days=1), checked=("203.0.113.0/24",))
+    state, _ = evaluate_sources(play(polled(NOW, reputation=[rated(Rating.BAD, 5, "RED")]))[0],
+                                [kept], now=kept.fetched)  # fmt: skip
+    assert list(state.source_health["snds"].ratings) == ["203.0.113.5"]

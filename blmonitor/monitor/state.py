@@ -8,6 +8,8 @@ storage here: `now` and the previous MonitorState come in, the next MonitorState
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -563,8 +565,26 @@ def evaluate_sources(
         ]
         ratings, told = _step_ratings(known.ratings, result.reputation, label, now)
         events += told
+        # a day without a row (SNDS leaves out days under 100 messages) keeps the memory; a
+        # subject no longer inside a monitored target leaves it
+        ratings = {k: v for k, v in ratings.items() if _inside(k, result.checked)}
         health[result.source] = replace(known, unknown=tuple(result.unknown), ratings=ratings)
     return replace(state, sources=listings, source_health=health), events
+
+
+def _inside(subject: str, targets: Sequence[str]) -> bool:
+    """Whether `subject` (an IP or a domain) is one of `targets` or inside one of its blocks."""
+    if subject in targets:
+        return True
+    try:
+        address = ipaddress.ip_address(subject)
+    except ValueError:
+        return False
+    for target in targets:
+        with contextlib.suppress(ValueError):
+            if address in ipaddress.ip_network(target, strict=False):
+                return True
+    return False
 
 
 def forget_sources(state: MonitorState, keep: Sequence[str]) -> MonitorState:
