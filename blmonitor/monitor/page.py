@@ -261,8 +261,8 @@ def listings_in_force(status: Status, now: datetime) -> tuple[Listing, ...]:
     for s in status.sourced:  # a receiver's own data (SNDS)
         event = Event(EventKind.LISTED, Severity.CRITICAL, now, target=s.target, zone=s.zone,
                       meaning=s.listing.reason, delist_url=s.listing.delist_url)  # fmt: skip
-        words = tuple(filter(None, [f"{s.listing.who} blocks it ({s.label})", s.listing.detail]))
-        listings.append(Listing(s.target, s.zone, (), s.listing.reason, words, "critical",
+        says = tuple(filter(None, [f"{s.listing.who} blocks it ({s.label})", s.listing.detail]))
+        listings.append(Listing(s.target, s.zone, (), s.listing.reason, says, "critical",
                                 s.since, s.listing.delist_url, next_step(event)))  # fmt: skip
     return tuple(listings)
 
