@@ -20,6 +20,7 @@ from blmonitor.monitor.state import MonitorState, evaluate_sources, forget_sourc
 from blmonitor.monitor.status import Status
 from blmonitor.smarthost import policy
 from blmonitor.sources.models import Rating, ReputationRecord, SourceListing, SourceResult
+from blmonitor.sources.service import Source, poll_due
 from blmonitor.sources.snds import poll_snds
 from blmonitor.sources.sndsformat import (
     DELIST_URL,
@@ -436,3 +437,14 @@ def test_a_day_without_a_row_keeps_the_rating_and_a_subject_that_left_drops_it()
     state, _ = evaluate_sources(play(polled(NOW, reputation=[rated(Rating.BAD, 5, "RED")]))[0],
                                 [kept], now=kept.fetched)  # fmt: skip
     assert list(state.source_health["snds"].ratings) == ["203.0.113.5"]
+
+
+def test_a_source_that_crashes_is_an_error_of_that_source_not_of_the_run(tmp_path: Path) -> None:
+    def broken(config: Config, targets: object, *, now: datetime) -> SourceResult:
+        raise RuntimeError(f"a bug that quotes the key {KEY}")
+
+    config = snds_config(tmp_path, "http://127.0.0.1:9")
+    source = Source("snds", "SNDS", lambda c: True, lambda c: 3600.0, broken)
+    [result] = poll_due(config, ["203.0.113.5"], {}, now=NOW, sources=[source])
+    assert result.error == "SNDS: internal error (RuntimeError), a bug: report it"
+    assert poll_due(config, [], {}, now=NOW, sources=[source]) == []  # nothing to look up

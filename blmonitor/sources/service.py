@@ -65,7 +65,12 @@ def poll_due(
     results = []
     for source in sources:
         if due(source, config, health.get(source.name), now=now):
-            result = source.poll(config, targets, now=now)
+            try:
+                result = source.poll(config, targets, now=now)
+            except Exception as exc:  # one source's bug must not cost the run its DNS checks
+                # only the type, never the text nor a traceback: it may quote the key
+                why = f"{source.label}: internal error ({type(exc).__name__}), a bug: report it"
+                result = SourceResult(source.name, now, error=why)
             if result.error:
                 log.error("%s", result.error)
             else:
