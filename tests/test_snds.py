@@ -17,7 +17,7 @@ from blmonitor.models import Severity
 from blmonitor.monitor.digest import render_digest
 from blmonitor.monitor.page import listings_in_force
 from blmonitor.monitor.state import MonitorState, evaluate_sources, forget_sources
-from blmonitor.monitor.status import Status
+from blmonitor.monitor.status import Status, render_status
 from blmonitor.smarthost import policy
 from blmonitor.sources.models import Rating, ReputationRecord, SourceListing, SourceResult
 from blmonitor.sources.service import Source, poll_due
@@ -448,3 +448,29 @@ def test_a_source_that_crashes_is_an_error_of_that_source_not_of_the_run(tmp_pat
     [result] = poll_due(config, ["203.0.113.5"], {}, now=NOW, sources=[source])
     assert result.error == "SNDS: internal error (RuntimeError), a bug: report it"
     assert poll_due(config, [], {}, now=NOW, sources=[source]) == []  # nothing to look up
+
+
+def test_the_status_text_names_the_sources_state_in_plain_words() -> None:
+    state, _ = play(
+        polled(NOW, listings=[BLOCK], reputation=[rated(Rating.BAD, 5, "RED")],
+               unknown=["192.0.2.1"]),
+        polled(NOW + timedelta(hours=6), error="SNDS: data.aspx answered HTTP 500"),
+    )  # fmt: skip
+    last = {"finished": "2026-12-06T12:00:00+00:00", "verdict": "clean", "error": ""}
+    status = Status((), (), (), (), None, (), last, None, 1, Path("/db"),
+                    sourced=tuple(state.sources.values()),
+                    sources=tuple(state.source_health.values()))  # fmt: skip
+    text = render_status(status, now=NOW + timedelta(hours=7))
+    assert text.splitlines()[:8] == [
+        "LISTED BY RECEIVERS' OWN DATA (1)",
+        "  Outlook.com: blocked (SNDS, since 2026-12-06T06:00+00:00, for 7 h 0 min) — "
+        "203.0.113.5: Junked",
+        "      blocked range 203.0.113.0-203.0.113.255",
+        "      delist: request delisting at https://olcsupport.office.com/",
+        "",
+        "RECEIVERS' DATA",
+        "  SNDS: UNKNOWN since 2026-12-06T12:00+00:00: SNDS: data.aspx answered HTTP 500",
+        "  SNDS: 203.0.113.5 RED (bad) on 2026-12-05",
+    ]
+    assert "  SNDS: no data for 192.0.2.1 (register it there)" in text
+    assert text.splitlines()[-1].startswith("LISTED: last check 2026-12-06T12:00:00+00:00")

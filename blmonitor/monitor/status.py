@@ -232,7 +232,7 @@ def _bounced_lines(bounced: tuple[BounceListing, ...]) -> list[str]:
 def _sourced_lines(sourced: tuple[SourceListingState, ...], now: datetime) -> list[str]:
     lines = [f"LISTED BY RECEIVERS' OWN DATA ({len(sourced)})"]
     for s in sourced:
-        lines.append(f"  {s.listing.who}: blocked ({s.label}, since {_minutes(s.since)}, "
+        lines.append(f"  {s.listing.who}: blocked ({s.label}, since {_minutes(s.since)}, for "
                      f"{ago(_iso(s.since), now)}) — {s.target}: {s.listing.reason}")  # fmt: skip
         if s.listing.detail:
             lines.append(f"      {s.listing.detail}")
