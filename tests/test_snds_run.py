@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from blmonitor import cli
 from blmonitor.config import load_config
+from blmonitor.errors import UsageError
 from blmonitor.models import Verdict
 from blmonitor.monitor.metrics import store_renderer
 from blmonitor.monitor.run import notifier_for, run_once
@@ -186,3 +187,35 @@ def test_a_block_and_a_red_day_are_told_once_and_their_end_once(
     for path in snds.database.parent.glob("blmonitor.db*"):
         assert KEY.encode() not in path.read_bytes(), path
     assert all(KEY in path for path in snds.got)  # SNDS itself did get it
+
+
+def test_without_this_runs_public_address_snds_waits_and_ends_nothing(snds: Snds) -> None:
+    snds.config.write_text(
+        snds.config.read_text().replace('["203.0.113.5"]', '["auto", "198.51.100.7"]')
+    )
+    config = load_config(snds.config)
+    clock = Clock()
+    found: list[list[str]] = [["203.0.113.5"], []]
+
+    def discover(timeout: float) -> list[str]:
+        addresses = found.pop(0)
+        if not addresses:
+            raise UsageError("no public address found")
+        return addresses
+
+    snds.answer((200, read("ipstatus-blocked.csv")), (200, ""))
+    for _ in range(2):
+        store = Store(config.monitor.database)
+        try:
+            run_once(config, store, notifier_for(config), clock=clock, discover=discover,
+                     host="mx.example")  # fmt: skip
+        finally:
+            store.close()
+        clock.tick(6 * 60)
+    assert len(snds.got) == 2  # the first run's two GETs; the second asked nothing
+    assert "delisted" not in [kind for message in kinds(snds.told()) for kind in message]
+    store = Store(config.monitor.database, readonly=True)
+    try:
+        assert list(store.load_state().sources) == [("203.0.113.5", "microsoft-snds")]
+    finally:
+        store.close()

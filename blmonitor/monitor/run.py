@@ -178,8 +178,11 @@ def _run_locked(
         expire = timedelta(seconds=config.bounces.expire)
         after, seen = monitor.evaluate_bounces(after, evidence, now=finished, expire=expire)
         events += seen
-    after, told, reputation = poll_sources(config, after, [*config.monitor.fixed_targets, *found],
-                                           now=finished)  # fmt: skip
+    # Without this run's public addresses the targets are incomplete: a source polled now
+    # would end the listings of the missing ones, so it waits for a run that found them.
+    lost = config.monitor.discover and not found
+    targets = [] if lost else [*config.monitor.fixed_targets, *found]
+    after, told, reputation = poll_sources(config, after, targets, now=finished)
     events += told
     for event in events:
         log.warning("%s", " ".join(filter(None, [f"{event.kind}:", event.target, event.zone,
