@@ -201,6 +201,15 @@ def test_a_refresh_answered_with_401_and_no_json(google, creds) -> None:
                             "again")  # fmt: skip
 
 
+@pytest.mark.slow  # google-auth retries a 5xx twice, a second and two apart
+def test_a_failing_token_endpoint_is_google_s_side(google, creds) -> None:
+    google.refresh = (503, {"error": "server_error"})
+    result = poll(make_config(google.url, creds))
+    assert result.error == ("Gmail Postmaster: the token endpoint failed (HTTP 503): Google's "
+                            "side, try later")  # fmt: skip
+    assert google.paths("POST") == ["/token"] * 3 and google.paths() == []
+
+
 def test_a_token_endpoint_down_is_an_error(google, creds) -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
