@@ -4,6 +4,7 @@ poll can fail come back as a SourceResult — never a crash, never clean, never 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import socket
@@ -228,6 +229,20 @@ def test_an_api_down_is_an_error(google, creds) -> None:
     assert "example.com: the API at" in poll(config).error
 
 
+def test_a_refresh_answer_without_a_token(google, creds) -> None:
+    google.refresh = (200, {"token_type": "Bearer", "expires_in": 3599})
+    result = poll(make_config(google.url, creds))
+    assert result.error == ("Gmail Postmaster: the token endpoint's answer holds no access "
+                            "token: run `blmonitor gmail-postmaster login` again")  # fmt: skip
+
+
+def test_a_domain_lookup_that_fails_is_an_error(google, creds) -> None:
+    google.api["v1/domains/example.com"] = (502, "<html>Bad Gateway</html>")
+    result = poll(make_config(google.url, creds))  # both days 404, then the domain: 502
+    assert result.error == ("Gmail Postmaster: the API failed (HTTP 502) for example.com: "
+                            "Google's side, try later")  # fmt: skip
+
+
 # --- the credentials file --------------------------------------------------------------------
 
 
@@ -265,6 +280,29 @@ def test_a_missing_or_broken_credentials_file(google, tmp_path) -> None:
     broken.write_text("{not json")
     broken.chmod(0o600)
     assert f"{broken} is not JSON" in poll(make_config(google.url, broken)).error
+
+
+def test_a_credentials_path_that_is_a_directory(google, tmp_path) -> None:
+    folder = tmp_path / "creds"
+    folder.mkdir(mode=0o700)
+    assert poll(make_config(google.url, folder)).error == (
+        f"Gmail Postmaster: cannot read the credentials file {folder}: Is a directory"
+    )
+
+
+def test_show_looks_for_this_machine_s_addresses_with_auto(monkeypatch, tmp_path) -> None:
+    from blmonitor.dnsbl import publicip
+
+    monkeypatch.setattr(publicip, "postfix_addresses", lambda: [])
+    monkeypatch.setattr(publicip, "route_addresses",
+                        lambda: [ipaddress.ip_address("198.51.100.7")])  # fmt: skip
+    creds = write_credentials(tmp_path / "c.json")
+    text = (f'[monitor]\ntargets = ["auto", "203.0.113.0/24"]\n[gmail_postmaster]\n'
+            f'domains = ["example.com"]\ncredentials_file = "{creds}"\n')  # fmt: skip
+    config = parse_config(text, source="t.toml", defaults=DEFAULTS)
+    assert gmail.our_addresses(config) == ["203.0.113.0/24", "198.51.100.7"]
+    off = parse_config('[monitor]\ntargets = ["auto"]\n', source="t.toml", defaults=DEFAULTS)
+    assert gmail.our_addresses(off) == []  # the source is off: nothing discovered for it
 
 
 def test_no_domain_is_said(tmp_path) -> None:

@@ -152,6 +152,7 @@ def test_a_poll_merges_domains_and_keeps_the_worst_rating_of_an_ip() -> None:
     ("", None, "(no reason given)"),
     ("server_error", 503, "the token endpoint failed (HTTP 503): Google's side, try later"),
     ("", 429, "the token endpoint failed (HTTP 429)"),
+    ("", 200, "the token endpoint's answer holds no access token"),
 ])  # fmt: skip
 def test_a_refused_refresh_in_words(error, status, expected) -> None:
     assert expected in postmaster.token_problem(error, status)

@@ -309,6 +309,8 @@ def token_problem(error: str, status: int | None) -> str:
     if code in ("invalid_client", "unauthorized_client"):
         return (f"the token endpoint refused the OAuth client ({code}): the client was deleted "
                 f"or its secret reset; {LOGIN_HINT} with the current client secrets")  # fmt: skip
+    if status == 200:
+        return f"the token endpoint's answer holds no access token: {LOGIN_HINT}"
     if status is not None and (status >= 500 or status == 429):  # retried by google-auth first
         return f"the token endpoint failed (HTTP {status}): Google's side, try later"
     shown = code or (f"HTTP {status}" if status else "no reason given")
