@@ -236,6 +236,13 @@ def test_a_refresh_answer_without_a_token(google, creds) -> None:
                             "token: run `blmonitor gmail-postmaster login` again")  # fmt: skip
 
 
+def test_a_refresh_answer_that_cannot_be_read(google, creds) -> None:
+    google.refresh = (200, {"access_token": googlefake.ACCESS_TOKEN, "expires_in": "soon"})
+    result = poll(make_config(google.url, creds))
+    assert result.error == ("Gmail Postmaster: the token endpoint's answer could not be read "
+                            "(ValueError): try later")  # fmt: skip
+
+
 def test_a_domain_lookup_that_fails_is_an_error(google, creds) -> None:
     google.api["v1/domains/example.com"] = (502, "<html>Bad Gateway</html>")
     result = poll(make_config(google.url, creds))  # both days 404, then the domain: 502

@@ -127,6 +127,9 @@ def access_token(settings: GmailPostmasterConfig, client: httpx.Client) -> str:
         error = answer.get("error", "") if isinstance(answer, Mapping) else ""
         raise _Stop(postmaster.token_problem(error if isinstance(error, str) else "",
                                              request.last_status)) from None  # fmt: skip
+    except (ValueError, TypeError, LookupError) as exc:  # e.g. an expires_in that is no number
+        raise _Stop(f"the token endpoint's answer could not be read ({type(exc).__name__}): "
+                    "try later") from None  # fmt: skip
     token = credentials.token
     if not isinstance(token, str) or not token:
         raise _Stop(f"the token endpoint gave no access token: {postmaster.LOGIN_HINT}")
