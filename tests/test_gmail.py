@@ -89,7 +89,7 @@ def test_the_token_is_refreshed_then_each_domain_read(google, creds, caplog) -> 
         ("example.com", "gmail-ip-in-rbl"),
         ("example.org", "gmail-domain-in-rbl"),
     }
-    assert result.checked == ("example.com", "example.org") and result.unknown == ()
+    assert result.checked == ("example.com", "example.org", *OURS) and result.unknown == ()
     # the refresh at our token endpoint, then the API with the bearer token
     method, path, _, body = google.requests[0]
     assert (method, path) == ("POST", "/token")
@@ -106,7 +106,7 @@ def test_a_day_not_published_yet_falls_back_to_the_day_before(google, creds) -> 
                               f"/api/v1/domains/example.com/trafficStats/{BEFORE}"]  # fmt: skip
     record = next(r for r in result.reputation if r.subject == "example.com")
     assert (record.rating, str(record.day)) == (Rating.GOOD, "2026-12-04")
-    assert result.checked == ("example.com",)
+    assert result.checked == ("example.com", *OURS)
 
 
 def test_a_known_domain_without_data_is_unknown_for_the_day(google, creds) -> None:
@@ -127,7 +127,8 @@ def test_a_domain_not_verified_is_unknown_and_the_others_are_read(google, creds)
     google.api[f"v1/domains/example.net/trafficStats/{YESTERDAY}"] = (403, googlefake.DENIED)
     google.api[f"v1/domains/example.com/trafficStats/{YESTERDAY}"] = stats("good")
     result = poll(make_config(google.url, creds, ("example.net", "example.com")))
-    assert result.ok and result.unknown == ("example.net",) and result.checked == ("example.com",)
+    assert result.ok and result.unknown == ("example.net",)
+    assert result.checked == ("example.com", *OURS)
     assert f"/api/v1/domains/example.net/trafficStats/{BEFORE}" not in google.paths()
     assert postmaster.verdict(result).value == "unknown"
 

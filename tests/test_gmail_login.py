@@ -290,7 +290,7 @@ def test_show_a_listing_exits_1(google, tmp_path) -> None:
     code, output = show(google, tmp_path, "--json")
     data = json.loads(output)
     assert code == 1 and data["listings"][0]["list"] == "gmail-ip-in-rbl"
-    assert data["error"] == "" and data["checked"] == ["example.com"]
+    assert data["error"] == "" and data["checked"] == ["example.com", "203.0.113.5"]
 
 
 def test_show_clean_exits_0_and_an_error_3(google, tmp_path) -> None:

@@ -131,7 +131,7 @@ def test_yesterday_then_the_day_before(now, expected) -> None:
 def test_a_poll_merges_domains_and_keeps_the_worst_rating_of_an_ip() -> None:
     days = [read("good"), read("domain_in_rbl", "example.org")]
     result = postmaster.merge(days, fetched=NOW, unknown=["example.net"],
-                              no_data=[("example.info", DAY)])  # fmt: skip
+                              no_data=[("example.info", DAY)], targets=OURS)  # fmt: skip
     ratings = {r.subject: r.rating for r in result.reputation}
     assert ratings == {"example.com": Rating.GOOD, "example.org": Rating.BAD,
                        "example.info": Rating.UNKNOWN, "203.0.113.5": Rating.FAIR,
@@ -139,7 +139,11 @@ def test_a_poll_merges_domains_and_keeps_the_worst_rating_of_an_ip() -> None:
     ip = next(r for r in result.reputation if r.subject == "203.0.113.5")
     assert dict(ip.figures) == {"domains": "example.com, example.org"} and ip.raw == "MEDIUM"
     assert [x.list for x in result.listings] == ["gmail-domain-in-rbl"]
-    assert result.checked == ("example.com", "example.org")  # not the quiet, not the unknown
+    # not the quiet domain, not the unknown one, not a domain target: only what was read
+    assert result.checked == ("example.com", "example.org", "203.0.113.5", "203.0.113.8/29",
+                              "2001:db8::/64")  # fmt: skip
+    nothing_read = postmaster.merge([], fetched=NOW, unknown=["example.net"], targets=OURS)
+    assert nothing_read.checked == ()
     assert result.unknown == ("example.net",) and result.ok
 
 

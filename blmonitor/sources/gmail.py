@@ -186,7 +186,8 @@ def _read_domains(
             unknown.append(domain)
         else:
             no_data.append((domain, postmaster.days_to_ask(now)[0]))
-    return postmaster.merge(days, fetched=now, unknown=unknown, no_data=no_data)
+    return postmaster.merge(days, fetched=now, unknown=unknown, no_data=no_data,
+                            targets=targets)  # fmt: skip
 
 
 def _known(client: httpx.Client, settings: GmailPostmasterConfig, domain: str) -> bool:

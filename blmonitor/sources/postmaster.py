@@ -198,6 +198,11 @@ def _networks(targets: Sequence[str]) -> list[ipaddress.IPv4Network | ipaddress.
     return out
 
 
+def _addresses(targets: Sequence[str]) -> tuple[str, ...]:
+    """The IP and CIDR targets, as given (a domain target is not what ipReputations rates)."""
+    return tuple(t for t in targets if _networks([t]))
+
+
 def _is_ours(ip: str, ours: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
     try:
         address = ipaddress.ip_address(ip.strip())
@@ -234,12 +239,15 @@ def _listings(
 
 def merge(
     days: Sequence[DomainDay], *, fetched: datetime, unknown: Sequence[str],
-    no_data: Sequence[tuple[str, date]] = (),
+    no_data: Sequence[tuple[str, date]] = (), targets: Sequence[str] = (),
 ) -> SourceResult:  # fmt: skip
     """The poll's result: every domain's record, one record per address (the worst rating when
     several domains' mail saw it), the listings. `no_data` (a known domain with no day
     published, too little mail to Gmail) gives an UNKNOWN record; `unknown` the domains the
-    API does not know. Only the domains read count as checked: the others say nothing.
+    API does not know.
+
+    Checked are the domains read and, when one was, our IP `targets` (looked for in its
+    sampled IPs): a domain without a day, or unknown, says nothing — it never ends a listing.
     """
     records = [d.domain_record for d in days]
     records += [ReputationRecord(source=SOURCE, subject=domain, day=day, rating=Rating.UNKNOWN,
@@ -260,7 +268,7 @@ def merge(
         source=SOURCE, fetched=fetched,
         listings=tuple(listing for d in days for listing in d.listings),
         reputation=tuple(records), unknown=tuple(unknown),
-        checked=tuple(d.domain for d in days),
+        checked=(*(d.domain for d in days), *(_addresses(targets) if days else ())),
     )  # fmt: skip
 
 
