@@ -65,9 +65,12 @@ def load_credentials(path: Path, token_url: str) -> google.oauth2.credentials.Cr
         what = f"type {kind!r}" if kind != "authorized_user" else "no " + ", ".join(missing)
         raise _Stop(f"{path} is not an authorized-user credentials file ({what}): "
                     + postmaster.LOGIN_HINT)  # fmt: skip
-    credentials = google.oauth2.credentials.Credentials.from_authorized_user_info(info)  # type: ignore[no-untyped-call]
-    # from_authorized_user_info always sets Google's own endpoint
-    return credentials.with_token_uri(token_url)  # type: ignore[no-any-return]
+    # The fields from_authorized_user_info takes, built here because it always sets Google's
+    # own token endpoint (and with_token_uri is not in every google-auth 2.x).
+    return google.oauth2.credentials.Credentials(  # type: ignore[no-untyped-call]
+        token=None, refresh_token=info["refresh_token"], token_uri=token_url,
+        client_id=info["client_id"], client_secret=info["client_secret"],
+    )  # fmt: skip
 
 
 # --- google-auth over httpx ------------------------------------------------------------------
