@@ -142,19 +142,15 @@ def access_token(settings: GmailPostmasterConfig, client: httpx.Client) -> str:
 # --- the poll --------------------------------------------------------------------------------
 
 
-def poll_gmail(
-    config: Config, targets: Sequence[str], *, now: datetime,
-    transport: httpx.BaseTransport | None = None,
-) -> SourceResult:  # fmt: skip
+def poll_gmail(config: Config, targets: Sequence[str], *, now: datetime) -> SourceResult:
     """One poll of every [gmail_postmaster] domain; `targets` are our IPs (or CIDR blocks), to
-    find in the sampled IPs Gmail rates. `transport` is for tests."""
+    find in the sampled IPs Gmail rates."""
     settings = config.gmail_postmaster
     if not settings.enabled:
         return postmaster.failed(now, "no domain to read: set [gmail_postmaster] domains")
     headers = {"User-Agent": f"blmonitor/{__version__}"}
     try:
-        with httpx.Client(timeout=settings.timeout, headers=headers, transport=transport,
-                          trust_env=transport is None) as client:  # fmt: skip
+        with httpx.Client(timeout=settings.timeout, headers=headers) as client:
             token = access_token(settings, client)
             client.headers["Authorization"] = f"Bearer {token}"
             return _read_domains(settings, client, targets, now)

@@ -151,14 +151,13 @@ def wait_for_redirect(listener: _Listener, wait: float) -> Mapping[str, list[str
 
 
 def exchange(client: OAuthClient, *, token_url: str, code: str, verifier: str,
-             redirect_uri: str, timeout: float = 30.0,
-             transport: httpx.BaseTransport | None = None) -> str:  # fmt: skip
+             redirect_uri: str, timeout: float = 30.0) -> str:  # fmt: skip
     """The refresh token the code is worth at `token_url`."""
     form = {"grant_type": "authorization_code", "code": code, "code_verifier": verifier,
             "redirect_uri": redirect_uri, "client_id": client.client_id,
             "client_secret": client.client_secret}  # fmt: skip
     try:
-        with httpx.Client(timeout=timeout, transport=transport) as http:
+        with httpx.Client(timeout=timeout) as http:
             response = http.post(token_url, data=form)
     except httpx.HTTPError as exc:
         raise LoginError(f"the token endpoint {token_url} could not be reached "
