@@ -10,6 +10,7 @@ these classes are for what stops a command: bad input, a broken catalog or confi
     ├── CatalogError        a zone catalog (lists/*.toml) that is broken (exit 2)
     ├── StoreError          the history database cannot be used          (exit 2)
     ├── SmarthostError      a smart-host change that cannot be made      (exit 2)
+    ├── LoginError          an OAuth login (Gmail Postmaster) that failed (exit 2)
     └── DiscoveryError      the public IP could not be found             (exit 3)
 """
 
@@ -47,6 +48,11 @@ class StoreError(BlmonitorError):
 
 class SmarthostError(BlmonitorError):
     """A smart-host plan that cannot be made or applied; the MTA is left as it was."""
+
+
+class LoginError(BlmonitorError):
+    """An OAuth consent (`gmail-postmaster login`) refused, timed out or not saved; nothing
+    was written. The message never holds a secret."""
 
 
 class DiscoveryError(BlmonitorError):

@@ -35,6 +35,7 @@ COMMANDS = {
     "check": "blmonitor.cli.check:check",
     "diagnose": "blmonitor.cli.causes:diagnose",
     "explain": "blmonitor.cli.bounces:explain",
+    "gmail-postmaster": "blmonitor.cli.gmail:gmail_postmaster",
     "history": "blmonitor.cli.monitor:history",
     "notify": "blmonitor.cli.monitor:notify",
     "posture": "blmonitor.cli.posture:posture",

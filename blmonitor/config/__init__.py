@@ -170,6 +170,26 @@ class SndsConfig:
         return self.key_file is not None
 
 
+GMAIL_BASE_URL = "https://gmailpostmastertools.googleapis.com/"
+GOOGLE_TOKEN_URL = "https://oauth2.googleapis.com/token"
+
+
+@dataclass(frozen=True, slots=True)
+class GmailPostmasterConfig:
+    """[gmail_postmaster]: Gmail Postmaster Tools' daily reputation of our domains and IPs."""
+
+    domains: tuple[str, ...] = ()  # verified in Postmaster Tools; none: the source is off
+    credentials_file: Path | None = None  # from `gmail-postmaster login`; never read here
+    base_url: str = GMAIL_BASE_URL
+    token_url: str = GOOGLE_TOKEN_URL
+    interval: float = 12 * 3600.0  # seconds: the data is daily
+    timeout: float = 30.0  # seconds, per request
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.domains)
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     monitor: MonitorConfig
@@ -180,6 +200,7 @@ class Config:
     smarthost: SmarthostConfig = field(default_factory=SmarthostConfig)
     diagnose: DiagnoseConfig = field(default_factory=DiagnoseConfig)
     snds: SndsConfig = field(default_factory=SndsConfig)
+    gmail_postmaster: GmailPostmasterConfig = field(default_factory=GmailPostmasterConfig)
 
     @property
     def smarthost_state_dir(self) -> Path:
@@ -202,6 +223,7 @@ KEYS: Mapping[str, tuple[str, ...]] = {
         ("smarthost", SmarthostConfig),
         ("diagnose", DiagnoseConfig),
         ("snds", SndsConfig),
+        ("gmail_postmaster", GmailPostmasterConfig),
     )
 }
 
@@ -229,6 +251,9 @@ def parse_config(text: str, *, source: str, defaults: Defaults) -> Config:
         smarthost=_parse_smarthost(_table(source, "smarthost", data.get("smarthost", {}))),
         diagnose=_parse_diagnose(_table(source, "diagnose", data.get("diagnose", {}))),
         snds=_parse_snds(_table(source, "snds", data.get("snds", {}))),
+        gmail_postmaster=_parse_gmail_postmaster(
+            _table(source, "gmail_postmaster", data.get("gmail_postmaster", {}))
+        ),
     )
 
 
@@ -265,6 +290,44 @@ def _parse_diagnose(table: Table) -> DiagnoseConfig:
     return DiagnoseConfig(queue=table.boolean("queue", True), logs=tuple(logs),
                           local_domains=domains,
                           config_dir=table.optional_path("config_dir"))  # fmt: skip
+
+
+_DOMAIN = re.compile(r"(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
+
+
+def _parse_gmail_postmaster(table: Table) -> GmailPostmasterConfig:
+    domains = tuple(d.lower().rstrip(".") for d in table.strings("domains", ()))
+    for domain in domains:
+        if not _DOMAIN.fullmatch(domain):
+            raise table.fail("domains", f"{domain!r} is not a domain name (e.g. example.com)")
+    if len(set(domains)) < len(domains):
+        raise table.fail("domains", "names a domain twice")
+    credentials = table.optional_path("credentials_file")
+    if domains and credentials is None:
+        raise table.fail("credentials_file", "is needed with domains: the file "
+                         "`blmonitor gmail-postmaster login --out FILE` writes")  # fmt: skip
+    urls = {key: _http_url(table, key, default) for key, default in
+            (("base_url", GMAIL_BASE_URL), ("token_url", GOOGLE_TOKEN_URL))}  # fmt: skip
+    interval = table.duration("interval", 12 * 3600.0)
+    if interval < 3600:
+        raise table.fail("interval", f"{table.shown('interval')} is less than the minimum of "
+                         "1h: Gmail publishes one day at a time")  # fmt: skip
+    timeout = table.number("timeout", 30.0)
+    if not 0 < timeout <= MAX_TIMEOUT:
+        raise table.fail(
+            "timeout", f"expected seconds above 0 and at most {MAX_TIMEOUT:g}, got {timeout:g}"
+        )
+    return GmailPostmasterConfig(domains=domains, credentials_file=credentials,
+                                 base_url=urls["base_url"].rstrip("/") + "/",
+                                 token_url=urls["token_url"], interval=interval,
+                                 timeout=timeout)  # fmt: skip
+
+
+def _http_url(table: Table, key: str, default: str) -> str:
+    url = table.string(key, default).strip()
+    if not re.fullmatch(r"https?://[^\s/?#@]+(?:/[^\s?#]*)?", url):
+        raise table.fail(key, f"{url!r} is not an http(s) URL (default {default})")
+    return url
 
 
 def _parse_smarthost(table: Table) -> SmarthostConfig:

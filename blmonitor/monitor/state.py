@@ -513,7 +513,10 @@ def evaluate_bounces(
 # --- receivers' own data sources (SNDS…) ---------------------------------------------------
 
 _TOLD = {Rating.POOR: Severity.WARNING, Rating.BAD: Severity.CRITICAL}
-_FIGURES_TOLD = ("message_recipients", "complaint_rate", "trap_hits")  # SNDS's names
+_FIGURES_TOLD = (  # the figures an event quotes, as each source names them
+    "message_recipients", "complaint_rate", "trap_hits",  # SNDS
+    "userReportedSpamRatio",  # Gmail Postmaster Tools
+)
 
 
 def evaluate_sources(
@@ -565,9 +568,11 @@ def evaluate_sources(
         ]
         ratings, told = _step_ratings(known.ratings, result.reputation, label, now)
         events += told
-        # a day without a row (SNDS leaves out days under 100 messages) keeps the memory; a
-        # subject no longer inside a monitored target leaves it
-        ratings = {k: v for k, v in ratings.items() if _inside(k, result.checked)}
+        # a day without a row (SNDS leaves out days under 100 messages, Gmail publishes no day
+        # for a domain with little mail) keeps the memory; a subject no longer inside a
+        # monitored target leaves it
+        kept = [*result.checked, *(r.subject for r in result.reputation)]
+        ratings = {k: v for k, v in ratings.items() if _inside(k, kept)}
         health[result.source] = replace(known, unknown=tuple(result.unknown), ratings=ratings)
     return replace(state, sources=listings, source_health=health), events
 
@@ -647,7 +652,9 @@ def _step_listings(
                 delist_url=known.listing.delist_url,
                 since=known.since,
                 ended=now,
-                detail=f"{label} no longer shows a blocked range covering it",
+                detail=f"{label} no longer shows {known.listing.list} for it"
+                if known.source != "snds"
+                else f"{label} no longer shows a blocked range covering it",
             )
         )
     return events

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from blmonitor.config import Config
 from blmonitor.monitor.state import SourceHealth
+from blmonitor.sources.gmail import poll_gmail
 from blmonitor.sources.models import SourceResult
 from blmonitor.sources.snds import poll_snds
 
@@ -34,6 +35,13 @@ class Source:
 
 SOURCES: tuple[Source, ...] = (
     Source("snds", "SNDS", lambda c: c.snds.enabled, lambda c: c.snds.interval, poll_snds),
+    Source(
+        "gmail",
+        "Gmail Postmaster",
+        lambda c: c.gmail_postmaster.enabled,
+        lambda c: c.gmail_postmaster.interval,
+        poll_gmail,
+    ),
 )
 
 LABELS: Mapping[str, str] = {source.name: source.label for source in SOURCES}
