@@ -514,7 +514,9 @@ def evaluate_bounces(
 
 _TOLD = {Rating.POOR: Severity.WARNING, Rating.BAD: Severity.CRITICAL}
 _FIGURES_TOLD = (  # the figures an event quotes, as each source names them
-    "message_recipients", "complaint_rate", "trap_hits",  # SNDS
+    "message_recipients",
+    "complaint_rate",
+    "trap_hits",  # SNDS
     "userReportedSpamRatio",  # Gmail Postmaster Tools
 )
 
