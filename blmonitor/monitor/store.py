@@ -98,10 +98,13 @@ class Store:
             make_private(path)
             self.db = sqlite_utils.Database(path)
             self.db.execute("PRAGMA busy_timeout = 5000")
-            self.db.enable_wal()
-            if self._version() != len(MIGRATIONS):
-                # Two first runs at once: the second waits here, then finds the schema made.
+            if self.db.journal_mode != "wal" or self._version() != len(MIGRATIONS):
+                # Two first runs at once: the second waits here, then finds the file in WAL
+                # mode and the schema made (switching the journal mode of a file another
+                # process is switching too fails at once with "database is locked": SQLite's
+                # busy timeout does not cover it).
                 with self.run_lock():
+                    self.db.enable_wal()
                     self._migrate()
             keep_owner(path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"))
         except (OSError, sqlite3.Error) as exc:
