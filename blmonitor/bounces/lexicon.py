@@ -198,8 +198,8 @@ def _parse_name(entry: Any, source: str, index: int) -> Name:
     if not names and not hosts:
         raise fail("give at least one of 'names' and 'hosts'")
     for name in names:
-        if not name_key(name):
-            raise fail(f"names: {name!r} has no letter or digit")
+        if len(name_key(name)) < 3 and name.isascii():
+            raise fail(f"names: {name!r} is shorter than 3 letters or digits (too ambiguous)")
         if len(name.split()) > MAX_WORDS:
             raise fail(f"names: {name!r} has more than {MAX_WORDS} words")
     for host in hosts:
