@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import re
 import sys
 import tomllib
 from collections import Counter
@@ -34,9 +35,12 @@ if str(ROOT) not in sys.path:
 
 from blmonitor.bounces.lexicon import Lexicon, embedded_lexicon  # noqa: E402
 from blmonitor.bounces.models import Attribution, BounceVerdict  # noqa: E402
+from blmonitor.bounces.rules import Rules, embedded_rules  # noqa: E402
 from blmonitor.bounces.service import explain  # noqa: E402
+from blmonitor.dnsbl.catalog import Catalog, embedded_catalog  # noqa: E402
 
 _BLOCK = {"listed", "reputation"}
+_PARTS_RE = re.compile(r"[/(),]")
 _NEGATIVE = {"other", "receiver-error"}
 
 
@@ -75,6 +79,8 @@ def list_matches(got: Attribution, accepted: list[str], lexicon: Lexicon) -> boo
     """Our list, zone or provider is one of the accepted ids, or stands for the same entry of
     the lexicon as one of them."""
     ours = {w.lower() for w in (got.list, got.zone, got.provider) if w}
+    # "GMX/web.de", "Validity (SenderScore)": each part of a provider's name stands for it.
+    ours |= {p.strip() for w in (got.provider.lower(),) for p in _PARTS_RE.split(w) if p.strip()}
     wanted = {w.lower() for w in accepted if w}
     if ours & wanted:
         return True
@@ -83,11 +89,15 @@ def list_matches(got: Attribution, accepted: list[str], lexicon: Lexicon) -> boo
     return bool(ours_ids & wanted_ids)
 
 
-def score_set(path: Path, lexicon: Lexicon) -> Score:
+def score_set(
+    path: Path, lexicon: Lexicon, rules: Rules | None = None, catalog: Catalog | None = None
+) -> Score:
+    """The figures of one set; every text goes the way of `blmonitor explain`."""
+    rules, catalog = rules or embedded_rules(), catalog or embedded_catalog()
     score = Score(path.name)
     for row in load_set(path):
         text, label = str(row["text"]), str(row.get("verdict", ""))
-        got = explain(text, remote_mta=str(row.get("remote_mta", "")))
+        got = explain(text, remote_mta=str(row.get("remote_mta", "")), rules=rules, catalog=catalog)
         score.texts += 1
         score.layers[str(got.layer) if got.layer else "none"] += 1
         rid = str(row.get("id", "?"))
@@ -164,9 +174,10 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
-    lexicon = embedded_lexicon()
+    rules, catalog = embedded_rules(), embedded_catalog()
+    lexicon = rules.lexicon or embedded_lexicon()
     for path in args.files:
-        score = score_set(path, lexicon)
+        score = score_set(path, lexicon, rules, catalog)
         print(render(score))
         if args.misses:
             print(render_misses(score))

@@ -58,6 +58,8 @@ def _explain(text: str, remote_mta: str = ""):
          "listed", "lexicon", "dnsbl.example-isp.net", "example-isp.net", "203.0.113.8"),
         ("550 5.7.1 Your IP 192.0.2.5 is blocked by Cloudmark Sender Intelligence",
          "listed", "lexicon", "cloudmark", "Cloudmark", "192.0.2.5"),
+        ("550 Blocked via ExampleNet RBL", "listed", "lexicon", "examplenet", "ExampleNet", ""),
+        ("421 4.7.0 [TSS04] … [SPAMLIST] listed.", "reputation", "rule", "yahoo-tss04", "Yahoo", ""),
         # generic: block wording with no name; the provider from the remote MTA
         ("550 5.7.1 Connection refused - IP 192.0.2.3 blacklisted",
          "listed", "generic", "unnamed", "", "192.0.2.3"),
@@ -69,6 +71,9 @@ def _explain(text: str, remote_mta: str = ""):
          "reputation", "generic", "unnamed", "", "192.0.2.8"),
         ("451 4.7.1 Temporarily deferred due to user complaints",
          "reputation", "generic", "unnamed", "", ""),
+        ("421 Rate limit exceeded: your IP reputation is too low",
+         "reputation", "generic", "unnamed", "", ""),
+        ("The sender 192.0.2.50 is banned", "listed", "generic", "unnamed", "", "192.0.2.50"),
     ],
 )  # fmt: skip
 def test_each_layer_decides_with_its_confidence(text, verdict, layer, list_id, provider, ip):
@@ -85,6 +90,11 @@ def test_generic_takes_the_provider_from_the_remote_mta():
     assert (got.layer, got.list, got.provider) == (Layer.GENERIC, "unnamed", "GMX / Web.de / 1&1")
     got = _explain("550 Your IP 192.0.2.3 is blacklisted", remote_mta="mx2.mail.example.co.uk")
     assert got.provider == "example.co.uk"
+
+
+def test_a_rule_without_provider_takes_the_name_the_text_gives():
+    got = _explain("550 rejected because 192.0.2.1 is in a black list at bl.example.net (Spamhaus)")
+    assert (got.layer, got.list, got.provider) == (Layer.RULE, "bl.example.net", "Spamhaus")
 
 
 def test_a_closed_world_without_lexicon_stays_other():
@@ -156,6 +166,9 @@ def test_a_named_isp_in_another_language():
         "421 Too many connections from your IP: blocked for an hour",  # a plain rate limit
         "554 5.7.1 Relay access denied, client host blocked",  # relay
         "550 5.7.1 Access denied",  # vague
+        "554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked.",  # blocked, no why
+        "550 5.7.1 Sender blacklisted",  # the sender ADDRESS, as receivers mostly mean it
+        "550 5.7.1 [CS] Message blocked, see https://console.mailchannels.net/insights",
         "421 4.16.55.1 temporarily deferred",  # vague, with a status code like an IP
         "550 Recipient address rejected: Access denied [x.prod.protection.outlook.com]",
     ],
@@ -220,6 +233,7 @@ deferral = ['deferred']
 object = ['\\bip\\b']
 reputation = ['reputation']
 negative = ['\\bspf\\b']
+ratelimit = ['too many']
 """
 _ENTRY = """
 [[name]]

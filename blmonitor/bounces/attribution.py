@@ -41,7 +41,7 @@ from blmonitor.bounces.models import (
     Layer,
     ListKind,
 )
-from blmonitor.bounces.openworld import attribute_open, sender_ip
+from blmonitor.bounces.openworld import attribute_open, named_provider, sender_ip
 from blmonitor.bounces.rules import Rule, RulePattern, Rules
 from blmonitor.bounces.smtp import drop_continuations, leading_status, reply_head
 from blmonitor.dnsbl.catalog import Catalog
@@ -54,6 +54,7 @@ __all__ = ["MAX_TEXT", "attribute", "attribute_record"]
 MAX_TEXT = 8192
 
 _SPACE_RE = re.compile(r"\s+")
+_BLOCKS = (BounceVerdict.LISTED, BounceVerdict.REPUTATION)
 _HOST_IP_RE = re.compile(r"\[?([0-9a-f][0-9a-f:.]{5,44})\]?\s*$")
 
 
@@ -100,6 +101,9 @@ def attribute(
         hit = _match(rule, subject, remote_mta, catalog, low, remote_low)
         if hit is not None:
             found = _build(rule, hit, subject, remote_mta, status, reply_code, rules, catalog, low)
+            if not found.provider and found.verdict in _BLOCKS and rules.lexicon is not None:
+                # A rule that knows the wording but not who wrote it: the name the text gives.
+                found = replace(found, provider=named_provider(subject, rules.lexicon))
             return replace(found, layer=Layer.RULE, confidence=Confidence.HIGH)
     if rules.lexicon is not None:
         opened = attribute_open(
@@ -305,7 +309,8 @@ def _slot_ip(
             candidates.extend(hit["ip"] for hit in slot.finditer(subject))
         for candidate in candidates:
             ip = _valid_ip(candidate)
-            if ip and ip != mx and not ip.startswith("127."):
+            # A loopback address is an answer code, unless it is the client (a DNSBL's test).
+            if ip and ip != mx and (not ip.startswith("127.") or f"host [{ip}]" in subject):
                 return ip
         candidates = []
     return ""

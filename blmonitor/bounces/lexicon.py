@@ -20,7 +20,7 @@ __all__ = ["Lexicon", "Name", "Wording", "embedded_lexicon", "load_lexicon", "na
 
 _TOP_KEYS = {"meta", "wording", "name"}
 _META_KEYS = {"version", "updated"}
-_WORDING_KEYS = ("listed", "weak", "deferral", "object", "reputation", "negative")
+_WORDING_KEYS = ("listed", "weak", "deferral", "object", "reputation", "negative", "ratelimit")
 _NAME_KEYS = {"id", "provider", "kind", "zone", "names", "hosts", "lookup", "delist_url", "source"}
 _REQUIRED = ("id", "provider", "kind", "source")
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9.&-]{0,62}$")
@@ -66,6 +66,7 @@ class Wording:
     object: RulePattern
     reputation: RulePattern
     negative: RulePattern
+    ratelimit: RulePattern
 
 
 @dataclass(frozen=True, slots=True)

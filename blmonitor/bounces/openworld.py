@@ -17,7 +17,7 @@ from blmonitor.bounces.models import Attribution, BounceVerdict, Confidence, Lay
 from blmonitor.dnsbl.catalog import Catalog
 from blmonitor.models import TargetKind, Zone
 
-__all__ = ["attribute_open", "find_urls", "sender_ip"]
+__all__ = ["attribute_open", "find_urls", "named_provider", "sender_ip"]
 
 # How far (characters) an object may stand from weak block wording ("blocked" … "your IP").
 _OBJECT_REACH = 60
@@ -44,6 +44,18 @@ _SENDER_CUE_RE = re.compile(
     r"listed|blocked|\[)[^\w]{0,4}(?:\w+[^\w]{1,3}){0,3}$",
     re.IGNORECASE,
 )
+# Weak verbs that say why on their own: "The sender 192.0.2.1 is banned".
+_LISTED_VERB_RE = re.compile(r"(?:banned|black-?listed|block-?listed|barred)$", re.IGNORECASE)
+# "<Name> RBL": a list name no lexicon knows, written before the word for a list.
+_LABELLED_RE = re.compile(
+    r"\b([a-z0-9][a-z0-9.-]{2,30}) (?:rbl|dnsbl|dns-?bl|black ?list|block ?list)\b", re.IGNORECASE
+)
+_NOT_NAMES = frozenset(
+    "our the a an local your their this that public internal private spam dns ip my any in on "
+    "at of by to from its own realtime real-time known external some one several multiple "
+    "domain sender url uri is are listed via using custom global company corporate server mail "
+    "email e-mail and or no not be been being was were per for against with".split()
+)
 # A subdomain label that says "block list": bl.example.net, dnsbl.x.org, rbl.y.com…
 _LISTISH_LABEL_RE = re.compile(
     r"^(?:[a-z0-9-]{0,20}(?:bl|rbl|dnsbl|black|block|spam)[a-z0-9-]{0,20})$"
@@ -61,6 +73,7 @@ class _Found:
     zone: Zone | None = None
     zone_name: str = ""
     by_host: bool = False
+    label: str = ""  # a list name no lexicon knows, as written before "RBL": "DNN4Less"
 
 
 # ─── the layers ──────────────────────────────────────────────────────────────────────────
@@ -91,11 +104,14 @@ def attribute_open(
     if wording.negative.search(subject):
         return None
     ips = _sender_ips(subject, remote_mta)
-    block = _block_spans(subject, lexicon, ips)
     reputation = [m.start() for m in wording.reputation.finditer(subject)]
+    if not reputation and wording.ratelimit.search(subject):
+        return None
     names = list(_names(subject, lexicon, catalog))
-    if not block and not reputation and any(_is_list(f) for f in names):
-        # "Deferred"/"rejected" are block wording only beside a list or vendor named in words.
+    named_list = any(_is_list(f) for f in names)
+    block = _block_spans(subject, lexicon, ips)
+    if not block and not reputation and named_list:
+        # "Deferred", "rejected", "listed" are block wording only beside a list named in words.
         block = [m.start() for m in wording.deferral.finditer(subject)]
     lookup = [f for f in names if f.name is not None and f.name.lookup and f.by_host]
     lookup = [f for f in lookup if any(_is_lookup_url(u, f.name) for u in urls if f.name)]
@@ -113,10 +129,13 @@ def attribute_open(
 
 
 def _block_spans(subject: str, lexicon: Lexicon, ips: list[tuple[int, str, bool]]) -> list[int]:
-    """Where block wording stands: list wording, or weak wording with an object near it."""
+    """Where block wording stands: list wording, or weak wording ("blocked") with an object
+    near it and something after it."""
     wording = lexicon.wording
     spans = [m.start() for m in wording.listed.finditer(subject)]
     for m in wording.weak.finditer(subject):
+        if not subject[m.end() :].strip(" .!;:)]") and not _LISTED_VERB_RE.match(m.group()):
+            continue  # "Client host [x] blocked." says no why: any policy may say it
         start, end = max(0, m.start() - _OBJECT_REACH), m.end() + _OBJECT_REACH
         if any(start <= at < end for at, _, _ in ips) or wording.object.compiled.search(
             subject, start, end
@@ -141,6 +160,13 @@ def _named(
         provider = name.provider
         kind = name.kind
         list_id = name.list_id
+    elif found.label:
+        provider, kind, list_id, zone_name = (
+            found.label,
+            ListKind.PUBLIC_DNSBL,
+            found.label.lower(),
+            "",
+        )
     else:
         provider = zone.operator if zone is not None else _registrable(zone_name)
         kind = ListKind.PUBLIC_DNSBL
@@ -163,7 +189,7 @@ def _named(
         listed_ip=ip if kind is not ListKind.DOMAIN_LIST else "",
         delist_url=delist,
         reason=reason,
-        rule=f"lexicon:{name.id if name is not None else zone_name}",
+        rule=f"lexicon:{name.id if name is not None else list_id}",
         layer=Layer.LEXICON,
         confidence=Confidence.MEDIUM,
     )
@@ -242,6 +268,10 @@ def _names(subject: str, lexicon: Lexicon, catalog: Catalog) -> Iterator[_Found]
         for alias, name in lexicon.unspaced:
             if (at := low.find(alias)) >= 0:
                 yield _Found(at=at, tier=_tier(name), name=name)
+    for m in _LABELLED_RE.finditer(subject):
+        word = m.group(1)
+        if word.lower() not in _NOT_NAMES and lexicon.resolve(word) is None:
+            yield _Found(at=m.start(), tier=1, label=word)
     zones = _zone_index(catalog)
     for m in _HOSTISH_RE.finditer(subject):
         host = m.group().lower().rstrip(".-")
@@ -264,10 +294,22 @@ def _names(subject: str, lexicon: Lexicon, catalog: Catalog) -> Iterator[_Found]
 
 def _is_list(found: _Found) -> bool:
     """A block list or a list operator named in words or as a zone (not a receiver's host)."""
-    if found.zone is not None or found.zone_name:
+    if found.zone is not None or found.zone_name or found.label:
         return True
     name = found.name
     return name is not None and not found.by_host and bool(name.zone or name.lookup)
+
+
+def named_provider(subject: str, lexicon: Lexicon) -> str:
+    """The provider of the first lexicon name or host the text gives; '' when none."""
+    words = list(_WORD_RE.finditer(subject[:2048]))
+    keys = [w.group().lower() for w in words]
+    for i in range(len(words)):
+        for k in range(min(MAX_WORDS, len(words) - i), 0, -1):
+            name = lexicon.by_key.get("".join(keys[i : i + k]))
+            if name is not None and _adjacent(subject, words, i, k):
+                return name.provider
+    return _provider_of(subject, lexicon, registrable=False)
 
 
 def _adjacent(subject: str, words: list[re.Match[str]], i: int, k: int) -> bool:
@@ -309,9 +351,9 @@ def _zone_index(catalog: Catalog) -> dict[str, Zone]:
     return last[1]
 
 
-def _provider_of(text: str, lexicon: Lexicon) -> str:
+def _provider_of(text: str, lexicon: Lexicon, *, registrable: bool = True) -> str:
     """Who runs the hosts of `text` (a remote MTA, or the rejection): the lexicon's provider,
-    else the registrable part of the first host name."""
+    else (`registrable`) the registrable part of the first host name."""
     first = ""
     for m in _HOSTISH_RE.finditer(text[:2048]):
         labels = m.group().lower().rstrip(".-").split(".")
@@ -320,7 +362,7 @@ def _provider_of(text: str, lexicon: Lexicon) -> str:
         for j in range(len(labels) - 1):
             if (name := lexicon.by_host.get(".".join(labels[j:]))) is not None:
                 return name.provider
-        first = first or _registrable(".".join(labels))
+        first = first or (_registrable(".".join(labels)) if registrable else "")
     return first
 
 

@@ -9,12 +9,16 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from blmonitor.bounces.models import Attribution, BounceRecord, BounceVerdict
 from blmonitor.dnsbl.report import table
 from blmonitor.errors import UsageError
 from blmonitor.models import Verdict
+
+if TYPE_CHECKING:
+    from blmonitor.bounces.rules import Rules
+    from blmonitor.dnsbl.catalog import Catalog
 
 # The verdicts a scan groups by list: the ones that say a receiver blocks us.
 _GROUPED = (BounceVerdict.LISTED, BounceVerdict.REPUTATION)
@@ -26,8 +30,11 @@ def verdict_of(attributions: Sequence[Attribution]) -> Verdict:
     return Verdict.LISTED if listed else Verdict.CLEAN
 
 
-def explain(text: str, *, remote_mta: str = "") -> Attribution:
-    """Which blocklist a pasted rejection names (its reply code and status read from its start)."""
+def explain(
+    text: str, *, remote_mta: str = "", rules: Rules | None = None, catalog: Catalog | None = None
+) -> Attribution:
+    """Which blocklist a pasted rejection names (its reply code and status read from its start).
+    `rules`/`catalog` default to the embedded ones (a caller of many texts loads them once)."""
     from blmonitor.bounces.attribution import attribute
     from blmonitor.bounces.rules import embedded_rules
     from blmonitor.bounces.smtp import reply_head
@@ -42,8 +49,8 @@ def explain(text: str, *, remote_mta: str = "") -> Attribution:
         remote_mta=remote_mta,
         status=status,
         reply_code=reply_code,
-        rules=embedded_rules(),
-        catalog=embedded_catalog(),
+        rules=rules or embedded_rules(),
+        catalog=catalog or embedded_catalog(),
     )
 
 
