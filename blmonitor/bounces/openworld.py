@@ -51,10 +51,7 @@ _LABELLED_RE = re.compile(
     r"\b([a-z0-9][a-z0-9.-]{2,30}) (?:rbl|dnsbl|dns-?bl|black ?list|block ?list)\b", re.IGNORECASE
 )
 _NOT_NAMES = frozenset(
-    "our the a an local your their this that public internal private spam dns ip my any in on "
-    "at of by to from its own realtime real-time known external some one several multiple "
-    "domain sender url uri is are listed via using custom global company corporate server mail "
-    "email e-mail and or no not be been being was were per for against with".split()
+    ["our", "the", "a", "an", "local", "your", "their", "this", "that", "public", "internal", "private", "spam", "dns", "ip", "my", "any", "in", "on", "at", "of", "by", "to", "from", "its", "own", "realtime", "real-time", "known", "external", "some", "one", "several", "multiple", "domain", "sender", "url", "uri", "is", "are", "listed", "via", "using", "custom", "global", "company", "corporate", "server", "mail", "email", "e-mail", "and", "or", "no", "not", "be", "been", "being", "was", "were", "per", "for", "against", "with"]
 )
 # A subdomain label that says "block list": bl.example.net, dnsbl.x.org, rbl.y.com…
 _LISTISH_LABEL_RE = re.compile(
