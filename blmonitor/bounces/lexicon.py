@@ -7,16 +7,18 @@ caller reads the file (`embedded_lexicon` reads the shipped one).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from blmonitor.bounces.models import ListKind
+from blmonitor.bounces.needles import minimal, required_literals
 from blmonitor.bounces.rules import RulePattern, check_pattern, check_url
 from blmonitor.dnsbl.catalog import parse_list_toml, read_list_data
 from blmonitor.errors import CatalogError
 
-__all__ = ["Lexicon", "Name", "Wording", "embedded_lexicon", "load_lexicon", "name_key"]
+__all__ = ["Lexicon", "Name", "Phrases", "Wording", "embedded_lexicon", "load_lexicon", "name_key"]
 
 _TOP_KEYS = {"meta", "wording", "name"}
 _META_KEYS = {"version", "updated"}
@@ -56,17 +58,58 @@ class Name:
         return self.zone or self.id
 
 
+class Phrases:
+    """The patterns of one kind of wording, each with its needles: only those whose needles
+    the lower-cased text holds are tried (on an ASCII text, never one that starts with a letter
+    outside ASCII). Compiled when first tried."""
+
+    __slots__ = ("_by_needle", "_unfiltered", "patterns")
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        self.patterns = tuple(RulePattern(p, compile_now=False) for p in patterns)
+        by_needle: dict[str, list[int]] = {}
+        unfiltered = []
+        for i, (text, pattern) in enumerate(zip(patterns, self.patterns, strict=True)):
+            if _outside_ascii(text):
+                continue  # never tried on an ASCII text
+            if not pattern.needles:
+                unfiltered.append(i)
+            for needle in pattern.needles:
+                by_needle.setdefault(needle, []).append(i)
+        self._by_needle = tuple((n, tuple(i)) for n, i in by_needle.items())
+        self._unfiltered = tuple(unfiltered)
+
+    def live(self, low: str | None) -> list[RulePattern]:
+        """The patterns that may match the text whose lower case is `low` (None: not ASCII)."""
+        if low is None:
+            return list(self.patterns)
+        picked = {i for needle, found in self._by_needle if needle in low for i in found}
+        return [self.patterns[i] for i in sorted(picked.union(self._unfiltered))]
+
+    def starts(self, text: str, low: str | None) -> list[int]:
+        """Where any of the patterns matches, in order."""
+        return sorted(m.start() for p in self.live(low) for m in islice(p.finditer(text), 24))
+
+    def found(self, text: str, low: str | None, start: int = 0, end: int | None = None) -> bool:
+        stop = len(text) if end is None else end
+        return any(p.compiled.search(text, start, stop) for p in self.live(low))
+
+
 @dataclass(frozen=True, slots=True)
 class Wording:
-    """The generic grammar: one pattern (alternatives of the file, case ignored) per kind."""
+    """The generic grammar: the patterns of each kind of wording (case ignored)."""
 
-    listed: RulePattern
-    weak: RulePattern
-    deferral: RulePattern
-    object: RulePattern
-    reputation: RulePattern
-    negative: RulePattern
-    ratelimit: RulePattern
+    listed: Phrases
+    weak: Phrases
+    deferral: Phrases
+    object: Phrases
+    reputation: Phrases
+    negative: Phrases
+    ratelimit: Phrases
+    # Lower-case strings one of which an ASCII text holds if `listed`, `weak` or `reputation`
+    # may match it (a pattern that starts with a letter outside ASCII cannot match such a
+    # text); None: no such pre-check.
+    needles: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,13 +157,15 @@ class Lexicon:
 
 
 def embedded_lexicon() -> Lexicon:
-    """The lexicon shipped inside the package (or beside it, in a source checkout)."""
+    """The lexicon shipped inside the package (or beside it, in a source checkout). Checked as
+    any file is, but its patterns are compiled when first used (the tests compile every one)."""
     text, source = read_list_data("names.toml")
-    return load_lexicon(text, source=source)
+    return load_lexicon(text, source=source, compile_now=False)
 
 
-def load_lexicon(text: str, *, source: str) -> Lexicon:
-    """Parse and validate a name lexicon; every mistake names `source` and the entry."""
+def load_lexicon(text: str, *, source: str, compile_now: bool = True) -> Lexicon:
+    """Parse and validate a name lexicon; every mistake names `source` and the entry.
+    `compile_now=False`: compile each pattern when first used (for data the tests compile)."""
     data = parse_list_toml(text, source=source, keys=_TOP_KEYS)
     meta = data.get("meta", {})
     if not isinstance(meta, dict):
@@ -129,7 +174,7 @@ def load_lexicon(text: str, *, source: str) -> Lexicon:
         raise CatalogError(source, f"[meta]: unknown key(s) {', '.join(sorted(unknown))}")
     if meta.get("version", 1) != 1:
         raise CatalogError(source, f"[meta]: version {meta['version']!r} is not 1")
-    wording = _parse_wording(data.get("wording"), source)
+    wording = _parse_wording(data.get("wording"), source, compile_now)
     raw = data.get("name")
     if not isinstance(raw, list) or not raw:
         raise CatalogError(source, "no [[name]] tables found")
@@ -153,20 +198,29 @@ def load_lexicon(text: str, *, source: str) -> Lexicon:
     return Lexicon(names=names, wording=wording, source=source)
 
 
-def _parse_wording(raw: Any, source: str) -> Wording:
+def _parse_wording(raw: Any, source: str, compile_now: bool) -> Wording:
     if not isinstance(raw, dict):
         raise CatalogError(source, "[wording] is missing or not a table")
     if unknown := set(raw) - set(_WORDING_KEYS):
         raise CatalogError(source, f"[wording]: unknown key(s) {', '.join(sorted(unknown))}")
-    parts: dict[str, RulePattern] = {}
+    parts: dict[str, Phrases] = {}
+    needles: set[str] | None = set()
     for key in _WORDING_KEYS:
         value = raw.get(key)
         if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
             raise CatalogError(source, f"[wording] {key}: expected a non-empty list of patterns")
         for pattern in value:
-            check_pattern(pattern, f"[wording] {key}", source)
-        parts[key] = RulePattern("|".join(f"(?:{p})" for p in value))
-    return Wording(**parts)
+            check_pattern(pattern, f"[wording] {key}", source, compile_now=compile_now)
+            if key in ("listed", "weak", "reputation") and not _outside_ascii(pattern):
+                found = required_literals(pattern)
+                needles = needles | set(found) if needles is not None and found else None
+        parts[key] = Phrases(value)
+    return Wording(**parts, needles=minimal(needles) if needles is not None else None)
+
+
+def _outside_ascii(pattern: str) -> bool:
+    """Every match starts with a letter outside ASCII ('黑名单', 'черн(?:ый|ом) спис')."""
+    return not pattern[0].isascii() and pattern[0].isalpha() and "|" not in pattern.split("(")[0]
 
 
 def _parse_name(entry: Any, source: str, index: int) -> Name:

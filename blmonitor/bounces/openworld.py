@@ -11,6 +11,7 @@ import ipaddress
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 
 from blmonitor.bounces.lexicon import MAX_WORDS, Lexicon, Name
 from blmonitor.bounces.models import Attribution, BounceVerdict, Confidence, Layer, ListKind
@@ -19,6 +20,8 @@ from blmonitor.models import TargetKind, Zone
 
 __all__ = ["attribute_open", "find_urls", "named_provider", "sender_ip"]
 
+# The most matches of one kind looked at in a text: a hostile text of many does not cost more.
+_MOST = 24
 # How far (characters) an object may stand from weak block wording ("blocked" … "your IP").
 _OBJECT_REACH = 60
 _WORD_RE = re.compile(r"[^\W_]+")
@@ -51,7 +54,72 @@ _LABELLED_RE = re.compile(
     r"\b([a-z0-9][a-z0-9.-]{2,30}) (?:rbl|dnsbl|dns-?bl|black ?list|block ?list)\b", re.IGNORECASE
 )
 _NOT_NAMES = frozenset(
-    ["our", "the", "a", "an", "local", "your", "their", "this", "that", "public", "internal", "private", "spam", "dns", "ip", "my", "any", "in", "on", "at", "of", "by", "to", "from", "its", "own", "realtime", "real-time", "known", "external", "some", "one", "several", "multiple", "domain", "sender", "url", "uri", "is", "are", "listed", "via", "using", "custom", "global", "company", "corporate", "server", "mail", "email", "e-mail", "and", "or", "no", "not", "be", "been", "being", "was", "were", "per", "for", "against", "with"]
+    [
+        "our",
+        "the",
+        "a",
+        "an",
+        "local",
+        "your",
+        "their",
+        "this",
+        "that",
+        "public",
+        "internal",
+        "private",
+        "spam",
+        "dns",
+        "ip",
+        "my",
+        "any",
+        "in",
+        "on",
+        "at",
+        "of",
+        "by",
+        "to",
+        "from",
+        "its",
+        "own",
+        "realtime",
+        "real-time",
+        "known",
+        "external",
+        "some",
+        "one",
+        "several",
+        "multiple",
+        "domain",
+        "sender",
+        "url",
+        "uri",
+        "is",
+        "are",
+        "listed",
+        "via",
+        "using",
+        "custom",
+        "global",
+        "company",
+        "corporate",
+        "server",
+        "mail",
+        "email",
+        "e-mail",
+        "and",
+        "or",
+        "no",
+        "not",
+        "be",
+        "been",
+        "being",
+        "was",
+        "were",
+        "per",
+        "for",
+        "against",
+        "with",
+    ]
 )
 # A subdomain label that says "block list": bl.example.net, dnsbl.x.org, rbl.y.com…
 _LISTISH_LABEL_RE = re.compile(
@@ -88,28 +156,23 @@ def attribute_open(
     """The lexicon layer, else the generic layer; None when the text is not a block text."""
     wording = lexicon.wording
     urls = find_urls(subject)
-    if (
-        low is not None
-        and not urls
-        and not (
-            wording.listed.may_match(low)
-            or wording.weak.may_match(low)
-            or wording.reputation.may_match(low)
-        )
-    ):
-        return None
-    if wording.negative.search(subject):
-        return None
+    worded = low is None or wording.needles is None or any(n in low for n in wording.needles)
+    if not worded and not any(_lookup_host(u, lexicon) for u in urls):
+        return None  # no block wording and no lookup page: the usual case, decided cheaply
     ips = _sender_ips(subject, remote_mta)
-    reputation = [m.start() for m in wording.reputation.finditer(subject)]
-    if not reputation and wording.ratelimit.search(subject):
+    block = _block_spans(subject, lexicon, ips, low) if worded else []
+    reputation = wording.reputation.starts(subject, low) if worded else []
+    deferral = not block and not reputation and wording.deferral.found(subject, low)
+    if not block and not reputation and not deferral and not urls:
         return None
-    names = list(_names(subject, lexicon, catalog))
-    named_list = any(_is_list(f) for f in names)
-    block = _block_spans(subject, lexicon, ips)
-    if not block and not reputation and named_list:
+    if wording.negative.found(subject, low):
+        return None
+    if not reputation and wording.ratelimit.found(subject, low):
+        return None
+    names = list(islice(_names(subject, lexicon, catalog), _MOST))
+    if deferral and any(_is_list(f) for f in names):
         # "Deferred", "rejected", "listed" are block wording only beside a list named in words.
-        block = [m.start() for m in wording.deferral.finditer(subject)]
+        block = wording.deferral.starts(subject, low)
     lookup = [f for f in names if f.name is not None and f.name.lookup and f.by_host]
     lookup = [f for f in lookup if any(_is_lookup_url(u, f.name) for u in urls if f.name)]
     if not block and not reputation and not lookup:
@@ -117,7 +180,7 @@ def attribute_open(
     verdict = BounceVerdict.REPUTATION if reputation and not block else BounceVerdict.LISTED
     if lookup and not block and not reputation:
         block = [lookup[0].at]
-    anchors = block + reputation
+    anchors = (block + reputation)[:_MOST]
     ip = _best_ip(ips)
     if names:
         best = min(names, key=lambda f: (f.tier, f.by_host, min(abs(f.at - a) for a in anchors)))
@@ -125,17 +188,21 @@ def attribute_open(
     return _unnamed(subject, verdict, temporary, ip, urls, remote_mta, lexicon)
 
 
-def _block_spans(subject: str, lexicon: Lexicon, ips: list[tuple[int, str, bool]]) -> list[int]:
+def _block_spans(
+    subject: str, lexicon: Lexicon, ips: list[tuple[int, str, bool]], low: str | None
+) -> list[int]:
     """Where block wording stands: list wording, or weak wording ("blocked") with an object
     near it and something after it."""
     wording = lexicon.wording
-    spans = [m.start() for m in wording.listed.finditer(subject)]
-    for m in wording.weak.finditer(subject):
+    spans = wording.listed.starts(subject, low)
+    objects = wording.object.live(low)
+    weak = (m for p in wording.weak.live(low) for m in islice(p.finditer(subject), _MOST))
+    for m in weak:
         if not subject[m.end() :].strip(" .!;:)]") and not _LISTED_VERB_RE.match(m.group()):
             continue  # "Client host [x] blocked." says no why: any policy may say it
         start, end = max(0, m.start() - _OBJECT_REACH), m.end() + _OBJECT_REACH
-        if any(start <= at < end for at, _, _ in ips) or wording.object.compiled.search(
-            subject, start, end
+        if any(start <= at < end for at, _, _ in ips) or any(
+            p.compiled.search(subject, start, end) for p in objects
         ):
             spans.append(m.start())
     return sorted(spans)
@@ -377,7 +444,17 @@ def find_urls(text: str) -> list[str]:
     """The http(s) and www. URLs of a text, in order, without trailing punctuation."""
     if "http" not in text and "www." not in text and "HTTP" not in text and "WWW." not in text:
         return []
-    return [m.group().rstrip(".,;:!>") for m in _URL_RE.finditer(text)]
+    return [m.group().rstrip(".,;:!>") for m in islice(_URL_RE.finditer(text), _MOST)]
+
+
+def _lookup_host(url: str, lexicon: Lexicon) -> bool:
+    """The URL's host (or a name above it) is a lookup page's host of the lexicon."""
+    labels = url.split("://", 1)[-1].split("/", 1)[0].split("?", 1)[0].lower().split(".")
+    for j in range(len(labels) - 1):
+        name = lexicon.by_host.get(".".join(labels[j:]))
+        if name is not None:
+            return name.lookup
+    return False
 
 
 def _is_lookup_url(url: str, name: Name) -> bool:
@@ -422,7 +499,7 @@ def _sender_ips(text: str, remote_mta: str) -> list[tuple[int, str, bool]]:
     """(offset, address, has a sender cue before it) of every IP literal that may be ours."""
     mx = _literal_of(remote_mta)
     out = []
-    for m in _ip_matches(text):
+    for m in islice(_ip_matches(text), _MOST):
         ip = _valid(m.group())
         before = text[max(0, m.start() - 12) : m.start()]
         if not ip or ip == mx or _CODE_BEFORE_RE.search(before):
