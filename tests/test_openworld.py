@@ -59,6 +59,8 @@ def _explain(text: str, remote_mta: str = ""):
         ("550 5.7.1 Your IP 192.0.2.5 is blocked by Cloudmark Sender Intelligence",
          "listed", "lexicon", "cloudmark", "Cloudmark", "192.0.2.5"),
         ("550 Blocked via ExampleNet RBL", "listed", "lexicon", "examplenet", "ExampleNet", ""),
+        ("550 Rejected: 192.0.2.1 is listed on the Abusix Mail Intelligence blocklist",
+         "listed", "lexicon", "abusix", "Abusix", "192.0.2.1"),  # a known name before "X blocklist"
         ("421 4.7.0 [TSS04] … [SPAMLIST] listed.", "reputation", "rule", "yahoo-tss04", "Yahoo", ""),
         # generic: block wording with no name; the provider from the remote MTA
         ("550 5.7.1 Connection refused - IP 192.0.2.3 blacklisted",
@@ -125,6 +127,8 @@ def test_a_closed_world_without_lexicon_stays_other():
         ("451 您的IP信誉度低", "reputation"),
         ("550 送信元IPアドレスはブラックリストに登録されています", "listed"),  # ja
         ("550 발신 IP가 블랙리스트에 등록되어 있습니다", "listed"),  # ko
+        ("550 귀하의 IP가 차단되었습니다", "listed"),
+        ("553 您的IP已被暂时封禁", "listed"),  # a blocking verb last is no bare "blocked."
         ("550 Vaše IP adresa je na černé listině", "listed"),  # cs
     ],
 )

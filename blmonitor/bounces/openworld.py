@@ -183,7 +183,12 @@ def attribute_open(
     anchors = (block + reputation)[:_MOST]
     ip = _best_ip(ips)
     if names:
-        best = min(names, key=lambda f: (f.tier, f.by_host, min(abs(f.at - a) for a in anchors)))
+        # A zone, then a list or vendor (a known name before "Foo RBL"), then a receiver's own;
+        # named in words before by a host; then the nearest to the block wording.
+        best = min(
+            names,
+            key=lambda f: (f.tier, bool(f.label), f.by_host, min(abs(f.at - a) for a in anchors)),
+        )
         return _named(best, verdict, temporary, ip, urls)
     return _unnamed(subject, verdict, temporary, ip, urls, remote_mta, lexicon)
 
@@ -198,7 +203,12 @@ def _block_spans(
     objects = wording.object.live(low)
     weak = (m for p in wording.weak.live(low) for m in islice(p.finditer(subject), _MOST))
     for m in weak:
-        if not subject[m.end() :].strip(" .!;:)]") and not _LISTED_VERB_RE.match(m.group()):
+        word = m.group()
+        if (
+            word.isascii()
+            and not _LISTED_VERB_RE.match(word)
+            and not subject[m.end() :].strip(" .!;:)]")
+        ):
             continue  # "Client host [x] blocked." says no why: any policy may say it
         start, end = max(0, m.start() - _OBJECT_REACH), m.end() + _OBJECT_REACH
         if any(start <= at < end for at, _, _ in ips) or any(
