@@ -53,77 +53,19 @@ _LISTED_VERB_RE = re.compile(r"(?:banned|black-?listed|block-?listed|barred)$", 
 _LABELLED_RE = re.compile(
     r"\b([a-z0-9][a-z0-9.-]{2,30}) (?:rbl|dnsbl|dns-?bl|black ?list|block ?list)\b", re.IGNORECASE
 )
-_NOT_NAMES = frozenset(
-    [
-        "our",
-        "the",
-        "a",
-        "an",
-        "local",
-        "your",
-        "their",
-        "this",
-        "that",
-        "public",
-        "internal",
-        "private",
-        "spam",
-        "dns",
-        "ip",
-        "my",
-        "any",
-        "in",
-        "on",
-        "at",
-        "of",
-        "by",
-        "to",
-        "from",
-        "its",
-        "own",
-        "realtime",
-        "real-time",
-        "known",
-        "external",
-        "some",
-        "one",
-        "several",
-        "multiple",
-        "domain",
-        "sender",
-        "url",
-        "uri",
-        "is",
-        "are",
-        "listed",
-        "via",
-        "using",
-        "custom",
-        "global",
-        "company",
-        "corporate",
-        "server",
-        "mail",
-        "email",
-        "e-mail",
-        "and",
-        "or",
-        "no",
-        "not",
-        "be",
-        "been",
-        "being",
-        "was",
-        "were",
-        "per",
-        "for",
-        "against",
-        "with",
-    ]
-)
-# A subdomain label that says "block list": bl.example.net, dnsbl.x.org, rbl.y.com…
+_NOT_NAMES = frozenset((
+    "our", "the", "a", "an", "local", "your", "their", "this", "that", "public", "internal",
+    "private", "spam", "dns", "ip", "my", "any", "in", "on", "at", "of", "by", "to", "from",
+    "its", "own", "realtime", "real-time", "known", "external", "some", "one", "several",
+    "multiple", "domain", "sender", "url", "uri", "is", "are", "listed", "via", "using", "custom",
+    "global", "company", "corporate", "server", "mail", "email", "e-mail", "and", "or", "no",
+    "not", "be", "been", "being", "was", "were", "per", "for", "against", "with",
+))  # fmt: skip
+# A subdomain label that says "block list": bl., sbl., dnsbl-1., rbl., blacklist., spam.…
+# (not any label holding "bl": public., mobile., bluewin.).
 _LISTISH_LABEL_RE = re.compile(
-    r"^(?:[a-z0-9-]{0,20}(?:bl|rbl|dnsbl|black|block|spam)[a-z0-9-]{0,20})$"
+    r"^(?:[a-z0-9]{1,20}-)?(?:[a-z]{0,4}bl|dnsrbl|rbldns|black-?list|block-?list|blackholes?|"
+    r"spam|spamlist)(?:-?\d{1,2})?$"
 )
 _SECOND_LEVEL = {"co", "com", "net", "org", "ac", "gov", "edu", "ne", "or", "go", "gen"}
 
@@ -189,7 +131,7 @@ def attribute_open(
             names,
             key=lambda f: (f.tier, bool(f.label), f.by_host, min(abs(f.at - a) for a in anchors)),
         )
-        return _named(best, verdict, temporary, ip, urls)
+        return _named(best, verdict, temporary, ip, urls, _zone_index(catalog))
     return _unnamed(subject, verdict, temporary, ip, urls, remote_mta, lexicon)
 
 
@@ -224,12 +166,14 @@ def _named(
     temporary: bool,
     ip: str,
     urls: list[str],
+    zones: dict[str, Zone],
 ) -> Attribution:
     name, zone = found.name, found.zone
     if zone is None and name is not None and name.zone:
-        zone_name = name.zone
-    else:
-        zone_name = zone.name if zone is not None else found.zone_name
+        zone = zones.get(name.zone)
+    # The list reported: the zone (the catalog's, or one the text names that looks like a
+    # list), else the lexicon's id; `zone` only ever a catalog zone.
+    zone_name = zone.name if zone is not None else found.zone_name
     if name is not None:
         provider = name.provider
         kind = name.kind
@@ -256,7 +200,7 @@ def _named(
     return Attribution(
         verdict=verdict,
         list=list_id,
-        zone=zone_name,
+        zone=zone.name if zone is not None else "",
         provider=provider,
         kind=kind,
         temporary=temporary,
