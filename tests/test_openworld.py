@@ -369,3 +369,17 @@ def test_format_md_is_shipped_with_the_scorer():
     path = Path(__file__).parent.parent / "bench" / "rejections" / "FORMAT.md"
     assert "[[text]]" in path.read_text("utf-8")
     tomllib.loads('[[text]]\nid = "x"\ntext = "t"\n')  # the format is TOML
+
+
+@pytest.mark.parametrize(
+    ("text", "layer", "list_id", "zone"),
+    [
+        ("550 Your IP is blacklisted, see public.example.com", Layer.GENERIC, "unnamed", ""),
+        ("550 Blacklisted - rbl-2.example.net", Layer.LEXICON, "rbl-2.example.net", ""),
+        ("550 IP 192.0.2.1 blocked by Barracuda", Layer.LEXICON, "b.barracudacentral.org",
+         "b.barracudacentral.org"),
+    ],
+)  # fmt: skip
+def test_which_hosts_are_lists(text, layer, list_id, zone):
+    got = _explain(text)
+    assert (got.layer, got.list, got.zone) == (layer, list_id, zone)
