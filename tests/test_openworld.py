@@ -59,6 +59,8 @@ def _explain(text: str, remote_mta: str = ""):
         ("550 5.7.1 Your IP 192.0.2.5 is blocked by Cloudmark Sender Intelligence",
          "listed", "lexicon", "cloudmark", "Cloudmark", "192.0.2.5"),
         ("550 Blocked via ExampleNet RBL", "listed", "lexicon", "examplenet", "ExampleNet", ""),
+        ("550 Message blocked by RBL (zen.spamhaus.org)",
+         "listed", "lexicon", "zen.spamhaus.org", "Spamhaus", ""),
         ("550 Rejected: 192.0.2.1 is listed on the Abusix Mail Intelligence blocklist",
          "listed", "lexicon", "abusix", "Abusix", "192.0.2.1"),  # a known name before "X blocklist"
         ("421 4.7.0 [TSS04] … [SPAMLIST] listed.", "reputation", "rule", "yahoo-tss04", "Yahoo", ""),
@@ -173,6 +175,7 @@ def test_a_named_isp_in_another_language():
         "554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked.",  # blocked, no why
         "550 5.7.1 Sender blacklisted",  # the sender ADDRESS, as receivers mostly mean it
         "550 5.7.1 [CS] Message blocked, see https://console.mailchannels.net/insights",
+        "550 5.7.1 Message rejected as spam by Cloudmark",  # content, though a list is named
         "421 4.16.55.1 temporarily deferred",  # vague, with a status code like an IP
         "550 Recipient address rejected: Access denied [x.prod.protection.outlook.com]",
     ],
