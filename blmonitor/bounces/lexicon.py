@@ -179,11 +179,11 @@ def load_lexicon(text: str, *, source: str, compile_now: bool = True) -> Lexicon
     if not isinstance(raw, list) or not raw:
         raise CatalogError(source, "no [[name]] tables found")
     names = tuple(_parse_name(entry, source, i) for i, entry in enumerate(raw, 1))
-    owners: dict[str, str] = {}
+    ids: set[str] = set()
     for entry in names:
-        if entry.id in owners:
+        if entry.id in ids:
             raise CatalogError(source, f"name {entry.id}: the id appears twice")
-        owners[entry.id] = entry.id
+        ids.add(entry.id)
     seen: dict[str, str] = {}
     for entry in names:
         for what, value in [("name", name_key(n)) for n in entry.names] + [
