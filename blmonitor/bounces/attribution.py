@@ -3,7 +3,16 @@
 Pure and data-driven: the patterns live in `lists/bounces.toml` (loaded by `rules`), the DNS
 zones in the catalog (`blmonitor.dnsbl.catalog`). `attribute()` does no I/O.
 
-Precedence, first hit wins:
+Three layers, each tried only when the one before found nothing:
+  rule     — the specific rules below (wordings seen before); confidence high;
+  lexicon  — a list, vendor or provider named anywhere near block wording (lists/names.toml,
+             the catalog's zones, a lookup URL); confidence medium (`openworld`);
+  generic  — block or reputation wording in any of several languages, about our IP or host,
+             outside the negative contexts (auth, SPF, mailbox, TLS, PTR…): list "unnamed";
+             confidence low (`openworld`).
+The open-world layers run when the rules carry a lexicon (`embedded_rules()` does).
+
+Precedence of the rules, first hit wins:
   1. receiver-error — the receiver's own DNSBL query failed ("open resolver", "query refused",
      127.255.255.x, a DNSBL timeout): never a listing, even when the text names a zone;
   2. listed — a named list: provider codes (Microsoft S3150, Yahoo [BL21], Comcast BL bit mask…),
@@ -24,7 +33,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 
-from blmonitor.bounces.models import Attribution, BounceRecord, BounceVerdict, ListKind
+from blmonitor.bounces.models import (
+    Attribution,
+    BounceRecord,
+    BounceVerdict,
+    Confidence,
+    Layer,
+    ListKind,
+)
+from blmonitor.bounces.openworld import attribute_open, named_provider, sender_ip
 from blmonitor.bounces.rules import Rule, RulePattern, Rules
 from blmonitor.bounces.smtp import drop_continuations, leading_status, reply_head
 from blmonitor.dnsbl.catalog import Catalog
@@ -37,6 +54,7 @@ __all__ = ["MAX_TEXT", "attribute", "attribute_record"]
 MAX_TEXT = 8192
 
 _SPACE_RE = re.compile(r"\s+")
+_BLOCKS = (BounceVerdict.LISTED, BounceVerdict.REPUTATION)
 _HOST_IP_RE = re.compile(r"\[?([0-9a-f][0-9a-f:.]{5,44})\]?\s*$")
 
 
@@ -82,7 +100,22 @@ def attribute(
     for rule in _candidates(rules, low, remote_low):
         hit = _match(rule, subject, remote_mta, catalog, low, remote_low)
         if hit is not None:
-            return _build(rule, hit, subject, remote_mta, status, reply_code, rules, catalog, low)
+            found = _build(rule, hit, subject, remote_mta, status, reply_code, rules, catalog, low)
+            if not found.provider and found.verdict in _BLOCKS and rules.lexicon is not None:
+                # A rule that knows the wording but not who wrote it: the name the text gives.
+                found = replace(found, provider=named_provider(subject, rules.lexicon))
+            return replace(found, layer=Layer.RULE, confidence=Confidence.HIGH)
+    if rules.lexicon is not None:
+        opened = attribute_open(
+            subject,
+            remote_mta=remote_mta,
+            temporary=_temporary(None, status, reply_code),
+            lexicon=rules.lexicon,
+            catalog=catalog,
+            low=low,
+        )
+        if opened is not None:
+            return opened
     return Attribution(
         verdict=BounceVerdict.OTHER,
         temporary=_temporary(None, status, reply_code),
@@ -221,7 +254,10 @@ def _build(
     if kind is ListKind.DOMAIN_LIST:
         domain = _slot_domain(groups.get("domain"), rules, subject, low)
     else:
-        ip = _slot_ip(groups.get("ip"), rules, subject, remote_mta, low)
+        # The slots first (they name it); else any IP literal the text ties to the sender.
+        ip = _slot_ip(groups.get("ip"), rules, subject, remote_mta, low) or sender_ip(
+            subject, remote_mta
+        )
     delist = _delist_url(rule, zone, ip or domain)
     reason = _reason(rule, list_id, zone, zone_name, decoded, code, ip or domain, delist)
     return replace(named, listed_ip=ip, listed_domain=domain, delist_url=delist, reason=reason)
@@ -273,7 +309,8 @@ def _slot_ip(
             candidates.extend(hit["ip"] for hit in slot.finditer(subject))
         for candidate in candidates:
             ip = _valid_ip(candidate)
-            if ip and ip != mx and not ip.startswith("127."):
+            # A loopback address is an answer code, unless it is the client (a DNSBL's test).
+            if ip and ip != mx and (not ip.startswith("127.") or f"host [{ip}]" in subject):
                 return ip
         candidates = []
     return ""

@@ -35,6 +35,20 @@ class BounceVerdict(enum.StrEnum):
     OTHER = "other"  # not about blocklists
 
 
+class Layer(enum.StrEnum):
+    """Which layer of attribution decided (blmonitor/bounces/attribution.py)."""
+
+    RULE = "rule"  # a specific rule of lists/bounces.toml: the wording was seen before
+    LEXICON = "lexicon"  # a list named (lists/names.toml, the catalog) near block wording
+    GENERIC = "generic"  # block wording with no name: a list the receiver does not name
+
+
+class Confidence(enum.StrEnum):
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
 class ListKind(enum.StrEnum):
     PUBLIC_DNSBL = "public-dnsbl"  # a public DNS block list (Spamhaus, SpamCop, Barracuda…)
     PROVIDER_PRIVATE = "provider-private"  # a receiver's own list (Microsoft S3150, Yahoo BL…)
@@ -58,3 +72,5 @@ class Attribution:
     delist_url: str = ""
     reason: str = ""  # in plain words, for a person
     rule: str = ""  # the id of the pattern that decided, for debugging and tests
+    layer: Layer | None = None  # which layer decided; None: none found anything
+    confidence: Confidence | None = None  # high (rule), medium (lexicon), low (generic)

@@ -9,14 +9,19 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from blmonitor.bounces.models import BounceVerdict, ListKind
 from blmonitor.bounces.needles import minimal, required_literals
 from blmonitor.dnsbl.catalog import parse_list_toml, read_list_data
 from blmonitor.errors import CatalogError
 
-__all__ = ["Rule", "RulePattern", "Rules", "embedded_rules", "load_rules"]
+if TYPE_CHECKING:
+    from blmonitor.bounces.lexicon import Lexicon
+
+__all__ = [
+    "Rule", "RulePattern", "Rules", "check_pattern", "check_url", "embedded_rules", "load_rules",
+]  # fmt: skip
 
 RANK = {
     BounceVerdict.RECEIVER_ERROR: 0,
@@ -143,6 +148,9 @@ class Rules:
     zone_slots: tuple[RulePattern, ...] = ()
     source: str = ""
     by_id: Mapping[str, Rule] = field(default_factory=dict)
+    # The names and block wording of the open-world layers (lists/names.toml); None: only the
+    # specific rules decide (a closed world, as a rules file of your own alone gives).
+    lexicon: Lexicon | None = None
     # Derived, for the pre-check in `attribute`: every needle of any rule, with the positions
     # (in `rules`) of the rules that name it, and the positions of the rules without needles.
     by_needle: Mapping[str, tuple[int, ...]] = field(init=False, repr=False, compare=False)
@@ -165,8 +173,12 @@ def embedded_rules() -> Rules:
     any file is, but its patterns are compiled when first used: the tests compile every one
     (tests/test_attribution.py), and a short run then does not pay for the patterns it never
     needs."""
+    from dataclasses import replace
+
+    from blmonitor.bounces.lexicon import embedded_lexicon
+
     text, source = read_list_data("bounces.toml")
-    return load_rules(text, source=source, compile_now=False)
+    return replace(load_rules(text, source=source, compile_now=False), lexicon=embedded_lexicon())
 
 
 def load_rules(text: str, *, source: str, compile_now: bool = True) -> Rules:
@@ -229,17 +241,32 @@ def _strings(value: Any, what: str, source: str) -> list[str]:
     return list(value)
 
 
-def _compile(pattern: str, what: str, source: str, now: bool) -> RulePattern:
-    if unknown := [m for m in _MACRO_RE.findall(pattern) if m not in _MACROS]:
-        raise CatalogError(
-            source, f"{what}: unknown macro {unknown[0]} (known: {', '.join(_MACROS)})"
-        )
+def check_pattern(pattern: str, what: str, source: str, *, compile_now: bool = True) -> None:
+    """A pattern of a lists/ file without macros: linear, and (`compile_now`) it compiles."""
+    _check_linear(pattern, what, source)
+    if not compile_now:
+        return
+    try:
+        re.compile(pattern, re.IGNORECASE)
+    except re.error as exc:
+        raise CatalogError(source, f"{what}: bad regular expression {pattern!r}: {exc}") from exc
+
+
+def _check_linear(pattern: str, what: str, source: str) -> None:
     if _UNBOUNDED_DOT.search(pattern) or _NESTED_REPEAT.search(pattern):
         raise CatalogError(
             source,
             f"{what}: {pattern!r} is not linear (an unbounded '.*' or '.+', or a repeated "
             "group holding a repeat): bound it, e.g. '.{0,80}'",
         )
+
+
+def _compile(pattern: str, what: str, source: str, now: bool) -> RulePattern:
+    if unknown := [m for m in _MACRO_RE.findall(pattern) if m not in _MACROS]:
+        raise CatalogError(
+            source, f"{what}: unknown macro {unknown[0]} (known: {', '.join(_MACROS)})"
+        )
+    _check_linear(pattern, what, source)
     for macro, expansion in _MACROS.items():
         pattern = pattern.replace(macro, expansion)
     try:
@@ -291,7 +318,7 @@ def _parse_rule(entry: Any, source: str, index: int, now: bool) -> Rule:
         raise fail(f"zone {entry['zone']!r} is not a DNS name")
     delist_url = entry.get("delist_url", "")
     if delist_url:
-        _check_url(delist_url, fail)
+        check_url(delist_url, fail)
     try:
         patterns = tuple(
             _compile(p, f"rule {rid}: match", source, now)
@@ -340,7 +367,7 @@ def _parse_rule(entry: Any, source: str, index: int, now: bool) -> Rule:
     )
 
 
-def _check_url(url: str, fail: Callable[[str], CatalogError]) -> None:
+def check_url(url: str, fail: Callable[[str], CatalogError]) -> None:
     """An http(s) or mailto URL whose only placeholders are {ip}, {domain} and {target}."""
     names = set(_PLACEHOLDER_RE.findall(url))
     if names - _PLACEHOLDERS:

@@ -9,12 +9,16 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from blmonitor.bounces.models import Attribution, BounceRecord, BounceVerdict
 from blmonitor.dnsbl.report import table
 from blmonitor.errors import UsageError
 from blmonitor.models import Verdict
+
+if TYPE_CHECKING:
+    from blmonitor.bounces.rules import Rules
+    from blmonitor.dnsbl.catalog import Catalog
 
 # The verdicts a scan groups by list: the ones that say a receiver blocks us.
 _GROUPED = (BounceVerdict.LISTED, BounceVerdict.REPUTATION)
@@ -26,8 +30,11 @@ def verdict_of(attributions: Sequence[Attribution]) -> Verdict:
     return Verdict.LISTED if listed else Verdict.CLEAN
 
 
-def explain(text: str, *, remote_mta: str = "") -> Attribution:
-    """Which blocklist a pasted rejection names (its reply code and status read from its start)."""
+def explain(
+    text: str, *, remote_mta: str = "", rules: Rules | None = None, catalog: Catalog | None = None
+) -> Attribution:
+    """Which blocklist a pasted rejection names (its reply code and status read from its start).
+    `rules`/`catalog` default to the embedded ones (a caller of many texts loads them once)."""
     from blmonitor.bounces.attribution import attribute
     from blmonitor.bounces.rules import embedded_rules
     from blmonitor.bounces.smtp import reply_head
@@ -42,8 +49,8 @@ def explain(text: str, *, remote_mta: str = "") -> Attribution:
         remote_mta=remote_mta,
         status=status,
         reply_code=reply_code,
-        rules=embedded_rules(),
-        catalog=embedded_catalog(),
+        rules=rules or embedded_rules(),
+        catalog=catalog or embedded_catalog(),
     )
 
 
@@ -59,6 +66,8 @@ def attribution_json(attribution: Attribution) -> dict[str, Any]:
         "temporary": attribution.temporary,
         "delist_url": attribution.delist_url or None,
         "reason": attribution.reason or None,
+        "layer": str(attribution.layer) if attribution.layer else None,
+        "confidence": str(attribution.confidence) if attribution.confidence else None,
     }
 
 
@@ -73,11 +82,20 @@ def render_explanation(attribution: Attribution) -> str:
         ("listed domain", attribution.listed_domain),
         ("temporary", "yes (4xx: the sender retries)" if attribution.temporary else ""),
         ("delist", attribution.delist_url),
+        ("found by", _found_by(attribution)),
     ]
     lines = [f"{label + ':':15}{value}" for label, value in rows if value]
     if attribution.reason:
         lines.append(attribution.reason)
     return "\n".join(lines)
+
+
+def _found_by(attribution: Attribution) -> str:
+    """'rule (high confidence)', 'lexicon (medium confidence)'…; '' when nothing decided."""
+    if attribution.layer is None:
+        return ""
+    confidence = f" ({attribution.confidence} confidence)" if attribution.confidence else ""
+    return f"{attribution.layer}{confidence}"
 
 
 # --- scanning ----------------------------------------------------------------------------------
@@ -150,14 +168,16 @@ def render_scan(scan: BounceScan) -> str:
     lines: list[str] = []
     groups = group_by_list(scan)
     if groups:
-        rows = [["verdict", "list", "bounces", "first seen", "last seen", "IPs", "delist"]]
+        rows = [["verdict", "list", "bounces", "first seen", "last seen", "IPs", "delist",
+                 "found by"]]  # fmt: skip
         for (verdict, name), items in groups.items():
             dates = sorted(r.date.isoformat(timespec="minutes") for r, _ in items if r.date)
             ips = sorted({a.listed_ip for _, a in items if a.listed_ip})
             link = next((a.delist_url for _, a in items if a.delist_url), "")
             first, last = (dates[0], dates[-1]) if dates else ("?", "?")
+            found_by = ",".join(sorted({_found_by(a) for _, a in items if a.layer}))
             rows.append([verdict, name, str(len(items)), first, last, ",".join(ips) or "-",
-                         link or "-"])  # fmt: skip
+                         link or "-", found_by or "-"])  # fmt: skip
         lines.append("\n".join(line[2:] for line in table(rows)))
     others = Counter(str(a.verdict) for _, a in scan.found if a.verdict not in _GROUPED)
     summary = ", ".join(f"{n} {v}" for v, n in sorted(others.items()))

@@ -81,16 +81,20 @@ class Catalog:
 
 
 def read_list_data(name: str) -> tuple[str, str]:
-    """A data file of lists/ (its text and where it came from): shipped inside the package,
-    or beside it in a source checkout."""
-    try:
-        return resources.files("blmonitor.lists").joinpath(name).read_text("utf-8"), f"lists/{name}"
-    except (ModuleNotFoundError, FileNotFoundError):
-        path = Path(__file__).resolve().parent.parent / "lists" / name
+    """A data file of lists/ (its text and where it came from): beside the package in a source
+    checkout (so that a checkout reads its own lists even when an editable install maps
+    `blmonitor.lists` to another tree), else shipped inside the package."""
+    root = Path(__file__).resolve().parent.parent.parent
+    path = root / "lists" / name
+    if (root / "pyproject.toml").is_file() and path.is_file():
         try:
-            return path.read_text("utf-8"), str(path)
+            return path.read_text("utf-8"), f"lists/{name}"
         except OSError as exc:
             raise CatalogError(str(path), f"cannot read it: {exc.strerror}") from exc
+    try:
+        return resources.files("blmonitor.lists").joinpath(name).read_text("utf-8"), f"lists/{name}"
+    except (ModuleNotFoundError, FileNotFoundError) as exc:
+        raise CatalogError(f"lists/{name}", "cannot read it: not shipped with the package") from exc
 
 
 def parse_list_toml(text: str, *, source: str, keys: set[str]) -> dict[str, Any]:

@@ -1,0 +1,489 @@
+"""The open-world layers of attribution, tried when no specific rule of lists/bounces.toml knows
+the wording: a list NAMED near block wording (the lexicon of lists/names.toml and the catalog's
+zones; confidence medium), else block wording with no name (the generic grammar of
+lists/names.toml in several languages; confidence low). Also the listed IP and the delist URL
+read from any IP literal and URL of a text. [core] Pure.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import islice
+
+from blmonitor.bounces.lexicon import MAX_WORDS, Lexicon, Name
+from blmonitor.bounces.models import Attribution, BounceVerdict, Confidence, Layer, ListKind
+from blmonitor.dnsbl.catalog import Catalog
+from blmonitor.models import TargetKind, Zone
+
+__all__ = ["attribute_open", "find_urls", "named_provider", "sender_ip"]
+
+# The most matches of one kind looked at in a text: a hostile text of many does not cost more.
+_MOST = 24
+# How far (characters) an object may stand from weak block wording ("blocked" … "your IP").
+_OBJECT_REACH = 60
+_WORD_RE = re.compile(r"[^\W_]+")
+# Host-like runs; checked after the match (a dot, a final label of letters). Linear.
+_HOSTISH_RE = re.compile(r"(?<![a-z0-9.-])[a-z0-9][a-z0-9.-]{2,252}", re.IGNORECASE)
+_URL_RE = re.compile(
+    r"\b(?:https?://|www\.)[a-z0-9.-]{1,253}(?::\d{1,5})?(?:[/?#][^\s<>\"'()\[\]{}|]{0,500})?",
+    re.IGNORECASE,
+)
+_LOOKUP_WORDS_RE = re.compile(
+    r"ip=|query|lookup|remov|delist|reset|check|black|block|rbl|reput|listed|/bl\b|\bbl\.|"
+    r"ipcheck|rbl|search",
+    re.IGNORECASE,
+)
+_IPV4_RE = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\w)")
+_IPV6_RE = re.compile(r"(?<![\w:.])[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}(?![\w:])", re.IGNORECASE)
+# Before a status code such as Yahoo's "421 4.16.55.1" (an IPv4 literal in shape), or a version.
+_CODE_BEFORE_RE = re.compile(
+    r"(?:^|\b[245]\d\d[ -]|#|\b(?:status|code|version|release|ver\.?|v)\s?)$", re.IGNORECASE
+)
+_SENDER_CUE_RE = re.compile(
+    r"(?:client|from|your|sender|sending|source|connecting|\bip|host|address|remote|mta|"
+    r"listed|blocked|\[)[^\w]{0,4}(?:\w+[^\w]{1,3}){0,3}$",
+    re.IGNORECASE,
+)
+# Weak verbs that say why on their own: "The sender 192.0.2.1 is banned".
+_LISTED_VERB_RE = re.compile(r"(?:banned|black-?listed|block-?listed|barred)$", re.IGNORECASE)
+# "<Name> RBL": a list name no lexicon knows, written before the word for a list.
+_LABELLED_RE = re.compile(
+    r"\b([a-z0-9][a-z0-9.-]{2,30}) (?:rbl|dnsbl|dns-?bl|black ?list|block ?list)\b", re.IGNORECASE
+)
+_NOT_NAMES = frozenset((
+    "our", "the", "a", "an", "local", "your", "their", "this", "that", "public", "internal",
+    "private", "spam", "dns", "ip", "my", "any", "in", "on", "at", "of", "by", "to", "from",
+    "its", "own", "realtime", "real-time", "known", "external", "some", "one", "several",
+    "multiple", "domain", "sender", "url", "uri", "is", "are", "listed", "via", "using", "custom",
+    "global", "company", "corporate", "server", "mail", "email", "e-mail", "and", "or", "no",
+    "not", "be", "been", "being", "was", "were", "per", "for", "against", "with",
+))  # fmt: skip
+# A subdomain label that says "block list": bl., sbl., dnsbl-1., rbl., blacklist., spam.…
+# (not any label holding "bl": public., mobile., bluewin.).
+_LISTISH_LABEL_RE = re.compile(
+    r"^(?:[a-z0-9]{1,20}-)?(?:[a-z]{0,4}bl|dnsrbl|rbldns|black-?list|block-?list|blackholes?|"
+    r"spam|spamlist)(?:-?\d{1,2})?$"
+)
+_SECOND_LEVEL = {"co", "com", "net", "org", "ac", "gov", "edu", "ne", "or", "go", "gen"}
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """A list the text names: a lexicon entry, a catalog zone, or an unknown zone."""
+
+    at: int
+    tier: int  # 0 a zone, 1 a list or vendor, 2 a receiver's own list; lower is preferred
+    name: Name | None = None
+    zone: Zone | None = None
+    zone_name: str = ""
+    by_host: bool = False
+    label: str = ""  # a list name no lexicon knows, as written before "RBL": "DNN4Less"
+
+
+# ─── the layers ──────────────────────────────────────────────────────────────────────────
+
+
+def attribute_open(
+    subject: str,
+    *,
+    remote_mta: str,
+    temporary: bool,
+    lexicon: Lexicon,
+    catalog: Catalog,
+    low: str | None,
+) -> Attribution | None:
+    """The lexicon layer, else the generic layer; None when the text is not a block text."""
+    wording = lexicon.wording
+    urls = find_urls(subject)
+    worded = low is None or wording.needles is None or any(n in low for n in wording.needles)
+    if not worded and not any(_lookup_host(u, lexicon) for u in urls):
+        return None  # no block wording and no lookup page: the usual case, decided cheaply
+    ips = _sender_ips(subject, remote_mta)
+    block = _block_spans(subject, lexicon, ips, low) if worded else []
+    reputation = wording.reputation.starts(subject, low) if worded else []
+    deferral = not block and not reputation and wording.deferral.found(subject, low)
+    if not block and not reputation and not deferral and not urls:
+        return None
+    if wording.negative.found(subject, low):
+        return None
+    if not reputation and wording.ratelimit.found(subject, low):
+        return None
+    names = list(islice(_names(subject, lexicon, catalog), _MOST))
+    if deferral and any(_is_list(f) for f in names):
+        # "Deferred", "rejected", "listed" are block wording only beside a list named in words.
+        block = wording.deferral.starts(subject, low)
+    lookup = [f for f in names if f.name is not None and f.name.lookup and f.by_host]
+    lookup = [f for f in lookup if any(_is_lookup_url(u, f.name) for u in urls if f.name)]
+    if not block and not reputation and not lookup:
+        return None
+    verdict = BounceVerdict.REPUTATION if reputation and not block else BounceVerdict.LISTED
+    if lookup and not block and not reputation:
+        block = [lookup[0].at]
+    anchors = (block + reputation)[:_MOST]
+    ip = _best_ip(ips)
+    if names:
+        # A zone, then a list or vendor (a known name before "Foo RBL"), then a receiver's own;
+        # named in words before by a host; then the nearest to the block wording.
+        best = min(
+            names,
+            key=lambda f: (f.tier, bool(f.label), f.by_host, min(abs(f.at - a) for a in anchors)),
+        )
+        return _named(best, verdict, temporary, ip, urls, _zone_index(catalog))
+    return _unnamed(subject, verdict, temporary, ip, urls, remote_mta, lexicon)
+
+
+def _block_spans(
+    subject: str, lexicon: Lexicon, ips: list[tuple[int, str, bool]], low: str | None
+) -> list[int]:
+    """Where block wording stands: list wording, or weak wording ("blocked") with an object
+    near it and something after it."""
+    wording = lexicon.wording
+    spans = wording.listed.starts(subject, low)
+    objects = wording.object.live(low)
+    weak = (m for p in wording.weak.live(low) for m in islice(p.finditer(subject), _MOST))
+    for m in weak:
+        word = m.group()
+        if (
+            word.isascii()
+            and not _LISTED_VERB_RE.match(word)
+            and not subject[m.end() :].strip(" .!;:)]")
+        ):
+            continue  # "Client host [x] blocked." says no why: any policy may say it
+        start, end = max(0, m.start() - _OBJECT_REACH), m.end() + _OBJECT_REACH
+        if any(start <= at < end for at, _, _ in ips) or any(
+            p.compiled.search(subject, start, end) for p in objects
+        ):
+            spans.append(m.start())
+    return sorted(spans)
+
+
+def _named(
+    found: _Found,
+    verdict: BounceVerdict,
+    temporary: bool,
+    ip: str,
+    urls: list[str],
+    zones: dict[str, Zone],
+) -> Attribution:
+    name, zone = found.name, found.zone
+    if zone is None and name is not None and name.zone:
+        zone = zones.get(name.zone)
+    # The list reported: the zone (the catalog's, or one the text names that looks like a
+    # list), else the lexicon's id; `zone` only ever a catalog zone.
+    zone_name = zone.name if zone is not None else found.zone_name
+    if name is not None:
+        provider = name.provider
+        kind = name.kind
+        list_id = name.list_id
+    elif found.label:
+        provider, kind, list_id, zone_name = (
+            found.label,
+            ListKind.PUBLIC_DNSBL,
+            found.label.lower(),
+            "",
+        )
+    else:
+        provider = zone.operator if zone is not None else _registrable(zone_name)
+        kind = ListKind.PUBLIC_DNSBL
+        list_id = zone_name
+    if zone is not None and TargetKind.IPV4 not in zone.takes and TargetKind.IPV6 not in zone.takes:
+        kind = ListKind.DOMAIN_LIST
+    delist = _pick_url(urls, name) or _template(name, zone, ip)
+    if verdict is BounceVerdict.REPUTATION:
+        what = f"{provider} blocks or defers the sender for its reputation ({list_id} named)"
+    else:
+        what = f"{provider}'s list {list_id} lists the sender"
+    reason = _reason(what, verdict, ip, delist, list_id, "named near block wording no rule knows")
+    return Attribution(
+        verdict=verdict,
+        list=list_id,
+        zone=zone.name if zone is not None else "",
+        provider=provider,
+        kind=kind,
+        temporary=temporary,
+        listed_ip=ip if kind is not ListKind.DOMAIN_LIST else "",
+        delist_url=delist,
+        reason=reason,
+        rule=f"lexicon:{name.id if name is not None else list_id}",
+        layer=Layer.LEXICON,
+        confidence=Confidence.MEDIUM,
+    )
+
+
+def _unnamed(
+    subject: str,
+    verdict: BounceVerdict,
+    temporary: bool,
+    ip: str,
+    urls: list[str],
+    remote_mta: str,
+    lexicon: Lexicon,
+) -> Attribution:
+    provider = _provider_of(remote_mta, lexicon) or _provider_of(subject, lexicon)
+    delist = urls[0] if urls else ""
+    who = f"the receiver ({provider})" if provider else "the receiver"
+    if verdict is BounceVerdict.REPUTATION:
+        what = f"{_capital(who)} blocks or defers the sender for its reputation"
+        kind = ListKind.PROVIDER_REPUTATION
+    else:
+        what = f"A block list {who} does not name lists the sender"
+        kind = ListKind.PROVIDER_PRIVATE
+    reason = _reason(what, verdict, ip, delist, "unnamed", "block wording, no list named")
+    return Attribution(
+        verdict=verdict,
+        list="unnamed",
+        provider=provider,
+        kind=kind,
+        temporary=temporary,
+        listed_ip=ip,
+        delist_url=delist,
+        reason=reason,
+        rule="generic",
+        layer=Layer.GENERIC,
+        confidence=Confidence.LOW,
+    )
+
+
+def _reason(what: str, verdict: BounceVerdict, ip: str, delist: str, list_id: str, how: str) -> str:
+    parts = [f"Probably: {what} ({how})"]
+    if ip:
+        parts.append(f"listed: {ip}")
+    if verdict is BounceVerdict.REPUTATION:
+        parts.append("a reputation block, not a list: slow down and check complaints")
+    if delist:
+        parts.append(
+            f"ask for delisting at {delist}" if verdict is BounceVerdict.LISTED else f"see {delist}"
+        )
+    return "; ".join(parts) + f" [{list_id}]"
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+# ─── names ───────────────────────────────────────────────────────────────────────────────
+
+
+def _names(subject: str, lexicon: Lexicon, catalog: Catalog) -> Iterator[_Found]:
+    """Every list the text names: lexicon names (whole words), hosts and zones (any host-like
+    run of the text, or a name under it), unknown zones that look like block lists."""
+    words = list(_WORD_RE.finditer(subject))
+    keys = [w.group().lower() for w in words]
+    i = 0
+    while i < len(words):
+        for k in range(min(MAX_WORDS, len(words) - i), 0, -1):
+            name = lexicon.by_key.get("".join(keys[i : i + k]))
+            if name is not None and _adjacent(subject, words, i, k):
+                yield _Found(at=words[i].start(), tier=_tier(name), name=name)
+                i += k - 1
+                break
+        i += 1
+    if not subject.isascii():
+        low = subject.lower()
+        for alias, name in lexicon.unspaced:
+            if (at := low.find(alias)) >= 0:
+                yield _Found(at=at, tier=_tier(name), name=name)
+    for m in _LABELLED_RE.finditer(subject):
+        word = m.group(1)
+        if word.lower() not in _NOT_NAMES and lexicon.resolve(word) is None:
+            yield _Found(at=m.start(), tier=1, label=word)
+    zones = _zone_index(catalog)
+    for m in _HOSTISH_RE.finditer(subject):
+        host = m.group().lower().rstrip(".-")
+        labels = host.split(".")
+        if len(labels) < 2 or not labels[-1].isalpha() or len(labels[-1]) < 2:
+            continue
+        for j in range(len(labels) - 1):
+            suffix = ".".join(labels[j:])
+            if (zone := zones.get(suffix)) is not None:
+                yield _Found(at=m.start(), tier=0, zone=zone)
+                break
+            if (name := lexicon.by_host.get(suffix)) is not None:
+                yield _Found(at=m.start(), tier=_tier(name), name=name, by_host=True)
+                break
+        else:
+            zone_name = _unknown_zone(labels)
+            if zone_name and not _in_url(subject, m.start()):
+                yield _Found(at=m.start(), tier=0, zone_name=zone_name)
+
+
+def _is_list(found: _Found) -> bool:
+    """A block list or a list operator named in words or as a zone (not a receiver's host)."""
+    if found.zone is not None or found.zone_name or found.label:
+        return True
+    name = found.name
+    return name is not None and not found.by_host and bool(name.zone or name.lookup)
+
+
+def named_provider(subject: str, lexicon: Lexicon) -> str:
+    """The provider of the first lexicon name or host the text gives; '' when none."""
+    words = list(_WORD_RE.finditer(subject[:2048]))
+    keys = [w.group().lower() for w in words]
+    for i in range(len(words)):
+        for k in range(min(MAX_WORDS, len(words) - i), 0, -1):
+            name = lexicon.by_key.get("".join(keys[i : i + k]))
+            if name is not None and _adjacent(subject, words, i, k):
+                return name.provider
+    return _provider_of(subject, lexicon, registrable=False)
+
+
+def _adjacent(subject: str, words: list[re.Match[str]], i: int, k: int) -> bool:
+    """The words i..i+k-1 are one name: only spaces, dashes, dots, '&' between them."""
+    for a, b in zip(words[i : i + k - 1], words[i + 1 : i + k], strict=True):
+        gap = subject[a.end() : b.start()]
+        if len(gap) > 2 or gap.strip(" -._&+"):
+            return False
+    return True
+
+
+def _tier(name: Name) -> int:
+    return 2 if name.kind is ListKind.PROVIDER_PRIVATE else 1
+
+
+def _unknown_zone(labels: list[str]) -> str:
+    """The zone of a host name that looks like a block list no catalog knows ('rbl.foo.net'),
+    from its listish label on; '' for any other host."""
+    for j, label in enumerate(labels[:-2]):
+        if _LISTISH_LABEL_RE.match(label) and not label.isdigit():
+            return ".".join(labels[j:])
+    return ""
+
+
+def _in_url(subject: str, at: int) -> bool:
+    start = subject.rfind(" ", 0, at) + 1
+    return "://" in subject[start:at]
+
+
+# The last catalog indexed and its zones by name (one tuple: rebinding it is atomic).
+_ZONES: tuple[Catalog | None, dict[str, Zone]] = (None, {})
+
+
+def _zone_index(catalog: Catalog) -> dict[str, Zone]:
+    global _ZONES
+    last = _ZONES
+    if last[0] is not catalog:
+        last = _ZONES = (catalog, {z.name: z for z in catalog.zones})
+    return last[1]
+
+
+def _provider_of(text: str, lexicon: Lexicon, *, registrable: bool = True) -> str:
+    """Who runs the hosts of `text` (a remote MTA, or the rejection): the lexicon's provider,
+    else (`registrable`) the registrable part of the first host name."""
+    first = ""
+    for m in _HOSTISH_RE.finditer(text[:2048]):
+        labels = m.group().lower().rstrip(".-").split(".")
+        if len(labels) < 2 or not labels[-1].isalpha() or len(labels[-1]) < 2:
+            continue
+        for j in range(len(labels) - 1):
+            if (name := lexicon.by_host.get(".".join(labels[j:]))) is not None:
+                return name.provider
+        first = first or (_registrable(".".join(labels)) if registrable else "")
+    return first
+
+
+def _registrable(host: str) -> str:
+    labels = host.split(".")
+    if len(labels) >= 3 and labels[-2] in _SECOND_LEVEL and len(labels[-1]) == 2:
+        return ".".join(labels[-3:])
+    return ".".join(labels[-2:])
+
+
+# ─── URLs and addresses ──────────────────────────────────────────────────────────────────
+
+
+def find_urls(text: str) -> list[str]:
+    """The http(s) and www. URLs of a text, in order, without trailing punctuation."""
+    if "http" not in text and "www." not in text and "HTTP" not in text and "WWW." not in text:
+        return []
+    return [m.group().rstrip(".,;:!>") for m in islice(_URL_RE.finditer(text), _MOST)]
+
+
+def _lookup_host(url: str, lexicon: Lexicon) -> bool:
+    """The URL's host (or a name above it) is a lookup page's host of the lexicon."""
+    labels = url.split("://", 1)[-1].split("/", 1)[0].split("?", 1)[0].lower().split(".")
+    for j in range(len(labels) - 1):
+        name = lexicon.by_host.get(".".join(labels[j:]))
+        if name is not None:
+            return name.lookup
+    return False
+
+
+def _is_lookup_url(url: str, name: Name) -> bool:
+    host = url.split("://", 1)[-1].split("/", 1)[0].split("?", 1)[0].lower()
+    if not any(host == h or host.endswith("." + h) for h in name.hosts):
+        return False
+    return bool(_LOOKUP_WORDS_RE.search(url[len(url.split("://", 1)[0]) :]))
+
+
+def _pick_url(urls: list[str], name: Name | None) -> str:
+    if name is not None:
+        for url in urls:
+            host = url.split("://", 1)[-1].split("/", 1)[0].lower()
+            if any(host == h or host.endswith("." + h) for h in name.hosts):
+                return url
+    return urls[0] if urls else ""
+
+
+def _template(name: Name | None, zone: Zone | None, ip: str) -> str:
+    template = (name.delist_url if name is not None else "") or (
+        (zone.delist_url or zone.lookup_url) if zone is not None else ""
+    )
+    if not template:
+        return ""
+    if not ip and any(k in template for k in ("{ip}", "{target}")):
+        return template.split("?", 1)[0] if "?" in template else template.split("{", 1)[0]
+    return template.replace("{ip}", ip).replace("{target}", ip).replace("{domain}", ip)
+
+
+def sender_ip(text: str, remote_mta: str = "") -> str:
+    """The sending IP a rejection names: an IP literal tied to the sender by a cue before it
+    (client, from, your IP, [), else the first one; never the remote MTA's address, a loopback
+    or unspecified address, a status code such as 4.16.55.1 or a version number."""
+    return _best_ip(_sender_ips(text, remote_mta))
+
+
+def _best_ip(ips: list[tuple[int, str, bool]]) -> str:
+    return next((ip for _, ip, cued in ips if cued), ips[0][1] if ips else "")
+
+
+def _sender_ips(text: str, remote_mta: str) -> list[tuple[int, str, bool]]:
+    """(offset, address, has a sender cue before it) of every IP literal that may be ours."""
+    mx = _literal_of(remote_mta)
+    out = []
+    for m in islice(_ip_matches(text), _MOST):
+        ip = _valid(m.group())
+        before = text[max(0, m.start() - 12) : m.start()]
+        if not ip or ip == mx or _CODE_BEFORE_RE.search(before):
+            continue
+        if m.group()[:2] in ("2.", "4.", "5.") and before.endswith("- "):
+            continue  # Yahoo's "temporarily deferred - 4.16.55.1" is a status code
+        parsed = ipaddress.ip_address(ip)
+        if parsed.is_loopback or parsed.is_unspecified or parsed.is_multicast:
+            continue
+        cued = bool(_SENDER_CUE_RE.search(text[max(0, m.start() - 40) : m.start()]))
+        out.append((m.start(), ip, cued))
+    return out
+
+
+def _ip_matches(text: str) -> Iterator[re.Match[str]]:
+    found = list(_IPV4_RE.finditer(text))
+    if ":" in text:
+        found.extend(m for m in _IPV6_RE.finditer(text) if m.group().count(":") >= 2)
+    return iter(sorted(found, key=lambda m: m.start()))
+
+
+def _valid(candidate: str) -> str:
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return ""
+
+
+def _literal_of(remote_mta: str) -> str:
+    for m in _ip_matches(remote_mta):
+        if ip := _valid(m.group()):
+            return ip
+    return ""

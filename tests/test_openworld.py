@@ -1,0 +1,388 @@
+"""The open-world layers of attribution (issue 13): rule → lexicon → generic, each with its layer
+and confidence; texts in several languages; the negative contexts; the listed IP and the URL;
+the lexicon loader of lists/names.toml; the faces that show the layer (explain, bounces scan,
+the bounce event's "probably")."""
+
+from __future__ import annotations
+
+import json
+import random
+import tomllib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from blmonitor import cli
+from blmonitor.bounces.attribution import attribute
+from blmonitor.bounces.lexicon import embedded_lexicon, load_lexicon, name_key
+from blmonitor.bounces.models import BounceRecord, BounceVerdict, Confidence, Layer
+from blmonitor.bounces.openworld import find_urls, sender_ip
+from blmonitor.bounces.rules import embedded_rules, load_rules
+from blmonitor.bounces.service import BounceScan, attribution_json, render_explanation, render_scan
+from blmonitor.dnsbl.catalog import embedded_catalog, read_list_data
+from blmonitor.errors import CatalogError
+from blmonitor.monitor.state import MonitorState, evaluate_bounces
+
+RULES = embedded_rules()
+CATALOG = embedded_catalog()
+LEXICON = embedded_lexicon()
+
+
+def _explain(text: str, remote_mta: str = ""):
+    return attribute(text, remote_mta=remote_mta, rules=RULES, catalog=CATALOG)
+
+
+# ─── the three layers ────────────────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize(
+    ("text", "verdict", "layer", "list_id", "provider", "ip"),
+    [
+        # rule: today's specific rules decide first, with high confidence
+        ("554 5.7.1 Service unavailable; Client host [203.0.113.5] blocked using zen.spamhaus.org",
+         "listed", "rule", "zen.spamhaus.org", "Spamhaus", "203.0.113.5"),
+        # lexicon: a list named in a phrase no rule knows (a level suffix, a zone after a
+        # colon, a lookup URL with no verb, "deferred" instead of "blocked")
+        ("550 Rejected: IP 192.0.2.4 listed on UCEPROTECT-Level2",
+         "listed", "lexicon", "dnsbl-2.uceprotect.net", "UCEPROTECT", "192.0.2.4"),
+        ("550 5.7.1 Your host 198.51.100.9 is blacklisted: psbl.surriel.com",
+         "listed", "lexicon", "psbl.surriel.com", "PSBL (Passive Spam Block List)",
+         "198.51.100.9"),
+        ("554 Blocked - see https://ipcheck.proofpoint.com/?ip=192.0.2.1",
+         "listed", "lexicon", "proofpoint", "Proofpoint", "192.0.2.1"),
+        ("451 4.7.1 Deferred: 192.0.2.77 is on SpamCop",
+         "listed", "lexicon", "bl.spamcop.net", "SpamCop", "192.0.2.77"),
+        ("550 Connection from 203.0.113.8 blacklisted - dnsbl.example-isp.net",
+         "listed", "lexicon", "dnsbl.example-isp.net", "example-isp.net", "203.0.113.8"),
+        ("550 5.7.1 Your IP 192.0.2.5 is blocked by Cloudmark Sender Intelligence",
+         "listed", "lexicon", "cloudmark", "Cloudmark", "192.0.2.5"),
+        ("550 Blocked via ExampleNet RBL", "listed", "lexicon", "examplenet", "ExampleNet", ""),
+        ("550 Message blocked by RBL (zen.spamhaus.org)",
+         "listed", "lexicon", "zen.spamhaus.org", "Spamhaus", ""),
+        ("550 Rejected: 192.0.2.1 is listed on the Abusix Mail Intelligence blocklist",
+         "listed", "lexicon", "abusix", "Abusix", "192.0.2.1"),  # a known name before "X blocklist"
+        ("421 4.7.0 [TSS04] … [SPAMLIST] listed.", "reputation", "rule", "yahoo-tss04", "Yahoo", ""),
+        # generic: block wording with no name; the provider from the remote MTA
+        ("550 5.7.1 Connection refused - IP 192.0.2.3 blacklisted",
+         "listed", "generic", "unnamed", "", "192.0.2.3"),
+        ("554 client host [198.51.100.7] is on our block list",
+         "listed", "generic", "unnamed", "", "198.51.100.7"),
+        ("550 Rejected: your server is a known spam source",
+         "listed", "generic", "unnamed", "", ""),
+        ("421 4.7.0 Your IP 192.0.2.8 has a poor reputation, try again later",
+         "reputation", "generic", "unnamed", "", "192.0.2.8"),
+        ("451 4.7.1 Temporarily deferred due to user complaints",
+         "reputation", "generic", "unnamed", "", ""),
+        ("421 Rate limit exceeded: your IP reputation is too low",
+         "reputation", "generic", "unnamed", "", ""),
+        ("The sender 192.0.2.50 is banned", "listed", "generic", "unnamed", "", "192.0.2.50"),
+    ],
+)  # fmt: skip
+def test_each_layer_decides_with_its_confidence(text, verdict, layer, list_id, provider, ip):
+    got = _explain(text)
+    assert (str(got.verdict), str(got.layer)) == (verdict, layer)
+    confidence = {"rule": Confidence.HIGH, "lexicon": Confidence.MEDIUM, "generic": Confidence.LOW}
+    assert got.confidence is confidence[layer]
+    assert (got.list, got.provider, got.listed_ip) == (list_id, provider, ip)
+    assert got.reason.startswith("Probably") == (layer != "rule")
+
+
+def test_generic_takes_the_provider_from_the_remote_mta():
+    got = _explain("550 Your IP 192.0.2.3 is blacklisted", remote_mta="mx01.emig.gmx.net")
+    assert (got.layer, got.list, got.provider) == (Layer.GENERIC, "unnamed", "GMX / Web.de / 1&1")
+    got = _explain("550 Your IP 192.0.2.3 is blacklisted", remote_mta="mx2.mail.example.co.uk")
+    assert got.provider == "example.co.uk"
+
+
+def test_a_rule_without_provider_takes_the_name_the_text_gives():
+    got = _explain("550 rejected because 192.0.2.1 is in a black list at bl.example.net (Spamhaus)")
+    assert (got.layer, got.list, got.provider) == (Layer.RULE, "bl.example.net", "Spamhaus")
+
+
+def test_a_closed_world_without_lexicon_stays_other():
+    text, source = read_list_data("bounces.toml")
+    closed = load_rules(text, source=source)
+    got = attribute("550 Your IP 192.0.2.3 is blacklisted", rules=closed, catalog=CATALOG)
+    assert got.verdict is BounceVerdict.OTHER and got.layer is None
+
+
+# ─── languages ───────────────────────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize(
+    ("text", "verdict"),
+    [
+        ("550 Ihre IP-Adresse 192.0.2.9 steht auf unserer Sperrliste", "listed"),  # de
+        ("550 Ihre IP steht auf einer schwarzen Liste", "listed"),
+        ("550 5.7.1 Votre adresse IP 192.0.2.9 est sur liste noire", "listed"),  # fr
+        ("421 Votre IP a une mauvaise réputation", "reputation"),
+        ("554 Su IP 192.0.2.9 está en lista negra", "listed"),  # es
+        ("554 5.7.1 Il tuo indirizzo IP è in lista nera", "listed"),  # it
+        ("550 O seu IP foi bloqueado: lista negra", "listed"),  # pt
+        ("550 Ваш IP адрес находится в черном списке", "listed"),  # ru
+        ("550 Низкая репутация вашего IP", "reputation"),
+        ("554 Twój adres IP znajduje się na czarnej liście", "listed"),  # pl
+        ("550 Uw IP staat op een zwarte lijst", "listed"),  # nl
+        ("550 5.7.1 您的IP 192.0.2.3 已被列入黑名单", "listed"),  # zh
+        ("451 您的IP信誉度低", "reputation"),
+        ("550 送信元IPアドレスはブラックリストに登録されています", "listed"),  # ja
+        ("550 발신 IP가 블랙리스트에 등록되어 있습니다", "listed"),  # ko
+        ("550 귀하의 IP가 차단되었습니다", "listed"),
+        ("553 您的IP已被暂时封禁", "listed"),  # a blocking verb last is no bare "blocked."
+        ("550 Vaše IP adresa je na černé listině", "listed"),  # cs
+    ],
+)
+def test_block_wording_in_many_languages(text, verdict):
+    got = _explain(text)
+    assert str(got.verdict) == verdict
+    assert got.layer in (Layer.GENERIC, Layer.LEXICON)
+
+
+def test_a_named_isp_in_another_language():
+    got = _explain("550 5.7.1 Ваш IP 192.0.2.4 заблокирован. Яндекс")
+    assert (got.layer, got.list, got.listed_ip) == (Layer.LEXICON, "yandex", "192.0.2.4")
+
+
+# ─── negatives ───────────────────────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "535 5.7.8 Authentication failed: your IP is blocked after too many attempts",  # auth
+        "550 5.7.1 SPF check failed, sender blacklisted",  # SPF
+        "550 5.7.1 DKIM signature invalid: message blocked",  # DKIM
+        "550 5.7.1 Unauthenticated email is not accepted due to DMARC policy, host blocked",
+        "550 5.1.1 Mailbox unavailable: user blocked",  # mailbox / user
+        "552 5.3.4 Message size exceeds limit: blocked",  # size
+        "451 4.7.1 Greylisted: your IP is blocked for 5 minutes",  # greylisting
+        "530 5.7.0 Must issue a STARTTLS command first, client blocked",  # TLS
+        "550 5.7.1 Client host rejected: cannot find your hostname, IP blocked",  # rDNS
+        "550 5.7.25 The IP address sending this message does not have a PTR record, blocked",
+        "550 Your HELO name is blacklisted",  # HELO policy
+        "550 5.7.1 Sender address is on the recipient's block list",  # a sender ADDRESS
+        "550 5.7.1 Your e-mail address has been blacklisted by the user",
+        "554 Rejected by header based Blocked Senders - Block policy for Header From",
+        "451 DNSBL lookup failed: blacklist check timed out for your IP",  # receiver's error
+        "554 5.7.1 Message rejected: virus found, sender blocked",  # virus / content
+        "550 Message detected as spam by the content filter, host blocked",
+        "550 Your IP may be blacklisted, or the account may not exist",  # a hedge
+        "421 Too many connections from your IP: blocked for an hour",  # a plain rate limit
+        "554 5.7.1 Relay access denied, client host blocked",  # relay
+        "550 5.7.1 Access denied",  # vague
+        "554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked.",  # blocked, no why
+        "550 5.7.1 Sender blacklisted",  # the sender ADDRESS, as receivers mostly mean it
+        "550 5.7.1 [CS] Message blocked, see https://console.mailchannels.net/insights",
+        "550 5.7.1 Message rejected as spam by Cloudmark",  # content, though a list is named
+        "421 4.16.55.1 temporarily deferred",  # vague, with a status code like an IP
+        "550 Recipient address rejected: Access denied [x.prod.protection.outlook.com]",
+    ],
+)
+def test_negative_contexts_are_not_listings(text):
+    got = _explain(text)
+    assert got.verdict not in (BounceVerdict.LISTED, BounceVerdict.REPUTATION), got
+
+
+# ─── addresses and URLs ──────────────────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize(
+    ("text", "remote", "ip"),
+    [
+        ("Client host [192.0.2.1] is blacklisted", "", "192.0.2.1"),
+        ("421 4.16.55.1 temporarily deferred", "", ""),  # a status code, not an IP
+        ("[TSS04] Messages from 192.0.2.7 temporarily deferred - 4.16.55.1", "", "192.0.2.7"),
+        ("blocked by mx (198.51.100.1): your IP 192.0.2.2", "mx [198.51.100.1]", "192.0.2.2"),
+        ("Postfix version 3.4.13.1: your server 192.0.2.3 is blocked", "", "192.0.2.3"),
+        ("query 3.2.0.192.zen.spamhaus.org: listed", "", ""),  # a query name, not a literal
+        ("Connection from [2001:db8::25] blacklisted at 12:30:45", "", "2001:db8::25"),
+        ("loopback 127.0.0.2 answer", "", ""),
+    ],
+)
+def test_sender_ip(text, remote, ip):
+    assert sender_ip(text, remote) == ip
+
+
+def test_urls_are_read_whole_without_trailing_punctuation():
+    text = "see https://check.spamhaus.org/query/ip/192.0.2.1. Or www.spamcop.net/bl.shtml?1.2.3.4;"
+    assert find_urls(text) == [
+        "https://check.spamhaus.org/query/ip/192.0.2.1",
+        "www.spamcop.net/bl.shtml?1.2.3.4",
+    ]
+    got = _explain(
+        "550 Your IP 192.0.2.1 is blacklisted, see https://rbl.example.org/?q=192.0.2.1."
+    )
+    assert got.delist_url == "https://rbl.example.org/?q=192.0.2.1"
+
+
+# ─── hostile input stays fast: the patterns are linear (timed by bench/bounces.py) ──────
+
+
+def test_hostile_texts_terminate():
+    rng = random.Random(13)
+    pieces = ["blocked ", "your ip ", "black list ", "a.", "1.", ":", "-", "é", "黑名单", " "]
+    for _ in range(40):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(50, 2000)))
+        _explain(text)
+    _explain("a." * 5000 + "blacklisted")
+    _explain("1." * 5000 + " blocked your ip")
+
+
+# ─── the lexicon loader ──────────────────────────────────────────────────────────────────
+
+_WORDING = """
+[wording]
+listed = ['blacklist']
+weak = ['blocked']
+deferral = ['deferred']
+object = ['\\bip\\b']
+reputation = ['reputation']
+negative = ['\\bspf\\b']
+ratelimit = ['too many']
+"""
+_ENTRY = """
+[[name]]
+id = "mylist"
+provider = "My List"
+kind = "public-dnsbl"
+names = ["my list"]
+hosts = ["mylist.example"]
+source = "test"
+"""
+
+
+def test_lexicon_loader_accepts_a_minimal_file():
+    lexicon = load_lexicon(_WORDING + _ENTRY, source="mine.toml")
+    assert lexicon.by_key[name_key("My-List")].id == "mylist"
+    assert lexicon.resolve("MYLIST.EXAMPLE").id == "mylist"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("not toml [", "not valid TOML"),
+        (_WORDING, "no [[name]] tables"),
+        (_ENTRY, "[wording] is missing"),
+        (_WORDING.replace("negative", "nope") + _ENTRY, "unknown key(s) nope"),
+        (_WORDING.replace("['blacklist']", "[]") + _ENTRY, "listed: expected a non-empty list"),
+        (_WORDING.replace("'blacklist'", "'black(list'") + _ENTRY, "bad regular expression"),
+        (_WORDING.replace("'blacklist'", "'black.*list'") + _ENTRY, "is not linear"),
+        (_WORDING + _ENTRY.replace('kind = "public-dnsbl"', 'kind = "nope"'), "kind 'nope'"),
+        (_WORDING + _ENTRY.replace('id = "mylist"', 'id = "My List"'), "the id must be"),
+        (_WORDING + _ENTRY.replace('source = "test"', ""), "missing key 'source'"),
+        (_WORDING + _ENTRY.replace('source = "test"', 'source = "test"\nfoo = 1'), "unknown key"),
+        (_WORDING + _ENTRY.replace('names = ["my list"]', "names = []").replace(
+            'hosts = ["mylist.example"]', "hosts = []"), "at least one of"),
+        (_WORDING + _ENTRY.replace('"my list"', '"ab"'), "shorter than 3"),
+        (_WORDING + _ENTRY.replace('"mylist.example"', '"Not A Host"'), "not a lower-case DNS"),
+        (_WORDING + _ENTRY.replace('source = "test"', 'source = "test"\nzone = "x"'),
+         "zone 'x' is not"),
+        (_WORDING + _ENTRY.replace('source = "test"', 'source = "test"\nlookup = "yes"'),
+         "'lookup' must be true or false"),
+        (_WORDING + _ENTRY.replace('source = "test"', 'source = "test"\ndelist_url = "ftp://x"'),
+         "is not an http(s) or mailto URL"),
+        (_WORDING + _ENTRY + _ENTRY, "the id appears twice"),
+        (_WORDING + _ENTRY + _ENTRY.replace('id = "mylist"', 'id = "other"'),
+         "already belongs to mylist"),
+        ("[meta]\nversion = 2\n" + _WORDING + _ENTRY, "version 2 is not 1"),
+    ],
+)  # fmt: skip
+def test_lexicon_loader_rejects_bad_data(text, message):
+    with pytest.raises(CatalogError) as info:
+        load_lexicon(text, source="mine.toml")
+    assert str(info.value).startswith("mine.toml: ")
+    assert message in str(info.value)
+
+
+def test_the_shipped_lexicon_holds_its_promises():
+    text, source = read_list_data("names.toml")
+    assert load_lexicon(text, source=source).names == LEXICON.names  # every pattern compiles
+    assert len(LEXICON.names) >= 80
+    zones = {z.name for z in CATALOG.zones}
+    for entry in LEXICON.names:
+        assert not entry.zone or entry.zone in zones, entry.id  # a zone the catalog knows
+        for alias in entry.names:
+            assert LEXICON.resolve(alias) is entry or not alias.isascii(), alias
+    for word in ["spamhaus", "spamcop", "barracuda", "sorbs", "uceprotect", "psbl", "mailspike",
+                 "hostkarma", "spamrats", "s5h", "abusix", "invaluement", "spameatingmonkey",
+                 "nixspam", "lashback", "truncate", "dronebl", "blocklist.de", "0spam", "manitu",
+                 "backscatterer", "nordspam", "cloudmark", "trend micro", "talos", "senderbase",
+                 "proofpoint", "mimecast", "sophos", "symantec", "hornetsecurity", "spamtitan",
+                 "fortiguard", "sender score", "mailchannels", "microsoft", "snds", "yahoo", "aol",
+                 "gmail", "icloud", "comcast", "cox.net", "spectrum", "at&t", "verizon", "gmx",
+                 "web.de", "t-online", "orange", "free.fr", "sfr", "libero", "seznam", "wp.pl",
+                 "onet", "interia", "mail.ru", "yandex", "naver", "tencent", "netease", "sina"]:  # fmt: skip
+        assert LEXICON.resolve(word) is not None, word
+
+
+# ─── the faces ───────────────────────────────────────────────────────────────────────────
+
+GENERIC = "550 5.7.1 Connection refused - IP 192.0.2.3 blacklisted"
+
+
+def test_json_and_text_show_layer_and_confidence():
+    data = attribution_json(_explain(GENERIC))
+    assert (data["layer"], data["confidence"], data["list"]) == ("generic", "low", "unnamed")
+    assert attribution_json(_explain("550 5.1.1 User unknown"))["layer"] is None
+    text = render_explanation(_explain(GENERIC))
+    assert "found by:      generic (low confidence)" in text.splitlines()
+    assert "Probably" in text
+
+
+def test_explain_command_shows_the_layer():
+    result = CliRunner().invoke(cli.main, ["explain", GENERIC, "--json"])
+    assert result.exit_code == cli.EXIT_LISTED
+    assert json.loads(result.output)["confidence"] == "low"
+    result = CliRunner().invoke(cli.main, ["explain", GENERIC])
+    assert "found by:      generic (low confidence)" in result.output
+
+
+def test_scan_shows_the_layer(tmp_path: Path):
+    log = tmp_path / "mail.log"
+    log.write_text(
+        "Dec  6 10:00:00 mx postfix/smtp[1]: 0ABC: to=<a@example.net>, relay=mx.example.net"
+        "[198.51.100.1]:25, delay=1, delays=0/0/0/0, dsn=5.7.1, status=bounced (host "
+        "mx.example.net[198.51.100.1] said: 550 5.7.1 Connection refused - IP 192.0.2.3 "
+        "blacklisted (in reply to RCPT TO command))\n"
+    )
+    result = CliRunner().invoke(cli.main, ["bounces", "scan", str(log), "--json"])
+    assert result.exit_code == cli.EXIT_LISTED, result.output
+    (record,) = json.loads(result.output)
+    assert record["attribution"]["layer"] == "generic"
+    result = CliRunner().invoke(cli.main, ["bounces", "scan", str(log)])
+    assert "generic (low confidence)" in result.output
+
+
+def test_the_bounce_event_says_probably_below_high():
+    now = datetime(2026, 12, 6, 12, tzinfo=UTC)
+    record = BounceRecord(recipient="a@example.net", diagnostic=GENERIC, date=now)
+    low = _explain(GENERIC)
+    high = _explain("554 5.7.1 Client host [192.0.2.3] blocked using zen.spamhaus.org")
+    _, events = evaluate_bounces(
+        MonitorState(), [(record, low), (record, high)], now=now, expire=timedelta(days=1)
+    )
+    assert [e.meaning.startswith("Probably") for e in events] == [True, False]
+    scan = BounceScan(((record, low),))
+    assert "generic (low confidence)" in render_scan(scan)
+
+
+def test_format_md_is_shipped_with_the_scorer():
+    path = Path(__file__).parent.parent / "bench" / "rejections" / "FORMAT.md"
+    assert "[[text]]" in path.read_text("utf-8")
+    tomllib.loads('[[text]]\nid = "x"\ntext = "t"\n')  # the format is TOML
+
+
+@pytest.mark.parametrize(
+    ("text", "layer", "list_id", "zone"),
+    [
+        ("550 Your IP is blacklisted, see public.example.com", Layer.GENERIC, "unnamed", ""),
+        ("550 Blacklisted - rbl-2.example.net", Layer.LEXICON, "rbl-2.example.net", ""),
+        ("550 IP 192.0.2.1 blocked by Barracuda", Layer.LEXICON, "b.barracudacentral.org",
+         "b.barracudacentral.org"),
+    ],
+)  # fmt: skip
+def test_which_hosts_are_lists(text, layer, list_id, zone):
+    got = _explain(text)
+    assert (got.layer, got.list, got.zone) == (layer, list_id, zone)
