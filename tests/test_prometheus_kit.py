@@ -23,7 +23,12 @@ import yaml  # type: ignore[import-untyped]  # PyYAML comes with apprise; its st
 from blmonitor import cli
 from blmonitor.config import load_config
 from blmonitor.monitor.metrics import serve_metrics, store_renderer
+from tests import httpservers
 from tests.test_daemon import Clock, outlook_s3150_bounce, run, write_config
+from tests.test_snds import DAILY as SNDS_DAILY
+from tests.test_snds import KEY as SNDS_KEY
+from tests.test_snds import STATUS as SNDS_STATUS
+from tests.test_snds import read as snds_file
 
 ROOT = Path(__file__).parent.parent
 DEPLOY = ROOT / "deploy"
@@ -130,13 +135,21 @@ def scraped(lab, tmp_path) -> dict[str, set[str]]:
     (maildir / "new" / "1.eml").write_bytes(outlook_s3150_bounce("kit1@example.net"))
     config = write_config(tmp_path, lab, "http://127.0.0.1:9", confirm=1, zones=("flip", "dead"),
                           min_answered=0.3)  # fmt: skip  # nothing listens on port 9
-    with config.open("a") as extra:
-        extra.write(f'[bounces]\nwatch = ["{maildir}"]\n')
+    key_file = tmp_path / "snds.key"
+    key_file.write_text(SNDS_KEY + "\n")
+    key_file.chmod(0o600)
+    # SNDS (our server on 127.0.0.1) blocks the target and rates it RED: the sources' families
+    snds = {SNDS_STATUS: (200, snds_file("ipstatus-blocked.csv")),
+            SNDS_DAILY: (200, snds_file("data-red.csv"))}  # fmt: skip
     clock = Clock()
     lab.flip.listed = {"203.0.113.5"}
     try:
-        run(config, clock)
-        run(config, clock)
+        with httpservers.serve(snds, []) as base:
+            with config.open("a") as extra:
+                extra.write(f'[bounces]\nwatch = ["{maildir}"]\n'
+                            f'[snds]\nkey_file = "{key_file}"\nbase_url = "{base}/snds/"\n')  # fmt: skip
+            run(config, clock)
+            run(config, clock)
     finally:
         lab.flip.listed = set()
     database = load_config(config).monitor.database
@@ -157,6 +170,9 @@ def scraped(lab, tmp_path) -> dict[str, set[str]]:
     assert families["blmonitor_bounce_listed"] == {"target", "list"}
     assert families["blmonitor_zone_usable"] == {"zone", "health"}
     assert 'blmonitor_zone_usable{zone="dead.lab.test",health="dead"} 0' in reply.text
+    assert families["blmonitor_source_listed"] == {"source", "target", "list"}
+    assert families["blmonitor_source_up"] == {"source"}
+    assert families["blmonitor_reputation"] == {"source", "subject"}
     assert "blmonitor_notifications_pending 0" not in reply.text
     return families
 
@@ -282,6 +298,21 @@ ALERT_CASES = [
        "1x20")],
      5, {"target": "203.0.113.5", "list": "microsoft-s3150"},
      "Returned mail says 203.0.113.5 is blocked by microsoft-s3150"),
+    Case("BlmonitorReceiverBlocks",
+     [(f'blmonitor_source_listed{{{SERIES_LABELS}, source="SNDS", target="203.0.113.5", '
+       'list="microsoft-snds"}', "1x20")],
+     5, {"source": "SNDS", "target": "203.0.113.5", "list": "microsoft-snds"},
+     "SNDS says mail from 203.0.113.5 is blocked (microsoft-snds)"),
+    Case("BlmonitorReputationPoor",
+     [(f'blmonitor_reputation{{{SERIES_LABELS}, source="Gmail Postmaster", '
+       'subject="203.0.113.5"}', "1 2x20"),
+      (f'blmonitor_reputation{{{SERIES_LABELS}, source="SNDS", subject="203.0.113.6"}}', "1x20")],
+     6, {"source": "Gmail Postmaster", "subject": "203.0.113.5"},
+     "Gmail Postmaster rates 203.0.113.5 poor or bad"),
+    Case("BlmonitorReceiverDataUnreadable",
+     [(f'blmonitor_source_up{{{SERIES_LABELS}, source="SNDS"}}', "0x30"),
+      (f'blmonitor_source_up{{{SERIES_LABELS}, source="Gmail Postmaster"}}', "1x30")],
+     24, {"source": "SNDS"}, "SNDS could not be read for a day", "1h"),
     Case("BlmonitorBlind",
      [(f"blmonitor_checks_failing_runs{{{SERIES_LABELS}}}", "0 1 2 3x40"),
       (f"blmonitor_last_run_failed{{{SERIES_LABELS}}}", "0 1x42")],
@@ -478,7 +509,8 @@ def test_the_panels_tile_the_grid_without_overlapping() -> None:
     ["blmonitor_listed", "blmonitor_zone_usable", "blmonitor_last_run_duration_seconds",
      "blmonitor_last_run_errors", "blmonitor_last_run_failed", "blmonitor_checks_failing_runs",
      "blmonitor_bounce_listed", "blmonitor_smarthost_routed", "blmonitor_cause_findings",
-     "blmonitor_notifications_pending", "blmonitor_last_run_age_seconds"],
+     "blmonitor_notifications_pending", "blmonitor_last_run_age_seconds",
+     "blmonitor_source_listed", "blmonitor_reputation", "blmonitor_source_up"],
 )  # fmt: skip
 def test_the_dashboard_has_a_panel_for(subject) -> None:
     assert any(
