@@ -219,3 +219,24 @@ def test_without_this_runs_public_address_snds_waits_and_ends_nothing(snds: Snds
         assert list(store.load_state().sources) == [("203.0.113.5", "microsoft-snds")]
     finally:
         store.close()
+
+
+def test_clean_on_dns_with_snds_unreadable_is_unknown_not_clean(snds: Snds) -> None:
+    """A green light means checked and clean: with SNDS down, the DNS lists' clean answer is
+    not the whole truth — the run, the status headline and its exit code say UNKNOWN and name
+    SNDS, not the DNS lists."""
+    clock = Clock()
+    snds.answer((200, ""), (200, read("data-green.csv")))
+    assert run(snds, clock) is Verdict.CLEAN
+    snds.answer((500, ""), (500, ""))
+    assert run(snds, clock) is Verdict.UNKNOWN
+    result = CliRunner().invoke(cli.main, ["status", "--config", str(snds.config)])
+    assert result.exit_code == 3, result.output
+    [headline] = [line for line in result.output.splitlines() if line.startswith("UNKNOWN")]
+    assert headline.startswith("UNKNOWN: cannot read SNDS since ")
+    assert "; the DNS lists are clean" in headline
+    assert json.loads(invoke("status", "--config", str(snds.config), "--json"))["verdict"] == (
+        "unknown"
+    )
+    snds.answer((200, ""), (200, read("data-green.csv")))
+    assert run(snds, clock) is Verdict.CLEAN  # read again: clean again

@@ -225,6 +225,8 @@ def _run_locked(
     verdict = report.verdict if report is not None and not error else Verdict.UNKNOWN
     if verdict is Verdict.CLEAN and after.sources:  # a receiver's own data blocks us (SNDS)
         verdict = Verdict.LISTED
+    if verdict is Verdict.CLEAN and any(h.error for h in after.source_health.values()):
+        verdict = Verdict.UNKNOWN  # a receiver's data that cannot be read: not clean
     log.info(
         "run done: %s, %d event(s), %d notification(s) sent, %d failed",
         verdict, len(events), delivered, failed,

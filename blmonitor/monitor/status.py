@@ -70,12 +70,25 @@ class Status:
         or about to be (a listing seen and being confirmed)."""
         if not self.last_run or self.last_run["error"]:
             return Verdict.UNKNOWN
-        blocked = self.listed or self.bounced or self.sourced or self.confirming
-        return Verdict.LISTED if blocked else Verdict.CLEAN
+        if self.listed or self.bounced or self.sourced or self.confirming:
+            return Verdict.LISTED
+        # clean on the DNS lists, but a receiver's own data that could not be read says nothing
+        return Verdict.UNKNOWN if self.unread else Verdict.CLEAN
+
+    @property
+    def unread(self) -> tuple[SourceHealth, ...]:
+        """The receivers' data sources whose last poll failed."""
+        return tuple(h for h in self.sources if h.error)
 
     @property
     def headline(self) -> str:
         """The first word a person reads: never CLEAN when the last run could not see."""
+        if self.verdict is Verdict.UNKNOWN and self.last_run and not self.last_run["error"]:
+            unread = ", ".join(
+                f"{h.label or h.source} since {_minutes(h.since)}" if h.since else h.label
+                for h in self.unread
+            )
+            return f"UNKNOWN: cannot read {unread}; the DNS lists are clean"
         if self.verdict is Verdict.UNKNOWN:
             since = _minutes(self.blind_since) if self.blind_since else "the last run"
             known = len(self.listed) + len(self.bounced) + len(self.sourced)
