@@ -472,6 +472,40 @@ def test_the_helo_name_is_postfixs_when_not_given(
     assert kinds(report) == [("203.0.113.5", "helo")]
 
 
+def test_the_posture_table_names_the_helo_and_the_sending_domains(
+    tmp_path: Path, zone: dnsservers.FakeResolver
+) -> None:
+    path = config_file(tmp_path, zone, ["203.0.113.5"], ["example.com"])
+    path.write_text(path.read_text() + '[posture]\nhelo = "mx.example.net"\n'
+                    'domains = ["soft.example"]\n')  # fmt: skip
+
+    def run(argv: Sequence[str]) -> str:
+        raise AssertionError(f"the MTA was asked: {argv}")
+
+    report = service.posture(load_config(path), run=run, which=lambda _: "/usr/sbin/postconf")
+    assert (report.helo, report.domains) == ("mx.example.net", ("soft.example",))
+    assert kinds(report) == [("203.0.113.5", "helo"), ("soft.example", "spf-not-covering")]
+    assert report.skipped == ()
+
+
+@pytest.mark.parametrize(
+    ("targets", "skipped"),
+    [
+        (["203.0.113.5"], "SPF, DMARC and MX: no sending domain (give a domain TARGET, or set "
+                          "[posture] domains in the config)"),
+        (["example.com"], "PTR and HELO: no sending address (give an address TARGET, or set "
+                          "[monitor] targets in the config)"),
+    ],
+)  # fmt: skip
+def test_what_is_not_checked_is_said(
+    tmp_path: Path, zone: dnsservers.FakeResolver, targets: list[str], skipped: str
+) -> None:
+    report = check(tmp_path, zone, *targets, helo="mail.example.com")
+    assert report.skipped == (skipped,)
+    assert report.findings == () and report.verdict is Verdict.CLEAN
+    assert posture.render_posture(report).endswith(f"\nnot checked: {skipped}\n")
+
+
 @pytest.mark.parametrize(
     ("targets", "code", "said"),
     [

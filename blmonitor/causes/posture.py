@@ -327,6 +327,17 @@ def posture_checks(ips: Sequence[str], domains: Sequence[str], helo: str) -> lis
     return checks
 
 
+def not_checked(ips: Sequence[str], domains: Sequence[str]) -> tuple[str, ...]:
+    """The half of the posture left out, and what would bring it in."""
+    if ips and not domains:
+        return ("SPF, DMARC and MX: no sending domain (give a domain TARGET, or set [posture] "
+                "domains in the config)",)  # fmt: skip
+    if domains and not ips:
+        return ("PTR and HELO: no sending address (give an address TARGET, or set [monitor] "
+                "targets in the config)",)  # fmt: skip
+    return ()
+
+
 def render_posture(report: PostureReport) -> str:
     """Findings (worst first) with their fixes; one line when there is nothing to say."""
     out: list[str] = []

@@ -153,6 +153,16 @@ class DiagnoseConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PostureConfig:
+    """[posture]: the sender's posture (PTR, HELO, SPF, DMARC, MX), also checked once a day by
+    the monitor."""
+
+    helo: str = ""  # the HELO name the MTA sends; "": read from Postfix or Exim
+    domains: tuple[str, ...] = ()  # the sending domains; (): [diagnose] local_domains
+    daily: bool = True  # check the posture on the monitor's first run of each day
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     monitor: MonitorConfig
     dns: DnsConfig
@@ -161,6 +171,12 @@ class Config:
     bounces: BouncesConfig = field(default_factory=lambda: BouncesConfig((), 7 * 86400.0))
     smarthost: SmarthostConfig = field(default_factory=SmarthostConfig)
     diagnose: DiagnoseConfig = field(default_factory=DiagnoseConfig)
+    posture: PostureConfig = field(default_factory=PostureConfig)
+
+    @property
+    def sending_domains(self) -> tuple[str, ...]:
+        """The domains mail is sent from: [posture] domains, else [diagnose] local_domains."""
+        return self.posture.domains or self.diagnose.local_domains
 
     @property
     def smarthost_state_dir(self) -> Path:
@@ -182,6 +198,7 @@ KEYS: Mapping[str, tuple[str, ...]] = {
         ("bounces", BouncesConfig),
         ("smarthost", SmarthostConfig),
         ("diagnose", DiagnoseConfig),
+        ("posture", PostureConfig),
     )
 }
 
@@ -208,6 +225,7 @@ def parse_config(text: str, *, source: str, defaults: Defaults) -> Config:
         bounces=_parse_bounces(_table(source, "bounces", data.get("bounces", {}))),
         smarthost=_parse_smarthost(_table(source, "smarthost", data.get("smarthost", {}))),
         diagnose=_parse_diagnose(_table(source, "diagnose", data.get("diagnose", {}))),
+        posture=_parse_posture(_table(source, "posture", data.get("posture", {}))),
     )
 
 
@@ -218,14 +236,34 @@ def _table(source: str, name: str, raw: Any) -> Table:
     return Table(source, name, raw, unknown=unknown)
 
 
+# A host or domain name as receivers look it up: labels of letters, digits, "-" and "_".
+_HOST_NAME = re.compile(r"(?=.{1,253}$)(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*"
+                        r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")  # fmt: skip
+
+
+def _domains(table: Table, key: str) -> tuple[str, ...]:
+    domains = tuple(d.strip().lower().rstrip(".") for d in table.strings(key, ()))
+    for domain in domains:
+        if not _HOST_NAME.fullmatch(domain):
+            raise table.fail(key, f"{domain!r}: expected domain names such as example.com")
+    return tuple(dict.fromkeys(domains))
+
+
 def _parse_diagnose(table: Table) -> DiagnoseConfig:
     logs = table.paths("logs")
-    domains = tuple(d.strip().lower().rstrip(".") for d in table.strings("local_domains", ()))
-    if any(not d or " " in d or "@" in d for d in domains):
-        raise table.fail("local_domains", "expected domain names such as example.com")
     return DiagnoseConfig(queue=table.boolean("queue", True), logs=tuple(logs),
-                          local_domains=domains,
+                          local_domains=_domains(table, "local_domains"),
                           config_dir=table.optional_path("config_dir"))  # fmt: skip
+
+
+def _parse_posture(table: Table) -> PostureConfig:
+    helo = table.string("helo", "").strip().lower().rstrip(".")
+    if helo and (not _HOST_NAME.fullmatch(helo) or "." not in helo):
+        raise table.fail("helo", f"{helo!r}: expected the host name your MTA greets with, "
+                         'such as "mail.example.com" (an address literal cannot be '
+                         "checked)")  # fmt: skip
+    return PostureConfig(helo=helo, domains=_domains(table, "domains"),
+                         daily=table.boolean("daily", True))  # fmt: skip
 
 
 def _parse_smarthost(table: Table) -> SmarthostConfig:
