@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import dns.exception
@@ -44,6 +44,8 @@ class Part:
     checked: str  # e.g. "PTR of 203.0.113.5"
     findings: tuple[Finding, ...] = ()
     unknown: str = ""  # the lookup that was not answered
+    check: str = ""  # which check: ptr, helo, spf, dmarc, mx
+    subject: str = ""  # of which IP or domain
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,17 +316,35 @@ def check_mx(domain: str) -> Checking:
     )
 
 
+def _named(check: str, subject: str, checking: Checking) -> Checking:
+    part = yield from checking
+    return replace(part, check=check, subject=subject)
+
+
 def posture_checks(ips: Sequence[str], domains: Sequence[str], helo: str) -> list[Checking]:
     """Every check of a posture, in report order: each IP's, then each domain's."""
     example = helo or (f"mail.{domains[0]}" if domains else "mail.example.com")
     checks: list[Checking] = []
     for ip in ips:
-        checks.append(check_ptr(ip, example=example))
+        checks.append(_named("ptr", ip, check_ptr(ip, example=example)))
         if helo:
-            checks.append(check_helo(ip, helo))
+            checks.append(_named("helo", ip, check_helo(ip, helo)))
     for domain in domains:
-        checks.extend((check_spf(domain, ips), check_dmarc(domain), check_mx(domain)))
+        checks.extend((_named("spf", domain, check_spf(domain, ips)),
+                       _named("dmarc", domain, check_dmarc(domain)),
+                       _named("mx", domain, check_mx(domain))))  # fmt: skip
     return checks
+
+
+def still_stands(report: PostureReport, check: str, subject: str) -> bool:
+    """Whether an earlier finding of `check` about `subject` stands after `report` without
+    finding it again: when the subject was looked at but that check was not answered in full
+    (a lookup unanswered, no HELO name known this time). A finding goes only when its check
+    was answered, or when its subject is no longer the monitor's."""
+    if subject not in report.ips and subject not in report.domains:
+        return False
+    return not any(p.check == check and p.subject == subject and not p.unknown
+                   for p in report.parts)  # fmt: skip
 
 
 def not_checked(ips: Sequence[str], domains: Sequence[str]) -> tuple[str, ...]:
