@@ -107,9 +107,19 @@ def run(config: Config, store: Store, at: datetime) -> list[str]:
 
 
 NO_PTR = (
-    "203.0.113.6 has no PTR record (reverse DNS); fix: ask whoever holds 203.0.113.6 (your ISP "
-    "or host) to set its PTR to mail.example.com, a name whose A record is 203.0.113.6"
+    "203.0.113.6 has no PTR record (reverse DNS): receivers such as Gmail and Spectrum refuse "
+    "mail from an address without forward-confirmed reverse DNS; fix: ask whoever holds "
+    "203.0.113.6 (your ISP or host) to set its PTR to mail.example.com, a name whose A record "
+    "is 203.0.113.6"
 )
+
+
+def test_a_clean_setup_tells_nothing(tmp_path: Path, zone: Zone, store: Store) -> None:
+    config = settings(tmp_path, zone.port, ["203.0.113.5"], domains=["example.com"])
+    assert run(config, store, T0) == []
+    assert zone.asked > 0
+    assert told(store) == [] and store.pending_notifications() == []
+    assert store.load_causes() == CauseMemory(posture_at=T0)
 
 
 def test_a_posture_finding_is_told_once_with_its_fix_over_two_daily_checks(

@@ -127,6 +127,10 @@ def generic_reason(name: str, ip: str) -> str:
 
 Checking = Generator[Question, Answer, Part]
 
+# Why a PTR matters, said with the finding (Gmail's BAD_PTR_RECORD, Spectrum's AUP 1100-1150).
+_FCRDNS = ("receivers such as Gmail and Spectrum refuse mail from an address without "
+           "forward-confirmed reverse DNS")  # fmt: skip
+
 
 def _name(text: str) -> dns.name.Name:
     """A name to ask for; dns.exception.DNSException when the text cannot be one."""
@@ -153,7 +157,7 @@ def check_ptr(ip: str, *, example: str = "mail.example.com") -> Checking:
     names = [r.rstrip(".") for r in answer.records] if answer.outcome is Outcome.RECORDS else []
     if not names:
         return Part(checked, (Finding(
-            Severity.CRITICAL, ip, "no-ptr", f"{ip} has no PTR record (reverse DNS)",
+            Severity.CRITICAL, ip, "no-ptr", f"{ip} has no PTR record (reverse DNS): {_FCRDNS}",
             f"ask whoever holds {ip} (your ISP or host) to set its PTR to {example}, "
             f"a name whose A record is {ip}"),))  # fmt: skip
     findings: list[Finding] = []
@@ -174,7 +178,7 @@ def check_ptr(ip: str, *, example: str = "mail.example.com") -> Checking:
         findings.append(Finding(
             Severity.CRITICAL, ip, "ptr-not-confirmed",
             f"the PTR of {ip} is {names[0]}, but {names[0]} does not resolve to {ip} "
-            "(not forward-confirmed)",
+            f"(not forward-confirmed): {_FCRDNS}",
             f"add `{names[0]}. {kind} {ip}` in the zone of {names[0]}, or have the PTR of {ip} "
             "set to a name that resolves to it"))  # fmt: skip
     for host in confirmed or names[:1]:
@@ -226,8 +230,12 @@ def check_spf(domain: str, ips: Sequence[str]) -> Checking:
                 f'publish `{domain}. TXT "v=spf1 {covered or "mx"} -all"`'),))  # fmt: skip
         if verdict is spf.SpfVerdict.PERMERROR:
             too_many = "DNS lookups" in result.reason
+            loop = result.reason.removeprefix("include loop: ").split(" → ")
             fix = (f"the record of {domain} needs {spf.MAX_LOOKUPS} DNS lookups at most: replace "
                    "includes you do not use, or an include by its ip4:/ip6: ranges" if too_many
+                   else f"remove the include of {loop[-1]} from the SPF record of {loop[-2]}: "
+                   "it leads back to a record already being read"
+                   if result.reason.startswith("include loop: ") and len(loop) > 1
                    else f"correct the SPF record of {domain} (receivers treat it as absent or "
                    "reject)")  # fmt: skip
             return Part(checked, (Finding(
