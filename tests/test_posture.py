@@ -606,6 +606,28 @@ domains = ["nodmarc.example"]
             "or set [monitor] targets in the config)") in result.output  # fmt: skip
 
 
+def test_diagnose_checks_the_addresses_the_monitor_discovered(
+    tmp_path: Path, zone: dnsservers.FakeResolver
+) -> None:
+    from datetime import UTC, datetime
+
+    from blmonitor.monitor.state import MonitorState
+    from blmonitor.monitor.store import RunRecord, Store
+
+    path = config_file(tmp_path, zone, ["auto"], ["example.com"])
+    path.write_text(path.read_text() + '[posture]\nhelo = "mail.example.com"\n')
+    store = Store(tmp_path / "h.db")
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    found = MonitorState(addresses=("203.0.113.6",))
+    store.record_run(RunRecord(at, at, None, "offline"), MonitorState(), found, [])
+    store.close()
+    result = CliRunner().invoke(cli.main, ["diagnose", "-c", str(path), "--mta", "exim",
+                                           "--log", str(tmp_path / "missing.log")])  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "evidence: 203.0.113.6: 203.0.113.6 has no PTR record" in result.output
+    assert "posture: PTR of 203.0.113.6, HELO mail.example.com of 203.0.113.6" in result.output
+
+
 def test_diagnose_without_targets_or_domains_skips_the_posture(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text(f'[monitor]\ndatabase = "{tmp_path / "none.db"}"\n')

@@ -394,9 +394,11 @@ def run_diagnose(
     store = open_history(config)
     try:
         listings, smarthost_applied = [], False
+        discovered: tuple[str, ...] = ()
         if store is not None:
             listings = _open_listings(store)
             smarthost_applied = store.load_smarthost().applied
+            discovered = store.load_state().addresses if config.monitor.discover else ()
             steps.checked.append("listings in the history")
         else:
             steps.skipped.append(f"no history database yet ({config.monitor.database}): "
@@ -412,7 +414,8 @@ def run_diagnose(
     if relay_host:
         relay = relaytest(relay_host, local_domain=domains[0] if domains else "",
                           config_dir=config_dir)  # fmt: skip
-    sender = _posture_step(steps, config, listings, config_dir)
+    sender = _posture_step(steps, config, [*discovered, *(i.target for i in listings)],
+                           config_dir)  # fmt: skip
     found = diagnosis.diagnose(
         listings=listings, queue=queue, growth=growth, log=log, relay=relay, posture=sender,
         smarthost_applied=smarthost_applied, checked=steps.checked, skipped=steps.skipped,
@@ -420,14 +423,14 @@ def run_diagnose(
     return DiagnoseResult(found, queue, log, relay, sender)
 
 
-def _posture_step(steps: _Steps, config: Config, listings: Sequence[diagnosis.Listing],
+def _posture_step(steps: _Steps, config: Config, known: Sequence[str],
                   config_dir: Path | None) -> posture_core.PostureReport | None:  # fmt: skip
-    """The posture of the config's addresses and domains and of the listed addresses (those
-    the monitor discovered included); nothing is discovered here."""
+    """The posture of the config's addresses and domains and of the `known` ones: those the
+    monitor discovered and the listed ones; nothing is discovered here."""
     from blmonitor.dnsbl.answers import parse_target
 
-    listed = [i.target for i in listings if parse_target(i.target).kind is not TargetKind.DOMAIN]
-    targets = [*config.monitor.fixed_targets, *dict.fromkeys(listed)]
+    ips = [t for t in known if parse_target(t).kind is not TargetKind.DOMAIN]
+    targets = list(dict.fromkeys([*config.monitor.fixed_targets, *ips]))
     if not targets and not config.sending_domains:
         steps.skipped.append("posture: no address or domain in the config ([monitor] targets, "
                              "[posture] domains)")  # fmt: skip
