@@ -15,10 +15,13 @@ import pytest
 from blmonitor.causes import posture
 from blmonitor.causes.findings import check_posture, look_for_causes
 from blmonitor.config import Config, load_config
-from blmonitor.models import Severity
+from blmonitor.models import Severity, Verdict
+from blmonitor.monitor.run import run_once
 from blmonitor.monitor.state import CauseMemory, MonitorState, PostureFinding
 from blmonitor.monitor.store import RunRecord, Store
 from tests import dnsservers
+from tests.conftest import Lab
+from tests.test_daemon import Clock
 
 T0 = datetime(2026, 12, 1, 6, 0, tzinfo=UTC)
 DAY = timedelta(hours=24)
@@ -246,6 +249,46 @@ def test_check_posture_without_a_resolver_answering_keeps_what_it_knew(
         assert check_posture(config, store, memory, now=T0 + DAY) == (T0 + DAY, known)
     finally:
         silent.close()
+
+
+def test_the_monitor_run_checks_the_posture_on_its_first_run_of_the_day(
+    tmp_path: Path, lab: Lab
+) -> None:
+    """run_once, its clock injected: the DNSBL questions go on to rbldnsd, the posture's to our
+    zone; the PTR is asked on the first run, not 15 minutes later, and again a day later."""
+    resolver = dnsservers.FakeResolver(upstream=lab.rbldnsd_port)
+    data = dnsservers.StaticZone([*CLEAN, ("mail.example.com", "A", "203.0.113.9")])
+    for apex in ("arpa", "example.com"):
+        resolver.add(apex, data)
+    path = tmp_path / "config.toml"
+    path.write_text(f"""[monitor]
+targets = ["203.0.113.9"]
+zones = ["bl"]
+lists = "{lab.catalog_path}"
+database = "{tmp_path / "h.db"}"
+[dns]
+resolver = ["127.0.0.1:{resolver.port}"]
+timeout = 0.6
+[diagnose]
+queue = false
+[posture]
+helo = "mail.example.com"
+""")
+    config = load_config(path)
+    ptr = "9.113.0.203.in-addr.arpa."
+    store = Store(config.monitor.database)
+    try:
+        for minutes, asked in ((0, 1), (15, 1), (24 * 60, 2)):
+            clock = Clock()
+            clock.now = T0 + timedelta(minutes=minutes)
+            summary = run_once(config, store, None, clock=clock, host="mx.example")
+            assert summary.verdict is Verdict.CLEAN
+            assert resolver.seen.count(ptr) == asked
+        assert [line.split(":")[0] for line in told(store)] == ["posture-no-ptr"]
+        assert store.load_causes().posture_at == T0 + DAY
+    finally:
+        store.close()
+        resolver.close()
 
 
 # --- the pure rule: which earlier finding still stands -------------------------------------
