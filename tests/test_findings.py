@@ -11,7 +11,9 @@ from pathlib import Path
 
 import dns.message
 import pytest
+from click.testing import CliRunner
 
+from blmonitor import cli
 from blmonitor.causes import posture
 from blmonitor.causes.findings import check_posture, look_for_causes
 from blmonitor.config import Config, load_config
@@ -164,6 +166,14 @@ def test_the_posture_is_checked_once_a_day_and_its_findings_stay_in_between(
     assert told(store) == [f"posture-no-ptr: {NO_PTR}"]
     assert len(store.pending_notifications()) == 1
     assert store.load_causes() == CauseMemory(posture_at=T0 + DAY)
+
+
+def test_status_shows_the_posture_findings(tmp_path: Path, zone: Zone, store: Store) -> None:
+    config = settings(tmp_path, zone.port, ["203.0.113.6"])
+    store.record_run(RunRecord(T0, T0, None, "offline"), MonitorState(), MonitorState(), [])
+    run(config, store, T0)
+    result = CliRunner().invoke(cli.main, ["status", "-c", str(tmp_path / "config.toml")])
+    assert f"  {NO_PTR}\n" in result.output
 
 
 def test_a_lookup_that_fails_keeps_the_finding_it_could_not_check_again(
