@@ -5,6 +5,7 @@ Each run is `look_for_causes` at a time the test chooses."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -217,12 +218,13 @@ def test_the_monitors_discovered_addresses_are_checked(
 
 
 def test_an_unknown_helo_name_keeps_the_helo_finding(
-    tmp_path: Path, zone: Zone, store: Store
+    tmp_path: Path, zone: Zone, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = settings(tmp_path, zone.port, ["203.0.113.5"], posture_table='helo = "mx.example.net"')
     first = run(config, store, T0)
     assert first[0].startswith("the HELO name mx.example.net resolves to nothing")
-    # no HELO name known now (no [posture] helo, no Postfix configured here): not re-checked
+    # no HELO name known now: no [posture] helo, and a host with neither Postfix nor Exim
+    monkeypatch.setattr(shutil, "which", lambda _: None)
     unset = settings(tmp_path, zone.port, ["203.0.113.5"], posture_table="")
     assert run(unset, store, T0 + DAY) == first
     assert store.load_causes().posture_at == T0 + DAY
