@@ -143,16 +143,6 @@ class SmarthostConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class DiagnoseConfig:
-    """[diagnose]: the cause-finding checks the daemon makes on each run."""
-
-    queue: bool = True  # inspect the MTA's queue (Postfix or Exim) when one is installed
-    logs: tuple[Path, ...] = ()  # MTA logs for per-account and volume analysis (last 24 h)
-    local_domains: tuple[str, ...] = ()  # our own domains: mail to them is not "external"
-    config_dir: Path | None = None  # Postfix's directory for `postqueue -c`; None: /etc/postfix
-
-
-@dataclass(frozen=True, slots=True)
 class PostureConfig:
     """[posture]: the sender's posture (PTR, HELO, SPF, DMARC, MX), also checked once a day by
     the monitor."""
@@ -163,6 +153,16 @@ class PostureConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DiagnoseConfig:
+    """[diagnose]: the cause-finding checks the daemon makes on each run."""
+
+    queue: bool = True  # inspect the MTA's queue (Postfix or Exim) when one is installed
+    logs: tuple[Path, ...] = ()  # MTA logs for per-account and volume analysis (last 24 h)
+    local_domains: tuple[str, ...] = ()  # our own domains: mail to them is not "external"
+    config_dir: Path | None = None  # Postfix's directory for `postqueue -c`; None: /etc/postfix
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     monitor: MonitorConfig
     dns: DnsConfig
@@ -170,18 +170,18 @@ class Config:
     source: str  # the file it came from, for messages
     bounces: BouncesConfig = field(default_factory=lambda: BouncesConfig((), 7 * 86400.0))
     smarthost: SmarthostConfig = field(default_factory=SmarthostConfig)
-    diagnose: DiagnoseConfig = field(default_factory=DiagnoseConfig)
     posture: PostureConfig = field(default_factory=PostureConfig)
-
-    @property
-    def sending_domains(self) -> tuple[str, ...]:
-        """The domains mail is sent from: [posture] domains, else [diagnose] local_domains."""
-        return self.posture.domains or self.diagnose.local_domains
+    diagnose: DiagnoseConfig = field(default_factory=DiagnoseConfig)
 
     @property
     def smarthost_state_dir(self) -> Path:
         """Where the smart-host checkpoints and requests are kept."""
         return self.smarthost.state_dir or self.monitor.database.parent / "smarthost"
+
+    @property
+    def sending_domains(self) -> tuple[str, ...]:
+        """The domains mail is sent from: [posture] domains, else [diagnose] local_domains."""
+        return self.posture.domains or self.diagnose.local_domains
 
     def error(self, table: str, key: str, message: str) -> ConfigError:
         """An error about one key, for the checks made later (zones against the catalog)."""
@@ -197,8 +197,8 @@ KEYS: Mapping[str, tuple[str, ...]] = {
         ("notify", NotifyConfig),
         ("bounces", BouncesConfig),
         ("smarthost", SmarthostConfig),
-        ("diagnose", DiagnoseConfig),
         ("posture", PostureConfig),
+        ("diagnose", DiagnoseConfig),
     )
 }
 
@@ -224,8 +224,8 @@ def parse_config(text: str, *, source: str, defaults: Defaults) -> Config:
         source=source,
         bounces=_parse_bounces(_table(source, "bounces", data.get("bounces", {}))),
         smarthost=_parse_smarthost(_table(source, "smarthost", data.get("smarthost", {}))),
-        diagnose=_parse_diagnose(_table(source, "diagnose", data.get("diagnose", {}))),
         posture=_parse_posture(_table(source, "posture", data.get("posture", {}))),
+        diagnose=_parse_diagnose(_table(source, "diagnose", data.get("diagnose", {}))),
     )
 
 
@@ -234,6 +234,13 @@ def _table(source: str, name: str, raw: Any) -> Table:
         return "" if key in KEYS[name] else _unknown_key(name, key)
 
     return Table(source, name, raw, unknown=unknown)
+
+
+def _parse_diagnose(table: Table) -> DiagnoseConfig:
+    logs = table.paths("logs")
+    return DiagnoseConfig(queue=table.boolean("queue", True), logs=tuple(logs),
+                          local_domains=_domains(table, "local_domains"),
+                          config_dir=table.optional_path("config_dir"))  # fmt: skip
 
 
 # A host or domain name as receivers look it up: labels of letters, digits, "-" and "_".
@@ -247,13 +254,6 @@ def _domains(table: Table, key: str) -> tuple[str, ...]:
         if not _HOST_NAME.fullmatch(domain):
             raise table.fail(key, f"{domain!r}: expected domain names such as example.com")
     return tuple(dict.fromkeys(domains))
-
-
-def _parse_diagnose(table: Table) -> DiagnoseConfig:
-    logs = table.paths("logs")
-    return DiagnoseConfig(queue=table.boolean("queue", True), logs=tuple(logs),
-                          local_domains=_domains(table, "local_domains"),
-                          config_dir=table.optional_path("config_dir"))  # fmt: skip
 
 
 def _parse_posture(table: Table) -> PostureConfig:
