@@ -243,29 +243,6 @@ def _parse_diagnose(table: Table) -> DiagnoseConfig:
                           config_dir=table.optional_path("config_dir"))  # fmt: skip
 
 
-# A host or domain name as receivers look it up: labels of letters, digits, "-" and "_".
-_HOST_NAME = re.compile(r"(?=.{1,253}$)(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*"
-                        r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")  # fmt: skip
-
-
-def _domains(table: Table, key: str) -> tuple[str, ...]:
-    domains = tuple(d.strip().lower().rstrip(".") for d in table.strings(key, ()))
-    for domain in domains:
-        if not _HOST_NAME.fullmatch(domain):
-            raise table.fail(key, f"{domain!r}: expected domain names such as example.com")
-    return tuple(dict.fromkeys(domains))
-
-
-def _parse_posture(table: Table) -> PostureConfig:
-    helo = table.string("helo", "").strip().lower().rstrip(".")
-    if helo and (not _HOST_NAME.fullmatch(helo) or "." not in helo):
-        raise table.fail("helo", f"{helo!r}: expected the host name your MTA greets with, "
-                         'such as "mail.example.com" (an address literal cannot be '
-                         "checked)")  # fmt: skip
-    return PostureConfig(helo=helo, domains=_domains(table, "domains"),
-                         daily=table.boolean("daily", True))  # fmt: skip
-
-
 def _parse_smarthost(table: Table) -> SmarthostConfig:
     mode = SmarthostMode(table.choice("mode", "off", tuple(SmarthostMode)))
     host = table.string("host", "").strip()
@@ -294,6 +271,29 @@ def _parse_smarthost(table: Table) -> SmarthostConfig:
         revert_after=table.duration("revert_after", 86400.0),
         state_dir=table.optional_path("state_dir"),
     )
+
+
+# A host or domain name as receivers look it up: labels of letters, digits, "-" and "_".
+_HOST_NAME = re.compile(r"(?=.{1,253}$)(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*"
+                        r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")  # fmt: skip
+
+
+def _domains(table: Table, key: str) -> tuple[str, ...]:
+    domains = tuple(d.strip().lower().rstrip(".") for d in table.strings(key, ()))
+    for domain in domains:
+        if not _HOST_NAME.fullmatch(domain):
+            raise table.fail(key, f"{domain!r}: expected domain names such as example.com")
+    return tuple(dict.fromkeys(domains))
+
+
+def _parse_posture(table: Table) -> PostureConfig:
+    helo = table.string("helo", "").strip().lower().rstrip(".")
+    if helo and (not _HOST_NAME.fullmatch(helo) or "." not in helo):
+        raise table.fail("helo", f"{helo!r}: expected the host name your MTA greets with, "
+                         'such as "mail.example.com" (an address literal cannot be '
+                         "checked)")  # fmt: skip
+    return PostureConfig(helo=helo, domains=_domains(table, "domains"),
+                         daily=table.boolean("daily", True))  # fmt: skip
 
 
 def _parse_bounces(table: Table) -> BouncesConfig:
