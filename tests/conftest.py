@@ -155,7 +155,8 @@ def _local(host: object) -> bool:
 
 @pytest.fixture(autouse=True)
 def resolver_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[ResolverGuard]:
-    """socket.getfqdn() answers FQDN; a lookup of any other name or address fails the test.
+    """socket.getfqdn() answers FQDN; a lookup of any other name or address fails the test, and
+    so does our DNS client sent to the machine's resolvers (system_nameservers()).
 
     Without it, run_once without host=, `notify --test`, the smart-host commands, smtplib and
     email.utils.make_msgid ask the machine's resolver for its own name.
@@ -197,6 +198,12 @@ def resolver_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[ResolverGuard]:
         socket, "gethostbyname_ex", by_name(real_gethostbyname_ex, "gethostbyname_ex")
     )
     monkeypatch.setattr(socket, "gethostbyaddr", gethostbyaddr)
+
+    def system_nameservers() -> NoReturn:  # our own DNS client, aimed at /etc/resolv.conf's
+        guard.refuse("system_nameservers()")
+
+    monkeypatch.setattr("blmonitor.dnsbl.resolver.system_nameservers", system_nameservers)
+    monkeypatch.setattr("blmonitor.dnsbl.service.system_nameservers", system_nameservers)
     yield guard
     if guard.refused:  # asked from a thread, where pytest.fail did not reach the test
         pytest.fail(f"the test asked this machine's resolver: {'; '.join(guard.refused)}")

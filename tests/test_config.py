@@ -706,3 +706,40 @@ def test_smarthost_password_never_in_the_config_error() -> None:
     with pytest.raises(ConfigError) as caught:
         parse('[smarthost]\npassword = "hunter2"\n')
     assert "hunter2" not in str(caught.value)
+
+
+# --- [diagnose] and [posture] ------------------------------------------------------------
+
+
+def test_posture_keys_and_the_sending_domains() -> None:
+    got = parse('[posture]\nhelo = "Mail.Example.COM."\ndomains = ["example.com", "Example.net."]\n'
+                "daily = false\n[diagnose]\nlocal_domains = [\"example.org\"]\n")  # fmt: skip
+    assert got.posture == config.PostureConfig(
+        helo="mail.example.com", domains=("example.com", "example.net"), daily=False
+    )
+    assert got.sending_domains == ("example.com", "example.net")
+    assert parse('[diagnose]\nlocal_domains = ["example.org"]\n').sending_domains == (
+        "example.org",
+    )
+    assert parse("").posture == config.PostureConfig(helo="", domains=(), daily=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[posture]\nhelo = "[203.0.113.5]"', "[posture] helo: '[203.0.113.5]': expected the host name your MTA greets with"),
+        ('[posture]\nhelo = "mail"', "[posture] helo: 'mail': expected the host name"),
+        ('[posture]\nhelo = "mail example.com"', "[posture] helo: 'mail example.com': expected"),
+        ('[posture]\ndomains = ["example.com", "a b.example"]', "[posture] domains: 'a b.example': expected domain names such as example.com"),
+        ('[posture]\ndomains = "example.com"', "[posture] domains: expected a list of strings, got the string 'example.com'"),
+        ('[posture]\ndomains = [""]', "[posture] domains: '': expected domain names"),
+        ('[diagnose]\nlocal_domains = ["me@example.com"]', "[diagnose] local_domains: 'me@example.com': expected domain names"),
+        ('[posture]\ndaily = "yes"', "[posture] daily: expected true or false, got the string 'yes'"),
+        ('[posture]\nlocal_domains = ["example.com"]', "[posture] local_domains: unknown key (it belongs in [diagnose])"),
+        ('[posture]\ndomain = ["example.com"]', "[posture] domain: unknown key (did you mean domains?)"),
+    ],
+)  # fmt: skip
+def test_posture_mistakes(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse(text)
+    assert str(caught.value).startswith(f"test.toml: {message}")

@@ -304,6 +304,8 @@ retry = 1
 config_dir = "{held.conf}"
 logs = ["{log}"]
 local_domains = ["blmtest.example"]
+[posture]
+daily = false
 """)
         cfg = load_config(config)
         store = Store(cfg.monitor.database)

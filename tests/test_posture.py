@@ -270,6 +270,10 @@ ZONE = [
     ("many.example", "TXT", " ".join(  # over 255 characters: strings of one record
         ['"v=spf1', *(f'include:i{i}.many.example" "' for i in range(11)), '-all"'])),
     *((f"i{i}.many.example", "TXT", '"v=spf1 ?all"') for i in range(11)),
+    ("loop.example", "TXT", '"v=spf1 include:_spf.loop.example -all"'),
+    ("_spf.loop.example", "TXT", '"v=spf1 ip4:198.51.100.0/24 include:loop.example -all"'),
+    ("loop.example", "MX", "10 mail.example.com."),
+    ("_dmarc.loop.example", "TXT", '"v=DMARC1; p=none"'),
     ("many.example", "MX", "10 mail.example.com."),
     ("_dmarc.many.example", "TXT", '"v=DMARC1; p=none"'),
     ("nodmarc.example", "TXT", '"v=spf1 redirect=_spf.example.com"'),
@@ -353,6 +357,10 @@ def test_a_clean_setup_says_nothing(tmp_path: Path, zone: dnsservers.FakeResolve
          "add ip4:203.0.113.5 to the SPF record of soft.example, before its `all`"),
         (["203.0.113.5", "many.example"], "", [("many.example", "spf-lookups")],
          "more than 10 DNS lookups (at include:i10.many.example)"),
+        (["203.0.113.5", "loop.example"], "", [("loop.example", "spf-invalid")],
+         "include loop: loop.example → _spf.loop.example → loop.example\n"
+         "          fix: remove the include of loop.example from the SPF record of "
+         "_spf.loop.example: it leads back"),
         (["203.0.113.5", "nodmarc.example"], "", [("nodmarc.example", "no-dmarc")],
          'publish `_dmarc.nodmarc.example. TXT "v=DMARC1; p=none; rua=mailto:dmarc@'),
         (["203.0.113.5", "nomx.example"], "", [("nomx.example", "no-mx")],
@@ -472,14 +480,49 @@ def test_the_helo_name_is_postfixs_when_not_given(
     assert kinds(report) == [("203.0.113.5", "helo")]
 
 
+def test_the_posture_table_names_the_helo_and_the_sending_domains(
+    tmp_path: Path, zone: dnsservers.FakeResolver
+) -> None:
+    path = config_file(tmp_path, zone, ["203.0.113.5"], ["example.com"])
+    path.write_text(path.read_text() + '[posture]\nhelo = "mx.example.net"\n'
+                    'domains = ["soft.example"]\n')  # fmt: skip
+
+    def run(argv: Sequence[str]) -> str:
+        raise AssertionError(f"the MTA was asked: {argv}")
+
+    report = service.posture(load_config(path), run=run, which=lambda _: "/usr/sbin/postconf")
+    assert (report.helo, report.domains) == ("mx.example.net", ("soft.example",))
+    assert kinds(report) == [("203.0.113.5", "helo"), ("soft.example", "spf-not-covering")]
+    assert report.skipped == ()
+
+
+@pytest.mark.parametrize(
+    ("targets", "skipped"),
+    [
+        (["203.0.113.5"], "SPF, DMARC and MX: no sending domain (give a domain TARGET, or set "
+                          "[posture] domains in the config)"),
+        (["example.com"], "PTR and HELO: no sending address (give an address TARGET, or set "
+                          "[monitor] targets in the config)"),
+    ],
+)  # fmt: skip
+def test_what_is_not_checked_is_said(
+    tmp_path: Path, zone: dnsservers.FakeResolver, targets: list[str], skipped: str
+) -> None:
+    report = check(tmp_path, zone, *targets, helo="mail.example.com")
+    assert report.skipped == (skipped,)
+    assert report.findings == () and report.verdict is Verdict.CLEAN
+    assert posture.render_posture(report).endswith(f"\nnot checked: {skipped}\n")
+
+
 @pytest.mark.parametrize(
     ("targets", "code", "said"),
     [
         (["203.0.113.5", "example.com", "--helo", "mail.example.com"], 0,
          "posture: nothing to fix"),
         (["203.0.113.6", "example.org", "--helo", "mail.example.com"], 1,
-         "CRITICAL  203.0.113.6: 203.0.113.6 has no PTR record (reverse DNS)\n"
-         "          fix: ask whoever holds 203.0.113.6"),
+         "CRITICAL  203.0.113.6: 203.0.113.6 has no PTR record (reverse DNS): receivers such "
+         "as Gmail and Spectrum refuse mail from an address without forward-confirmed reverse "
+         "DNS\n          fix: ask whoever holds 203.0.113.6"),
         (["slow.example", "--helo", "mail.example.com"], 3,
          "unknown: SPF of slow.example: slow.example TXT: timeout"),
     ],
@@ -541,6 +584,48 @@ def test_diagnose_shows_the_posture(tmp_path: Path, zone: dnsservers.FakeResolve
     assert "checked: posture: PTR of 203.0.113.6, SPF of example.com" in result.output
     as_json = json.loads(CliRunner().invoke(cli.main, [*args, "--json"]).output)
     assert as_json["posture"]["findings"][0]["kind"] == "no-ptr"
+
+
+def test_diagnose_checks_the_posture_tables_domains(
+    tmp_path: Path, zone: dnsservers.FakeResolver
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f"""[monitor]
+targets = ["auto"]
+database = "{tmp_path / "none.db"}"
+[dns]
+resolver = ["127.0.0.1:{zone.port}"]
+[posture]
+domains = ["nodmarc.example"]
+""")
+    result = CliRunner().invoke(cli.main, ["diagnose", "-c", str(config), "--mta", "exim",
+                                           "--log", str(tmp_path / "missing.log")])  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "evidence: nodmarc.example: nodmarc.example publishes no DMARC record" in result.output
+    assert ("not checked: posture: PTR and HELO: no sending address (give an address TARGET, "
+            "or set [monitor] targets in the config)") in result.output  # fmt: skip
+
+
+def test_diagnose_checks_the_addresses_the_monitor_discovered(
+    tmp_path: Path, zone: dnsservers.FakeResolver
+) -> None:
+    from datetime import UTC, datetime
+
+    from blmonitor.monitor.state import MonitorState
+    from blmonitor.monitor.store import RunRecord, Store
+
+    path = config_file(tmp_path, zone, ["auto"], ["example.com"])
+    path.write_text(path.read_text() + '[posture]\nhelo = "mail.example.com"\n')
+    store = Store(tmp_path / "h.db")
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    found = MonitorState(addresses=("203.0.113.6",))
+    store.record_run(RunRecord(at, at, None, "offline"), MonitorState(), found, [])
+    store.close()
+    result = CliRunner().invoke(cli.main, ["diagnose", "-c", str(path), "--mta", "exim",
+                                           "--log", str(tmp_path / "missing.log")])  # fmt: skip
+    assert result.exit_code == 1, result.output
+    assert "evidence: 203.0.113.6: 203.0.113.6 has no PTR record" in result.output
+    assert "posture: PTR of 203.0.113.6, HELO mail.example.com of 203.0.113.6" in result.output
 
 
 def test_diagnose_without_targets_or_domains_skips_the_posture(tmp_path: Path) -> None:

@@ -1,13 +1,16 @@
-"""Signs of a cause on every run: the mail queue and the MTA logs, as findings.
+"""Signs of a cause on every run: the mail queue and the MTA logs, and once a day the sender's
+posture, as findings.
 
 The service behind the daemon's cause finder: reads the queue and the logs through the causes
-modules, compares with what it remembers from the last run, and records new findings (with one
-notification) in the store. A finding that stays is not told again.
+modules, checks the posture when a day has passed, compares with what it remembers from the
+last run, and records new findings (with one notification) in the store. A finding that stays
+is not told again; a posture finding stays until a check answers for it.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -15,12 +18,13 @@ from blmonitor.causes.service import detect_queue_mta, read_queue
 from blmonitor.config import Config
 from blmonitor.errors import BlmonitorError
 from blmonitor.monitor.notify import render_findings
-from blmonitor.monitor.state import CauseMemory
+from blmonitor.monitor.state import CauseMemory, PostureFinding
 from blmonitor.monitor.store import Store
 
 log = logging.getLogger("blmonitor")
 
 LOG_WINDOW = timedelta(hours=24)
+POSTURE_EVERY = timedelta(hours=24)
 POSTFIX_DIR = Path("/etc/postfix")
 
 
@@ -62,6 +66,8 @@ def look_for_causes(config: Config, store: Store, *, now: datetime, host: str) -
             log.warning("logs not read: %s", exc)
         else:
             found += [(f"log-{f.kind}", f.subject, f.message) for f in report_log.findings]
+    posture_at, posture = check_posture(config, store, memory, now=now)
+    found += [(f"posture-{f.kind}", f.subject, f.message) for f in posture]
     # a finding stays the same finding while its kind and subject do (its counts change)
     known = set(memory.findings)
     fresh = [(kind, text) for kind, subject, text in found if f"{kind}:{subject}" not in known]
@@ -79,6 +85,68 @@ def look_for_causes(config: Config, store: Store, *, now: datetime, host: str) -
             queue_error=queue_error,
             findings=tuple(sorted({f"{kind}:{subject}" for kind, subject, _ in found})),
             messages=tuple(messages_now),
+            posture_at=posture_at,
+            posture=posture,
         )
     )
     return messages_now
+
+
+def check_posture(config: Config, store: Store, memory: CauseMemory, *, now: datetime) -> (
+    tuple[datetime | None, tuple[PostureFinding, ...]]
+):  # fmt: skip
+    """The posture of the monitor's addresses (written and discovered) and of the sending
+    domains, when [posture] daily is on and the last check is 24 hours old: (when it was last
+    checked, what is known wrong with it). A finding stays until a check answers for it."""
+    from blmonitor.causes import posture as posture_core
+    from blmonitor.causes import service
+    from blmonitor.dnsbl.answers import parse_target
+
+    if not config.posture.daily:
+        return None, ()
+    if memory.posture_at is not None and now - memory.posture_at < POSTURE_EVERY:
+        return memory.posture_at, memory.posture
+    discovered = [parse_target(a) for a in store.load_state().addresses]
+    ips, domains = service.sending_targets(config, (), discover=lambda _: discovered)
+    if not ips and not domains:
+        return memory.posture_at, ()  # checked once there is something to check
+    postfix_dir = config.diagnose.config_dir or POSTFIX_DIR
+
+    def which(name: str) -> str | None:  # quiet where Postfix is installed but not configured
+        if name == "postconf" and not (postfix_dir / "main.cf").exists():
+            return None
+        return shutil.which(name)
+
+    try:
+        report = service.posture(config, [*ips, *domains], config_dir=postfix_dir, which=which)
+    except BlmonitorError as exc:
+        log.warning("posture not checked: %s", exc)
+        return now, memory.posture  # what it found before stands; tried again in a day
+    for line in report.unknown:
+        log.warning("posture: not answered: %s", line)
+    for line in report.skipped:
+        log.info("posture: not checked: %s", line)
+    found = [
+        PostureFinding(part.check, f.subject, f.kind, f"{f.message}; fix: {f.fix}")
+        for part in report.parts
+        for f in part.findings
+    ]
+    again = {(f.kind, f.subject) for f in found}
+    kept = [
+        f
+        for f in memory.posture
+        if (f.kind, f.subject) not in again
+        and posture_core.still_stands(report, f.check, f.subject)
+    ]
+    log.info("posture checked: %d finding(s), %d not answered", len(found), len(report.unknown))
+    subjects = [*report.ips, *report.domains]
+    order = ("ptr", "helo", "spf", "dmarc", "mx")  # as `blmonitor posture` reports them
+    return now, tuple(
+        sorted(
+            [*found, *kept],
+            key=lambda f: (
+                subjects.index(f.subject),
+                order.index(f.check) if f.check in order else len(order),
+            ),
+        )
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import dns.exception
@@ -44,6 +44,8 @@ class Part:
     checked: str  # e.g. "PTR of 203.0.113.5"
     findings: tuple[Finding, ...] = ()
     unknown: str = ""  # the lookup that was not answered
+    check: str = ""  # which check: ptr, helo, spf, dmarc, mx
+    subject: str = ""  # of which IP or domain
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +127,10 @@ def generic_reason(name: str, ip: str) -> str:
 
 Checking = Generator[Question, Answer, Part]
 
+# Why a PTR matters, said with the finding (Gmail's BAD_PTR_RECORD, Spectrum's AUP 1100-1150).
+_FCRDNS = ("receivers such as Gmail and Spectrum refuse mail from an address without "
+           "forward-confirmed reverse DNS")  # fmt: skip
+
 
 def _name(text: str) -> dns.name.Name:
     """A name to ask for; dns.exception.DNSException when the text cannot be one."""
@@ -151,7 +157,7 @@ def check_ptr(ip: str, *, example: str = "mail.example.com") -> Checking:
     names = [r.rstrip(".") for r in answer.records] if answer.outcome is Outcome.RECORDS else []
     if not names:
         return Part(checked, (Finding(
-            Severity.CRITICAL, ip, "no-ptr", f"{ip} has no PTR record (reverse DNS)",
+            Severity.CRITICAL, ip, "no-ptr", f"{ip} has no PTR record (reverse DNS): {_FCRDNS}",
             f"ask whoever holds {ip} (your ISP or host) to set its PTR to {example}, "
             f"a name whose A record is {ip}"),))  # fmt: skip
     findings: list[Finding] = []
@@ -172,7 +178,7 @@ def check_ptr(ip: str, *, example: str = "mail.example.com") -> Checking:
         findings.append(Finding(
             Severity.CRITICAL, ip, "ptr-not-confirmed",
             f"the PTR of {ip} is {names[0]}, but {names[0]} does not resolve to {ip} "
-            "(not forward-confirmed)",
+            f"(not forward-confirmed): {_FCRDNS}",
             f"add `{names[0]}. {kind} {ip}` in the zone of {names[0]}, or have the PTR of {ip} "
             "set to a name that resolves to it"))  # fmt: skip
     for host in confirmed or names[:1]:
@@ -224,8 +230,12 @@ def check_spf(domain: str, ips: Sequence[str]) -> Checking:
                 f'publish `{domain}. TXT "v=spf1 {covered or "mx"} -all"`'),))  # fmt: skip
         if verdict is spf.SpfVerdict.PERMERROR:
             too_many = "DNS lookups" in result.reason
+            loop = result.reason.removeprefix("include loop: ").split(" → ")
             fix = (f"the record of {domain} needs {spf.MAX_LOOKUPS} DNS lookups at most: replace "
                    "includes you do not use, or an include by its ip4:/ip6: ranges" if too_many
+                   else f"remove the include of {loop[-1]} from the SPF record of {loop[-2]}: "
+                   "it leads back to a record already being read"
+                   if result.reason.startswith("include loop: ") and len(loop) > 1
                    else f"correct the SPF record of {domain} (receivers treat it as absent or "
                    "reject)")  # fmt: skip
             return Part(checked, (Finding(
@@ -314,17 +324,46 @@ def check_mx(domain: str) -> Checking:
     )
 
 
+def _named(check: str, subject: str, checking: Checking) -> Checking:
+    part = yield from checking
+    return replace(part, check=check, subject=subject)
+
+
 def posture_checks(ips: Sequence[str], domains: Sequence[str], helo: str) -> list[Checking]:
     """Every check of a posture, in report order: each IP's, then each domain's."""
     example = helo or (f"mail.{domains[0]}" if domains else "mail.example.com")
     checks: list[Checking] = []
     for ip in ips:
-        checks.append(check_ptr(ip, example=example))
+        checks.append(_named("ptr", ip, check_ptr(ip, example=example)))
         if helo:
-            checks.append(check_helo(ip, helo))
+            checks.append(_named("helo", ip, check_helo(ip, helo)))
     for domain in domains:
-        checks.extend((check_spf(domain, ips), check_dmarc(domain), check_mx(domain)))
+        checks.extend((_named("spf", domain, check_spf(domain, ips)),
+                       _named("dmarc", domain, check_dmarc(domain)),
+                       _named("mx", domain, check_mx(domain))))  # fmt: skip
     return checks
+
+
+def still_stands(report: PostureReport, check: str, subject: str) -> bool:
+    """Whether an earlier finding of `check` about `subject` stands after `report` without
+    finding it again: when the subject was looked at but that check was not answered in full
+    (a lookup unanswered, no HELO name known this time). A finding goes only when its check
+    was answered, or when its subject is no longer the monitor's."""
+    if subject not in report.ips and subject not in report.domains:
+        return False
+    return not any(p.check == check and p.subject == subject and not p.unknown
+                   for p in report.parts)  # fmt: skip
+
+
+def not_checked(ips: Sequence[str], domains: Sequence[str]) -> tuple[str, ...]:
+    """The half of the posture left out, and what would bring it in."""
+    if ips and not domains:
+        return ("SPF, DMARC and MX: no sending domain (give a domain TARGET, or set [posture] "
+                "domains in the config)",)  # fmt: skip
+    if domains and not ips:
+        return ("PTR and HELO: no sending address (give an address TARGET, or set [monitor] "
+                "targets in the config)",)  # fmt: skip
+    return ()
 
 
 def render_posture(report: PostureReport) -> str:

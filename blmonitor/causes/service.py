@@ -394,9 +394,11 @@ def run_diagnose(
     store = open_history(config)
     try:
         listings, smarthost_applied = [], False
+        discovered: tuple[str, ...] = ()
         if store is not None:
             listings = _open_listings(store)
             smarthost_applied = store.load_smarthost().applied
+            discovered = store.load_state().addresses if config.monitor.discover else ()
             steps.checked.append("listings in the history")
         else:
             steps.skipped.append(f"no history database yet ({config.monitor.database}): "
@@ -412,7 +414,8 @@ def run_diagnose(
     if relay_host:
         relay = relaytest(relay_host, local_domain=domains[0] if domains else "",
                           config_dir=config_dir)  # fmt: skip
-    sender = _posture_step(steps, config, listings, config_dir)
+    sender = _posture_step(steps, config, [*discovered, *(i.target for i in listings)],
+                           config_dir)  # fmt: skip
     found = diagnosis.diagnose(
         listings=listings, queue=queue, growth=growth, log=log, relay=relay, posture=sender,
         smarthost_applied=smarthost_applied, checked=steps.checked, skipped=steps.skipped,
@@ -420,17 +423,17 @@ def run_diagnose(
     return DiagnoseResult(found, queue, log, relay, sender)
 
 
-def _posture_step(steps: _Steps, config: Config, listings: Sequence[diagnosis.Listing],
+def _posture_step(steps: _Steps, config: Config, known: Sequence[str],
                   config_dir: Path | None) -> posture_core.PostureReport | None:  # fmt: skip
-    """The posture of the config's addresses and domains and of the listed addresses (those
-    the monitor discovered included); nothing is discovered here."""
+    """The posture of the config's addresses and domains and of the `known` ones: those the
+    monitor discovered and the listed ones; nothing is discovered here."""
     from blmonitor.dnsbl.answers import parse_target
 
-    listed = [i.target for i in listings if parse_target(i.target).kind is not TargetKind.DOMAIN]
-    targets = [*config.monitor.fixed_targets, *dict.fromkeys(listed)]
-    if not targets and not config.diagnose.local_domains:
+    ips = [t for t in known if parse_target(t).kind is not TargetKind.DOMAIN]
+    targets = list(dict.fromkeys([*config.monitor.fixed_targets, *ips]))
+    if not targets and not config.sending_domains:
         steps.skipped.append("posture: no address or domain in the config ([monitor] targets, "
-                             "[diagnose] local_domains)")  # fmt: skip
+                             "[posture] domains)")  # fmt: skip
         return None
     try:
         return posture(config, targets, config_dir=config_dir, discover=lambda _: [])
@@ -487,7 +490,8 @@ def sending_targets(config: Config, targets: Sequence[str], *,
     tuple[tuple[str, ...], tuple[str, ...]]
 ):  # fmt: skip
     """(the sending IPs, the sending domains): the targets given, else the config's (its
-    public addresses discovered when it says "auto"), and [diagnose] local_domains."""
+    public addresses discovered when it says "auto"), and the config's sending domains
+    ([posture] domains, else [diagnose] local_domains)."""
     from blmonitor.dnsbl.answers import expand_targets
     from blmonitor.dnsbl.service import discover_public
 
@@ -497,9 +501,7 @@ def sending_targets(config: Config, targets: Sequence[str], *,
         found += (discover or discover_public)(config.dns.timeout or 5.0)
     ips = [t.text for t in found if t.kind is not TargetKind.DOMAIN]
     domains = [t.text for t in found if t.kind is TargetKind.DOMAIN]
-    return tuple(dict.fromkeys(ips)), tuple(
-        dict.fromkeys([*domains, *config.diagnose.local_domains])
-    )
+    return tuple(dict.fromkeys(ips)), tuple(dict.fromkeys([*domains, *config.sending_domains]))
 
 
 async def _drive(checks: Sequence[posture_core.Checking], client: DnsClient) -> (
@@ -539,7 +541,10 @@ def posture(
     discover: Callable[[float], list[Target]] | None = None,
 ) -> posture_core.PostureReport:
     """The sender's posture of the targets (else the config's): PTR, FCrDNS, generic names and
-    HELO of each IP; SPF, DMARC and MX of each domain, asked of the configured resolvers."""
+    HELO of each IP; SPF, DMARC and MX of each domain, asked of the configured resolvers.
+
+    The HELO name is `helo`, else [posture] helo, else the MTA's (Postfix in `config_dir`, else
+    [diagnose] config_dir, else /etc/postfix; or Exim)."""
     import asyncio
 
     from blmonitor.causes import posture as posture_core
@@ -548,12 +553,13 @@ def posture(
     ips, domains = sending_targets(config, targets, discover=discover)
     if not ips and not domains:
         raise UsageError("no address or domain to look at: give TARGET, or [monitor] targets "
-                         "or [diagnose] local_domains in the config")  # fmt: skip
+                         "or [posture] domains in the config")  # fmt: skip
     servers = [parse_nameserver(r) for r in resolvers] or list(config.dns.resolver)
     servers = servers or system_nameservers()
-    skipped: list[str] = []
+    skipped = list(posture_core.not_checked(ips, domains))
+    helo = helo or config.posture.helo
     if not helo and ips:
-        helo, why = read_helo(config_dir, run=run, which=which)
+        helo, why = read_helo(config_dir or config.diagnose.config_dir, run=run, which=which)
         skipped += [why] if why else []
     checks = posture_core.posture_checks(ips, domains, helo)
 

@@ -21,13 +21,15 @@ from blmonitor.cli import EXIT_CODES, config_option
     "--helo",
     default="",
     metavar="NAME",
-    help="The HELO name your MTA sends (default: Postfix's smtp_helo_name).",
+    help="The HELO name your MTA sends (default: [posture] helo, else Postfix's "
+    "smtp_helo_name, else Exim's primary_hostname).",
 )
 @click.option(
     "--config-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Postfix's configuration directory, for its HELO name (default /etc/postfix).",
+    help="Postfix's configuration directory, for its HELO name (default: [diagnose] "
+    "config_dir, else /etc/postfix).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 def posture(targets: tuple[str, ...], config_path: Path | None, resolvers: tuple[str, ...],
@@ -36,10 +38,11 @@ def posture(targets: tuple[str, ...], config_path: Path | None, resolvers: tuple
 
     For each sending IP: a PTR record, forward-confirmed (its name resolves back to the IP),
     not a generic or dynamic-looking name, and the MTA's HELO name resolving to the IP. For
-    each sending domain (the domain TARGETs and [diagnose] local_domains): an SPF record that
-    parses, stays within 10 DNS lookups and covers every sending IP, a DMARC record, an MX.
-    With no TARGET, the config's targets. Exit status 1 when a finding is a warning or worse,
-    0 when there is nothing to fix, 3 when a lookup went unanswered.
+    each sending domain (the domain TARGETs, [posture] domains, else [diagnose]
+    local_domains): an SPF record that parses, stays within 10 DNS lookups and covers every
+    sending IP, a DMARC record, an MX. With no TARGET, the config's targets. Exit status 1
+    when a finding is a warning or worse, 0 when there is nothing to fix, 3 when a lookup
+    went unanswered.
 
     \b
     Examples:

@@ -143,6 +143,16 @@ class SmarthostConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PostureConfig:
+    """[posture]: the sender's posture (PTR, HELO, SPF, DMARC, MX), also checked once a day by
+    the monitor."""
+
+    helo: str = ""  # the HELO name the MTA sends; "": read from Postfix or Exim
+    domains: tuple[str, ...] = ()  # the sending domains; (): [diagnose] local_domains
+    daily: bool = True  # check the posture on the monitor's first run of each day
+
+
+@dataclass(frozen=True, slots=True)
 class DiagnoseConfig:
     """[diagnose]: the cause-finding checks the daemon makes on each run."""
 
@@ -198,6 +208,7 @@ class Config:
     source: str  # the file it came from, for messages
     bounces: BouncesConfig = field(default_factory=lambda: BouncesConfig((), 7 * 86400.0))
     smarthost: SmarthostConfig = field(default_factory=SmarthostConfig)
+    posture: PostureConfig = field(default_factory=PostureConfig)
     diagnose: DiagnoseConfig = field(default_factory=DiagnoseConfig)
     snds: SndsConfig = field(default_factory=SndsConfig)
     gmail_postmaster: GmailPostmasterConfig = field(default_factory=GmailPostmasterConfig)
@@ -206,6 +217,11 @@ class Config:
     def smarthost_state_dir(self) -> Path:
         """Where the smart-host checkpoints and requests are kept."""
         return self.smarthost.state_dir or self.monitor.database.parent / "smarthost"
+
+    @property
+    def sending_domains(self) -> tuple[str, ...]:
+        """The domains mail is sent from: [posture] domains, else [diagnose] local_domains."""
+        return self.posture.domains or self.diagnose.local_domains
 
     def error(self, table: str, key: str, message: str) -> ConfigError:
         """An error about one key, for the checks made later (zones against the catalog)."""
@@ -221,6 +237,7 @@ KEYS: Mapping[str, tuple[str, ...]] = {
         ("notify", NotifyConfig),
         ("bounces", BouncesConfig),
         ("smarthost", SmarthostConfig),
+        ("posture", PostureConfig),
         ("diagnose", DiagnoseConfig),
         ("snds", SndsConfig),
         ("gmail_postmaster", GmailPostmasterConfig),
@@ -249,6 +266,7 @@ def parse_config(text: str, *, source: str, defaults: Defaults) -> Config:
         source=source,
         bounces=_parse_bounces(_table(source, "bounces", data.get("bounces", {}))),
         smarthost=_parse_smarthost(_table(source, "smarthost", data.get("smarthost", {}))),
+        posture=_parse_posture(_table(source, "posture", data.get("posture", {}))),
         diagnose=_parse_diagnose(_table(source, "diagnose", data.get("diagnose", {}))),
         snds=_parse_snds(_table(source, "snds", data.get("snds", {}))),
         gmail_postmaster=_parse_gmail_postmaster(
@@ -284,11 +302,8 @@ def _parse_snds(table: Table) -> SndsConfig:
 
 def _parse_diagnose(table: Table) -> DiagnoseConfig:
     logs = table.paths("logs")
-    domains = tuple(d.strip().lower().rstrip(".") for d in table.strings("local_domains", ()))
-    if any(not d or " " in d or "@" in d for d in domains):
-        raise table.fail("local_domains", "expected domain names such as example.com")
     return DiagnoseConfig(queue=table.boolean("queue", True), logs=tuple(logs),
-                          local_domains=domains,
+                          local_domains=_domains(table, "local_domains"),
                           config_dir=table.optional_path("config_dir"))  # fmt: skip
 
 
@@ -358,6 +373,29 @@ def _parse_smarthost(table: Table) -> SmarthostConfig:
         revert_after=table.duration("revert_after", 86400.0),
         state_dir=table.optional_path("state_dir"),
     )
+
+
+# A host or domain name as receivers look it up: labels of letters, digits, "-" and "_".
+_HOST_NAME = re.compile(r"(?=.{1,253}$)(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*"
+                        r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")  # fmt: skip
+
+
+def _domains(table: Table, key: str) -> tuple[str, ...]:
+    domains = tuple(d.strip().lower().rstrip(".") for d in table.strings(key, ()))
+    for domain in domains:
+        if not _HOST_NAME.fullmatch(domain):
+            raise table.fail(key, f"{domain!r}: expected domain names such as example.com")
+    return tuple(dict.fromkeys(domains))
+
+
+def _parse_posture(table: Table) -> PostureConfig:
+    helo = table.string("helo", "").strip().lower().rstrip(".")
+    if helo and (not _HOST_NAME.fullmatch(helo) or "." not in helo):
+        raise table.fail("helo", f"{helo!r}: expected the host name your MTA greets with, "
+                         'such as "mail.example.com" (an address literal cannot be '
+                         "checked)")  # fmt: skip
+    return PostureConfig(helo=helo, domains=_domains(table, "domains"),
+                         daily=table.boolean("daily", True))  # fmt: skip
 
 
 def _parse_bounces(table: Table) -> BouncesConfig:

@@ -23,6 +23,7 @@ from blmonitor.monitor.state import (
     CauseMemory,
     MonitorState,
     PairState,
+    PostureFinding,
     SmarthostMemory,
     SourceHealth,
     SourceListingState,
@@ -228,7 +229,7 @@ def _bounce_listings(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str], Bo
 # on disk).
 MEMO_KEYS = (
     "smarthost_wanted", "smarthost_last_listed", "smarthost_error",
-    "queue_snapshot", "queue_error", "cause_findings", "cause_messages",
+    "queue_snapshot", "queue_error", "cause_findings", "cause_messages", "posture_check",
     "digest_since", "heartbeat_error",
 )  # fmt: skip
 
@@ -254,12 +255,18 @@ def smarthost_meta(memory: SmarthostMemory) -> dict[str, Any]:
 
 def cause_memory(memo: Mapping[str, Any]) -> CauseMemory:
     queue = memo.get("queue_snapshot") or {}
+    posture = memo.get("posture_check") or {}
     return CauseMemory(
         queue_at=parse_stamp(queue.get("at")),
         queue_messages=queue.get("messages", 0),
         queue_error=memo.get("queue_error") or "",
         findings=tuple(memo.get("cause_findings") or ()),
         messages=tuple(memo.get("cause_messages") or ()),
+        posture_at=parse_stamp(posture.get("at")),
+        posture=tuple(
+            PostureFinding(f["check"], f["subject"], f["kind"], f["message"])
+            for f in posture.get("findings", ())
+        ),
     )
 
 
@@ -274,6 +281,15 @@ def cause_meta(memory: CauseMemory) -> dict[str, Any]:
         "queue_error": memory.queue_error or None,
         "cause_findings": list(memory.findings),
         "cause_messages": list(memory.messages),
+        "posture_check": {
+            "at": stamp(memory.posture_at),
+            "findings": [
+                {"check": f.check, "subject": f.subject, "kind": f.kind, "message": f.message}
+                for f in memory.posture
+            ],
+        }
+        if memory.posture_at is not None or memory.posture
+        else None,
     }
 
 

@@ -128,6 +128,16 @@ class SmarthostMemory:
 
 
 @dataclass(frozen=True, slots=True)
+class PostureFinding:
+    """A finding of the daily posture check, kept until a later check answers for it."""
+
+    check: str  # the check that found it: ptr, helo, spf, dmarc, mx
+    subject: str  # the IP or the domain
+    kind: str  # no-ptr, spf-lookups, no-dmarc…
+    message: str  # the finding and its fix, as people read them
+
+
+@dataclass(frozen=True, slots=True)
 class CauseMemory:
     """What the cause finder remembers between runs: the queue as it was, and what was told."""
 
@@ -136,6 +146,8 @@ class CauseMemory:
     queue_error: str = ""  # the last error reading the queue, logged once
     findings: tuple[str, ...] = ()  # "kind:subject" of the findings already told
     messages: tuple[str, ...] = ()  # the findings of the last run, as people read them
+    posture_at: datetime | None = None  # when the sender's posture was last checked (daily)
+    posture: tuple[PostureFinding, ...] = ()  # what is known wrong with it since then
 
 
 @dataclass(frozen=True, slots=True)
