@@ -177,6 +177,32 @@ def test_status_shows_the_posture_findings(tmp_path: Path, zone: Zone, store: St
     assert f"  {NO_PTR}\n" in result.output
 
 
+def test_status_says_what_the_posture_check_could_not_answer_and_since_when(
+    tmp_path: Path, zone: Zone, store: Store
+) -> None:
+    config = settings(tmp_path, zone.port, ["203.0.113.5"], domains=["example.com"])
+    store.record_run(RunRecord(T0, T0, None, "offline"), MonitorState(), MonitorState(), [])
+    zone.serve(CLEAN, servfail=("5.113.0.203.in-addr.arpa",))
+    assert run(config, store, T0) == []
+    run(config, store, T0 + timedelta(hours=1))  # still not answered: since the first
+    args = ["status", "-c", str(tmp_path / "config.toml")]
+    result = CliRunner().invoke(cli.main, args)
+    part = f"PTR of 203.0.113.5: PTR: servfail (127.0.0.1:{zone.port})"
+    assert (
+        "SIGNS OF A CAUSE (blmonitor diagnose tells more)\n"
+        "  the posture check could not answer since 2026-12-01T06:00+00:00 (tried again "
+        f"hourly): {part}\n\n"
+    ) in result.output
+    data = json.loads(CliRunner().invoke(cli.main, [*args, "--json"]).output)
+    assert data["posture_unanswered"] == {"since": T0.isoformat(), "parts": [part]}
+    assert data["findings"] == []
+    zone.serve(CLEAN)  # answered in full: nothing more to say
+    run(config, store, T0 + timedelta(hours=2))
+    assert "SIGNS OF A CAUSE" not in CliRunner().invoke(cli.main, args).output
+    assert json.loads(CliRunner().invoke(cli.main, [*args, "--json"]).output)[
+        "posture_unanswered"] is None  # fmt: skip
+
+
 def test_a_lookup_that_fails_keeps_the_finding_it_could_not_check_again(
     tmp_path: Path, zone: Zone, store: Store
 ) -> None:
@@ -200,6 +226,53 @@ def test_a_lookup_that_fails_keeps_the_finding_it_could_not_check_again(
     assert memory.posture_at == T0 + 3 * DAY
     assert [line.split(":")[0] for line in told(store)] == [
         "posture-no-ptr", "posture-no-dmarc", "posture-no-dmarc"]  # fmt: skip
+
+
+def test_a_check_that_could_not_answer_is_tried_again_within_the_hour(
+    tmp_path: Path, zone: Zone, store: Store
+) -> None:
+    config = settings(tmp_path, zone.port, ["203.0.113.6"], domains=["nodmarc.example"])
+    zone.serve(CLEAN, servfail=("6.113.0.203.in-addr.arpa",))
+    dmarc = run(config, store, T0)
+    assert [line.split(" ")[0] for line in dmarc] == ["nodmarc.example"]
+    memory = store.load_causes()
+    assert memory.posture_unanswered == (
+        f"PTR of 203.0.113.6: PTR: servfail (127.0.0.1:{zone.port})",
+    )
+    assert memory.posture_unanswered_since == T0
+    asked = zone.asked
+    assert run(config, store, T0 + timedelta(minutes=59)) == dmarc  # not yet
+    assert zone.asked == asked
+    assert run(config, store, T0 + timedelta(hours=1)) == dmarc  # still failing: kept, and since
+    assert zone.asked > asked
+    memory = store.load_causes()
+    assert (memory.posture_at, memory.posture_unanswered_since) == (T0 + timedelta(hours=1), T0)
+    assert [f.kind for f in memory.posture] == ["no-dmarc"]
+    zone.serve(CLEAN)  # answered now: no PTR, and fully answered, so daily again
+    assert run(config, store, T0 + timedelta(hours=2)) == [NO_PTR, *dmarc]
+    memory = store.load_causes()
+    assert (memory.posture_unanswered, memory.posture_unanswered_since) == ((), None)
+    asked = zone.asked
+    assert run(config, store, T0 + timedelta(hours=3)) == [NO_PTR, *dmarc]
+    assert run(config, store, T0 + timedelta(hours=2) + DAY - timedelta(seconds=1)) == [
+        NO_PTR, *dmarc]  # fmt: skip
+    assert zone.asked == asked
+    assert run(config, store, T0 + timedelta(hours=2) + DAY) == [NO_PTR, *dmarc]
+    assert zone.asked > asked
+
+
+def test_a_posture_memory_without_the_unanswered_parts_still_loads(store: Store) -> None:
+    """A row written before the unanswered parts were kept."""
+    row = {
+        "at": T0.isoformat(),
+        "findings": [
+            {"check": "ptr", "subject": "203.0.113.6", "kind": "no-ptr", "message": NO_PTR}
+        ],
+    }
+    store._save_memo({"posture_check": row})
+    assert store.load_causes() == CauseMemory(
+        posture_at=T0, posture=(PostureFinding("ptr", "203.0.113.6", "no-ptr", NO_PTR),)
+    )
 
 
 def test_the_monitors_discovered_addresses_are_checked(
@@ -244,6 +317,7 @@ def test_the_posture_memory_round_trips(store: Store) -> None:
     memory = CauseMemory(
         findings=("posture-helo:203.0.113.5",), messages=("m",), posture_at=T0,
         posture=(PostureFinding("helo", "203.0.113.5", "helo", "the HELO name …; fix: …"),),
+        posture_unanswered=("SPF of example.com: TXT: timeout",), posture_unanswered_since=T0,
     )  # fmt: skip
     store.save_causes(memory)
     assert store.load_causes() == memory
@@ -258,7 +332,10 @@ def test_check_posture_without_a_resolver_answering_keeps_what_it_knew(
         config = settings(tmp_path, silent.port, ["203.0.113.6"])
         known = (PostureFinding("ptr", "203.0.113.6", "no-ptr", NO_PTR),)
         memory = CauseMemory(posture_at=T0, posture=known)
-        assert check_posture(config, store, memory, now=T0 + DAY) == (T0 + DAY, known)
+        checked = check_posture(config, store, memory, now=T0 + DAY)
+        assert (checked.posture_at, checked.posture) == (T0 + DAY, known)
+        assert checked.posture_unanswered_since == T0 + DAY
+        assert checked.posture_unanswered[0].startswith("PTR of 203.0.113.6: ")
     finally:
         silent.close()
 

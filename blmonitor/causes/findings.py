@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -25,6 +26,7 @@ log = logging.getLogger("blmonitor")
 
 LOG_WINDOW = timedelta(hours=24)
 POSTURE_EVERY = timedelta(hours=24)
+POSTURE_RETRY = timedelta(hours=1)  # while the last check could not answer every part
 POSTFIX_DIR = Path("/etc/postfix")
 
 
@@ -66,8 +68,8 @@ def look_for_causes(config: Config, store: Store, *, now: datetime, host: str) -
             log.warning("logs not read: %s", exc)
         else:
             found += [(f"log-{f.kind}", f.subject, f.message) for f in report_log.findings]
-    posture_at, posture = check_posture(config, store, memory, now=now)
-    found += [(f"posture-{f.kind}", f.subject, f.message) for f in posture]
+    checked = check_posture(config, store, memory, now=now)
+    found += [(f"posture-{f.kind}", f.subject, f.message) for f in checked.posture]
     # a finding stays the same finding while its kind and subject do (its counts change)
     known = set(memory.findings)
     fresh = [(kind, text) for kind, subject, text in found if f"{kind}:{subject}" not in known]
@@ -85,31 +87,43 @@ def look_for_causes(config: Config, store: Store, *, now: datetime, host: str) -
             queue_error=queue_error,
             findings=tuple(sorted({f"{kind}:{subject}" for kind, subject, _ in found})),
             messages=tuple(messages_now),
-            posture_at=posture_at,
-            posture=posture,
+            posture_at=checked.posture_at,
+            posture=checked.posture,
+            posture_unanswered=checked.posture_unanswered,
+            posture_unanswered_since=checked.posture_unanswered_since,
         )
     )
     return messages_now
 
 
 def check_posture(config: Config, store: Store, memory: CauseMemory, *, now: datetime) -> (
-    tuple[datetime | None, tuple[PostureFinding, ...]]
+    CauseMemory
 ):  # fmt: skip
     """The posture of the monitor's addresses (written and discovered) and of the sending
-    domains, when [posture] daily is on and the last check is 24 hours old: (when it was last
-    checked, what is known wrong with it). A finding stays until a check answers for it."""
+    domains, when [posture] daily is on and the last check is 24 hours old — 1 hour while the
+    last one left parts unanswered: `memory` with its posture part (when it was last checked,
+    what is known wrong with it, what could not be answered and since when) brought up to
+    date. A finding stays until a check answers for it."""
     from blmonitor.causes import posture as posture_core
     from blmonitor.causes import service
     from blmonitor.dnsbl.answers import parse_target
 
     if not config.posture.daily:
-        return None, ()
-    if memory.posture_at is not None and now - memory.posture_at < POSTURE_EVERY:
-        return memory.posture_at, memory.posture
+        return replace(memory, posture_at=None, posture=(), posture_unanswered=(),
+                       posture_unanswered_since=None)  # fmt: skip
+    every = POSTURE_RETRY if memory.posture_unanswered else POSTURE_EVERY
+    if memory.posture_at is not None and now - memory.posture_at < every:
+        return memory
     discovered = [parse_target(a) for a in store.load_state().addresses]
     ips, domains = service.sending_targets(config, (), discover=lambda _: discovered)
-    if not ips and not domains:
-        return memory.posture_at, ()  # checked once there is something to check
+    if not ips and not domains:  # checked once there is something to check
+        return replace(memory, posture=(), posture_unanswered=(), posture_unanswered_since=None)
+
+    def checked(posture: tuple[PostureFinding, ...], unanswered: tuple[str, ...]) -> CauseMemory:
+        since = (memory.posture_unanswered_since or now) if memory.posture_unanswered else now
+        return replace(memory, posture_at=now, posture=posture, posture_unanswered=unanswered,
+                       posture_unanswered_since=since if unanswered else None)  # fmt: skip
+
     postfix_dir = config.diagnose.config_dir or POSTFIX_DIR
 
     def which(name: str) -> str | None:  # quiet where Postfix is installed but not configured
@@ -121,9 +135,10 @@ def check_posture(config: Config, store: Store, memory: CauseMemory, *, now: dat
         report = service.posture(config, [*ips, *domains], config_dir=postfix_dir, which=which)
     except BlmonitorError as exc:
         log.warning("posture not checked: %s", exc)
-        return now, memory.posture  # what it found before stands; tried again in a day
-    for line in report.unknown:
-        log.warning("posture: not answered: %s", line)
+        return checked(memory.posture, (str(exc),))  # what it found stands; tried in an hour
+    for line in report.unknown:  # told once while it stays unanswered (tried hourly)
+        unchanged = line in memory.posture_unanswered
+        log.log(logging.INFO if unchanged else logging.WARNING, "posture: not answered: %s", line)
     for line in report.skipped:
         log.info("posture: not checked: %s", line)
     found = [
@@ -141,12 +156,15 @@ def check_posture(config: Config, store: Store, memory: CauseMemory, *, now: dat
     log.info("posture checked: %d finding(s), %d not answered", len(found), len(report.unknown))
     subjects = [*report.ips, *report.domains]
     order = ("ptr", "helo", "spf", "dmarc", "mx")  # as `blmonitor posture` reports them
-    return now, tuple(
-        sorted(
-            [*found, *kept],
-            key=lambda f: (
-                subjects.index(f.subject),
-                order.index(f.check) if f.check in order else len(order),
-            ),
-        )
+    return checked(
+        tuple(
+            sorted(
+                [*found, *kept],
+                key=lambda f: (
+                    subjects.index(f.subject),
+                    order.index(f.check) if f.check in order else len(order),
+                ),
+            )
+        ),
+        report.unknown,
     )

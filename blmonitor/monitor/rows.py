@@ -267,6 +267,8 @@ def cause_memory(memo: Mapping[str, Any]) -> CauseMemory:
             PostureFinding(f["check"], f["subject"], f["kind"], f["message"])
             for f in posture.get("findings", ())
         ),
+        posture_unanswered=tuple(posture.get("unanswered") or ()),
+        posture_unanswered_since=parse_stamp(posture.get("unanswered_since")),
     )
 
 
@@ -287,8 +289,10 @@ def cause_meta(memory: CauseMemory) -> dict[str, Any]:
                 {"check": f.check, "subject": f.subject, "kind": f.kind, "message": f.message}
                 for f in memory.posture
             ],
+            "unanswered": list(memory.posture_unanswered),
+            "unanswered_since": stamp(memory.posture_unanswered_since),
         }
-        if memory.posture_at is not None or memory.posture
+        if memory.posture_at is not None or memory.posture or memory.posture_unanswered
         else None,
     }
 

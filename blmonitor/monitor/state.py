@@ -148,6 +148,9 @@ class CauseMemory:
     messages: tuple[str, ...] = ()  # the findings of the last run, as people read them
     posture_at: datetime | None = None  # when the sender's posture was last checked (daily)
     posture: tuple[PostureFinding, ...] = ()  # what is known wrong with it since then
+    # the parts the last check could not answer (retried hourly), and since when it could not
+    posture_unanswered: tuple[str, ...] = ()
+    posture_unanswered_since: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

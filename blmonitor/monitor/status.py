@@ -17,6 +17,7 @@ from blmonitor.models import Severity, Verdict
 from blmonitor.monitor.notify import format_duration
 from blmonitor.monitor.state import (
     BounceListing,
+    CauseMemory,
     MonitorState,
     PairState,
     SourceHealth,
@@ -58,6 +59,9 @@ class Status:
     blind_since: datetime | None = None  # the first of the blind runs in a row, if any
     sourced: tuple[SourceListingState, ...] = ()  # listings from receivers' data (SNDS…)
     sources: tuple[SourceHealth, ...] = ()  # each receiver data source: read or not, ratings
+    # the parts the daily posture check could not answer, and since when (tried hourly)
+    posture_unanswered: tuple[str, ...] = ()
+    posture_unanswered_since: datetime | None = None
 
     @property
     def confirming(self) -> tuple[PairState, ...]:
@@ -106,6 +110,7 @@ def read_status(config: Config) -> Status:
     state, last = MonitorState(), None
     routing: dict[str, Any] | None = None
     findings: list[str] = []
+    causes = CauseMemory()
     store = open_history(config)
     if store is not None:
         try:
@@ -114,7 +119,8 @@ def read_status(config: Config) -> Status:
             actions = store.smarthost_actions()
             if actions and actions[0]["outcome"] in _ROUTED:
                 routing = actions[0]
-            findings = list(store.load_causes().messages)
+            causes = store.load_causes()
+            findings = list(causes.messages)
         finally:
             store.close()
     next_run = (
@@ -135,6 +141,8 @@ def read_status(config: Config) -> Status:
         blind_since=state.failing_since if state.failing_runs else None,
         sourced=tuple(sorted(state.sources.values(), key=lambda s: (s.target, s.zone))),
         sources=tuple(sorted(state.source_health.values(), key=lambda h: h.source)),
+        posture_unanswered=causes.posture_unanswered,
+        posture_unanswered_since=causes.posture_unanswered_since,
     )  # fmt: skip
 
 
@@ -193,6 +201,9 @@ def status_json(status: Status) -> dict[str, Any]:
         ],
         "smarthost": status.routing,
         "findings": list(status.findings),
+        "posture_unanswered": {"since": _iso(status.posture_unanswered_since),
+                               "parts": list(status.posture_unanswered)}
+                              if status.posture_unanswered else None,
         "verdict": str(status.verdict),
         "headline": status.headline,
         "blind_since": _iso(status.blind_since),
@@ -299,9 +310,13 @@ def render_status(status: Status, *, now: datetime) -> str:
     if routing is not None and routing["action"] == "apply":
         how = _ROUTED[routing["outcome"]]
         lines += [f"SMART HOST: outbound mail {how} {routing['relay']} since {routing['at']}", ""]
-    if status.findings:
+    if status.findings or status.posture_unanswered:
         lines.append("SIGNS OF A CAUSE (blmonitor diagnose tells more)")
         lines += [f"  {line}" for line in status.findings]
+        if status.posture_unanswered:
+            lines.append(f"  the posture check could not answer since "
+                         f"{_minutes(status.posture_unanswered_since)} (tried again hourly): "
+                         f"{'; '.join(status.posture_unanswered)}")  # fmt: skip
         lines.append("")
     failed = f", failed: {last['error']}" if last["error"] else ""
     upcoming = _minutes(status.next_run)
