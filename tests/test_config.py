@@ -721,6 +721,11 @@ def test_posture_keys_and_the_sending_domains() -> None:
     assert parse('[diagnose]\nlocal_domains = ["example.org"]\n').sending_domains == (
         "example.org",
     )
+    gmail = '[gmail_postmaster]\ndomains = ["Example.net"]\ncredentials_file = "/c.json"\n'
+    assert parse(gmail).sending_domains == ("example.net",)  # with neither of the above
+    assert parse(f'{gmail}[diagnose]\nlocal_domains = ["example.org"]\n').sending_domains == (
+        "example.org",
+    )
     assert parse("").posture == config.PostureConfig(helo="", domains=(), daily=True)
 
 

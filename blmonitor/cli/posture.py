@@ -39,10 +39,10 @@ def posture(targets: tuple[str, ...], config_path: Path | None, resolvers: tuple
     For each sending IP: a PTR record, forward-confirmed (its name resolves back to the IP),
     not a generic or dynamic-looking name, and the MTA's HELO name resolving to the IP. For
     each sending domain (the domain TARGETs, [posture] domains, else [diagnose]
-    local_domains): an SPF record that parses, stays within 10 DNS lookups and covers every
-    sending IP, a DMARC record, an MX. With no TARGET, the config's targets. Exit status 1
-    when a finding is a warning or worse, 0 when there is nothing to fix, 3 when a lookup
-    went unanswered.
+    local_domains, else [gmail_postmaster] domains): an SPF record that parses, stays within
+    10 DNS lookups and covers every sending IP, a DMARC record, an MX. With no TARGET, the
+    config's targets. Exit status 1 when a finding is a warning or worse, 0 when there is
+    nothing to fix, 3 when a lookup went unanswered.
 
     \b
     Examples:

@@ -148,7 +148,7 @@ class PostureConfig:
     the monitor."""
 
     helo: str = ""  # the HELO name the MTA sends; "": read from Postfix or Exim
-    domains: tuple[str, ...] = ()  # the sending domains; (): [diagnose] local_domains
+    domains: tuple[str, ...] = ()  # the sending domains; (): Config.sending_domains' defaults
     daily: bool = True  # check the posture on the monitor's first run of each day
 
 
@@ -220,8 +220,9 @@ class Config:
 
     @property
     def sending_domains(self) -> tuple[str, ...]:
-        """The domains mail is sent from: [posture] domains, else [diagnose] local_domains."""
-        return self.posture.domains or self.diagnose.local_domains
+        """The domains mail is sent from: [posture] domains, else [diagnose] local_domains,
+        else [gmail_postmaster] domains (verified in Postmaster Tools: domains that send)."""
+        return self.posture.domains or self.diagnose.local_domains or self.gmail_postmaster.domains
 
     def error(self, table: str, key: str, message: str) -> ConfigError:
         """An error about one key, for the checks made later (zones against the catalog)."""
