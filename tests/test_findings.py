@@ -144,6 +144,10 @@ def test_a_posture_finding_is_told_once_with_its_fix_over_two_daily_checks(
     assert told(store) == [f"posture-no-ptr: {NO_PTR}", f"posture-no-dmarc: {first[1]}"]
     pending = store.pending_notifications()
     assert len(pending) == 1  # both findings, in one notification, once
+    assert pending[0].title == (
+        "[blmonitor] mx.example: 2 new signs of a cause: 203.0.113.6 has no PTR record; "
+        "nodmarc.example …"
+    )
     assert "posture-no-ptr: 203.0.113.6 has no PTR record" in pending[0].body
     assert pending[0].severity is Severity.WARNING
     memory = store.load_causes()

@@ -25,6 +25,7 @@ from blmonitor.monitor.notify import (
     format_duration,
     format_time,
     render_batch,
+    render_findings,
     render_test_message,
 )
 from tests.conftest import SMTPSink
@@ -254,6 +255,42 @@ def test_render_test_message() -> None:
     assert message.severity is Severity.CRITICAL
     assert message.kinds == ("test",)
     assert "test notification from blmonitor on mail.example.com" in message.body
+
+
+NO_PTR = ("203.0.113.6 has no PTR record (reverse DNS): receivers such as Gmail and Spectrum "
+          "refuse mail from an address without forward-confirmed reverse DNS; fix: ask whoever "
+          "holds 203.0.113.6 (your ISP or host) to set its PTR to mail.example.com")  # fmt: skip
+NO_DMARC = ('nodmarc.example publishes no DMARC record; fix: publish `_dmarc.nodmarc.example. '
+            'TXT "v=DMARC1; p=none"`')  # fmt: skip
+NDR = ("1,200 of 1,300 messages are bounces (null sender) to 900 external addresses in 40 "
+       "domains: NDR attack?")  # fmt: skip
+SASL = ("sasl user bob sent 5,000 messages to 300 domains in one hour (2026-12-01 06:00; "
+        "median 20/h): a stolen password?")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("findings", "title"),
+    [
+        ([("posture-no-ptr", NO_PTR)], "new sign of a cause: 203.0.113.6 has no PTR record"),
+        ([("posture-no-ptr", NO_PTR), ("posture-no-dmarc", NO_DMARC)],
+         "2 new signs of a cause: 203.0.113.6 has no PTR record …"),
+        ([("queue-ndr-attack", NDR)],
+         "new sign of a cause: 1,200 of 1,300 messages are bounces to 900 …"),
+        ([("log-sasl", SASL)],
+         "new sign of a cause: sasl user bob sent 5,000 messages to 300 …"),
+        ([("log-x", "x" * 120)], "new sign of a cause: " + "x" * 48 + "…"),  # no word to cut at
+    ],
+)  # fmt: skip
+def test_render_findings_titles_each_finding_by_its_gist_within_100_characters(
+    findings: list[tuple[str, str]], title: str
+) -> None:
+    message = render_findings(findings, host=HOST)
+    assert message.title == f"[blmonitor] {HOST}: {title}"
+    assert len(message.title) <= 100
+    assert message.body.splitlines()[: len(findings)] == [f"{k}: {m}" for k, m in findings]
+    assert message.payload["findings"] == [{"kind": k, "message": m} for k, m in findings]
+    assert message.payload["kinds"] == list(dict.fromkeys(k for k, _ in findings))
+    assert message.severity is Severity.WARNING
 
 
 # --- sinks on 127.0.0.1 -----------------------------------------------------------------------

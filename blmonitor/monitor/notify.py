@@ -236,15 +236,46 @@ def render_smarthost(
     return Message(title, body, severity, kinds, render_payload(host, kinds, severity))
 
 
+TITLE_MAX = 100  # characters of a findings title: a mail subject, a chat line
+
+
+def _gist(message: str) -> str:
+    """A finding's first clause, without its asides: "203.0.113.6 has no PTR record" of
+    "203.0.113.6 has no PTR record (reverse DNS): receivers such as Gmail …; fix: …"."""
+    depth, out = 0, []
+    for i, char in enumerate(message):
+        if char == "(":
+            depth += 1
+        elif char == ")" and depth:
+            depth -= 1
+        elif depth == 0 and char in ":;" and message[i + 1 : i + 2] in (" ", ""):
+            break
+        elif depth == 0:
+            out.append(char)
+    return " ".join("".join(out).split()) or message
+
+
+def _shorten(text: str, limit: int) -> str:
+    """`text`, cut at the last word boundary that leaves room for " …" within `limit` (within a
+    word when the last boundary is far back: a long name, a long run of digits)."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 2]  # room for " …"
+    cut = (head if text[limit - 2] == " " else head.rpartition(" ")[0]).rstrip(" ;,:")
+    return f"{cut} …" if len(cut) >= limit - 24 else f"{text[: limit - 1]}…"
+
+
 def render_findings(
     findings: Sequence[tuple[str, str]], *, host: str, title_prefix: str = "[blmonitor]"
 ) -> Message:
-    """New signs of a cause (an NDR attack, a spam run, an account sending far too much)."""
+    """New signs of a cause (an NDR attack, a spam run, an account sending far too much, no
+    PTR): a short title naming each finding's gist (cut at a word boundary within TITLE_MAX),
+    every finding's full text in the body."""
     if not findings:
         raise ValueError("render_findings needs at least one finding")
-    first = findings[0][1]
-    more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
-    title = f"{title_prefix} {host}: {first}{more}"
+    count = "new sign" if len(findings) == 1 else f"{len(findings)} new signs"
+    gist = "; ".join(_gist(message) for _, message in findings)
+    title = _shorten(f"{title_prefix} {host}: {count} of a cause: {gist}", TITLE_MAX)
     lines = [f"{kind}: {message}" for kind, message in findings]
     lines.append("next step: run `blmonitor diagnose` for the evidence and the steps in order.")
     body = "\n".join([*lines, "", f"-- \nblmonitor on {host}"])
