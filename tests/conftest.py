@@ -114,10 +114,12 @@ def _no_machine_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
 def _no_machine_queue(
     monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """Nor this machine's Postfix queue: a test that wants one names its [diagnose] config_dir."""
+    """Nor this machine's MTA (its queue, its HELO name): Postfix's, as a test that wants one
+    names its [diagnose] config_dir; Exim's, as the daemon looks for it by no name."""
     monkeypatch.setattr(
         "blmonitor.causes.findings.POSTFIX_DIR", tmp_path_factory.getbasetemp() / "no-postfix"
     )
+    monkeypatch.setattr("blmonitor.causes.findings.EXIM_NAMES", ())
 
 
 # --- no test reaches the machine's resolver ------------------------------------------------

@@ -3,7 +3,8 @@ beside the writer, and the log format journald reads.
 
 Everything stays on loopback: the lab's resolver on 127.0.0.1 (never the system's), fixed
 targets (never "auto", which would ask the internet for this machine's address), and
-notifications, when there are any, go to a local HTTP sink.
+notifications, when there are any, go to a local HTTP sink. The child reads none of this
+machine's MTA (no queue, no posture check).
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ urls = {json.dumps(urls)}
 retry = 1
 title_prefix = {json.dumps(title_prefix)}
 server_name = "mx.blmtest.example"  # the child never asks the machine's resolver for its name
+[diagnose]
+queue = false  # nor reads this machine's MTA (conftest's isolation stops at the process):
+[posture]
+daily = false  # not its queue, not its HELO name (postconf, exim -bP)
 """
     )
     return Path(path)

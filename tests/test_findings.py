@@ -5,6 +5,7 @@ Each run is `look_for_causes` at a time the test chooses."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -305,6 +306,38 @@ def test_an_unknown_helo_name_keeps_the_helo_finding(
     unset = settings(tmp_path, zone.port, ["203.0.113.5"], posture_table="")
     assert run(unset, store, T0 + DAY) == first
     assert store.load_causes().posture_at == T0 + DAY
+
+
+def fake_exim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An `exim` first on PATH that prints a primary_hostname and notes each call."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    calls = tmp_path / "exim-calls"
+    exim = bindir / "exim"
+    exim.write_text(f"""#!/bin/sh
+echo "$*" >> {calls}
+echo "primary_hostname = mail.example.com"
+""")
+    exim.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ.get('PATH', '')}")
+    return calls
+
+
+def test_the_tests_never_run_this_machines_exim(
+    tmp_path: Path, zone: Zone, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No [posture] helo, the queue read, an Exim on PATH: conftest keeps the daemon from it."""
+    calls = fake_exim(tmp_path, monkeypatch)
+    settings(tmp_path, zone.port, ["203.0.113.5"], posture_table="")
+    path = tmp_path / "config.toml"
+    path.write_text(path.read_text().replace("queue = false", "queue = true"))
+    config = load_config(path)
+    assert run(config, store, T0) == []
+    assert not calls.exists()
+    # the same runs on a host with Exim: its queue is read, and its HELO name
+    monkeypatch.setattr("blmonitor.causes.findings.EXIM_NAMES", ("exim4", "exim"))
+    run(config, store, T0 + DAY)
+    assert sorted(calls.read_text().splitlines()) == ["-bP primary_hostname", "-bp"]
 
 
 def test_daily_off_asks_nothing_and_forgets(tmp_path: Path, zone: Zone, store: Store) -> None:

@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from blmonitor.causes.service import detect_queue_mta, read_queue
+from blmonitor.causes.service import Which, detect_queue_mta, read_queue
 from blmonitor.config import Config
 from blmonitor.errors import BlmonitorError
 from blmonitor.monitor.notify import render_findings
@@ -28,6 +28,7 @@ LOG_WINDOW = timedelta(hours=24)
 POSTURE_EVERY = timedelta(hours=24)
 POSTURE_RETRY = timedelta(hours=1)  # while the last check could not answer every part
 POSTFIX_DIR = Path("/etc/postfix")
+EXIM_NAMES = ("exim4", "exim")  # the names Exim's command goes by here (Debian's first)
 
 
 def look_for_causes(config: Config, store: Store, *, now: datetime, host: str) -> list[str]:
@@ -40,11 +41,12 @@ def look_for_causes(config: Config, store: Store, *, now: datetime, host: str) -
     found: list[tuple[str, str, str]] = []  # kind, who or what it is about, the message
     local = config.diagnose.local_domains
     postfix_dir = config.diagnose.config_dir or POSTFIX_DIR
-    mta = detect_queue_mta(postfix_dir=postfix_dir) if config.diagnose.queue else None
+    which = mta_which(postfix_dir)
+    mta = detect_queue_mta(postfix_dir=postfix_dir, which=which) if config.diagnose.queue else None
     queue_at, queue_messages, queue_error = memory.queue_at, memory.queue_messages, ""
     if mta is not None:
         try:
-            messages = read_queue(mta, config_dir=config.diagnose.config_dir, now=now)
+            messages = read_queue(mta, config_dir=config.diagnose.config_dir, now=now, which=which)
         except BlmonitorError as exc:
             queue_error = str(exc)
             if memory.queue_error != queue_error:
@@ -96,6 +98,21 @@ def look_for_causes(config: Config, store: Store, *, now: datetime, host: str) -
     return messages_now
 
 
+def mta_which(postfix_dir: Path) -> Which:
+    """shutil.which for the MTA's commands as the daemon looks for them: Postfix's postconf
+    only where `postfix_dir` holds a main.cf (quiet where Postfix is installed but not
+    configured), Exim's only by the names in EXIM_NAMES."""
+
+    def which(name: str) -> str | None:
+        if name == "postconf" and not (postfix_dir / "main.cf").exists():
+            return None
+        if name in ("exim4", "exim") and name not in EXIM_NAMES:
+            return None
+        return shutil.which(name)
+
+    return which
+
+
 def check_posture(config: Config, store: Store, memory: CauseMemory, *, now: datetime) -> (
     CauseMemory
 ):  # fmt: skip
@@ -125,14 +142,10 @@ def check_posture(config: Config, store: Store, memory: CauseMemory, *, now: dat
                        posture_unanswered_since=since if unanswered else None)  # fmt: skip
 
     postfix_dir = config.diagnose.config_dir or POSTFIX_DIR
-
-    def which(name: str) -> str | None:  # quiet where Postfix is installed but not configured
-        if name == "postconf" and not (postfix_dir / "main.cf").exists():
-            return None
-        return shutil.which(name)
-
     try:
-        report = service.posture(config, [*ips, *domains], config_dir=postfix_dir, which=which)
+        report = service.posture(
+            config, [*ips, *domains], config_dir=postfix_dir, which=mta_which(postfix_dir)
+        )
     except BlmonitorError as exc:
         log.warning("posture not checked: %s", exc)
         return checked(memory.posture, (str(exc),))  # what it found stands; tried in an hour
