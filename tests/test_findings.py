@@ -234,7 +234,7 @@ def test_a_lookup_that_fails_keeps_the_finding_it_could_not_check_again(
 
 
 def test_a_check_that_could_not_answer_is_tried_again_within_the_hour(
-    tmp_path: Path, zone: Zone, store: Store
+    tmp_path: Path, zone: Zone, store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = settings(tmp_path, zone.port, ["203.0.113.6"], domains=["nodmarc.example"])
     zone.serve(CLEAN, servfail=("6.113.0.203.in-addr.arpa",))
@@ -248,8 +248,10 @@ def test_a_check_that_could_not_answer_is_tried_again_within_the_hour(
     asked = zone.asked
     assert run(config, store, T0 + timedelta(minutes=59)) == dmarc  # not yet
     assert zone.asked == asked
+    caplog.clear()
     assert run(config, store, T0 + timedelta(hours=1)) == dmarc  # still failing: kept, and since
     assert zone.asked > asked
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []  # told once
     memory = store.load_causes()
     assert (memory.posture_at, memory.posture_unanswered_since) == (T0 + timedelta(hours=1), T0)
     assert [f.kind for f in memory.posture] == ["no-dmarc"]

@@ -147,7 +147,8 @@ def check_posture(config: Config, store: Store, memory: CauseMemory, *, now: dat
             config, [*ips, *domains], config_dir=postfix_dir, which=mta_which(postfix_dir)
         )
     except BlmonitorError as exc:
-        log.warning("posture not checked: %s", exc)
+        quiet = memory.posture_unanswered == (str(exc),)  # told once while it stays so
+        log.log(logging.INFO if quiet else logging.WARNING, "posture not checked: %s", exc)
         return checked(memory.posture, (str(exc),))  # what it found stands; tried in an hour
     for line in report.unknown:  # told once while it stays unanswered (tried hourly)
         unchanged = line in memory.posture_unanswered
