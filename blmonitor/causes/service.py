@@ -491,7 +491,7 @@ def sending_targets(config: Config, targets: Sequence[str], *,
 ):  # fmt: skip
     """(the sending IPs, the sending domains): the targets given, else the config's (its
     public addresses discovered when it says "auto"), and the config's sending domains
-    ([posture] domains, else [diagnose] local_domains)."""
+    ([posture] domains, else [diagnose] local_domains, else [gmail_postmaster] domains)."""
     from blmonitor.dnsbl.answers import expand_targets
     from blmonitor.dnsbl.service import discover_public
 
