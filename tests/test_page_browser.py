@@ -2,8 +2,9 @@
 `blmonitor report --html` writes and the `/` of a `blmonitor run --listen` on 127.0.0.1, both
 from the scripted history of tests/test_page.py (listed, delisted, a blind night, a bounce, a
 smart-host week, an SNDS block and RED day, a Gmail LOW day, Gmail unreadable), with JavaScript
-off. The rendered DOM says the verdict, the zones, the receivers' data and the delist links; at 1280 and 390 CSS pixels nothing sticks out of the page (only the timelines'
-own scroll boxes may be wider than a phone). The measuring is done from outside the page,
+off. The rendered DOM says the verdict, the zones, the receivers' data and the delist links;
+at 1280 and 390 CSS pixels nothing sticks out of the page (only the timelines' own scroll boxes
+may be wider than a phone). The measuring is done from outside the page,
 through the DevTools protocol on a pipe: the page itself stays script-free.
 """
 
