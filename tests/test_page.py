@@ -389,6 +389,8 @@ def test_the_html_shows_the_receivers_data(page: Page, history: History) -> None
     ]
     assert [a["class"] for a in sections] == ["source unread", "source read"]
     assert "Gmail Postmaster: read" not in words
+    snds_only = Parsed(render_page(replace(page, receivers=page.receivers[1:]))).words()
+    assert "Receivers' data SNDS: read Timeline" in snds_only
 
 
 def test_a_source_unread_with_nothing_listed_is_unknown_and_says_why(page: Page) -> None:
@@ -412,6 +414,7 @@ def test_a_source_unread_with_nothing_listed_is_unknown_and_says_why(page: Page)
         "Gmail Postmaster: UNKNOWN since 2026-11-01 00:00 UTC Gmail Postmaster: HTTP 500" in words
     )
     assert "Never read yet: nothing is known from it" in words
+    assert "Receivers' data Gmail Postmaster: UNKNOWN Timeline" in words
     assert parsed.links() == []
     assert "CLEAN" not in words
 

@@ -156,6 +156,11 @@ class Page:
         """The receivers' data sources the last poll could not read."""
         return tuple(r for r in self.receivers if not r.read)
 
+    @property
+    def read(self) -> tuple[Receiver, ...]:
+        """The receivers' data sources the last poll read."""
+        return tuple(r for r in self.receivers if r.read)
+
 
 # --- the timeline (pure) ---------------------------------------------------------------------
 
