@@ -1,10 +1,12 @@
 """The report page: its model read from a history the real monitor made on the lab (listed,
-delisted, a zone that never answers, a blind night, a bounce, a smart-host week), the SVG's
-geometry, the HTML parsed, the `report` command, and a real browser's screenshot.
+delisted, a zone that never answers, a blind night, a bounce, a smart-host week, an SNDS block
+with a RED day, a Gmail LOW day and then Gmail unreadable), the SVG's geometry, the HTML parsed,
+the `report` command, and a real browser's screenshot.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -12,7 +14,7 @@ import struct
 import subprocess
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from html.parser import HTMLParser
@@ -25,6 +27,7 @@ from click.testing import CliRunner
 
 from blmonitor import cli
 from blmonitor.config import Config, load_config
+from blmonitor.models import Verdict
 from blmonitor.monitor.page import (
     Page,
     Period,
@@ -32,14 +35,19 @@ from blmonitor.monitor.page import (
     blind_spans,
     build_timelines,
     read_page,
+    receivers,
     smarthost_spans,
 )
 from blmonitor.monitor.page_html import render_page
 from blmonitor.monitor.page_svg import box, x_of
 from blmonitor.monitor.run import run_once
+from blmonitor.monitor.state import SourceHealth
+from blmonitor.monitor.status import Status
 from blmonitor.monitor.store import Store
-from tests import dnsservers
+from tests import dnsservers, googlefake, httpservers
 from tests.test_daemon import outlook_s3150_bounce
+from tests.test_gmail import write_credentials
+from tests.test_snds import DAILY, KEY, STATUS
 
 LISTING, UNUSABLE, BLIND, SMARTHOST = Period
 
@@ -105,9 +113,18 @@ class History:
     end: datetime
 
 
-def write_config(tmp: Path, port: int, lab, maildir: Path) -> Path:
+def write_config(
+    tmp: Path,
+    port: int,
+    lab,
+    maildir: Path,
+    snds: str = "",
+    google: googlefake.FakeGoogle | None = None,
+) -> Path:
     """Two targets on three zones (one that flips, one that lists both, one that never
-    answers), through the resolver at `port`, bounces read from `maildir`."""
+    answers), through the resolver at `port`, bounces read from `maildir`; with SNDS played at
+    `snds` and Gmail Postmaster by `google`, polled every 2 hours (at every run of the history,
+    not at the live page's first run, within the hour after its last)."""
     sections: dict[str, dict[str, object]] = {
         "monitor": {"targets": ["203.0.113.5", "203.0.113.7"], "zones": ["flip", "bl", "dead"],
                     "lists": str(lab.catalog_path), "interval": "15m", "confirm": 1,
@@ -116,11 +133,46 @@ def write_config(tmp: Path, port: int, lab, maildir: Path) -> Path:
         "notify": {"server_name": "mx.example.net"},
         "bounces": {"watch": [str(maildir)], "expire": "7d"},
     }  # fmt: skip
+    if snds:
+        key_file = tmp / "snds.key"
+        key_file.write_text(KEY + "\n")
+        key_file.chmod(0o600)
+        sections["snds"] = {"key_file": str(key_file), "base_url": f"{snds}/snds/",
+                            "interval": "2h", "timeout": 2}  # fmt: skip
+    if google is not None:
+        credentials = write_credentials(tmp / "gmail.json")
+        sections["gmail_postmaster"] = {
+            "domains": ["example.net"], "base_url": google.base_url,
+            "token_url": google.token_url, "interval": "2h", "timeout": 2,
+            "credentials_file": str(credentials),
+        }  # fmt: skip
     path = tmp / "config.toml"
     path.write_text("".join(f"[{name}]\n" + "".join(f"{key} = {json.dumps(value)}\n"
                                                    for key, value in keys.items())
                             for name, keys in sections.items()))  # fmt: skip
     return path
+
+
+def snds_csv(day: datetime, colour: str, traps: int = 0) -> str:
+    """data.aspx: one row for 203.0.113.5, the day before `day` rated `colour`."""
+    when = (day - timedelta(days=1)).strftime("%-m/%-d/%Y")
+    return (f"203.0.113.5,{when} 12:00 AM,{when} 11:00 PM,9120,9120,9005,{colour},0.2%,,,"
+            f"{traps},mx.example.net,news@example.net,\n")  # fmt: skip
+
+
+def gmail_stats(day: datetime, ip: str, domain: str) -> tuple[str, tuple[int, object]]:
+    """Postmaster Tools' TrafficStats of example.net for the day before `day`."""
+    name = f"domains/example.net/trafficStats/{(day - timedelta(days=1)):%Y%m%d}"
+    return f"v1/{name}", (200, {
+        "name": name, "userReportedSpamRatio": 0.004, "domainReputation": domain,
+        "ipReputations": [{"reputation": ip, "ipCount": "1", "sampleIps": ["203.0.113.5"]}],
+        "spfSuccessRatio": 1, "dkimSuccessRatio": 1, "dmarcSuccessRatio": 1,
+    })  # fmt: skip
+
+
+BLOCKED = (
+    "203.0.113.5,203.0.113.5,Yes,Junked due to user complaints or other evidence of spamming\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -132,13 +184,21 @@ def history(lab, tmp_path_factory) -> Iterator[History]:
         (maildir / sub).mkdir(parents=True)
     proxy = dnsservers.FakeResolver(upstream=lab.rbldnsd_port)
     proxy.add("flip.lab.test", lab.flip)
-    config = load_config(write_config(tmp, proxy.port, lab, maildir))
+    servers = contextlib.ExitStack()
+    routes: dict[str, tuple[int, str]] = {}
+    snds = servers.enter_context(httpservers.serve(routes))
+    google = servers.enter_context(googlefake.serve())
+    config = load_config(write_config(tmp, proxy.port, lab, maildir, snds, google))
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=21)
     now = start
 
-    def run(day: float) -> None:
+    def run(day: float, colour: str = "GREEN", ip: str = "HIGH", domain: str = "HIGH") -> None:
+        """One run on day `day`: SNDS rates yesterday `colour`, Gmail `ip` and `domain`."""
         nonlocal now
         now = start + timedelta(days=day)
+        rated = start + timedelta(days=int(day))  # both rate the day before this one
+        routes[DAILY] = (200, snds_csv(rated, colour, traps=3 if colour == "RED" else 0))
+        google.api.update([gmail_stats(rated, ip, domain)])
         store = Store(config.monitor.database)
         try:
             run_once(config, store, None, clock=lambda: now, host="mx.example.net")
@@ -147,6 +207,7 @@ def history(lab, tmp_path_factory) -> Iterator[History]:
 
     try:
         lab.flip.listed = set()
+        routes[STATUS] = (200, "")  # nothing blocked
         run(0)
         lab.flip.listed = {"203.0.113.5"}
         run(3)
@@ -162,11 +223,13 @@ def history(lab, tmp_path_factory) -> Iterator[History]:
         )
         store.close()  # fmt: skip
         lab.flip.listed = set()
-        run(10)
+        routes[STATUS] = (200, BLOCKED)  # Outlook.com blocks .5 from day 10 on
+        run(10, "RED", ip="LOW", domain="MEDIUM")
         proxy.rules.insert(0, (dns.name.root, dnsservers.rcode(dns.rcode.REFUSED)))
-        run(13)
-        run(13.3)
+        run(13, "YELLOW", ip="MEDIUM")
+        run(13.3, "YELLOW", ip="MEDIUM")
         proxy.rules.pop(0)
+        google.refresh = (400, {"error": "invalid_grant", "error_description": "Bad Request"})
         bounced = format_datetime(start + timedelta(days=14, hours=20))
         mail = re.sub(rb"Sun, 01 Nov 2026 12:\d\d:\d\d \+0000", bounced.encode(),
                       outlook_s3150_bounce("p1@example.net"))  # fmt: skip
@@ -177,6 +240,7 @@ def history(lab, tmp_path_factory) -> Iterator[History]:
     finally:
         lab.flip.listed = set()
         proxy.close()
+        servers.close()
 
 
 @pytest.fixture(scope="module")
@@ -184,13 +248,16 @@ def page(history) -> Page:
     return read_page(history.config, now=history.end, since=history.end - timedelta(days=30))
 
 
-def test_the_page_model_holds_what_the_runs_recorded(page: Page) -> None:
+def test_the_page_model_holds_what_the_runs_recorded(page: Page, history: History) -> None:
     assert (page.server, page.verdict, page.headline) == ("mx.example.net", "listed", "LISTED")
     assert [t.target for t in page.timelines] == ["203.0.113.5", "203.0.113.7"]
     five = page.timelines[0]
     lanes = {lane.name: lane for lane in five.lanes}
     assert set(lanes) == {"bl.lab.test", "flip.lab.test", "dead.lab.test",
-                          "microsoft-s3150 (bounce)"}  # fmt: skip
+                          "microsoft-s3150 (bounce)", "microsoft-snds (SNDS)"}  # fmt: skip
+    [snds] = lanes["microsoft-snds (SNDS)"].spans  # the block, from day 10 on
+    assert (snds.kind, snds.severity, snds.open) == (LISTING, "critical", True)
+    assert snds.start == history.end - timedelta(days=11)
     [flip] = lanes["flip.lab.test"].spans
     assert (flip.kind, flip.severity, flip.open) == (LISTING, "critical", False)
     assert (flip.end - flip.start) == timedelta(days=7)
@@ -205,13 +272,44 @@ def test_the_page_model_holds_what_the_runs_recorded(page: Page) -> None:
     assert (routed.end - routed.start) == timedelta(days=6, hours=23)
     listed = {(item.target, item.zone) for item in page.listings}
     assert listed == {("203.0.113.5", "bl.lab.test"), ("203.0.113.7", "bl.lab.test"),
-                      ("203.0.113.5", "microsoft-s3150 (bounce)")}  # fmt: skip
+                      ("203.0.113.5", "microsoft-s3150 (bounce)"),
+                      ("203.0.113.5", "microsoft-snds (SNDS)")}  # fmt: skip
     policy = next(i for i in page.listings if i.target == "203.0.113.7")
     assert (policy.severity, policy.codes) == ("info", ("127.0.0.10",))
     assert policy.delist_url == "https://bl.lab.test/pbl?ip=203.0.113.7"
     assert "policy listing" in policy.next_step
     assert [z.label for z in page.zones if not z.usable] == ["dead.lab.test"]
     assert {e.kind for e in page.events} >= {"listed", "delisted", "checks-failing"}
+
+
+def day(history: History, days: float) -> str:
+    """The day SNDS and Gmail rate in the run of day `days` of the history: the one before."""
+    return (history.end - timedelta(days=21 - int(days) + 1)).date().isoformat()
+
+
+def test_the_page_model_holds_the_receivers_data(page: Page, history: History) -> None:
+    gmail, snds = page.receivers
+    # Gmail: unreadable since day 15 — UNKNOWN with its error, its last word kept as such
+    assert (gmail.label, gmail.read) == ("Gmail Postmaster", False)
+    assert gmail.since == history.end - timedelta(days=6)
+    assert "refresh token was refused" in gmail.error
+    assert gmail.ok_at == history.end - timedelta(days=21 - 13.3)
+    assert [(r.subject, r.rating, r.raw, r.day) for r in gmail.readings] == [
+        ("203.0.113.5", "fair", "MEDIUM", day(history, 13)),  # worst first
+        ("example.net", "good", "HIGH", day(history, 13)),
+    ]
+    assert (snds.label, snds.read, snds.error, snds.since) == ("SNDS", True, "", None)
+    assert [(r.subject, r.rating, r.raw, r.day) for r in snds.readings] == [
+        ("203.0.113.5", "good", "GREEN", day(history, 21)),
+    ]
+    assert snds.unknown == ("203.0.113.7",)  # SNDS has no row for it
+    assert page.unread == (gmail,)
+    # the poor and bad days of the window, newest first
+    assert [(d.day, d.source, d.subject, d.rating, d.raw) for d in page.poor_days] == [
+        (day(history, 13), "SNDS", "203.0.113.5", "poor", "YELLOW"),
+        (day(history, 10), "Gmail Postmaster", "203.0.113.5", "poor", "LOW"),
+        (day(history, 10), "SNDS", "203.0.113.5", "bad", "RED"),
+    ]
 
 
 class Parsed(HTMLParser):
@@ -259,8 +357,69 @@ def test_the_html_is_self_contained_and_says_it_all(page: Page) -> None:
     assert 'http-equiv="refresh" content="60"' in render_page(page, refresh=60)
 
 
+def test_the_html_shows_the_receivers_data(page: Page, history: History) -> None:
+    parsed = Parsed(render_page(page))
+    words = parsed.words()
+    rated = {n: day(history, n) for n in (10, 13, 21)}
+    for needed in (
+        # in the header, beside the listings in force
+        "Receivers' data Gmail Postmaster: UNKNOWN ; SNDS: read",
+        "Receivers' own data",
+        # Gmail: UNKNOWN since day 15, its error, what it said when last read, never "clean"
+        f"Gmail Postmaster: UNKNOWN since {(history.end - timedelta(days=6)):%Y-%m-%d %H:%M}",
+        "the refresh token was refused (invalid_grant): run `blmonitor gmail-postmaster login`",
+        "what it said then is below, and may no longer hold",
+        f"203.0.113.5 fair MEDIUM {rated[13]} example.net good HIGH {rated[13]}",
+        # SNDS: read at the last run, the latest rating in the source's own word and its day
+        f"SNDS: read {history.end:%Y-%m-%d %H:%M}",
+        f"203.0.113.5 good GREEN {rated[21]}",
+        "No data for 203.0.113.7: register it with SNDS",
+        # the poor and bad days of the window, from the reputation table
+        "Poor or bad reputation days in the window",
+        f"{rated[13]} poor YELLOW SNDS 203.0.113.5",
+        f"{rated[10]} poor LOW Gmail Postmaster 203.0.113.5",
+        f"{rated[10]} bad RED SNDS 203.0.113.5",
+        # the block, a listing in force like any other, with Microsoft's way out
+        "203.0.113.5 on microsoft-snds (SNDS) critical",
+        "Outlook.com blocks it (SNDS)",
+    ):  # fmt: skip
+        assert needed in words, needed
+    sections = [
+        a for tag, a in parsed.tags if tag == "section" and "source" in (a.get("class") or "")
+    ]
+    assert [a["class"] for a in sections] == ["source unread", "source read"]
+    assert "Gmail Postmaster: read" not in words
+    snds_only = Parsed(render_page(replace(page, receivers=page.receivers[1:]))).words()
+    assert "Receivers' data SNDS: read Timeline" in snds_only
+
+
+def test_a_source_unread_with_nothing_listed_is_unknown_and_says_why(page: Page) -> None:
+    """Clean on the DNS lists, Gmail unreadable: the headline and the verdict are the status'
+    (UNKNOWN, naming the source), and the page says it is no clean bill."""
+    gmail = SourceHealth("gmail", "Gmail Postmaster", error="Gmail Postmaster: HTTP 500",
+                         since=T, polled=T + timedelta(hours=2))  # fmt: skip
+    status = Status(listed=(), pending=(), bounced=(), sick=(), routing=None, findings=(),
+                    last_run={"id": 9, "finished": T.isoformat(), "error": ""},
+                    next_run=None, confirm=1, database=Path("x.db"), sources=(gmail,))  # fmt: skip
+    assert status.verdict is Verdict.UNKNOWN
+    quiet = replace(page, headline=status.headline, verdict=str(status.verdict), listings=(),
+                    receivers=receivers(status.sources), poor_days=())  # fmt: skip
+    parsed = Parsed(render_page(quiet))
+    words = parsed.words()
+    assert ("header", {"class": "verdict unknown"}) in parsed.tags
+    assert "UNKNOWN: cannot read Gmail Postmaster since 2026-11-01T00:00" in words
+    assert ("None on the DNS lists — but Gmail Postmaster could not be read, so this is not a "
+            "clean bill") in words  # fmt: skip
+    assert (
+        "Gmail Postmaster: UNKNOWN since 2026-11-01 00:00 UTC Gmail Postmaster: HTTP 500" in words
+    )
+    assert "Never read yet: nothing is known from it" in words
+    assert "Receivers' data Gmail Postmaster: UNKNOWN Timeline" in words
+    assert parsed.links() == []
+    assert "CLEAN" not in words
+
+
 def test_the_lists_own_words_are_escaped(page: Page) -> None:
-    from dataclasses import replace
 
     hostile = replace(page.listings[0], txt=('<script>alert(1)</script> "x" & y',))
     html = render_page(replace(page, listings=(hostile,)))

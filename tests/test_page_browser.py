@@ -1,9 +1,10 @@
 """The report and the live page in a real browser: Debian's headless Chromium renders the file
 `blmonitor report --html` writes and the `/` of a `blmonitor run --listen` on 127.0.0.1, both
 from the scripted history of tests/test_page.py (listed, delisted, a blind night, a bounce, a
-smart-host week), with JavaScript off. The rendered DOM says the verdict, the zones and the
-delist links; at 1280 and 390 CSS pixels nothing sticks out of the page (only the timelines'
-own scroll boxes may be wider than a phone). The measuring is done from outside the page,
+smart-host week, an SNDS block and RED day, a Gmail LOW day, Gmail unreadable), with JavaScript
+off. The rendered DOM says the verdict, the zones, the receivers' data and the delist links;
+at 1280 and 390 CSS pixels nothing sticks out of the page (only the timelines' own scroll boxes
+may be wider than a phone). The measuring is done from outside the page,
 through the DevTools protocol on a pipe: the page itself stays script-free.
 """
 
@@ -262,7 +263,12 @@ def test_chromium_shows_the_verdict_zones_and_delist_links(url, tmp_path) -> Non
     for zone in ("bl.lab.test", "flip.lab.test", "dead.lab.test", "microsoft-s3150 (bounce)"):
         assert zone in words, zone
     for needed in ("Zone health", "Listings in force", "blind: nothing checked",
-                   "mail through the smart host", "a bounce named it", "Recent events"):  # fmt: skip
+                   "mail through the smart host", "a bounce named it", "Recent events",
+                   # the receivers' own data: one source read, one UNKNOWN, the bad days
+                   "Receivers' own data", "SNDS: read", "Gmail Postmaster: UNKNOWN since",
+                   "the refresh token was refused", "bad RED SNDS 203.0.113.5",
+                   "poor LOW Gmail Postmaster 203.0.113.5",
+                   "203.0.113.5 on microsoft-snds (SNDS)"):  # fmt: skip
         assert needed in words, needed
     assert set(parsed.links()) == {
         "https://bl.lab.test/remove?ip=203.0.113.5",

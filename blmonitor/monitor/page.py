@@ -1,7 +1,8 @@
 """The report page as data: the verdict now, a timeline per target, the listings in force, zone
-health, causes and recent events — a typed `Page` read from the history database (read-only)
-by `read_page`. `page_html` renders it; the timeline's lanes are built here from the rows, by
-`build_timelines`, which is pure.
+health, the receivers' own data (SNDS, Gmail Postmaster: read or not, each subject's latest
+rating, the poor and bad days), causes and recent events — a typed `Page` read from the history
+database (read-only) by `read_page`. `page_html` renders it; the timeline's lanes are built here
+from the rows, by `build_timelines`, which is pure.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 from blmonitor.models import Event, EventKind, Severity
 from blmonitor.monitor.notify import next_step  # the notifications' own advice, word for word
 from blmonitor.monitor.run import server_name
-from blmonitor.monitor.state import MonitorState, ZoneState
+from blmonitor.monitor.state import MonitorState, SourceHealth, ZoneState
 from blmonitor.monitor.status import Status, open_history, read_status
+from blmonitor.sources.models import Rating
+from blmonitor.sources.service import LABELS
 
 if TYPE_CHECKING:
     from blmonitor.config import Config
@@ -94,6 +97,43 @@ class EventRow:
 
 
 @dataclass(frozen=True, slots=True)
+class Reading:
+    """A subject's latest rating at a source: ours (good…bad) and the source's own word."""
+
+    subject: str
+    day: str  # the day it rates (ISO)
+    rating: str  # good, fair, poor, bad
+    raw: str  # GREEN/YELLOW/RED, HIGH/MEDIUM/LOW/BAD
+
+
+@dataclass(frozen=True, slots=True)
+class Receiver:
+    """One receiver data source as the last poll left it: read, or UNKNOWN since when and why
+    (then its readings are what it said when it was last read — never a clean bill)."""
+
+    label: str
+    read: bool
+    error: str
+    since: datetime | None  # when the current error began
+    polled: datetime | None  # the last poll, good or failed
+    ok_at: datetime | None  # the last poll that read it
+    readings: tuple[Reading, ...]
+    unknown: tuple[str, ...]  # subjects it has no data for
+
+
+@dataclass(frozen=True, slots=True)
+class PoorDay:
+    """A poor or bad reputation day in the window, from the store's reputation table."""
+
+    source: str  # its label
+    subject: str
+    day: str
+    rating: str
+    raw: str
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
     server: str
     headline: str
@@ -108,6 +148,18 @@ class Page:
     causes: tuple[str, ...]
     events: tuple[EventRow, ...]
     run_id: int | None = None  # the last run's, for the live page's cache
+    receivers: tuple[Receiver, ...] = ()
+    poor_days: tuple[PoorDay, ...] = ()  # newest first
+
+    @property
+    def unread(self) -> tuple[Receiver, ...]:
+        """The receivers' data sources the last poll could not read."""
+        return tuple(r for r in self.receivers if not r.read)
+
+    @property
+    def read(self) -> tuple[Receiver, ...]:
+        """The receivers' data sources the last poll read."""
+        return tuple(r for r in self.receivers if r.read)
 
 
 # --- the timeline (pure) ---------------------------------------------------------------------
@@ -267,6 +319,29 @@ def listings_in_force(status: Status, now: datetime) -> tuple[Listing, ...]:
     return tuple(listings)
 
 
+def receivers(sources: Iterable[SourceHealth]) -> tuple[Receiver, ...]:
+    """Each source's health and latest readings, worst rating first (then by subject)."""
+    worst = {rating: i for i, rating in enumerate(reversed(Rating))}
+    out = []
+    for h in sources:
+        readings = sorted(
+            (Reading(subject, day.isoformat(), str(rating), raw)
+             for subject, (day, rating, raw) in h.ratings.items()),
+            key=lambda r: (worst[Rating(r.rating)], r.subject),
+        )  # fmt: skip
+        out.append(Receiver(h.label or h.source, h.usable, h.error, h.since, h.polled, h.ok_at,
+                            tuple(readings), tuple(h.unknown)))  # fmt: skip
+    return tuple(out)
+
+
+def poor_days(rows: Iterable[Mapping[str, Any]], labels: Mapping[str, str]) -> tuple[PoorDay, ...]:
+    return tuple(
+        PoorDay(labels.get(r["source"], r["source"]), r["subject"], r["day"], r["rating"],
+                r["raw"] or r["rating"], r["note"] or "")
+        for r in rows
+    )  # fmt: skip
+
+
 def event_rows(rows: Iterable[Mapping[str, Any]]) -> tuple[EventRow, ...]:
     out = []
     for row in rows:
@@ -298,6 +373,7 @@ def read_page(config: Config, *, now: datetime, since: datetime | None = None) -
     causes: tuple[str, ...] = ()
     timelines: tuple[Timeline, ...] = ()
     events: tuple[EventRow, ...] = ()
+    bad_days: tuple[PoorDay, ...] = ()
     store = open_history(config)
     if store is not None:
         try:
@@ -312,6 +388,7 @@ def read_page(config: Config, *, now: datetime, since: datetime | None = None) -
                 actions=store.smarthost_actions(), window=window,
             )  # fmt: skip
             events = event_rows(rows["events"])
+            bad_days = poor_days(store.reputation(since=window[0], worse_than_good=True), LABELS)
         finally:
             store.close()
     last = status.last_run
@@ -322,6 +399,7 @@ def read_page(config: Config, *, now: datetime, since: datetime | None = None) -
         listings=listings_in_force(status, now),
         zones=tuple(sorted(state.zones.values(), key=lambda z: (z.usable, z.label or z.zone))),
         causes=tuple(causes), events=events, run_id=last["id"] if last else None,
+        receivers=receivers(status.sources), poor_days=bad_days,
     )  # fmt: skip
 
 
