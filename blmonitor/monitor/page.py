@@ -329,7 +329,9 @@ def receivers(sources: Iterable[SourceHealth]) -> tuple[Receiver, ...]:
              for subject, (day, rating, raw) in h.ratings.items()),
             key=lambda r: (worst[Rating(r.rating)], r.subject),
         )  # fmt: skip
-        out.append(Receiver(h.label or h.source, h.usable, h.error, h.since, h.polled, h.ok_at,
+        name = h.label or h.source
+        error = h.error.removeprefix(f"{name}: ")  # the block is headed by the name already
+        out.append(Receiver(name, h.usable, error, h.since, h.polled, h.ok_at,
                             tuple(readings), tuple(h.unknown)))  # fmt: skip
     return tuple(out)
 
