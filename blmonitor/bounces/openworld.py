@@ -33,7 +33,7 @@ _URL_RE = re.compile(
 )
 _LOOKUP_WORDS_RE = re.compile(
     r"ip=|query|lookup|remov|delist|reset|check|black|block|rbl|reput|listed|/bl\b|\bbl\.|"
-    r"ipcheck|rbl|search",
+    r"ipcheck|rbl|search|verify",
     re.IGNORECASE,
 )
 _IPV4_RE = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\w)")
@@ -49,6 +49,11 @@ _SENDER_CUE_RE = re.compile(
 )
 # Weak verbs that say why on their own: "The sender 192.0.2.1 is banned".
 _LISTED_VERB_RE = re.compile(r"(?:banned|black-?listed|block-?listed|barred)$", re.IGNORECASE)
+# List wording that is a bare participle closing the text after a word ("… bot blacklisted"):
+# about whatever that word names, so block wording only with an object or "you" near it.
+# After a colon it is the reason given ("Recipient address rejected: Blacklisted"): kept.
+_BARE_LISTED_RE = re.compile(r"(?:black|block)[ -]?listed\b", re.IGNORECASE)
+_YOU_RE = re.compile(r"\byou\b", re.IGNORECASE)
 # "<Name> RBL": a list name no lexicon knows, written before the word for a list.
 _LABELLED_RE = re.compile(
     r"\b([a-z0-9][a-z0-9.-]{2,30}) (?:rbl|dnsbl|dns-?bl|black ?list|block ?list)\b", re.IGNORECASE
@@ -141,8 +146,25 @@ def _block_spans(
     """Where block wording stands: list wording, or weak wording ("blocked") with an object
     near it and something after it."""
     wording = lexicon.wording
-    spans = wording.listed.starts(subject, low)
     objects = wording.object.live(low)
+
+    def near_object(start: int, end: int) -> bool:
+        return any(start <= at < end for at, _, _ in ips) or any(
+            p.compiled.search(subject, start, end) for p in objects
+        )
+
+    def about_another(at: int) -> bool:
+        bare = _BARE_LISTED_RE.match(subject, at)
+        if bare is None or subject[bare.end() :].strip(" .!;:)]"):
+            return False
+        start = max(0, at - _OBJECT_REACH)
+        return (
+            subject[:at].rstrip()[-1:].isalnum()
+            and not near_object(start, bare.end())
+            and not _YOU_RE.search(subject, start, at)
+        )
+
+    spans = [at for at in wording.listed.starts(subject, low) if not about_another(at)]
     weak = (m for p in wording.weak.live(low) for m in islice(p.finditer(subject), _MOST))
     for m in weak:
         word = m.group()
@@ -152,10 +174,7 @@ def _block_spans(
             and not subject[m.end() :].strip(" .!;:)]")
         ):
             continue  # "Client host [x] blocked." says no why: any policy may say it
-        start, end = max(0, m.start() - _OBJECT_REACH), m.end() + _OBJECT_REACH
-        if any(start <= at < end for at, _, _ in ips) or any(
-            p.compiled.search(subject, start, end) for p in objects
-        ):
+        if near_object(max(0, m.start() - _OBJECT_REACH), m.end() + _OBJECT_REACH):
             spans.append(m.start())
     return sorted(spans)
 
@@ -276,7 +295,11 @@ def _names(subject: str, lexicon: Lexicon, catalog: Catalog) -> Iterator[_Found]
     while i < len(words):
         for k in range(min(MAX_WORDS, len(words) - i), 0, -1):
             name = lexicon.by_key.get("".join(keys[i : i + k]))
-            if name is not None and _adjacent(subject, words, i, k):
+            if (
+                name is not None
+                and _adjacent(subject, words, i, k)
+                and not _in_host(subject, words[i].start(), words[i + k - 1].end())
+            ):
                 yield _Found(at=words[i].start(), tier=_tier(name), name=name)
                 i += k - 1
                 break
@@ -308,6 +331,16 @@ def _names(subject: str, lexicon: Lexicon, catalog: Catalog) -> Iterator[_Found]
             zone_name = _unknown_zone(labels)
             if zone_name and not _in_url(subject, m.start()):
                 yield _Found(at=m.start(), tier=0, zone_name=zone_name)
+
+
+def _in_host(subject: str, start: int, end: int) -> bool:
+    """The words at start..end are labels of a host name ("ess.barracudanetworks.com"): a host
+    says who runs the server, not that a list is named (hosts are matched as hosts)."""
+    before = subject[max(0, start - 2) : start]
+    after = subject[end : end + 2]
+    return (len(before) == 2 and before[1] == "." and before[0].isalnum()) or (
+        len(after) == 2 and after[0] == "." and after[1].isalnum()
+    )
 
 
 def _is_list(found: _Found) -> bool:
