@@ -65,6 +65,16 @@ _NOT_NAMES = frozenset((
     "multiple", "domain", "sender", "url", "uri", "is", "are", "listed", "via", "using", "custom",
     "global", "company", "corporate", "server", "mail", "email", "e-mail", "and", "or", "no",
     "not", "be", "been", "being", "was", "were", "per", "for", "against", "with",
+    # the receiver's own lists of senders or content, named for whom or what they hold
+    "tenant", "tenants", "recipient", "recipients", "user", "users", "customer", "personal",
+    "organization", "organisation", "account", "admin", "administrator", "manual", "content",
+    "url", "urls", "subject", "keyword", "word", "attachment", "file", "address",
+    # articles, pronouns and prepositions of other languages ("auf einer Blacklist")
+    "ein", "eine", "einer", "einem", "einen", "der", "die", "das", "den", "dem", "unsere",
+    "unserer", "unserem", "ihre", "ihrer", "auf", "im", "le", "la", "les", "une", "un", "notre",
+    "nos", "sur", "dans", "du", "des", "una", "uno", "el", "los", "las", "nuestra", "en", "em", "na",
+    "nella", "nel", "della", "nostra", "nossa", "uma", "een", "het", "op", "onze",
+    "de", "w", "naszej", "czarnej",
 ))  # fmt: skip
 # A subdomain label that says "block list": bl., sbl., dnsbl-1., rbl., blacklist., spam.…
 # (not any label holding "bl": public., mobile., bluewin.).
@@ -124,7 +134,10 @@ def attribute_open(
     lookup = [f for f in lookup if any(_is_lookup_url(u, f.name) for u in urls if f.name)]
     if not block and not reputation and not lookup:
         return None
-    verdict = BounceVerdict.REPUTATION if reputation and not block else BounceVerdict.LISTED
+    # Weak wording whose reason is reputation ("blocked due to poor reputation") is a
+    # reputation block; list wording ("listed", "blacklist") makes it a listing.
+    listed = bool(block) and (not reputation or wording.listed.found(subject, low) or bool(lookup))
+    verdict = BounceVerdict.LISTED if listed else BounceVerdict.REPUTATION
     if lookup and not block and not reputation:
         block = [lookup[0].at]
     anchors = (block + reputation)[:_MOST]
