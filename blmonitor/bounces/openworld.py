@@ -72,9 +72,9 @@ _NOT_NAMES = frozenset((
     # articles, pronouns and prepositions of other languages ("auf einer Blacklist")
     "ein", "eine", "einer", "einem", "einen", "der", "die", "das", "den", "dem", "unsere",
     "unserer", "unserem", "ihre", "ihrer", "auf", "im", "le", "la", "les", "une", "un", "notre",
-    "nos", "sur", "dans", "du", "des", "una", "uno", "el", "los", "las", "nuestra", "en", "em", "na",
-    "nella", "nel", "della", "nostra", "nossa", "uma", "een", "het", "op", "onze",
-    "de", "w", "naszej", "czarnej",
+    "nos", "sur", "dans", "du", "des", "una", "uno", "el", "los", "las", "nuestra", "en", "em",
+    "na", "nella", "nel", "della", "nostra", "nossa", "uma", "een", "het", "op", "onze", "de",
+    "w", "naszej", "czarnej",
 ))  # fmt: skip
 # A subdomain label that says "block list": bl., sbl., dnsbl-1., rbl., blacklist., spam.…
 # (not any label holding "bl": public., mobile., bluewin.).
