@@ -386,3 +386,107 @@ def test_format_md_is_shipped_with_the_scorer():
 def test_which_hosts_are_lists(text, layer, list_id, zone):
     got = _explain(text)
     assert (got.layer, got.list, got.zone) == (layer, list_id, zone)
+
+
+# ─── round 2: what generalizes (issue 13) ────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # content, not the source: a listed URL, word, attachment of the message
+        "550 5.7.1 Email rejected because it contains a blacklisted URL",
+        "550 message blocked: your message contains a blacklisted word",
+        "554 5.7.1 URL in message is listed on a blocklist",
+        "550 5.7.1 Rejected: subject contains blacklisted keyword",
+        "554 5.7.1 Rejected: the message body contains a URL listed in a domain blocklist",
+        "550 This message has been blocked because it contains a banned attachment",
+        # the recipient's, its tenant's or administrator's own choice
+        "550 The recipient has blocked messages from your address",
+        "550 5.7.1 Sender blocked by recipient's organization policy",
+        "550 5.7.1 The domain in the From header is blocked by this tenant",
+        "550 5.7.1 Your message was rejected because the sender domain is on the tenant block list",
+        "550 5.7.1 Sender address <john@example.com> blocked using the local blacklist of the "
+        "recipient",
+        "550 Bad sender address: blacklisted by recipient",
+        # a mail address or an account, not our IP
+        "550 5.7.1 Rejected: From address john@example.com is blacklisted by the domain admin",
+        "550 5.7.1 Sender denied by recipient policy (blacklisted sender address)",
+        "550 The email address you sent to is blacklisted",
+        "550 5.7.1 Your account is blacklisted, contact support",
+        # something else the text names is blacklisted ("X blacklisted", nothing more)
+        "Cutwail/PushDo bot blacklisted",
+        # a lexicon name inside a host name names the server, not a list
+        "Google tried to deliver your message, but it was rejected. Recipient server: "
+        "d1.ess.barracudanetworks.com SMTP response: 550 permanent failure Recipient result: "
+        "blocked",
+        # one message's content, in Gmail's words (the IP's rate is another text)
+        "550-5.7.1 Our system has detected that this message is likely unsolicited mail. To "
+        "reduce the amount of spam sent to Gmail, this message has been blocked.",
+    ],
+)
+def test_round_two_negative_families(text):
+    got = _explain(text)
+    assert got.verdict not in (BounceVerdict.LISTED, BounceVerdict.REPUTATION), got
+
+
+@pytest.mark.parametrize(
+    ("text", "verdict", "layer", "list_id"),
+    [
+        # list wording new in round 2
+        ("554 5.5.4 Spam IP rejected", "listed", "generic", "unnamed"),
+        ("550 Denied due to spam list", "listed", "generic", "unnamed"),
+        ("550 Rejected: listed at the link below for remediation.", "listed", "generic",
+         "unnamed"),
+        ("554 Mail rejected: your IP is known to send spam", "listed", "generic", "unnamed"),
+        ("421 4.5.1 Too many errors, you have been temporarily blacklisted", "listed",
+         "generic", "unnamed"),
+        ("554 5.7.1 <a@example.com>: Recipient address rejected: Blacklisted", "listed",
+         "generic", "unnamed"),
+        # "IP in <list>": "in" is block wording beside a list named in words
+        ("550: IP in SCBL", "listed", "lexicon", "bl.spamcop.net"),
+        # a lookup page of a closed list, quoted with no block verb
+        ("550 5.7.1 Refused. See http://njabl.org/cgi-bin/lookup.cgi?query=192.0.2.1",
+         "listed", "lexicon", "njabl"),
+        ("550-Open relay - see http://www.orbs.org/verify.php3?address=192.0.2.1", "listed",
+         "lexicon", "orbs"),
+        # a block whose reason is reputation is a reputation block
+        ("421 Your IP 192.0.2.1 has been temporarily blocked due to poor reputation",
+         "reputation", "generic", "unnamed"),
+        # provider code schemes (rules)
+        ("421 4.7.1 [TS03] All messages from 192.0.2.1 permanently deferred", "reputation",
+         "rule", "yahoo-tss04"),
+        ("421 [GL01] Message from (192.0.2.1) temporarily deferred", "reputation", "rule",
+         "yahoo-tss04"),
+        ("421 cox blocked – Error Code: CDRBL – Refer to Error Codes section", "listed", "rule",
+         "cox-cdrbl"),
+        ("450 4.7.1 <a@example.com>: Recipient address rejected: ERS-QIL.", "listed", "rule",
+         "trendmicro-ers"),
+    ],
+)  # fmt: skip
+def test_round_two_block_families(text, verdict, layer, list_id):
+    got = _explain(text)
+    assert (str(got.verdict), str(got.layer), got.list) == (verdict, layer, list_id)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "550 Ihre IP-Adresse 192.0.2.1 ist auf einer Blacklist gelistet",  # de
+        "550 Votre adresse IP 192.0.2.1 est listée sur une liste noire",  # fr
+        "550 Il tuo indirizzo IP è in blacklist",  # it
+        "550 Tu IP ha sido bloqueada por envío de spam",  # es
+        "550 Sua IP foi bloqueada por envio de spam",  # pt
+    ],
+)
+def test_articles_of_other_languages_are_no_list_names(text):
+    got = _explain(text)
+    assert (got.verdict, got.layer, got.list) == (BounceVerdict.LISTED, Layer.GENERIC, "unnamed")
+
+
+def test_the_recipient_or_a_named_list_stays_a_listing():
+    got = _explain(
+        "550 5.7.1 Your email messages have been blocked by the recipient OR by Trend Micro "
+        "Email Reputation Service."
+    )
+    assert got.verdict in (BounceVerdict.LISTED, BounceVerdict.REPUTATION)

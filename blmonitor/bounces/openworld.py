@@ -136,7 +136,10 @@ def attribute_open(
         return None
     # Weak wording whose reason is reputation ("blocked due to poor reputation") is a
     # reputation block; list wording ("listed", "blacklist") makes it a listing.
-    listed = bool(block) and (not reputation or wording.listed.found(subject, low) or bool(lookup))
+    if reputation:
+        listed = bool(block) and wording.listed.found(subject, low)
+    else:
+        listed = True  # block wording or a lookup page
     verdict = BounceVerdict.LISTED if listed else BounceVerdict.REPUTATION
     if lookup and not block and not reputation:
         block = [lookup[0].at]
