@@ -420,6 +420,20 @@ def test_which_hosts_are_lists(text, layer, list_id, zone):
         "Google tried to deliver your message, but it was rejected. Recipient server: "
         "d1.ess.barracudanetworks.com SMTP response: 550 permanent failure Recipient result: "
         "blocked",
+        # weak wording whose reason is no spam, abuse, list or reputation
+        "550 5.7.1 Your IP address is blocked by the firewall",
+        "550 5.7.1 Client host [192.0.2.1] blocked by policy",
+        "550 Connection blocked: country not allowed",
+        "550 5.7.1 Messages from 192.0.2.1 blocked: too many invalid recipients",
+        "550 5.7.1 Access from 192.0.2.1 blocked: not in allowed IP ranges",
+        "550 5.7.1 Your IP is blocked because of too many failed authentications",
+        # the message or mail, a URL in it, the recipient's list, a denial
+        "550 This email was blocked due to spam",
+        "550 5.7.1 Blocked due to spam-like characteristics",
+        "550 Your message was rejected because it contains a URL on our block list",
+        "550 5.7.1 Sender is on the blocked list of the recipient",
+        "550 5.7.1 Message blocked: the sending domain is on the Tenant Allow/Block List",
+        "550 5.7.1 Spam message rejected. Your IP 192.0.2.1 is not blacklisted, the content is",
         # one message's content, in Gmail's words (the IP's rate is another text)
         "550-5.7.1 Our system has detected that this message is likely unsolicited mail. To "
         "reduce the amount of spam sent to Gmail, this message has been blocked.",
@@ -450,6 +464,12 @@ def test_round_two_negative_families(text):
          "listed", "lexicon", "njabl"),
         ("550-Open relay - see http://www.orbs.org/verify.php3?address=192.0.2.1", "listed",
          "lexicon", "orbs"),
+        # weak wording with a reason, or with the provider named as the blocker
+        ("554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked you may be infected",
+         "listed", "generic", "unnamed"),
+        ("550 IP 192.0.2.1 is blocked by EarthLink. Go to earthlink.net/block for details.",
+         "listed", "lexicon", "earthlink"),
+        ("The domain example.com is banned", "listed", "generic", "unnamed"),
         # a block whose reason is reputation is a reputation block
         ("421 Your IP 192.0.2.1 has been temporarily blocked due to poor reputation",
          "reputation", "generic", "unnamed"),

@@ -54,6 +54,13 @@ _LISTED_VERB_RE = re.compile(r"(?:banned|black-?listed|block-?listed|barred)$", 
 # After a colon it is the reason given ("Recipient address rejected: Blacklisted"): kept.
 _BARE_LISTED_RE = re.compile(r"(?:black|block)[ -]?listed\b", re.IGNORECASE)
 _YOU_RE = re.compile(r"\byou\b", re.IGNORECASE)
+# A reason weak wording may give for itself: spam, abuse, a list, reputation, complaints.
+_WHY_RE = re.compile(
+    r"spam|abus|\bbot|infect|compromis|zombie|list|\brbl|\bdnsbl|reputa|r[ée]putation|complain|"
+    r"unsolicited|\buce\b|junk|pourriel|remov|delist|blocked using|"
+    r"спам|список|垃圾|黑名|スパム|リスト|스팸|목록",
+    re.IGNORECASE,
+)
 # "<Name> RBL": a list name no lexicon knows, written before the word for a list.
 _LABELLED_RE = re.compile(
     r"\b([a-z0-9][a-z0-9.-]{2,30}) (?:rbl|dnsbl|dns-?bl|black ?list|block ?list)\b", re.IGNORECASE
@@ -117,9 +124,11 @@ def attribute_open(
     if not worded and not any(_lookup_host(u, lexicon) for u in urls):
         return None  # no block wording and no lookup page: the usual case, decided cheaply
     ips = _sender_ips(subject, remote_mta)
-    block = _block_spans(subject, lexicon, ips, low) if worded else []
+    block, vague = _block_spans(subject, lexicon, ips, low) if worded else ([], [])
     reputation = wording.reputation.starts(subject, low) if worded else []
-    deferral = not block and not reputation and wording.deferral.found(subject, low)
+    deferral = (
+        not block and not reputation and (bool(vague) or wording.deferral.found(subject, low))
+    )
     if not block and not reputation and not deferral and not urls:
         return None
     if wording.negative.found(subject, low):
@@ -127,7 +136,9 @@ def attribute_open(
     if not reputation and wording.ratelimit.found(subject, low):
         return None
     names = list(islice(_names(subject, lexicon, catalog), _MOST))
-    if deferral and any(_is_list(f) for f in names):
+    if vague and any(_is_list(f) or (f.name is not None and not f.by_host) for f in names):
+        block = vague  # "IP … is blocked by EarthLink": a provider named as the blocker
+    elif deferral and any(_is_list(f) for f in names):
         # "Deferred", "rejected", "listed" are block wording only beside a list named in words.
         block = wording.deferral.starts(subject, low)
     lookup = [f for f in names if f.name is not None and f.name.lookup and f.by_host]
@@ -135,11 +146,9 @@ def attribute_open(
     if not block and not reputation and not lookup:
         return None
     # Weak wording whose reason is reputation ("blocked due to poor reputation") is a
-    # reputation block; list wording ("listed", "blacklist") makes it a listing.
-    if reputation:
-        listed = bool(block) and wording.listed.found(subject, low)
-    else:
-        listed = True  # block wording or a lookup page
+    # reputation block; list wording ("listed", "blacklist") makes it a listing. Without
+    # reputation wording, block wording or a lookup page is a listing.
+    listed = not reputation or (bool(block) and wording.listed.found(subject, low))
     verdict = BounceVerdict.LISTED if listed else BounceVerdict.REPUTATION
     if lookup and not block and not reputation:
         block = [lookup[0].at]
@@ -158,9 +167,11 @@ def attribute_open(
 
 def _block_spans(
     subject: str, lexicon: Lexicon, ips: list[tuple[int, str, bool]], low: str | None
-) -> list[int]:
+) -> tuple[list[int], list[int]]:
     """Where block wording stands: list wording, or weak wording ("blocked") with an object
-    near it and something after it."""
+    near it and something after it; and apart, weak wording in a text that gives no reason of
+    spam, abuse, a list or reputation ("IP blocked by the firewall", "blocked: country not
+    allowed"), block wording only beside a list the text names."""
     wording = lexicon.wording
     objects = wording.object.live(low)
 
@@ -181,6 +192,7 @@ def _block_spans(
         )
 
     spans = [at for at in wording.listed.starts(subject, low) if not about_another(at)]
+    vague: list[int] = []
     weak = (m for p in wording.weak.live(low) for m in islice(p.finditer(subject), _MOST))
     for m in weak:
         word = m.group()
@@ -191,8 +203,10 @@ def _block_spans(
         ):
             continue  # "Client host [x] blocked." says no why: any policy may say it
         if near_object(max(0, m.start() - _OBJECT_REACH), m.end() + _OBJECT_REACH):
-            spans.append(m.start())
-    return sorted(spans)
+            # (a word outside ASCII: its language's reasons are not in _WHY_RE; taken as is)
+            why = not word.isascii() or _LISTED_VERB_RE.match(word) or _WHY_RE.search(subject)
+            (spans if why else vague).append(m.start())
+    return sorted(spans), sorted(vague)
 
 
 def _named(
