@@ -434,6 +434,8 @@ def test_which_hosts_are_lists(text, layer, list_id, zone):
         "550 5.7.1 Sender is on the blocked list of the recipient",
         "550 5.7.1 Message blocked: the sending domain is on the Tenant Allow/Block List",
         "550 5.7.1 Spam message rejected. Your IP 192.0.2.1 is not blacklisted, the content is",
+        # a list named before "blocked" with no object is not named as the blocker
+        "550 5.7.1 SPFBL you are permanently blocked on this server.",
         # one message's content, in Gmail's words (the IP's rate is another text)
         "550-5.7.1 Our system has detected that this message is likely unsolicited mail. To "
         "reduce the amount of spam sent to Gmail, this message has been blocked.",
@@ -470,6 +472,7 @@ def test_round_two_negative_families(text):
         ("550 IP 192.0.2.1 is blocked by EarthLink. Go to earthlink.net/block for details.",
          "listed", "lexicon", "earthlink"),
         ("The domain example.com is banned", "listed", "generic", "unnamed"),
+        ("550 5.7.1 Blocked by SpamCop (bl.spamcop.net)", "listed", "lexicon", "bl.spamcop.net"),
         # a block whose reason is reputation is a reputation block
         ("421 Your IP 192.0.2.1 has been temporarily blocked due to poor reputation",
          "reputation", "generic", "unnamed"),

@@ -24,6 +24,9 @@ __all__ = ["attribute_open", "find_urls", "named_provider", "sender_ip"]
 _MOST = 24
 # How far (characters) an object may stand from weak block wording ("blocked" … "your IP").
 _OBJECT_REACH = 60
+# How far (characters) after weak wording a list or provider may be named as the blocker
+# ("blocked by Verizon Online's …", "Blocked by SpamCop").
+_AGENT_REACH = 40
 _WORD_RE = re.compile(r"[^\W_]+")
 # Host-like runs; checked after the match (a dot, a final label of letters). Linear.
 _HOSTISH_RE = re.compile(r"(?<![a-z0-9.-])[a-z0-9][a-z0-9.-]{2,252}", re.IGNORECASE)
@@ -136,8 +139,9 @@ def attribute_open(
     if not reputation and wording.ratelimit.found(subject, low):
         return None
     names = list(islice(_names(subject, lexicon, catalog), _MOST))
-    if vague and any(_is_list(f) or (f.name is not None and not f.by_host) for f in names):
-        block = vague  # "IP … is blocked by EarthLink": a provider named as the blocker
+    blockers = [f.at for f in names if _is_list(f) or (f.name is not None and not f.by_host)]
+    if by := [v for v in vague if any(0 < at - v <= _AGENT_REACH for at in blockers)]:
+        block = by  # "IP … is blocked by EarthLink": a list or provider named as the blocker
     elif deferral and any(_is_list(f) for f in names):
         # "Deferred", "rejected", "listed" are block wording only beside a list named in words.
         block = wording.deferral.starts(subject, low)
@@ -169,9 +173,10 @@ def _block_spans(
     subject: str, lexicon: Lexicon, ips: list[tuple[int, str, bool]], low: str | None
 ) -> tuple[list[int], list[int]]:
     """Where block wording stands: list wording, or weak wording ("blocked") with an object
-    near it and something after it; and apart, weak wording in a text that gives no reason of
-    spam, abuse, a list or reputation ("IP blocked by the firewall", "blocked: country not
-    allowed"), block wording only beside a list the text names."""
+    near it and something after it; and apart, weak wording with no object or in a text that
+    gives no reason of spam, abuse, a list or reputation ("IP blocked by the firewall",
+    "blocked: country not allowed"): block wording only beside a list or provider the text
+    names in words ("Blocked by SpamCop")."""
     wording = lexicon.wording
     objects = wording.object.live(low)
 
@@ -202,10 +207,10 @@ def _block_spans(
             and not subject[m.end() :].strip(" .!;:)]")
         ):
             continue  # "Client host [x] blocked." says no why: any policy may say it
-        if near_object(max(0, m.start() - _OBJECT_REACH), m.end() + _OBJECT_REACH):
-            # (a word outside ASCII: its language's reasons are not in _WHY_RE; taken as is)
-            why = not word.isascii() or _LISTED_VERB_RE.match(word) or _WHY_RE.search(subject)
-            (spans if why else vague).append(m.start())
+        # (a word outside ASCII: its language's reasons are not in _WHY_RE; taken as is)
+        why = not word.isascii() or _LISTED_VERB_RE.match(word) or _WHY_RE.search(subject)
+        near = near_object(max(0, m.start() - _OBJECT_REACH), m.end() + _OBJECT_REACH)
+        (spans if why and near else vague).append(m.start())
     return sorted(spans), sorted(vague)
 
 
