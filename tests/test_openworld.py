@@ -199,6 +199,7 @@ def test_negative_contexts_are_not_listings(text):
         ("query 3.2.0.192.zen.spamhaus.org: listed", "", ""),  # a query name, not a literal
         ("Connection from [2001:db8::25] blacklisted at 12:30:45", "", "2001:db8::25"),
         ("loopback 127.0.0.2 answer", "", ""),
+        ("Connection from [IPv6:2001:db8::5] refused, blacklisted", "", "2001:db8::5"),  # RFC 5321
     ],
 )
 def test_sender_ip(text, remote, ip):

@@ -40,7 +40,10 @@ _LOOKUP_WORDS_RE = re.compile(
     re.IGNORECASE,
 )
 _IPV4_RE = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\w)")
-_IPV6_RE = re.compile(r"(?<![\w:.])[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}(?![\w:])", re.IGNORECASE)
+# (also after RFC 5321's "IPv6:" tag of an address literal: "[IPv6:2001:db8::5]")
+_IPV6_RE = re.compile(
+    r"(?:(?<=ipv6:)|(?<![\w:.]))[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}(?![\w:])", re.IGNORECASE
+)
 # Before a status code such as Yahoo's "421 4.16.55.1" (an IPv4 literal in shape), or a version.
 _CODE_BEFORE_RE = re.compile(
     r"(?:^|\b[245]\d\d[ -]|#|\b(?:status|code|version|release|ver\.?|v)\s?)$", re.IGNORECASE
