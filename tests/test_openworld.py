@@ -435,6 +435,10 @@ def test_which_hosts_are_lists(text, layer, list_id, zone):
         "550 5.7.1 Sender is on the blocked list of the recipient",
         "550 5.7.1 Message blocked: the sending domain is on the Tenant Allow/Block List",
         "550 5.7.1 Spam message rejected. Your IP 192.0.2.1 is not blacklisted, the content is",
+        # a gateway named after "rejected", no block wording: it rejects for any reason
+        "550 permanent failure for one or more recipients. Connection rejected by Barracuda",
+        "550 Your email has been flagged as spam",  # the message, not the sender
+        "553 sorry, your envelope sender has been denied, maybe you are a SPAMMER",  # a hedge
         # a list named before "blocked" with no object is not named as the blocker
         "550 5.7.1 SPFBL you are permanently blocked on this server.",
         # one message's content, in Gmail's words (the IP's rate is another text)
@@ -474,6 +478,17 @@ def test_round_two_negative_families(text):
          "listed", "lexicon", "earthlink"),
         ("The domain example.com is banned", "listed", "generic", "unnamed"),
         ("550 5.7.1 Blocked by SpamCop (bl.spamcop.net)", "listed", "lexicon", "bl.spamcop.net"),
+        # no block wording but "rejected" beside a DNS zone written out
+        ("554 5.7.1 Rejected: 192.0.2.1 is in bl.example.org", "listed", "lexicon",
+         "bl.example.org"),
+        # the sender called a spammer; abuse reports as a reason
+        ("554 5.7.1 Your IP has been identified as a spam sender", "listed", "generic",
+         "unnamed"),
+        ("550 5.7.1 Host 192.0.2.1 has been flagged as a spammer", "listed", "generic",
+         "unnamed"),
+        ("550 Sorry, your mail server is on our spammer list", "listed", "generic", "unnamed"),
+        ("550 5.7.1 We do not accept mail from your server due to abuse reports", "reputation",
+         "generic", "unnamed"),
         # a block whose reason is reputation is a reputation block
         ("421 Your IP 192.0.2.1 has been temporarily blocked due to poor reputation",
          "reputation", "generic", "unnamed"),

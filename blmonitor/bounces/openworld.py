@@ -127,8 +127,17 @@ def attribute_open(
     wording = lexicon.wording
     urls = find_urls(subject)
     worded = low is None or wording.needles is None or any(n in low for n in wording.needles)
-    if not worded and not any(_lookup_host(u, lexicon) for u in urls):
-        return None  # no block wording and no lookup page: the usual case, decided cheaply
+    if (
+        not worded
+        and not any(_lookup_host(u, lexicon) for u in urls)
+        and not wording.deferral.found(subject, low)
+    ):
+        # No block wording, no lookup page, no wording that is block wording beside a list
+        # named ("Rejected: 192.0.2.1 is in bl.example.org"): the usual case, decided cheaply.
+        return None
+    # With no block wording at all, only a DNS zone written out names a list: "Connection
+    # rejected by Barracuda" names a gateway that rejects for any reason.
+    zones_only = not worded
     ips = _sender_ips(subject, remote_mta)
     block, vague = _block_spans(subject, lexicon, ips, low) if worded else ([], [])
     reputation = wording.reputation.starts(subject, low) if worded else []
@@ -145,7 +154,9 @@ def attribute_open(
     blockers = [f.at for f in names if _is_list(f) or (f.name is not None and not f.by_host)]
     if by := [v for v in vague if any(0 < at - v <= _AGENT_REACH for at in blockers)]:
         block = by  # "IP … is blocked by EarthLink": a list or provider named as the blocker
-    elif deferral and any(_is_list(f) for f in names):
+    elif deferral and any(
+        _is_list(f) and (not zones_only or f.zone is not None or bool(f.zone_name)) for f in names
+    ):
         # "Deferred", "rejected", "listed" are block wording only beside a list named in words.
         block = wording.deferral.starts(subject, low)
     lookup = [f for f in names if f.name is not None and f.name.lookup and f.by_host]
