@@ -529,3 +529,26 @@ def test_the_recipient_or_a_named_list_stays_a_listing():
         "Email Reputation Service."
     )
     assert got.verdict in (BounceVerdict.LISTED, BounceVerdict.REPUTATION)
+
+
+@pytest.mark.parametrize(
+    ("text", "block"),
+    [
+        ("550 IP-osoite on estolistalla", True),  # fi
+        ("550 Az IP-cím tiltólistán van", True),  # hu
+        ("550 IP adresa je na crnoj listi", True),  # hr / sr / bs
+        ("550 Adresa IP a serverului este pe lista neagră", True),  # ro
+        ("550 IP adresiniz kara listede", True),  # tr
+        ("550 Η διεύθυνση IP σας βρίσκεται σε μαύρη λίστα", True),  # el
+        ("550 Ihr Server wurde als Spamquelle erkannt", True),  # de
+        # the recipient's own list, in other languages: not our IP
+        ("550 Der Absender steht auf der Sperrliste des Empfängers", False),
+        ("550 L'expéditeur figure dans la liste noire du destinataire", False),
+        ("550 Adresse de l'expéditeur bloquée par le destinataire", False),
+        ("550 El remitente está en la lista negra del destinatario", False),
+        ("550 Отправитель находится в черном списке получателя", False),
+    ],
+)
+def test_more_languages_and_the_recipients_list_in_them(text, block):
+    got = _explain(text)
+    assert (got.verdict in (BounceVerdict.LISTED, BounceVerdict.REPUTATION)) is block, got
