@@ -435,6 +435,12 @@ def test_which_hosts_are_lists(text, layer, list_id, zone):
         "550 5.7.1 Sender is on the blocked list of the recipient",
         "550 5.7.1 Message blocked: the sending domain is on the Tenant Allow/Block List",
         "550 5.7.1 Spam message rejected. Your IP 192.0.2.1 is not blacklisted, the content is",
+        # "list" that is no block list; where the mail comes from, not who sent it
+        "550 5.7.1 Blocked: sender not allowed to post to this distribution list",
+        "550 Client 192.0.2.1 blocked - the list of allowed clients does not include you",
+        "550 5.7.1 Your IP is blocked because your server does not listen on port 25",
+        "550 You are sending from a blacklisted country",
+        "554 Email blocked: listed in the recipient's spam filter as unwanted",
         # a gateway named after "rejected", no block wording: it rejects for any reason
         "550 permanent failure for one or more recipients. Connection rejected by Barracuda",
         "550 Your email has been flagged as spam",  # the message, not the sender

@@ -60,9 +60,11 @@ _LISTED_VERB_RE = re.compile(r"(?:banned|black-?listed|block-?listed|barred)$", 
 # After a colon it is the reason given ("Recipient address rejected: Blacklisted"): kept.
 _BARE_LISTED_RE = re.compile(r"(?:black|block)[ -]?listed\b", re.IGNORECASE)
 _YOU_RE = re.compile(r"\byou\b", re.IGNORECASE)
-# A reason weak wording may give for itself: spam, abuse, a list, reputation, complaints.
+# A reason weak wording may give for itself: spam, abuse, a block list, reputation, complaints
+# (not any "list": a distribution list, "the list of allowed IPs").
 _WHY_RE = re.compile(
-    r"spam|abus|\bbot|infect|compromis|zombie|list|\brbl|\bdnsbl|reputa|r[ée]putation|complain|"
+    r"spam|abus|\bbot|infect|compromis|zombie|(?:black|block|deny|ban)[ -]?list|\blist(?:ed|ing)\b|"
+    r"\brbl|\bdnsbl|reputa|r[ée]putation|complain|"
     r"unsolicited|\buce\b|junk|pourriel|remov|delist|blocked using|"
     r"спам|список|垃圾|黑名|スパム|リスト|스팸|목록",
     re.IGNORECASE,
