@@ -200,8 +200,15 @@ def test_negative_contexts_are_not_listings(text):
         ("Connection from [2001:db8::25] blacklisted at 12:30:45", "", "2001:db8::25"),
         ("loopback 127.0.0.2 answer", "", ""),
         ("Connection from [IPv6:2001:db8::5] refused, blacklisted", "", "2001:db8::5"),  # RFC 5321
+        # the sending MTA's frame names the receiver: its IP is never ours
+        ("host mx.example.net[198.51.100.1] said: 550 Your IP 192.0.2.1 is blacklisted", "",
+         "192.0.2.1"),
+        ("host mx.example.net [198.51.100.1]: 554 Rejected, your server is on our blocklist",
+         "", ""),
+        ("Remote host 198.51.100.1 said: 550 Sending IP listed on UCEPROTECT", "", ""),
+        ("Client host [192.0.2.1]: blacklisted", "", "192.0.2.1"),  # no frame: the client
     ],
-)
+)  # fmt: skip
 def test_sender_ip(text, remote, ip):
     assert sender_ip(text, remote) == ip
 

@@ -48,6 +48,15 @@ _IPV6_RE = re.compile(
 _CODE_BEFORE_RE = re.compile(
     r"(?:^|\b[245]\d\d[ -]|#|\b(?:status|code|version|release|ver\.?|v)\s?)$", re.IGNORECASE
 )
+# The sending MTA's framing of the receiver: "host mx.example.net[198.51.100.1] said:",
+# "host mx.example.net [198.51.100.1]: 550 …", "Remote host 198.51.100.1 said:" — that IP is
+# the receiving MTA's, never ours ("Client host [192.0.2.1] blocked" is not such a frame).
+_FRAME_BEFORE_RE = re.compile(
+    r"(?<!client )(?<!sending )(?<!your )(?<!source )(?<!sender )(?<!connecting )"
+    r"\bhost\s(?:[a-z0-9][a-z0-9.-]{0,252}\s?)?\[?$",
+    re.IGNORECASE,
+)
+_FRAME_AFTER_RE = re.compile(r"\]?\s?(?::\s|said\b)", re.IGNORECASE)
 _SENDER_CUE_RE = re.compile(
     r"(?:client|from|your|sender|sending|source|connecting|\bip|host|address|remote|mta|"
     r"listed|blocked|\[)[^\w]{0,4}(?:\w+[^\w]{1,3}){0,3}$",
@@ -542,6 +551,10 @@ def _sender_ips(text: str, remote_mta: str) -> list[tuple[int, str, bool]]:
         before = text[max(0, m.start() - 12) : m.start()]
         if not ip or ip == mx or _CODE_BEFORE_RE.search(before):
             continue
+        if _FRAME_AFTER_RE.match(text, m.end()) and _FRAME_BEFORE_RE.search(
+            text, max(0, m.start() - 270), m.start()
+        ):
+            continue  # the receiving MTA as the sender's MTA names it
         if m.group()[:2] in ("2.", "4.", "5.") and before.endswith("- "):
             continue  # Yahoo's "temporarily deferred - 4.16.55.1" is a status code
         parsed = ipaddress.ip_address(ip)
