@@ -502,6 +502,12 @@ def test_round_two_negative_families(text):
         ("550 Sorry, your mail server is on our spammer list", "listed", "generic", "unnamed"),
         ("550 5.7.1 We do not accept mail from your server due to abuse reports", "reputation",
          "generic", "unnamed"),
+        # reputation wording: complaints, bounce rates, a sending history
+        ("550 Too many complaints about mail from your server", "reputation", "generic",
+         "unnamed"),
+        ("421 Your IP has been rate limited due to high bounce rate", "reputation", "generic",
+         "unnamed"),
+        ("550 5.7.1 Blocked due to poor sending history", "reputation", "generic", "unnamed"),
         # a block whose reason is reputation is a reputation block
         ("421 Your IP 192.0.2.1 has been temporarily blocked due to poor reputation",
          "reputation", "generic", "unnamed"),
