@@ -451,6 +451,9 @@ def test_which_hosts_are_lists(text, layer, list_id, zone):
         # a gateway named after "rejected", no block wording: it rejects for any reason
         "550 permanent failure for one or more recipients. Connection rejected by Barracuda",
         "550 Your email has been flagged as spam",  # the message, not the sender
+        "550 5.7.1 Rejected as junk mail, your IP 192.0.2.1 blocked for this message",
+        "550 High probability of spam. Client host [192.0.2.1] blocked",
+        "554 5.7.1 Your message from 192.0.2.1 was classified as SPAM",
         "553 sorry, your envelope sender has been denied, maybe you are a SPAMMER",  # a hedge
         # a list named before "blocked" with no object is not named as the blocker
         "550 5.7.1 SPFBL you are permanently blocked on this server.",
