@@ -505,6 +505,11 @@ def test_round_two_negative_families(text):
         ("550 Sorry, your mail server is on our spammer list", "listed", "generic", "unnamed"),
         ("550 5.7.1 We do not accept mail from your server due to abuse reports", "reputation",
          "generic", "unnamed"),
+        # Spamhaus's lists by their short names alone, and an SBL record number (a rule)
+        ("550 IP 192.0.2.1 listed in CBL", "listed", "lexicon", "xbl.spamhaus.org"),
+        ("550 Your IP is in the PBL", "listed", "lexicon", "pbl.spamhaus.org"),
+        ("554 5.7.1 Your IP is listed in SBL", "listed", "lexicon", "sbl.spamhaus.org"),
+        ("550 Rejected: IP listed in DNSBL (SBL123456)", "listed", "rule", "sbl.spamhaus.org"),
         # reputation wording: complaints, bounce rates, a sending history
         ("550 Too many complaints about mail from your server", "reputation", "generic",
          "unnamed"),
