@@ -451,6 +451,7 @@ def test_which_hosts_are_lists(text, layer, list_id, zone):
         # a gateway named after "rejected", no block wording: it rejects for any reason
         "550 permanent failure for one or more recipients. Connection rejected by Barracuda",
         "550 Your email has been flagged as spam",  # the message, not the sender
+        "550 5.7.1 Connection refused OXSUS0001_105",  # Vade: no reverse DNS, not its list
         "550 5.7.1 Rejected as junk mail, your IP 192.0.2.1 blocked for this message",
         "550 High probability of spam. Client host [192.0.2.1] blocked",
         "554 5.7.1 Your message from 192.0.2.1 was classified as SPAM",
@@ -528,6 +529,8 @@ def test_round_two_negative_families(text):
          "cox-cdrbl"),
         ("450 4.7.1 <a@example.com>: Recipient address rejected: ERS-QIL.", "listed", "rule",
          "trendmicro-ers"),
+        ("550 5.7.1 Connection refused OXSUS0001_101", "listed", "rule", "vade-threat-network"),
+        ("550 5.7.1 Connection refused OXSEU0001_101", "listed", "rule", "vade-threat-network"),
     ],
 )  # fmt: skip
 def test_round_two_block_families(text, verdict, layer, list_id):
