@@ -138,17 +138,18 @@ def attribute_open(
     wording = lexicon.wording
     urls = find_urls(subject)
     worded = low is None or wording.needles is None or any(n in low for n in wording.needles)
-    if (
-        not worded
-        and not any(_lookup_host(u, lexicon) for u in urls)
-        and not wording.deferral.found(subject, low)
-    ):
+    looked_up = any(_lookup_host(u, lexicon) for u in urls)
+    if not worded and not looked_up and not wording.deferral.found(subject, low):
         # No block wording, no lookup page, no wording that is block wording beside a list
         # named ("Rejected: 192.0.2.1 is in bl.example.org"): the usual case, decided cheaply.
         return None
     # With no block wording at all, only a DNS zone written out names a list: "Connection
     # rejected by Barracuda" names a gateway that rejects for any reason.
     zones_only = not worded
+    if (zones_only and not looked_up) and not any(
+        f.zone is not None or f.zone_name for f in _host_names(subject, lexicon, catalog)
+    ):
+        return None  # (decided before the word names are looked up: the usual case again)
     ips = _sender_ips(subject, remote_mta)
     block, vague = _block_spans(subject, lexicon, ips, low) if worded else ([], [])
     reputation = wording.reputation.starts(subject, low) if worded else []
@@ -373,6 +374,11 @@ def _names(subject: str, lexicon: Lexicon, catalog: Catalog) -> Iterator[_Found]
         word = m.group(1)
         if word.lower() not in _NOT_NAMES and lexicon.resolve(word) is None:
             yield _Found(at=m.start(), tier=1, label=word)
+    yield from _host_names(subject, lexicon, catalog)
+
+
+def _host_names(subject: str, lexicon: Lexicon, catalog: Catalog) -> Iterator[_Found]:
+    """The hosts and zones a text names: catalog zones, lexicon hosts, unknown list zones."""
     zones = _zone_index(catalog)
     for m in _HOSTISH_RE.finditer(subject):
         host = m.group().lower().rstrip(".-")
