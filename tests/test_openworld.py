@@ -452,6 +452,8 @@ def test_which_hosts_are_lists(text, layer, list_id, zone):
         "550 permanent failure for one or more recipients. Connection rejected by Barracuda",
         "550 Your email has been flagged as spam",  # the message, not the sender
         "550 5.7.1 Connection refused OXSUS0001_105",  # Vade: no reverse DNS, not its list
+        # "spam" in a policy page's URL is no reason given for the block
+        "550 5.7.1 Client host [192.0.2.1] blocked. See https://example.com/antispam-policy",
         "550 5.7.1 Rejected as junk mail, your IP 192.0.2.1 blocked for this message",
         "550 High probability of spam. Client host [192.0.2.1] blocked",
         "554 5.7.1 Your message from 192.0.2.1 was classified as SPAM",
@@ -481,6 +483,9 @@ def test_round_two_negative_families(text):
          "generic", "unnamed"),
         ("554 5.7.1 <a@example.com>: Recipient address rejected: Blacklisted", "listed",
          "generic", "unnamed"),
+        # a removal page's URL is a reason given for the block
+        ("550 5.7.1 Client host [192.0.2.1] blocked - see http://www.example-rbl.org/remove?ip="
+         "192.0.2.1", "listed", "generic", "unnamed"),
         # "IP in <list>": "in" is block wording beside a list named in words
         ("550: IP in SCBL", "listed", "lexicon", "bl.spamcop.net"),
         # a lookup page of a closed list, quoted with no block verb

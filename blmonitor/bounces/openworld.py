@@ -71,6 +71,10 @@ _BARE_LISTED_RE = re.compile(r"(?:black|block)[ -]?listed\b", re.IGNORECASE)
 _YOU_RE = re.compile(r"\byou\b", re.IGNORECASE)
 # A reason weak wording may give for itself: spam, abuse, a block list, reputation, complaints
 # (not any "list": a distribution list, "the list of allowed IPs").
+# In a URL only list, lookup or removal words count: "…/blacklist/remove?ip=…".
+_URL_WHY_RE = re.compile(
+    r"(?:black|block|deny|ban)[-_]?list|rbl|dnsbl|remov|delist|unblock|reputation", re.IGNORECASE
+)
 _WHY_RE = re.compile(
     r"spam|abus|\bbot|infect|compromis|zombie|(?:black|block|deny|ban)[ -]?list|\blist(?:ed|ing)\b|"
     r"\brbl|\bdnsbl|reputa|r[ée]putation|complain|"
@@ -234,10 +238,20 @@ def _block_spans(
         ):
             continue  # "Client host [x] blocked." says no why: any policy may say it
         # (a word outside ASCII: its language's reasons are not in _WHY_RE; taken as is)
-        why = not word.isascii() or _LISTED_VERB_RE.match(word) or _WHY_RE.search(subject)
+        why = not word.isascii() or _LISTED_VERB_RE.match(word) or _gives_why(subject)
         near = near_object(max(0, m.start() - _OBJECT_REACH), m.end() + _OBJECT_REACH)
         (spans if why and near else vague).append(m.start())
     return sorted(spans), sorted(vague)
+
+
+def _gives_why(subject: str) -> bool:
+    """The text gives a reason for a block: in its words, or in a URL's list or removal words
+    (an "antispam-policy" page says nothing about us; a "blacklist/remove?ip=" page does)."""
+    urls = find_urls(subject)
+    if not urls:
+        return bool(_WHY_RE.search(subject))
+    plain = _URL_RE.sub(" ", subject)
+    return bool(_WHY_RE.search(plain) or any(_URL_WHY_RE.search(u) for u in urls))
 
 
 def _named(
