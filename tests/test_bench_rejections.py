@@ -85,3 +85,15 @@ def test_the_dev_set_meets_the_issue_aims() -> None:
     assert score.named_right / score.named >= 0.90
     assert score.ip_right / score.with_ip >= 0.95
     assert score.negatives_wrong == 0
+
+
+def test_the_second_dev_set_meets_the_issue_aims() -> None:
+    path = ROOT / "bench" / "rejections" / "dev2.toml"
+    bench = _bench()
+    score = bench.score_set(path, bench.embedded_lexicon())
+    assert score.block_found / score.block >= 0.95
+    assert score.named_right / score.named >= 0.90
+    assert score.ip_right / score.with_ip >= 0.95
+    # Orange's "OFR006_103" with no list wording: bounce_labels.toml counts _103 as naming a
+    # list, the dev2 label does not (bench/README.md, round 2). Nothing else.
+    assert score.negatives_wrong <= 1

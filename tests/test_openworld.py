@@ -199,8 +199,16 @@ def test_negative_contexts_are_not_listings(text):
         ("query 3.2.0.192.zen.spamhaus.org: listed", "", ""),  # a query name, not a literal
         ("Connection from [2001:db8::25] blacklisted at 12:30:45", "", "2001:db8::25"),
         ("loopback 127.0.0.2 answer", "", ""),
+        ("Connection from [IPv6:2001:db8::5] refused, blacklisted", "", "2001:db8::5"),  # RFC 5321
+        # the sending MTA's frame names the receiver: its IP is never ours
+        ("host mx.example.net[198.51.100.1] said: 550 Your IP 192.0.2.1 is blacklisted", "",
+         "192.0.2.1"),
+        ("host mx.example.net [198.51.100.1]: 554 Rejected, your server is on our blocklist",
+         "", ""),
+        ("Remote host 198.51.100.1 said: 550 Sending IP listed on UCEPROTECT", "", ""),
+        ("Client host [192.0.2.1]: blacklisted", "", "192.0.2.1"),  # no frame: the client
     ],
-)
+)  # fmt: skip
 def test_sender_ip(text, remote, ip):
     assert sender_ip(text, remote) == ip
 
@@ -386,3 +394,196 @@ def test_format_md_is_shipped_with_the_scorer():
 def test_which_hosts_are_lists(text, layer, list_id, zone):
     got = _explain(text)
     assert (got.layer, got.list, got.zone) == (layer, list_id, zone)
+
+
+# ─── round 2: what generalizes (issue 13) ────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # content, not the source: a listed URL, word, attachment of the message
+        "550 5.7.1 Email rejected because it contains a blacklisted URL",
+        "550 message blocked: your message contains a blacklisted word",
+        "554 5.7.1 URL in message is listed on a blocklist",
+        "550 5.7.1 Rejected: subject contains blacklisted keyword",
+        "554 5.7.1 Rejected: the message body contains a URL listed in a domain blocklist",
+        "550 This message has been blocked because it contains a banned attachment",
+        # the recipient's, its tenant's or administrator's own choice
+        "550 The recipient has blocked messages from your address",
+        "550 5.7.1 Sender blocked by recipient's organization policy",
+        "550 5.7.1 The domain in the From header is blocked by this tenant",
+        "550 5.7.1 Your message was rejected because the sender domain is on the tenant block list",
+        "550 5.7.1 Sender address <john@example.com> blocked using the local blacklist of the "
+        "recipient",
+        "550 Bad sender address: blacklisted by recipient",
+        # a mail address or an account, not our IP
+        "550 5.7.1 Rejected: From address john@example.com is blacklisted by the domain admin",
+        "550 5.7.1 Sender denied by recipient policy (blacklisted sender address)",
+        "550 The email address you sent to is blacklisted",
+        "550 5.7.1 Your account is blacklisted, contact support",
+        # something else the text names is blacklisted ("X blacklisted", nothing more)
+        "Cutwail/PushDo bot blacklisted",
+        # a lexicon name inside a host name names the server, not a list
+        "Google tried to deliver your message, but it was rejected. Recipient server: "
+        "d1.ess.barracudanetworks.com SMTP response: 550 permanent failure Recipient result: "
+        "blocked",
+        # weak wording whose reason is no spam, abuse, list or reputation
+        "550 5.7.1 Your IP address is blocked by the firewall",
+        "550 5.7.1 Client host [192.0.2.1] blocked by policy",
+        "550 Connection blocked: country not allowed",
+        "550 5.7.1 Messages from 192.0.2.1 blocked: too many invalid recipients",
+        "550 5.7.1 Access from 192.0.2.1 blocked: not in allowed IP ranges",
+        "550 5.7.1 Your IP is blocked because of too many failed authentications",
+        # the message or mail, a URL in it, the recipient's list, a denial
+        "550 This email was blocked due to spam",
+        "550 5.7.1 Blocked due to spam-like characteristics",
+        "550 Your message was rejected because it contains a URL on our block list",
+        "550 5.7.1 Sender is on the blocked list of the recipient",
+        "550 5.7.1 Message blocked: the sending domain is on the Tenant Allow/Block List",
+        "550 5.7.1 Spam message rejected. Your IP 192.0.2.1 is not blacklisted, the content is",
+        # "list" that is no block list; where the mail comes from, not who sent it
+        "550 5.7.1 Blocked: sender not allowed to post to this distribution list",
+        "550 Client 192.0.2.1 blocked - the list of allowed clients does not include you",
+        "550 5.7.1 Your IP is blocked because your server does not listen on port 25",
+        "550 You are sending from a blacklisted country",
+        "554 Email blocked: listed in the recipient's spam filter as unwanted",
+        # a gateway named after "rejected", no block wording: it rejects for any reason
+        "550 permanent failure for one or more recipients. Connection rejected by Barracuda",
+        "550 Your email has been flagged as spam",  # the message, not the sender
+        "550 5.7.1 Connection refused OXSUS0001_105",  # Vade: no reverse DNS, not its list
+        # "spam" in a policy page's URL is no reason given for the block
+        "550 5.7.1 Client host [192.0.2.1] blocked. See https://example.com/antispam-policy",
+        "550 5.7.1 Rejected as junk mail, your IP 192.0.2.1 blocked for this message",
+        "550 High probability of spam. Client host [192.0.2.1] blocked",
+        "554 5.7.1 Your message from 192.0.2.1 was classified as SPAM",
+        "553 sorry, your envelope sender has been denied, maybe you are a SPAMMER",  # a hedge
+        # a list named before "blocked" with no object is not named as the blocker
+        "550 5.7.1 SPFBL you are permanently blocked on this server.",
+        # one message's content, in Gmail's words (the IP's rate is another text)
+        "550-5.7.1 Our system has detected that this message is likely unsolicited mail. To "
+        "reduce the amount of spam sent to Gmail, this message has been blocked.",
+    ],
+)
+def test_round_two_negative_families(text):
+    got = _explain(text)
+    assert got.verdict not in (BounceVerdict.LISTED, BounceVerdict.REPUTATION), got
+
+
+@pytest.mark.parametrize(
+    ("text", "verdict", "layer", "list_id"),
+    [
+        # list wording new in round 2
+        ("554 5.5.4 Spam IP rejected", "listed", "generic", "unnamed"),
+        ("550 Denied due to spam list", "listed", "generic", "unnamed"),
+        ("550 Rejected: listed at the link below for remediation.", "listed", "generic",
+         "unnamed"),
+        ("554 Mail rejected: your IP is known to send spam", "listed", "generic", "unnamed"),
+        ("421 4.5.1 Too many errors, you have been temporarily blacklisted", "listed",
+         "generic", "unnamed"),
+        ("554 5.7.1 <a@example.com>: Recipient address rejected: Blacklisted", "listed",
+         "generic", "unnamed"),
+        # a removal page's URL is a reason given for the block
+        ("550 5.7.1 Client host [192.0.2.1] blocked - see http://www.example-rbl.org/remove?ip="
+         "192.0.2.1", "listed", "generic", "unnamed"),
+        # "IP in <list>": "in" is block wording beside a list named in words
+        ("550: IP in SCBL", "listed", "lexicon", "bl.spamcop.net"),
+        # a lookup page of a closed list, quoted with no block verb
+        ("550 5.7.1 Refused. See http://njabl.org/cgi-bin/lookup.cgi?query=192.0.2.1",
+         "listed", "lexicon", "njabl"),
+        ("550-Open relay - see http://www.orbs.org/verify.php3?address=192.0.2.1", "listed",
+         "lexicon", "orbs"),
+        # weak wording with a reason, or with the provider named as the blocker
+        ("554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked you may be infected",
+         "listed", "generic", "unnamed"),
+        ("550 IP 192.0.2.1 is blocked by EarthLink. Go to earthlink.net/block for details.",
+         "listed", "lexicon", "earthlink"),
+        ("The domain example.com is banned", "listed", "generic", "unnamed"),
+        ("550 5.7.1 Blocked by SpamCop (bl.spamcop.net)", "listed", "lexicon", "bl.spamcop.net"),
+        # no block wording but "rejected" beside a DNS zone written out
+        ("554 5.7.1 Rejected: 192.0.2.1 is in bl.example.org", "listed", "lexicon",
+         "bl.example.org"),
+        # the sender called a spammer; abuse reports as a reason
+        ("554 5.7.1 Your IP has been identified as a spam sender", "listed", "generic",
+         "unnamed"),
+        ("550 5.7.1 Host 192.0.2.1 has been flagged as a spammer", "listed", "generic",
+         "unnamed"),
+        ("550 Sorry, your mail server is on our spammer list", "listed", "generic", "unnamed"),
+        ("550 5.7.1 We do not accept mail from your server due to abuse reports", "reputation",
+         "generic", "unnamed"),
+        # Spamhaus's lists by their short names alone, and an SBL record number (a rule)
+        ("550 IP 192.0.2.1 listed in CBL", "listed", "lexicon", "xbl.spamhaus.org"),
+        ("550 Your IP is in the PBL", "listed", "lexicon", "pbl.spamhaus.org"),
+        ("554 5.7.1 Your IP is listed in SBL", "listed", "lexicon", "sbl.spamhaus.org"),
+        ("550 Rejected: IP listed in DNSBL (SBL123456)", "listed", "rule", "sbl.spamhaus.org"),
+        # reputation wording: complaints, bounce rates, a sending history
+        ("550 Too many complaints about mail from your server", "reputation", "generic",
+         "unnamed"),
+        ("421 Your IP has been rate limited due to high bounce rate", "reputation", "generic",
+         "unnamed"),
+        ("550 5.7.1 Blocked due to poor sending history", "reputation", "generic", "unnamed"),
+        # a block whose reason is reputation is a reputation block
+        ("421 Your IP 192.0.2.1 has been temporarily blocked due to poor reputation",
+         "reputation", "generic", "unnamed"),
+        # provider code schemes (rules)
+        ("421 4.7.1 [TS03] All messages from 192.0.2.1 permanently deferred", "reputation",
+         "rule", "yahoo-tss04"),
+        ("421 [GL01] Message from (192.0.2.1) temporarily deferred", "reputation", "rule",
+         "yahoo-tss04"),
+        ("421 cox blocked – Error Code: CDRBL – Refer to Error Codes section", "listed", "rule",
+         "cox-cdrbl"),
+        ("450 4.7.1 <a@example.com>: Recipient address rejected: ERS-QIL.", "listed", "rule",
+         "trendmicro-ers"),
+        ("550 5.7.1 Connection refused OXSUS0001_101", "listed", "rule", "vade-threat-network"),
+        ("550 5.7.1 Connection refused OXSEU0001_101", "listed", "rule", "vade-threat-network"),
+    ],
+)  # fmt: skip
+def test_round_two_block_families(text, verdict, layer, list_id):
+    got = _explain(text)
+    assert (str(got.verdict), str(got.layer), got.list) == (verdict, layer, list_id)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "550 Ihre IP-Adresse 192.0.2.1 ist auf einer Blacklist gelistet",  # de
+        "550 Votre adresse IP 192.0.2.1 est listée sur une liste noire",  # fr
+        "550 Il tuo indirizzo IP è in blacklist",  # it
+        "550 Tu IP ha sido bloqueada por envío de spam",  # es
+        "550 Sua IP foi bloqueada por envio de spam",  # pt
+    ],
+)
+def test_articles_of_other_languages_are_no_list_names(text):
+    got = _explain(text)
+    assert (got.verdict, got.layer, got.list) == (BounceVerdict.LISTED, Layer.GENERIC, "unnamed")
+
+
+def test_the_recipient_or_a_named_list_stays_a_listing():
+    got = _explain(
+        "550 5.7.1 Your email messages have been blocked by the recipient OR by Trend Micro "
+        "Email Reputation Service."
+    )
+    assert got.verdict in (BounceVerdict.LISTED, BounceVerdict.REPUTATION)
+
+
+@pytest.mark.parametrize(
+    ("text", "block"),
+    [
+        ("550 IP-osoite on estolistalla", True),  # fi
+        ("550 Az IP-cím tiltólistán van", True),  # hu
+        ("550 IP adresa je na crnoj listi", True),  # hr / sr / bs
+        ("550 Adresa IP a serverului este pe lista neagră", True),  # ro
+        ("550 IP adresiniz kara listede", True),  # tr
+        ("550 Η διεύθυνση IP σας βρίσκεται σε μαύρη λίστα", True),  # el
+        ("550 Ihr Server wurde als Spamquelle erkannt", True),  # de
+        # the recipient's own list, in other languages: not our IP
+        ("550 Der Absender steht auf der Sperrliste des Empfängers", False),
+        ("550 L'expéditeur figure dans la liste noire du destinataire", False),
+        ("550 Adresse de l'expéditeur bloquée par le destinataire", False),
+        ("550 El remitente está en la lista negra del destinatario", False),
+        ("550 Отправитель находится в черном списке получателя", False),
+    ],
+)
+def test_more_languages_and_the_recipients_list_in_them(text, block):
+    got = _explain(text)
+    assert (got.verdict in (BounceVerdict.LISTED, BounceVerdict.REPUTATION)) is block, got

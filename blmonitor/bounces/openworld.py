@@ -24,6 +24,9 @@ __all__ = ["attribute_open", "find_urls", "named_provider", "sender_ip"]
 _MOST = 24
 # How far (characters) an object may stand from weak block wording ("blocked" … "your IP").
 _OBJECT_REACH = 60
+# How far (characters) after weak wording a list or provider may be named as the blocker
+# ("blocked by Verizon Online's …", "Blocked by SpamCop").
+_AGENT_REACH = 40
 _WORD_RE = re.compile(r"[^\W_]+")
 # Host-like runs; checked after the match (a dot, a final label of letters). Linear.
 _HOSTISH_RE = re.compile(r"(?<![a-z0-9.-])[a-z0-9][a-z0-9.-]{2,252}", re.IGNORECASE)
@@ -33,15 +36,27 @@ _URL_RE = re.compile(
 )
 _LOOKUP_WORDS_RE = re.compile(
     r"ip=|query|lookup|remov|delist|reset|check|black|block|rbl|reput|listed|/bl\b|\bbl\.|"
-    r"ipcheck|rbl|search",
+    r"ipcheck|rbl|search|verify",
     re.IGNORECASE,
 )
 _IPV4_RE = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\w)")
-_IPV6_RE = re.compile(r"(?<![\w:.])[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}(?![\w:])", re.IGNORECASE)
+# (also after RFC 5321's "IPv6:" tag of an address literal: "[IPv6:2001:db8::5]")
+_IPV6_RE = re.compile(
+    r"(?:(?<=ipv6:)|(?<![\w:.]))[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}(?![\w:])", re.IGNORECASE
+)
 # Before a status code such as Yahoo's "421 4.16.55.1" (an IPv4 literal in shape), or a version.
 _CODE_BEFORE_RE = re.compile(
     r"(?:^|\b[245]\d\d[ -]|#|\b(?:status|code|version|release|ver\.?|v)\s?)$", re.IGNORECASE
 )
+# The sending MTA's framing of the receiver: "host mx.example.net[198.51.100.1] said:",
+# "host mx.example.net [198.51.100.1]: 550 …", "Remote host 198.51.100.1 said:" — that IP is
+# the receiving MTA's, never ours ("Client host [192.0.2.1] blocked" is not such a frame).
+_FRAME_BEFORE_RE = re.compile(
+    r"(?<!client )(?<!sending )(?<!your )(?<!source )(?<!sender )(?<!connecting )"
+    r"\bhost\s(?:[a-z0-9][a-z0-9.-]{0,252}\s?)?\[?$",
+    re.IGNORECASE,
+)
+_FRAME_AFTER_RE = re.compile(r"\]?\s?(?::\s|said\b)", re.IGNORECASE)
 _SENDER_CUE_RE = re.compile(
     r"(?:client|from|your|sender|sending|source|connecting|\bip|host|address|remote|mta|"
     r"listed|blocked|\[)[^\w]{0,4}(?:\w+[^\w]{1,3}){0,3}$",
@@ -49,6 +64,24 @@ _SENDER_CUE_RE = re.compile(
 )
 # Weak verbs that say why on their own: "The sender 192.0.2.1 is banned".
 _LISTED_VERB_RE = re.compile(r"(?:banned|black-?listed|block-?listed|barred)$", re.IGNORECASE)
+# List wording that is a bare participle closing the text after a word ("… bot blacklisted"):
+# about whatever that word names, so block wording only with an object or "you" near it.
+# After a colon it is the reason given ("Recipient address rejected: Blacklisted"): kept.
+_BARE_LISTED_RE = re.compile(r"(?:black|block)[ -]?listed\b", re.IGNORECASE)
+_YOU_RE = re.compile(r"\byou\b", re.IGNORECASE)
+# A reason weak wording may give for itself: spam, abuse, a block list, reputation, complaints
+# (not any "list": a distribution list, "the list of allowed IPs").
+# In a URL only list, lookup or removal words count: "…/blacklist/remove?ip=…".
+_URL_WHY_RE = re.compile(
+    r"(?:black|block|deny|ban)[-_]?list|rbl|dnsbl|remov|delist|unblock|reputation", re.IGNORECASE
+)
+_WHY_RE = re.compile(
+    r"spam|abus|\bbot|infect|compromis|zombie|(?:black|block|deny|ban)[ -]?list|\blist(?:ed|ing)\b|"
+    r"\brbl|\bdnsbl|reputa|r[ée]putation|complain|"
+    r"unsolicited|\buce\b|junk|pourriel|remov|delist|blocked using|"
+    r"спам|список|垃圾|黑名|スパム|リスト|스팸|목록",
+    re.IGNORECASE,
+)
 # "<Name> RBL": a list name no lexicon knows, written before the word for a list.
 _LABELLED_RE = re.compile(
     r"\b([a-z0-9][a-z0-9.-]{2,30}) (?:rbl|dnsbl|dns-?bl|black ?list|block ?list)\b", re.IGNORECASE
@@ -60,6 +93,16 @@ _NOT_NAMES = frozenset((
     "multiple", "domain", "sender", "url", "uri", "is", "are", "listed", "via", "using", "custom",
     "global", "company", "corporate", "server", "mail", "email", "e-mail", "and", "or", "no",
     "not", "be", "been", "being", "was", "were", "per", "for", "against", "with",
+    # the receiver's own lists of senders or content, named for whom or what they hold
+    "tenant", "tenants", "recipient", "recipients", "user", "users", "customer", "personal",
+    "organization", "organisation", "account", "admin", "administrator", "manual", "content",
+    "url", "urls", "subject", "keyword", "word", "attachment", "file", "address",
+    # articles, pronouns and prepositions of other languages ("auf einer Blacklist")
+    "ein", "eine", "einer", "einem", "einen", "der", "die", "das", "den", "dem", "unsere",
+    "unserer", "unserem", "ihre", "ihrer", "auf", "im", "le", "la", "les", "une", "un", "notre",
+    "nos", "sur", "dans", "du", "des", "una", "uno", "el", "los", "las", "nuestra", "en", "em",
+    "na", "nella", "nel", "della", "nostra", "nossa", "uma", "een", "het", "op", "onze", "de",
+    "w", "naszej", "czarnej",
 ))  # fmt: skip
 # A subdomain label that says "block list": bl., sbl., dnsbl-1., rbl., blacklist., spam.…
 # (not any label holding "bl": public., mobile., bluewin.).
@@ -99,12 +142,24 @@ def attribute_open(
     wording = lexicon.wording
     urls = find_urls(subject)
     worded = low is None or wording.needles is None or any(n in low for n in wording.needles)
-    if not worded and not any(_lookup_host(u, lexicon) for u in urls):
-        return None  # no block wording and no lookup page: the usual case, decided cheaply
+    looked_up = any(_lookup_host(u, lexicon) for u in urls)
+    if not worded and not looked_up and not wording.deferral.found(subject, low):
+        # No block wording, no lookup page, no wording that is block wording beside a list
+        # named ("Rejected: 192.0.2.1 is in bl.example.org"): the usual case, decided cheaply.
+        return None
+    # With no block wording at all, only a DNS zone written out names a list: "Connection
+    # rejected by Barracuda" names a gateway that rejects for any reason.
+    zones_only = not worded
+    if (zones_only and not looked_up) and not any(
+        f.zone is not None or f.zone_name for f in _host_names(subject, lexicon, catalog)
+    ):
+        return None  # (decided before the word names are looked up: the usual case again)
     ips = _sender_ips(subject, remote_mta)
-    block = _block_spans(subject, lexicon, ips, low) if worded else []
+    block, vague = _block_spans(subject, lexicon, ips, low) if worded else ([], [])
     reputation = wording.reputation.starts(subject, low) if worded else []
-    deferral = not block and not reputation and wording.deferral.found(subject, low)
+    deferral = (
+        not block and not reputation and (bool(vague) or wording.deferral.found(subject, low))
+    )
     if not block and not reputation and not deferral and not urls:
         return None
     if wording.negative.found(subject, low):
@@ -112,14 +167,23 @@ def attribute_open(
     if not reputation and wording.ratelimit.found(subject, low):
         return None
     names = list(islice(_names(subject, lexicon, catalog), _MOST))
-    if deferral and any(_is_list(f) for f in names):
+    blockers = [f.at for f in names if _is_list(f) or (f.name is not None and not f.by_host)]
+    if by := [v for v in vague if any(0 < at - v <= _AGENT_REACH for at in blockers)]:
+        block = by  # "IP … is blocked by EarthLink": a list or provider named as the blocker
+    elif deferral and any(
+        _is_list(f) and (not zones_only or f.zone is not None or bool(f.zone_name)) for f in names
+    ):
         # "Deferred", "rejected", "listed" are block wording only beside a list named in words.
         block = wording.deferral.starts(subject, low)
     lookup = [f for f in names if f.name is not None and f.name.lookup and f.by_host]
     lookup = [f for f in lookup if any(_is_lookup_url(u, f.name) for u in urls if f.name)]
     if not block and not reputation and not lookup:
         return None
-    verdict = BounceVerdict.REPUTATION if reputation and not block else BounceVerdict.LISTED
+    # Weak wording whose reason is reputation ("blocked due to poor reputation") is a
+    # reputation block; list wording ("listed", "blacklist") makes it a listing. Without
+    # reputation wording, block wording or a lookup page is a listing.
+    listed = not reputation or (bool(block) and wording.listed.found(subject, low))
+    verdict = BounceVerdict.LISTED if listed else BounceVerdict.REPUTATION
     if lookup and not block and not reputation:
         block = [lookup[0].at]
     anchors = (block + reputation)[:_MOST]
@@ -137,12 +201,33 @@ def attribute_open(
 
 def _block_spans(
     subject: str, lexicon: Lexicon, ips: list[tuple[int, str, bool]], low: str | None
-) -> list[int]:
+) -> tuple[list[int], list[int]]:
     """Where block wording stands: list wording, or weak wording ("blocked") with an object
-    near it and something after it."""
+    near it and something after it; and apart, weak wording with no object or in a text that
+    gives no reason of spam, abuse, a list or reputation ("IP blocked by the firewall",
+    "blocked: country not allowed"): block wording only beside a list or provider the text
+    names in words ("Blocked by SpamCop")."""
     wording = lexicon.wording
-    spans = wording.listed.starts(subject, low)
     objects = wording.object.live(low)
+
+    def near_object(start: int, end: int) -> bool:
+        return any(start <= at < end for at, _, _ in ips) or any(
+            p.compiled.search(subject, start, end) for p in objects
+        )
+
+    def about_another(at: int) -> bool:
+        bare = _BARE_LISTED_RE.match(subject, at)
+        if bare is None or subject[bare.end() :].strip(" .!;:)]"):
+            return False
+        start = max(0, at - _OBJECT_REACH)
+        return (
+            subject[:at].rstrip()[-1:].isalnum()
+            and not near_object(start, bare.end())
+            and not _YOU_RE.search(subject, start, at)
+        )
+
+    spans = [at for at in wording.listed.starts(subject, low) if not about_another(at)]
+    vague: list[int] = []
     weak = (m for p in wording.weak.live(low) for m in islice(p.finditer(subject), _MOST))
     for m in weak:
         word = m.group()
@@ -152,12 +237,21 @@ def _block_spans(
             and not subject[m.end() :].strip(" .!;:)]")
         ):
             continue  # "Client host [x] blocked." says no why: any policy may say it
-        start, end = max(0, m.start() - _OBJECT_REACH), m.end() + _OBJECT_REACH
-        if any(start <= at < end for at, _, _ in ips) or any(
-            p.compiled.search(subject, start, end) for p in objects
-        ):
-            spans.append(m.start())
-    return sorted(spans)
+        # (a word outside ASCII: its language's reasons are not in _WHY_RE; taken as is)
+        why = not word.isascii() or _LISTED_VERB_RE.match(word) or _gives_why(subject)
+        near = near_object(max(0, m.start() - _OBJECT_REACH), m.end() + _OBJECT_REACH)
+        (spans if why and near else vague).append(m.start())
+    return sorted(spans), sorted(vague)
+
+
+def _gives_why(subject: str) -> bool:
+    """The text gives a reason for a block: in its words, or in a URL's list or removal words
+    (an "antispam-policy" page says nothing about us; a "blacklist/remove?ip=" page does)."""
+    urls = find_urls(subject)
+    if not urls:
+        return bool(_WHY_RE.search(subject))
+    plain = _URL_RE.sub(" ", subject)
+    return bool(_WHY_RE.search(plain) or any(_URL_WHY_RE.search(u) for u in urls))
 
 
 def _named(
@@ -276,7 +370,11 @@ def _names(subject: str, lexicon: Lexicon, catalog: Catalog) -> Iterator[_Found]
     while i < len(words):
         for k in range(min(MAX_WORDS, len(words) - i), 0, -1):
             name = lexicon.by_key.get("".join(keys[i : i + k]))
-            if name is not None and _adjacent(subject, words, i, k):
+            if (
+                name is not None
+                and _adjacent(subject, words, i, k)
+                and not _in_host(subject, words[i].start(), words[i + k - 1].end())
+            ):
                 yield _Found(at=words[i].start(), tier=_tier(name), name=name)
                 i += k - 1
                 break
@@ -290,6 +388,11 @@ def _names(subject: str, lexicon: Lexicon, catalog: Catalog) -> Iterator[_Found]
         word = m.group(1)
         if word.lower() not in _NOT_NAMES and lexicon.resolve(word) is None:
             yield _Found(at=m.start(), tier=1, label=word)
+    yield from _host_names(subject, lexicon, catalog)
+
+
+def _host_names(subject: str, lexicon: Lexicon, catalog: Catalog) -> Iterator[_Found]:
+    """The hosts and zones a text names: catalog zones, lexicon hosts, unknown list zones."""
     zones = _zone_index(catalog)
     for m in _HOSTISH_RE.finditer(subject):
         host = m.group().lower().rstrip(".-")
@@ -308,6 +411,16 @@ def _names(subject: str, lexicon: Lexicon, catalog: Catalog) -> Iterator[_Found]
             zone_name = _unknown_zone(labels)
             if zone_name and not _in_url(subject, m.start()):
                 yield _Found(at=m.start(), tier=0, zone_name=zone_name)
+
+
+def _in_host(subject: str, start: int, end: int) -> bool:
+    """The words at start..end are labels of a host name ("ess.barracudanetworks.com"): a host
+    says who runs the server, not that a list is named (hosts are matched as hosts)."""
+    before = subject[max(0, start - 2) : start]
+    after = subject[end : end + 2]
+    return (len(before) == 2 and before[1] == "." and before[0].isalnum()) or (
+        len(after) == 2 and after[0] == "." and after[1].isalnum()
+    )
 
 
 def _is_list(found: _Found) -> bool:
@@ -458,6 +571,10 @@ def _sender_ips(text: str, remote_mta: str) -> list[tuple[int, str, bool]]:
         before = text[max(0, m.start() - 12) : m.start()]
         if not ip or ip == mx or _CODE_BEFORE_RE.search(before):
             continue
+        if _FRAME_AFTER_RE.match(text, m.end()) and _FRAME_BEFORE_RE.search(
+            text, max(0, m.start() - 270), m.start()
+        ):
+            continue  # the receiving MTA as the sender's MTA names it
         if m.group()[:2] in ("2.", "4.", "5.") and before.endswith("- "):
             continue  # Yahoo's "temporarily deferred - 4.16.55.1" is a status code
         parsed = ipaddress.ip_address(ip)
