@@ -529,8 +529,8 @@ def test_what_is_not_checked_is_said(
 )  # fmt: skip
 def test_the_command(tmp_path: Path, zone: dnsservers.FakeResolver, targets: list[str],
                      code: int, said: str) -> None:  # fmt: skip
-    config = tmp_path / "empty.toml"
-    config.write_text("")
+    config = tmp_path / "quick.toml"
+    config.write_text("[dns]\ntimeout = 0.5\n")  # the slow zone's timeout, twice, is the wait
     args = ["posture", *targets, "-c", str(config), "--resolver", f"127.0.0.1:{zone.port}"]
     result = CliRunner().invoke(cli.main, args)
     assert result.exit_code == code, result.output
