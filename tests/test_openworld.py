@@ -734,3 +734,33 @@ def test_urls_with_underscores_and_a_space_after_the_scheme_are_read_whole():
     assert find_urls("visit http:// rbl.example.org/denyip.php?IP=1") == [
         "http://rbl.example.org/denyip.php?IP=1"
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "block"),
+    [
+        # the recipient, the sender's address, an account, the message's content, in other
+        # languages: not our IP
+        ("550 5.7.1 Der Empfänger hat Ihre Adresse gesperrt", False),
+        ("550 5.7.1 L'adresse de l'expéditeur est bloquée", False),
+        ("550 Die Absenderadresse ist gesperrt", False),
+        ("535 5.7.8 Ihr Konto wurde gesperrt", False),
+        ("550 Ваш аккаунт заблокирован", False),
+        ("550 5.7.1 Votre message contient un lien sur liste noire", False),
+        ("550 5.7.1 El mensaje contiene una URL en lista negra", False),
+        ("550 Die Nachricht enthält eine gesperrte URL", False),
+        # English: someone's list of senders, the recipient's junk filter, content by its
+        # fingerprint, number or hash
+        ("550 5.7.1 Message blocked by policy: sender on the administrator's blacklist", False),
+        ("550 5.7.1 Rejected: listed in recipient's junk mail filter", False),
+        ("550 Spam message rejected: contains blacklisted phone number", False),
+        ("550 5.7.1 Rejected: your message matched a blacklisted fingerprint", False),
+        # …while the sender in a list the text names stays a listing, and our IP in theirs
+        ("The sender is in a black list rbl.example.net", True),
+        ("550 Ihre IP-Adresse 192.0.2.1 ist gesperrt (Spamquelle)", True),
+        ("550 Votre adresse IP 192.0.2.1 est bloquée pour spam", True),
+    ],
+)
+def test_round_three_other_languages_and_owners(text, block):
+    got = _explain(text)
+    assert (got.verdict in (BounceVerdict.LISTED, BounceVerdict.REPUTATION)) is block, got

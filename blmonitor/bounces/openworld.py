@@ -92,6 +92,9 @@ _WHY_RE = re.compile(
     re.IGNORECASE,
 )
 # "<Name> RBL": a list name no lexicon knows, written before the word for a list.
+# "IP in SCBL", "host on <list>": the sender put in a list; block wording beside a list named in
+# words (the `deferral` wording holds it too), so such a text counts as worded.
+_OBJECT_IN_RE = re.compile(r"\b(?:ip|ip address|host|client|sender|address) (?:is )?(?:in|on)\b")
 _LABELLED_RE = re.compile(
     r"\b([a-z0-9][a-z0-9.-]{2,30}) (?:rbl|dnsbl|dns-?bl|black ?list|block ?list)\b", re.IGNORECASE
 )
@@ -152,7 +155,12 @@ def attribute_open(
     """The lexicon layer, else the generic layer; None when the text is not a block text."""
     wording = lexicon.wording
     urls = find_urls(subject)
-    worded = low is None or wording.needles is None or any(n in low for n in wording.needles)
+    worded = (
+        low is None
+        or wording.needles is None
+        or any(n in low for n in wording.needles)
+        or _OBJECT_IN_RE.search(low) is not None
+    )
     listing = [u for u in urls if _LISTING_URL_RE.search(u)]
     looked_up = bool(listing) or any(_lookup_host(u, lexicon) for u in urls)
     if not worded and not looked_up and not wording.deferral.found(subject, low):
