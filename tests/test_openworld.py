@@ -764,3 +764,30 @@ def test_urls_with_underscores_and_a_space_after_the_scheme_are_read_whole():
 def test_round_three_other_languages_and_owners(text, block):
     got = _explain(text)
     assert (got.verdict in (BounceVerdict.LISTED, BounceVerdict.REPUTATION)) is block, got
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # gateways' own policies and the recipient's sender lists: no block list of our IP
+        "550 Rejected by header based manually Blocked Senders - block for manual block",
+        "554 Email rejected due to security policies - https://community.mimecast.com/docs/"
+        "DOC-1369#554",
+        "554 5.7.1 [CS01] Message rejected due to local policy. Please visit "
+        "https://support.apple.com/en-us/HT204137",
+        "421 4.7.0 IP not in whitelist for RCPT domain, closing connection",
+        "554 5.7.1 Blocked by Blocked Senders list",
+        "550 5.7.1 Your email was rejected because the From address domain is on the blocked "
+        "domains list",
+        "550 5.7.1 Message rejected: sender address is listed in our block list",
+        "550 5.7.1 Email blocked - listed in local spam policy as unwanted sender address",
+        "550 5.7.1 Rejected: blacklisted sender address",
+        # an account or a mailbox blocked, even for spam, is not our IP
+        "550 This account has been blocked for sending spam",
+        "550 5.7.1 Your mailbox has been blacklisted for sending spam",
+        "550 5.7.1 Mailbox is blocked due to spam complaints",
+    ],
+)
+def test_round_three_policies_accounts_and_sender_lists(text):
+    got = _explain(text)
+    assert got.verdict not in (BounceVerdict.LISTED, BounceVerdict.REPUTATION), got
