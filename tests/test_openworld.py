@@ -791,3 +791,21 @@ def test_round_three_other_languages_and_owners(text, block):
 def test_round_three_policies_accounts_and_sender_lists(text):
     got = _explain(text)
     assert got.verdict not in (BounceVerdict.LISTED, BounceVerdict.REPUTATION), got
+
+
+@pytest.mark.parametrize(
+    ("text", "block"),
+    [
+        # a denial of the listing, in its several shapes
+        ("550 5.7.1 Rejected for content. Your IP 192.0.2.1 is not listed on any blocklist", False),
+        ("550 Message rejected (your IP is not on our blacklist, but the content is spam)", False),
+        ("550 5.7.1 Your server isn't blacklisted; the message was refused as spam", False),
+        ("550 5.7.1 192.0.2.1 not listed in any RBL, rejected by policy", False),
+        # …while the listing itself stays one
+        ("550 5.7.1 Your IP 192.0.2.1 is listed on our blocklist", True),
+        ("550 Message rejected: your IP is on our blacklist", True),
+    ],
+)
+def test_a_denied_listing_is_no_listing(text, block):
+    got = _explain(text)
+    assert (got.verdict in (BounceVerdict.LISTED, BounceVerdict.REPUTATION)) is block, got
