@@ -809,3 +809,19 @@ def test_round_three_policies_accounts_and_sender_lists(text):
 def test_a_denied_listing_is_no_listing(text, block):
     got = _explain(text)
     assert (got.verdict in (BounceVerdict.LISTED, BounceVerdict.REPUTATION)) is block, got
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # the sender's remedies are no hedge: the listing stands
+        "550 5.7.1 Your IP 192.0.2.1 is blacklisted. You may send a removal request to "
+        "rbl@example.net",
+        "550 5.7.1 Your IP 192.0.2.1 is blacklisted. You can use the form to request removal "
+        "from the blacklist",
+        "550 5.7.1 Client host blocked for spam; you may report false positives to the RBL "
+        "operator",
+    ],
+)
+def test_the_senders_remedies_keep_the_listing(text):
+    assert _explain(text).verdict is BounceVerdict.LISTED
