@@ -757,6 +757,8 @@ def test_urls_with_underscores_and_a_space_after_the_scheme_are_read_whole():
         ("550 5.7.1 Rejected: your message matched a blacklisted fingerprint", False),
         # …while the sender in a list the text names stays a listing, and our IP in theirs
         ("The sender is in a black list rbl.example.net", True),
+        ("550 Mail from: 192.0.2.1 blacklisted", True),
+        ("550 5.7.1 Connection from: [192.0.2.1] is blacklisted", True),
         ("550 Ihre IP-Adresse 192.0.2.1 ist gesperrt (Spamquelle)", True),
         ("550 Votre adresse IP 192.0.2.1 est bloquée pour spam", True),
     ],
