@@ -91,10 +91,10 @@ _WHY_RE = re.compile(
     r"спам|список|垃圾|黑名|スパム|リスト|스팸|목록",
     re.IGNORECASE,
 )
-# "<Name> RBL": a list name no lexicon knows, written before the word for a list.
 # "IP in SCBL", "host on <list>": the sender put in a list; block wording beside a list named in
 # words (the `deferral` wording holds it too), so such a text counts as worded.
 _OBJECT_IN_RE = re.compile(r"\b(?:ip|ip address|host|client|sender|address) (?:is )?(?:in|on)\b")
+# "<Name> RBL": a list name no lexicon knows, written before the word for a list.
 _LABELLED_RE = re.compile(
     r"\b([a-z0-9][a-z0-9.-]{2,30}) (?:rbl|dnsbl|dns-?bl|black ?list|block ?list)\b", re.IGNORECASE
 )
