@@ -618,6 +618,8 @@ def test_more_languages_and_the_recipients_list_in_them(text, block):
         "554 Rejected: blacklisted domain found in message body (example.biz)",
         "550 5.7.1 Rejected: body matched blacklisted pattern",
         "550 Spam URL detected (listed in SURBL): example.biz",
+        "550 5.7.1 Message contains a URI listed in Spamhaus DBL",
+        "554 5.7.1 Rejected: a link in the message is listed by Spamhaus",
         "554 Message blocked: the link example.biz is on our block list",
         "550 Your email client is blacklisted (X-Mailer)",
         "550 5.7.1 Bulk mail rejected: your campaign is listed as spam by recipients",
