@@ -199,6 +199,9 @@ FRAGMENTS = [
     "blocked using ", "listed in ", "zen.spamhaus.org", "a.", "1.2.3.", "[", "]", "AUP#In-",
     "BL0", "OFR_", "POL-", "?ip=", "spamhaus ", "550-5.7.1 ", "client host [", "open ",
     "timeout ", "dnsbl ", "-", ".", " ", "a", "9", "é", "\n",
+    # round 3's patterns: addresses in brackets, a header's From, later actions, lookup URLs
+    "<a", "> black listed", "header from ", "may feed ", "http:// a_b", "/denyip.php", "/sbl.x",
+    "&ip=", "_rbl", "NOT ", "links ", " is on our block list", "too many messages containing ",
 ]  # fmt: skip
 
 

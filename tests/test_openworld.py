@@ -587,3 +587,245 @@ def test_the_recipient_or_a_named_list_stays_a_listing():
 def test_more_languages_and_the_recipients_list_in_them(text, block):
     got = _explain(text)
     assert (got.verdict in (BounceVerdict.LISTED, BounceVerdict.REPUTATION)) is block, got
+
+
+# ─── round 3: families of the held-out sets of rounds 1–2 (several wordings each) ────────
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # an address in angle brackets, or a header's From, on a list: an address, not our IP
+        "Header From <${address:$h_from:}> black listed: ${lookup{x}wildlsearch{/etc/blk}}",
+        "550 5.7.1 <sales@example.com> is blacklisted",
+        "550 Sender <bounce@example.net> has been blocklisted here",
+        "550 Rejected: Header From domain example.com is blacklisted on this server",
+        "550 5.7.1 From: header address is black listed",
+        # what the receiver may do later is no block now; the recipient who does not want it
+        "554 5.7.1 The recipient definitively does not want your mail. It will not be delivered "
+        "but analyzed again. We may feed it to a spam blacklist.",
+        "550 Your IP 192.0.2.1 will be added to our blocklist if you keep sending to invalid "
+        "recipients",
+        "550 5.7.1 We may report your server to a DNSBL if this continues",
+        "550 5.7.1 The user does not want mail from you",
+        # SPF wording without its name
+        "550 65.49.42.68 is not allowed to send mail from email.example.com",
+        "550 5.7.1 192.0.2.1 is not authorized to send mail on behalf of example.com",
+        # a name denied before it is not named
+        "550-REJECTED - Server at [test.co.uk] (NOT JUNKEMAILFILTER) rejected message - 550 "
+        "192.0.2.9 is not allowed to send mail from example.com",
+        # the message's body, headers, links or mail client; "listed as spam" is the mail
+        "554 Rejected: blacklisted domain found in message body (example.biz)",
+        "550 5.7.1 Rejected: body matched blacklisted pattern",
+        "550 Spam URL detected (listed in SURBL): example.biz",
+        "550 5.7.1 Message contains a URI listed in Spamhaus DBL",
+        "554 5.7.1 Rejected: a link in the message is listed by Spamhaus",
+        "554 Message blocked: the link example.biz is on our block list",
+        "550 Your email client is blacklisted (X-Mailer)",
+        "550 5.7.1 Bulk mail rejected: your campaign is listed as spam by recipients",
+        "550 5.7.1 The sender domain is blacklisted (sender_access)",
+        # a placeholder host with underscores in a URL: its path is no reason given
+        "550 Service unavailable; * [your.ip] blocked, see http://recipient_domain/spam/",
+        "550 5.7.1 Client host [192.0.2.1] blocked, see https://mail_gw.example/antispam/",
+        # attachments, geography, tenants, rates with spam words, credentials, DMARC
+        "554 5.7.1 Attachment blocked: file type not allowed",
+        "550 5.7.0 Your email was blocked by our email filter because of a prohibited attachment",
+        "550 5.7.1 Delivery not authorized: your organization has blocked external email",
+        "550 5.7.1 Blocked by administrator policy: domain blacklisted by admin",
+        "554 Access denied: your IP 192.0.2.1 is in a blocked country (CN)",
+        "550 5.7.1 Mail from your country is blacklisted",
+        "421 4.7.0 Too many messages from 192.0.2.1, please try later (anti-spam rate limit)",
+        "451 4.7.1 Sender rate limit exceeded (spam protection), try later",
+        "535 5.7.8 Authentication failed: your credentials are blacklisted",
+        "535 Incorrect authentication data; IP temporarily banned",
+        "550 5.7.1 This message failed DMARC and the domain's policy is reject; blocked",
+        "554 5.7.5 Message rejected: DMARC p=reject policy of the sender domain",
+        "554 5.7.1 Your message contains a blacklisted word: viagra",
+        "554 5.7.1 Message refused by content filter: blocklisted keyword found",
+    ],
+)
+def test_round_three_negative_families(text):
+    got = _explain(text)
+    assert got.verdict not in (BounceVerdict.LISTED, BounceVerdict.REPUTATION), got
+
+
+@pytest.mark.parametrize(
+    ("text", "verdict", "layer", "list_id"),
+    [
+        # reputation: karma, a suspected spam sender, an untrusted IP, spam statistics,
+        # too many messages that were spam (not a plain rate)
+        ("550 very bad karma: -8", "reputation", "generic", "unnamed"),
+        ("421 4.7.1 Connection refused: negative karma", "reputation", "generic", "unnamed"),
+        ("550 Suspected spam sender.", "reputation", "generic", "unnamed"),
+        ("550 5.7.1 Suspected spammer, connection refused", "reputation", "generic", "unnamed"),
+        ("451 4.7.1 Received too many messages from a new or untrusted IP (G28)", "reputation",
+         "generic", "unnamed"),
+        ("421 Deferred: untrusted IP 192.0.2.1, try again later", "reputation", "generic",
+         "unnamed"),
+        ("Blocked by spam statistics - see the postmaster page", "reputation", "generic",
+         "unnamed"),
+        ("554 This IP has been temporarily blocked for attempting to send too many messages "
+         "containing content judged to be spam by the Internet community.", "reputation",
+         "generic", "unnamed"),
+        ("554 Your IP 192.0.2.1 has been blocked for sending too many messages classified as "
+         "spam", "reputation", "generic", "unnamed"),
+        # list wording: a black IP, an ACL's "_rbl", a known source of spam
+        ("550 black ip.", "listed", "generic", "unnamed"),
+        ("554 Black IP 192.0.2.1 rejected", "listed", "generic", "unnamed"),
+        ("554 5.7.1 ACL dns_rbl", "listed", "generic", "unnamed"),
+        ("550 rejected by local_dnsbl", "listed", "generic", "unnamed"),
+        ("550 Your server 192.0.2.1 is a known source of spam", "listed", "generic", "unnamed"),
+        # "message blocked" whose reason is the sender's IP on a list stays a listing
+        ("550 5.7.1 - This message has been blocked because the sender's IP address is "
+         "blacklisted", "listed", "generic", "unnamed"),
+        ("550 5.7.1 This message has been blocked because the sender's IP 192.0.2.1 is "
+         "blocklisted", "listed", "generic", "unnamed"),
+        # an unknown list's lookup URL, quoted with no block verb (even "http:// host")
+        ("554 Please visit http:// antispam.example.com/denyip.php?IP=192.0.2.1 (#5.7.1)",
+         "listed", "generic", "unnamed"),
+        ("550 5.7.1 Refused. See http://www.abuse.example/sbl.phtml?IP=192.0.2.1", "listed",
+         "generic", "unnamed"),
+        ("550 Refused. See http://blacklist.example.net/check.php?ip=192.0.2.1", "listed",
+         "generic", "unnamed"),
+        # providers' code schemes from their pages (rules)
+        ("550 DY-001 (BAY0-MC1-F3) Unfortunately, messages from 192.0.2.1 weren't sent. "
+         "Hotmail does not relay dynamically-assigned IP ranges.", "listed", "rule",
+         "microsoft-dy"),
+        ("550 DY-002 Mail rejected by Windows Live Hotmail for policy reasons.", "listed", "rule",
+         "microsoft-dy"),
+        ("554- (RTR:DU) http://postmaster.info.aol.com/errors/554rtrdu.html", "listed", "rule",
+         "aol-rtr"),
+        ("554 RTR:BB", "listed", "rule", "aol-rtr"),
+        ("554 See http://postmaster.info.aol.com/errors/554rtrch.html", "listed", "rule",
+         "aol-rtr"),
+        ("554: Dialup/transient IP not allowed. Use a mailgateway or contact toda@rx.t-online.de "
+         "if obsolete. (DIAL)", "listed", "rule", "t-online-dial"),
+        ("Service unavailable, Client host [192.0.2.10] blocked by $recipientDomain using "
+         "Customer Block list (AS16012607)", "listed", "rule", "microsoft-5.7.513"),
+        ("550 5.7.1 Client host [192.0.2.10] blocked using Customer Block list", "listed", "rule",
+         "microsoft-5.7.513"),
+        ("BL000000 Email from your mail server has been sent in patterns that are "
+         "characteristic of spam.", "listed", "rule", "comcast-bl"),
+        # IONOS (1&1) by its hosts, apart from GMX
+        ("554-kundenserver.de (mxeue106) Nemesis ESMTP Service not available 554-IP address is "
+         "black listed. 554 For explanation visit http://postmaster.1and1.com/en/error-messages"
+         "?ip=192.0.2.5&c=bip", "listed", "lexicon", "ionos"),
+    ],
+)  # fmt: skip
+def test_round_three_block_families(text, verdict, layer, list_id):
+    got = _explain(text)
+    assert (str(got.verdict), str(got.layer), got.list) == (verdict, layer, list_id), got
+
+
+@pytest.mark.parametrize(
+    ("text", "ip"),
+    [
+        # Exim's "[IP]:port is in an RBL" is the client, not the lookup URL's address
+        ('550-"JunkMail rejected - [hostname] [192.0.2.44]:24706 is in an RBL: Blocked - see '
+         'https://www.spamcop.net/bl.shtml?192.0.2.4"', "192.0.2.44"),
+        ("550 [198.51.100.7]:51234 is listed: see http://rbl.example.org/?ip=198.51.100.70",
+         "198.51.100.7"),
+    ],
+)  # fmt: skip
+def test_the_client_with_its_port_is_the_listed_ip(text, ip):
+    assert _explain(text).listed_ip == ip
+
+
+def test_urls_with_underscores_and_a_space_after_the_scheme_are_read_whole():
+    assert find_urls("see http://recipient_domain/spam/ now") == ["http://recipient_domain/spam/"]
+    assert find_urls("visit http:// rbl.example.org/denyip.php?IP=1") == [
+        "http://rbl.example.org/denyip.php?IP=1"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "block"),
+    [
+        # the recipient, the sender's address, an account, the message's content, in other
+        # languages: not our IP
+        ("550 5.7.1 Der Empfänger hat Ihre Adresse gesperrt", False),
+        ("550 5.7.1 L'adresse de l'expéditeur est bloquée", False),
+        ("550 Die Absenderadresse ist gesperrt", False),
+        ("535 5.7.8 Ihr Konto wurde gesperrt", False),
+        ("550 Ваш аккаунт заблокирован", False),
+        ("550 5.7.1 Votre message contient un lien sur liste noire", False),
+        ("550 5.7.1 El mensaje contiene una URL en lista negra", False),
+        ("550 Die Nachricht enthält eine gesperrte URL", False),
+        # English: someone's list of senders, the recipient's junk filter, content by its
+        # fingerprint, number or hash
+        ("550 5.7.1 Message blocked by policy: sender on the administrator's blacklist", False),
+        ("550 5.7.1 Rejected: listed in recipient's junk mail filter", False),
+        ("550 Spam message rejected: contains blacklisted phone number", False),
+        ("550 5.7.1 Rejected: your message matched a blacklisted fingerprint", False),
+        # …while the sender in a list the text names stays a listing, and our IP in theirs
+        ("The sender is in a black list rbl.example.net", True),
+        ("550 Mail from: 192.0.2.1 blacklisted", True),
+        ("550 5.7.1 Connection from: [192.0.2.1] is blacklisted", True),
+        ("550 Ihre IP-Adresse 192.0.2.1 ist gesperrt (Spamquelle)", True),
+        ("550 Votre adresse IP 192.0.2.1 est bloquée pour spam", True),
+    ],
+)
+def test_round_three_other_languages_and_owners(text, block):
+    got = _explain(text)
+    assert (got.verdict in (BounceVerdict.LISTED, BounceVerdict.REPUTATION)) is block, got
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # gateways' own policies and the recipient's sender lists: no block list of our IP
+        "550 Rejected by header based manually Blocked Senders - block for manual block",
+        "554 Email rejected due to security policies - https://community.mimecast.com/docs/"
+        "DOC-1369#554",
+        "554 5.7.1 [CS01] Message rejected due to local policy. Please visit "
+        "https://support.apple.com/en-us/HT204137",
+        "421 4.7.0 IP not in whitelist for RCPT domain, closing connection",
+        "554 5.7.1 Blocked by Blocked Senders list",
+        "550 5.7.1 Your email was rejected because the From address domain is on the blocked "
+        "domains list",
+        "550 5.7.1 Message rejected: sender address is listed in our block list",
+        "550 5.7.1 Email blocked - listed in local spam policy as unwanted sender address",
+        "550 5.7.1 Rejected: blacklisted sender address",
+        # an account or a mailbox blocked, even for spam, is not our IP
+        "550 This account has been blocked for sending spam",
+        "550 5.7.1 Your mailbox has been blacklisted for sending spam",
+        "550 5.7.1 Mailbox is blocked due to spam complaints",
+    ],
+)
+def test_round_three_policies_accounts_and_sender_lists(text):
+    got = _explain(text)
+    assert got.verdict not in (BounceVerdict.LISTED, BounceVerdict.REPUTATION), got
+
+
+@pytest.mark.parametrize(
+    ("text", "block"),
+    [
+        # a denial of the listing, in its several shapes
+        ("550 5.7.1 Rejected for content. Your IP 192.0.2.1 is not listed on any blocklist", False),
+        ("550 Message rejected (your IP is not on our blacklist, but the content is spam)", False),
+        ("550 5.7.1 Your server isn't blacklisted; the message was refused as spam", False),
+        ("550 5.7.1 192.0.2.1 not listed in any RBL, rejected by policy", False),
+        # …while the listing itself stays one
+        ("550 5.7.1 Your IP 192.0.2.1 is listed on our blocklist", True),
+        ("550 Message rejected: your IP is on our blacklist", True),
+    ],
+)
+def test_a_denied_listing_is_no_listing(text, block):
+    got = _explain(text)
+    assert (got.verdict in (BounceVerdict.LISTED, BounceVerdict.REPUTATION)) is block, got
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # the sender's remedies are no hedge: the listing stands
+        "550 5.7.1 Your IP 192.0.2.1 is blacklisted. You may send a removal request to "
+        "rbl@example.net",
+        "550 5.7.1 Your IP 192.0.2.1 is blacklisted. You can use the form to request removal "
+        "from the blacklist",
+        "550 5.7.1 Client host blocked for spam; you may report false positives to the RBL "
+        "operator",
+    ],
+)
+def test_the_senders_remedies_keep_the_listing(text):
+    assert _explain(text).verdict is BounceVerdict.LISTED

@@ -30,13 +30,22 @@ _AGENT_REACH = 40
 _WORD_RE = re.compile(r"[^\W_]+")
 # Host-like runs; checked after the match (a dot, a final label of letters). Linear.
 _HOSTISH_RE = re.compile(r"(?<![a-z0-9.-])[a-z0-9][a-z0-9.-]{2,252}", re.IGNORECASE)
+# (a host may hold underscores: placeholders such as "recipient_domain" stand for one)
 _URL_RE = re.compile(
-    r"\b(?:https?://|www\.)[a-z0-9.-]{1,253}(?::\d{1,5})?(?:[/?#][^\s<>\"'()\[\]{}|]{0,500})?",
+    r"\b(?:https?:// ?|www\.)[a-z0-9_.-]{1,253}(?::\d{1,5})?(?:[/?#][^\s<>\"'()\[\]{}|]{0,500})?",
     re.IGNORECASE,
 )
 _LOOKUP_WORDS_RE = re.compile(
     r"ip=|query|lookup|remov|delist|reset|check|black|block|rbl|reput|listed|/bl\b|\bbl\.|"
     r"ipcheck|rbl|search|verify",
+    re.IGNORECASE,
+)
+# A URL that is itself a lookup of an address on a block list no lexicon knows: a page named
+# for denied or listed IPs ("/denyip.php?IP=", "/blacklist/check?ip=") or a list's script
+# ("/sbl.phtml?IP=", "/rbl.cgi?ip="), queried with an address.
+_LISTING_URL_RE = re.compile(
+    r"(?:(?:deny|black|block|ban)[-_]?(?:ip|list|host)s?\b|/(?:[a-z]{0,3}bl|rbl|dnsbl)\.[a-z]{2,6}(?=\?))"
+    r"[^\s]{0,200}?[?&](?:ip|ip_?address|addr|address|host|query)=",
     re.IGNORECASE,
 )
 _IPV4_RE = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\w)")
@@ -82,6 +91,9 @@ _WHY_RE = re.compile(
     r"спам|список|垃圾|黑名|スパム|リスト|스팸|목록",
     re.IGNORECASE,
 )
+# "IP in SCBL", "host on <list>": the sender put in a list; block wording beside a list named in
+# words (the `deferral` wording holds it too), so such a text counts as worded.
+_OBJECT_IN_RE = re.compile(r"\b(?:ip|ip address|host|client|sender|address) (?:is )?(?:in|on)\b")
 # "<Name> RBL": a list name no lexicon knows, written before the word for a list.
 _LABELLED_RE = re.compile(
     r"\b([a-z0-9][a-z0-9.-]{2,30}) (?:rbl|dnsbl|dns-?bl|black ?list|block ?list)\b", re.IGNORECASE
@@ -110,6 +122,8 @@ _LISTISH_LABEL_RE = re.compile(
     r"^(?:[a-z0-9]{1,20}-)?(?:[a-z]{0,4}bl|dnsrbl|rbldns|black-?list|block-?list|blackholes?|"
     r"spam|spamlist)(?:-?\d{1,2})?$"
 )
+# A name denied just before it: "(NOT JUNKEMAILFILTER)", "not Spamhaus", "non-Barracuda".
+_NEGATED_RE = re.compile(r"\b(?:not|non|no)[ -]$", re.IGNORECASE)
 _SECOND_LEVEL = {"co", "com", "net", "org", "ac", "gov", "edu", "ne", "or", "go", "gen"}
 
 
@@ -141,8 +155,14 @@ def attribute_open(
     """The lexicon layer, else the generic layer; None when the text is not a block text."""
     wording = lexicon.wording
     urls = find_urls(subject)
-    worded = low is None or wording.needles is None or any(n in low for n in wording.needles)
-    looked_up = any(_lookup_host(u, lexicon) for u in urls)
+    worded = (
+        low is None
+        or wording.needles is None
+        or any(n in low for n in wording.needles)
+        or _OBJECT_IN_RE.search(low) is not None
+    )
+    listing = [u for u in urls if _LISTING_URL_RE.search(u)]
+    looked_up = bool(listing) or any(_lookup_host(u, lexicon) for u in urls)
     if not worded and not looked_up and not wording.deferral.found(subject, low):
         # No block wording, no lookup page, no wording that is block wording beside a list
         # named ("Rejected: 192.0.2.1 is in bl.example.org"): the usual case, decided cheaply.
@@ -178,7 +198,11 @@ def attribute_open(
     lookup = [f for f in names if f.name is not None and f.name.lookup and f.by_host]
     lookup = [f for f in lookup if any(_is_lookup_url(u, f.name) for u in urls if f.name)]
     if not block and not reputation and not lookup:
-        return None
+        if not listing:
+            return None
+        # An unknown list's lookup of an address, quoted with no block verb ("Please visit
+        # http://antispam.example/denyip.php?IP=…"): a listing, the list unnamed.
+        block = [max(0, subject.find(listing[0].split("://", 1)[-1][:24]))]
     # Weak wording whose reason is reputation ("blocked due to poor reputation") is a
     # reputation block; list wording ("listed", "blacklist") makes it a listing. Without
     # reputation wording, block wording or a lookup page is a listing.
@@ -374,6 +398,7 @@ def _names(subject: str, lexicon: Lexicon, catalog: Catalog) -> Iterator[_Found]
                 name is not None
                 and _adjacent(subject, words, i, k)
                 and not _in_host(subject, words[i].start(), words[i + k - 1].end())
+                and not _NEGATED_RE.search(subject, max(0, words[i].start() - 8), words[i].start())
             ):
                 yield _Found(at=words[i].start(), tier=_tier(name), name=name)
                 i += k - 1
@@ -511,7 +536,10 @@ def find_urls(text: str) -> list[str]:
     """The http(s) and www. URLs of a text, in order, without trailing punctuation."""
     if "http" not in text and "www." not in text and "HTTP" not in text and "WWW." not in text:
         return []
-    return [m.group().rstrip(".,;:!>") for m in islice(_URL_RE.finditer(text), _MOST)]
+    return [
+        m.group().replace(":// ", "://").rstrip(".,;:!>")
+        for m in islice(_URL_RE.finditer(text), _MOST)
+    ]
 
 
 def _lookup_host(url: str, lexicon: Lexicon) -> bool:
