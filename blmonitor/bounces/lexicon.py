@@ -13,7 +13,7 @@ from itertools import islice
 from typing import Any
 
 from blmonitor.bounces.models import ListKind
-from blmonitor.bounces.needles import minimal, required_literals
+from blmonitor.bounces.needles import minimal
 from blmonitor.bounces.rules import RulePattern, check_pattern, check_url
 from blmonitor.dnsbl.catalog import parse_list_toml, read_list_data
 from blmonitor.errors import CatalogError
@@ -211,10 +211,12 @@ def _parse_wording(raw: Any, source: str, compile_now: bool) -> Wording:
             raise CatalogError(source, f"[wording] {key}: expected a non-empty list of patterns")
         for pattern in value:
             check_pattern(pattern, f"[wording] {key}", source, compile_now=compile_now)
-            if key in ("listed", "weak", "reputation") and not _outside_ascii(pattern):
-                found = required_literals(pattern)
-                needles = needles | set(found) if needles is not None and found else None
         parts[key] = Phrases(value)
+        if key in ("listed", "weak", "reputation"):
+            for compiled in parts[key].patterns:  # their needles, found once (RulePattern)
+                if not _outside_ascii(compiled.pattern):
+                    found = compiled.needles
+                    needles = needles | set(found) if needles is not None and found else None
     return Wording(**parts, needles=minimal(needles) if needles is not None else None)
 
 
