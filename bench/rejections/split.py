@@ -11,6 +11,7 @@ import random
 import sys
 import tomllib
 from collections import defaultdict
+from pathlib import Path
 
 SEED = 20261206
 SHARE = 0.36
@@ -40,9 +41,10 @@ def write(path: str, rows: list[dict], header: str) -> None:
 
 
 def main(paths: list[str], suffix: str = "") -> None:
-    rows = [row for p in paths for row in tomllib.load(open(p, "rb"))["text"]]
+    rows = [row for p in paths for row in tomllib.loads(Path(p).read_text("utf-8"))["text"]]
     ids = [r["id"] for r in rows]
-    assert len(ids) == len(set(ids)), "duplicate ids"
+    if len(ids) != len(set(ids)):
+        raise SystemExit("duplicate ids")
     groups: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         groups[row["source"].strip().rstrip("/").lower()].append(row)
@@ -52,14 +54,18 @@ def main(paths: list[str], suffix: str = "") -> None:
     dev: list[dict] = []
     for source in sources:
         (test if len(test) < SHARE * len(rows) else dev).extend(groups[source])
-    head = ("# Real rejection texts, cited row by row (collected 2026-12-06, see FORMAT.md).\n"
-            f"# Split by source with split.py (seed {SEED}, test share >= {SHARE}).\n")
+    head = (
+        "# Real rejection texts, cited row by row (collected 2026-12-06, see FORMAT.md).\n"
+        f"# Split by source with split.py (seed {SEED}, test share >= {SHARE}).\n"
+    )
     write(f"dev{suffix}.toml", dev, head + "# DEVELOPMENT part: rules may be tuned on it.\n")
     write(f"test{suffix}.toml", test, head + "# TEST part: held apart, scored only at the end.\n")
     for name, part in (("dev", dev), ("test", test)):
         pos = sum(r["verdict"] in ("listed", "reputation") for r in part)
-        print(f"{name}: {len(part)} texts, {pos} block, {len(part) - pos} other/receiver-error, "
-              f"{len({r['source'] for r in part})} sources")
+        print(
+            f"{name}: {len(part)} texts, {pos} block, {len(part) - pos} other/receiver-error, "
+            f"{len({r['source'] for r in part})} sources"
+        )
 
 
 if __name__ == "__main__":
