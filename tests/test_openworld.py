@@ -829,3 +829,35 @@ def test_a_denied_listing_is_no_listing(text, block):
 )
 def test_the_senders_remedies_keep_the_listing(text):
     assert _explain(text).verdict is BounceVerdict.LISTED
+
+
+# --- a Spamhaus DQS twin in a rejection names the public zone, never the receiver's key ------
+
+DQS_KEY = "abcdefghijklmnopqrstuvwxyz"  # a receiver's made-up DQS key
+
+
+@pytest.mark.parametrize(
+    ("text", "zone", "layer"),
+    [
+        (f"554 5.7.1 Service unavailable; Client host [203.0.113.9] blocked using "
+         f"{DQS_KEY}.zen.dq.spamhaus.net", "zen.spamhaus.org", Layer.RULE),
+        (f"554 5.7.1 Service unavailable; Client host [203.0.113.9] blocked using "
+         f"{DQS_KEY}.xbl.dq.spamhaus.net; https://www.spamhaus.org/query/ip/203.0.113.9",
+         "xbl.spamhaus.org", Layer.RULE),
+        (f"550 Your address 203.0.113.9 appears in {DQS_KEY}1234.sbl.dq.spamhaus.net, mail "
+         "refused as a spam source", "sbl.spamhaus.org", Layer.LEXICON),
+    ],
+)  # fmt: skip
+def test_a_dqs_twin_is_the_public_zone_without_the_key(text: str, zone: str, layer: Layer) -> None:
+    found = attribute(text, rules=RULES, catalog=CATALOG)
+    assert (found.verdict, found.list, found.zone, found.listed_ip, found.layer) == (
+        BounceVerdict.LISTED, zone, zone, "203.0.113.9", layer,
+    )  # fmt: skip
+    assert DQS_KEY not in json.dumps(attribution_json(found)) + render_explanation(found)
+
+
+def test_a_dqs_name_in_the_zones_setting_is_still_queried_as_written() -> None:
+    # only a rejection's name is mapped: `find` (the [monitor] zones path) knows no DQS twin
+    assert CATALOG.find(f"{DQS_KEY}.zen.dq.spamhaus.net") is None
+    assert CATALOG.named(f"{DQS_KEY}.zen.dq.spamhaus.net") is CATALOG.find("zen.spamhaus.org")
+    assert CATALOG.named("a.b.zen.dq.spamhaus.net") is None  # not a DQS twin's shape

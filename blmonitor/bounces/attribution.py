@@ -44,7 +44,7 @@ from blmonitor.bounces.models import (
 from blmonitor.bounces.openworld import attribute_open, named_provider, sender_ip
 from blmonitor.bounces.rules import Rule, RulePattern, Rules
 from blmonitor.bounces.smtp import drop_continuations, leading_status, reply_head
-from blmonitor.dnsbl.catalog import Catalog
+from blmonitor.dnsbl.catalog import DQS_SUFFIX, Catalog
 from blmonitor.models import TargetKind, Zone
 
 __all__ = ["MAX_TEXT", "attribute", "attribute_record"]
@@ -220,7 +220,9 @@ def _build(
     if not zone_name:
         known = [name for name in decoded if catalog.find(name) is not None]
         zone_name = known[0] if len(known) == 1 else ""
-    zone = catalog.find(zone_name) if zone_name else None
+    zone = catalog.named(zone_name) if zone_name else None
+    if zone is not None and zone_name.lower().endswith(DQS_SUFFIX):
+        zone_name = zone.name  # a DQS twin holds the receiver's key: name the public zone
     kind = rule.kind
     if zone is not None and TargetKind.IPV4 not in zone.takes and TargetKind.IPV6 not in zone.takes:
         kind = ListKind.DOMAIN_LIST

@@ -15,7 +15,7 @@ from itertools import islice
 
 from blmonitor.bounces.lexicon import MAX_WORDS, Lexicon, Name
 from blmonitor.bounces.models import Attribution, BounceVerdict, Confidence, Layer, ListKind
-from blmonitor.dnsbl.catalog import Catalog
+from blmonitor.dnsbl.catalog import DQS_SUFFIX, Catalog
 from blmonitor.models import TargetKind, Zone
 
 __all__ = ["attribute_open", "find_urls", "named_provider", "sender_ip"]
@@ -503,7 +503,10 @@ def _zone_index(catalog: Catalog) -> dict[str, Zone]:
     global _ZONES
     last = _ZONES
     if last[0] is not catalog:
-        last = _ZONES = (catalog, {z.name: z for z in catalog.zones})
+        index = {z.name: z for z in catalog.zones}
+        # a Spamhaus DQS twin names the public zone (the receiver's key before it is skipped)
+        index.update({f"{z.dqs}.{DQS_SUFFIX}": z for z in catalog.zones if z.dqs})
+        last = _ZONES = (catalog, index)
     return last[1]
 
 

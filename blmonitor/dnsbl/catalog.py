@@ -75,6 +75,16 @@ class Catalog:
                 return zone
         return None
 
+    def named(self, name: str) -> Zone | None:
+        """The zone a rejection names: by id or name, and a Spamhaus DQS twin
+        (`<key>.zen.dq.spamhaus.net`, the receiver's key in it) as the public zone it mirrors.
+        (Not for `[monitor] zones`: there a DQS name is queried as written.)"""
+        name = name.strip().lower().rstrip(".")
+        labels = name.removesuffix(f".{DQS_SUFFIX}").split(".")
+        if name.endswith(f".{DQS_SUFFIX}") and len(labels) <= 2:  # [<key>.]<dataset>
+            return next((z for z in self.zones if z.dqs and z.dqs == labels[-1]), None)
+        return self.find(name)
+
     @property
     def defaults(self) -> tuple[Zone, ...]:
         return tuple(z for z in self.zones if z.default)
