@@ -357,3 +357,16 @@ def test_config_mistakes_are_one_line(body, message) -> None:
         parse_config(f"[gmail_postmaster]\n{body}\n", source="t.toml", defaults=DEFAULTS)
     assert message in str(caught.value) and "\n" not in str(caught.value)
     assert str(caught.value).startswith("t.toml: [gmail_postmaster] ")
+
+
+def test_a_monitor_run_without_gmail_does_not_import_google_auth() -> None:
+    """google-auth is imported by the Gmail poll itself, not by the run or the page."""
+    import subprocess
+    import sys
+
+    code = ("import sys, blmonitor.monitor.run, blmonitor.monitor.page; "
+            "print(sorted(m for m in sys.modules if m.startswith('google')))")  # fmt: skip
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                          text=True, timeout=60, check=True)  # fmt: skip
+    assert done.stdout.strip() == "[]", done.stdout
