@@ -77,6 +77,13 @@ _LISTED_VERB_RE = re.compile(r"(?:banned|black-?listed|block-?listed|barred)$", 
 # about whatever that word names, so block wording only with an object or "you" near it.
 # After a colon it is the reason given ("Recipient address rejected: Blacklisted"): kept.
 _BARE_LISTED_RE = re.compile(r"(?:black|block)[ -]?listed\b", re.IGNORECASE)
+# What may follow a bare block of our address when the receiver gives no reason of its own:
+# the end, or a pointer ("… blocked. Visit http://…", "blocked, see …", "blocked (123)").
+_NO_REASON_RE = re.compile(
+    r"[\s.,;!)\]]*(?:$|\(?[\d_a-z]{0,12}\)?\s*$|(?:see|visit|please|refer|contact|more info|"
+    r"for (?:details|more|information|assistance)|https?://|www\.))",
+    re.IGNORECASE,
+)
 _YOU_RE = re.compile(r"\byou\b", re.IGNORECASE)
 # A reason weak wording may give for itself: spam, abuse, a block list, reputation, complaints
 # (not any "list": a distribution list, "the list of allowed IPs").
@@ -104,6 +111,7 @@ _NOT_NAMES = frozenset((
     "its", "own", "realtime", "real-time", "known", "external", "some", "one", "several",
     "multiple", "domain", "sender", "url", "uri", "is", "are", "listed", "via", "using", "custom",
     "global", "company", "corporate", "server", "mail", "email", "e-mail", "and", "or", "no",
+    "level", "policy", "site", "network", "provider", "isp", "third-party", "3rd-party",
     "not", "be", "been", "being", "was", "were", "per", "for", "against", "with",
     # the receiver's own lists of senders or content, named for whom or what they hold
     "tenant", "tenants", "recipient", "recipients", "user", "users", "customer", "personal",
@@ -121,6 +129,13 @@ _NOT_NAMES = frozenset((
 _LISTISH_LABEL_RE = re.compile(
     r"^(?:[a-z0-9]{1,20}-)?(?:[a-z]{0,4}bl|dnsrbl|rbldns|black-?list|block-?list|blackholes?|"
     r"spam|spamlist)(?:-?\d{1,2})?$"
+)
+# Wording right before a host that makes it a list's zone, whatever its labels: "rbl: x.org",
+# "blocked using x.net", "refused by blackhole site x.co.uk", "listed in x.net".
+_ZONE_CUE_RE = re.compile(
+    r"(?:\b(?:dns)?rbl|\bdnsbl|\bblackhole(?: site| list| zone)?|\bblocked using|"
+    r"\blisted (?:in|on|at|by)|\bzone)\s?:?\s?$",
+    re.IGNORECASE,
 )
 # A name denied just before it: "(NOT JUNKEMAILFILTER)", "not Spamhaus", "non-Barracuda".
 _NEGATED_RE = re.compile(r"\b(?:not|non|no)[ -]$", re.IGNORECASE)
@@ -255,16 +270,16 @@ def _block_spans(
     weak = (m for p in wording.weak.live(low) for m in islice(p.finditer(subject), _MOST))
     for m in weak:
         word = m.group()
-        if (
-            word.isascii()
-            and not _LISTED_VERB_RE.match(word)
-            and not subject[m.end() :].strip(" .!;:)]")
-        ):
-            continue  # "Client host [x] blocked." says no why: any policy may say it
         # (a word outside ASCII: its language's reasons are not in _WHY_RE; taken as is)
         why = not word.isascii() or _LISTED_VERB_RE.match(word) or _gives_why(subject)
         near = near_object(max(0, m.start() - _OBJECT_REACH), m.end() + _OBJECT_REACH)
-        (spans if why and near else vague).append(m.start())
+        # Our address itself blocked, no why given ("Client host [192.0.2.1] blocked.",
+        # "Access from ip address 192.0.2.1 blocked"): the receiver's own list names it.
+        # (not when a reason follows: "blocked by policy", "blocked: not in allowed ranges")
+        own = any(m.start() - _OBJECT_REACH <= at < m.start() for at, _, _ in ips) and bool(
+            _NO_REASON_RE.match(subject, m.end())
+        )
+        (spans if near and (why or own) else vague).append(m.start())
     return sorted(spans), sorted(vague)
 
 
@@ -411,7 +426,7 @@ def _names(subject: str, lexicon: Lexicon, catalog: Catalog) -> Iterator[_Found]
                 yield _Found(at=at, tier=_tier(name), name=name)
     for m in _LABELLED_RE.finditer(subject):
         word = m.group(1)
-        if word.lower() not in _NOT_NAMES and lexicon.resolve(word) is None:
+        if word.lower() not in _NOT_NAMES and not _valid(word) and lexicon.resolve(word) is None:
             yield _Found(at=m.start(), tier=1, label=word)
     yield from _host_names(subject, lexicon, catalog)
 
@@ -433,7 +448,9 @@ def _host_names(subject: str, lexicon: Lexicon, catalog: Catalog) -> Iterator[_F
                 yield _Found(at=m.start(), tier=_tier(name), name=name, by_host=True)
                 break
         else:
-            zone_name = _unknown_zone(labels)
+            zone_name = _unknown_zone(labels) or (
+                host if _ZONE_CUE_RE.search(subject, max(0, m.start() - 24), m.start()) else ""
+            )
             if zone_name and not _in_url(subject, m.start()):
                 yield _Found(at=m.start(), tier=0, zone_name=zone_name)
 
