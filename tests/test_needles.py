@@ -93,3 +93,42 @@ def test_search_at_finds_what_search_finds() -> None:
         text = "".join(rng.choice(pieces) for _ in range(rng.randrange(0, 12)))
         got, want = search_at(pattern, text, anchors), pattern.search(text)
         assert (got and got.span()) == (want and want.span()), text
+
+
+# ─── lists/needles.json: the shipped patterns' needles, derived once ────────────────────
+
+
+def test_the_shipped_needle_table_is_what_the_oracle_derives() -> None:
+    from blmonitor.bounces.needles import NEEDLE_TABLE, read_needle_table
+    from blmonitor.bounces.rules import shipped_patterns
+    from blmonitor.dnsbl.catalog import read_list_data
+
+    table = read_needle_table(read_list_data(NEEDLE_TABLE)[0])
+    wrong = {p: n for p, n in table.items() if n != required_literals(p)}
+    assert not wrong, f"stale needles: {wrong}"
+    missing = sorted(set(shipped_patterns()) - set(table))
+    assert not missing, (
+        f"{len(missing)} shipped pattern(s) not in lists/needles.json (they are derived at every "
+        "start): python3 -m blmonitor.bounces.needles > lists/needles.json"
+    )
+
+
+def test_the_loaded_patterns_have_the_oracles_needles() -> None:
+    rules = embedded_rules()
+    assert rules.lexicon is not None
+    patterns = [p for rule in rules.rules for p in rule.patterns]
+    patterns += [p for p in rules.lexicon.wording.negative.patterns]
+    assert all(p.needles == required_literals(p.pattern) for p in patterns)
+
+
+def test_a_pattern_the_table_lacks_is_derived_and_a_bad_table_is_no_table() -> None:
+    from blmonitor.bounces.needles import read_needle_table, write_needle_table
+    from blmonitor.bounces.rules import RulePattern
+
+    table = read_needle_table(write_needle_table([r"\bfoo bar\b"]))
+    assert table == {r"\bfoo bar\b": ("foo bar",)}
+    assert RulePattern(r"blocked using x", needles=table.get(r"blocked using x")).needles == (
+        "blocked using x",
+    )
+    for text in ("", "not json", "[1, 2]", '{"needles": []}', '{"needles": {"a": [1]}}'):
+        assert read_needle_table(text) == {}

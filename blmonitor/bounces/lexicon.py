@@ -14,7 +14,7 @@ from typing import Any
 
 from blmonitor.bounces.models import ListKind
 from blmonitor.bounces.needles import minimal
-from blmonitor.bounces.rules import RulePattern, check_pattern, check_url
+from blmonitor.bounces.rules import RulePattern, check_pattern, check_url, embedded_needles
 from blmonitor.dnsbl.catalog import parse_list_toml, read_list_data
 from blmonitor.errors import CatalogError
 
@@ -65,8 +65,13 @@ class Phrases:
 
     __slots__ = ("_by_needle", "_unfiltered", "patterns")
 
-    def __init__(self, patterns: Sequence[str]) -> None:
-        self.patterns = tuple(RulePattern(p, compile_now=False) for p in patterns)
+    def __init__(
+        self, patterns: Sequence[str], needles: Mapping[str, tuple[str, ...]] | None = None
+    ) -> None:
+        known = needles or {}
+        self.patterns = tuple(
+            RulePattern(p, compile_now=False, needles=known.get(p)) for p in patterns
+        )
         by_needle: dict[str, list[int]] = {}
         unfiltered = []
         for i, (text, pattern) in enumerate(zip(patterns, self.patterns, strict=True)):
@@ -156,16 +161,26 @@ class Lexicon:
         return None
 
 
-def embedded_lexicon() -> Lexicon:
+def embedded_lexicon(needles: Mapping[str, tuple[str, ...]] | None = None) -> Lexicon:
     """The lexicon shipped inside the package (or beside it, in a source checkout). Checked as
-    any file is, but its patterns are compiled when first used (the tests compile every one)."""
+    any file is, but its patterns are compiled when first used (the tests compile every one);
+    their needles from lists/needles.json (`needles`, else read here)."""
     text, source = read_list_data("names.toml")
-    return load_lexicon(text, source=source, compile_now=False)
+    if needles is None:
+        needles = embedded_needles()
+    return load_lexicon(text, source=source, compile_now=False, needles=needles)
 
 
-def load_lexicon(text: str, *, source: str, compile_now: bool = True) -> Lexicon:
+def load_lexicon(
+    text: str,
+    *,
+    source: str,
+    compile_now: bool = True,
+    needles: Mapping[str, tuple[str, ...]] | None = None,
+) -> Lexicon:
     """Parse and validate a name lexicon; every mistake names `source` and the entry.
-    `compile_now=False`: compile each pattern when first used (for data the tests compile)."""
+    `compile_now=False`: compile each pattern when first used (for data the tests compile);
+    `needles`: the patterns' needles already derived (rules.embedded_needles)."""
     data = parse_list_toml(text, source=source, keys=_TOP_KEYS)
     meta = data.get("meta", {})
     if not isinstance(meta, dict):
@@ -174,7 +189,7 @@ def load_lexicon(text: str, *, source: str, compile_now: bool = True) -> Lexicon
         raise CatalogError(source, f"[meta]: unknown key(s) {', '.join(sorted(unknown))}")
     if meta.get("version", 1) != 1:
         raise CatalogError(source, f"[meta]: version {meta['version']!r} is not 1")
-    wording = _parse_wording(data.get("wording"), source, compile_now)
+    wording = _parse_wording(data.get("wording"), source, compile_now, needles)
     raw = data.get("name")
     if not isinstance(raw, list) or not raw:
         raise CatalogError(source, "no [[name]] tables found")
@@ -198,7 +213,9 @@ def load_lexicon(text: str, *, source: str, compile_now: bool = True) -> Lexicon
     return Lexicon(names=names, wording=wording, source=source)
 
 
-def _parse_wording(raw: Any, source: str, compile_now: bool) -> Wording:
+def _parse_wording(
+    raw: Any, source: str, compile_now: bool, known: Mapping[str, tuple[str, ...]] | None
+) -> Wording:
     if not isinstance(raw, dict):
         raise CatalogError(source, "[wording] is missing or not a table")
     if unknown := set(raw) - set(_WORDING_KEYS):
@@ -211,7 +228,7 @@ def _parse_wording(raw: Any, source: str, compile_now: bool) -> Wording:
             raise CatalogError(source, f"[wording] {key}: expected a non-empty list of patterns")
         for pattern in value:
             check_pattern(pattern, f"[wording] {key}", source, compile_now=compile_now)
-        parts[key] = Phrases(value)
+        parts[key] = Phrases(value, known)
         if key in ("listed", "weak", "reputation"):
             for compiled in parts[key].patterns:  # their needles, found once (RulePattern)
                 if not _outside_ascii(compiled.pattern):

@@ -93,6 +93,40 @@ class _Unreadable(Exception):
     """The pattern uses syntax the reader does not follow: derive no needles."""
 
 
+# ─── the shipped table of derived needles (lists/needles.json) ────────────────────────────
+
+NEEDLE_TABLE = "needles.json"
+
+
+def read_needle_table(text: str) -> dict[str, tuple[str, ...]]:
+    """pattern → needles from the text of lists/needles.json; {} for a text that is not such a
+    table (the needles are then derived, as without it)."""
+    import json
+
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    table = data.get("needles") if isinstance(data, dict) else None
+    if not isinstance(table, dict):
+        return {}
+    return {
+        p: tuple(n)
+        for p, n in table.items()
+        if isinstance(p, str) and isinstance(n, list) and all(isinstance(x, str) and x for x in n)
+    }
+
+
+def write_needle_table(patterns: Iterable[str]) -> str:
+    """The text of lists/needles.json for `patterns`: one line per pattern, sorted."""
+    import json
+
+    rows = [
+        f"{json.dumps(p)}: {json.dumps(list(required_literals(p)))}" for p in sorted(set(patterns))
+    ]
+    return '{"version": 1, "needles": {\n' + ",\n".join(rows) + "\n}}\n"
+
+
 def required_literals(pattern: str) -> tuple[str, ...]:
     """Lower-case ASCII strings one of which every match of the case-insensitive `pattern` on
     an ASCII text holds, lower-cased: the strongest set found (longest shortest string); ()
@@ -260,3 +294,9 @@ def _inlined(items: list[_Item]) -> list[_Item]:
 
 def _strength(needles: frozenset[str]) -> tuple[int, int]:
     return min(len(n) for n in needles), -len(needles)
+
+
+if __name__ == "__main__":  # python3 -m blmonitor.bounces.needles > lists/needles.json
+    from blmonitor.bounces.rules import shipped_patterns
+
+    print(write_needle_table(shipped_patterns()), end="")

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from blmonitor.bounces.models import BounceVerdict, ListKind
-from blmonitor.bounces.needles import minimal, required_literals
+from blmonitor.bounces.needles import (
+    NEEDLE_TABLE,
+    minimal,
+    read_needle_table,
+    required_literals,
+)
 from blmonitor.dnsbl.catalog import parse_list_toml, read_list_data
 from blmonitor.errors import CatalogError
 
@@ -67,7 +72,9 @@ class RulePattern:
 
     __slots__ = ("_compiled", "groups", "needles", "pattern")
 
-    def __init__(self, pattern: str, *, compile_now: bool = True) -> None:
+    def __init__(
+        self, pattern: str, *, compile_now: bool = True, needles: tuple[str, ...] | None = None
+    ) -> None:
         self.pattern = pattern
         self._compiled: re.Pattern[str] | None = None
         if compile_now:
@@ -77,7 +84,10 @@ class RulePattern:
             if self._compiled is not None
             else frozenset(_GROUP_NAME.findall(pattern))
         )
-        self.needles: tuple[str, ...] = required_literals(pattern)
+        # (`needles`: the pattern's needles as lists/needles.json gives them, already derived)
+        self.needles: tuple[str, ...] = (
+            needles if needles is not None else required_literals(pattern)
+        )
 
     @property
     def compiled(self) -> re.Pattern[str]:
@@ -178,12 +188,54 @@ def embedded_rules() -> Rules:
     from blmonitor.bounces.lexicon import embedded_lexicon
 
     text, source = read_list_data("bounces.toml")
-    return replace(load_rules(text, source=source, compile_now=False), lexicon=embedded_lexicon())
+    known = embedded_needles()
+    return replace(
+        load_rules(text, source=source, compile_now=False, needles=known),
+        lexicon=embedded_lexicon(known),
+    )
 
 
-def load_rules(text: str, *, source: str, compile_now: bool = True) -> Rules:
+def embedded_needles() -> Mapping[str, tuple[str, ...]]:
+    """The needles of the shipped patterns as lists/needles.json holds them (deriving them is a
+    third of loading the rules), keyed by each pattern's own text: a pattern edited since the
+    table was written is derived again, never given stale needles. Empty without the table.
+    Written by `python3 -m blmonitor.bounces.needles`; tests/test_needles.py checks every entry
+    against `required_literals`, the oracle, and that it is complete."""
+    try:
+        text, _ = read_list_data(NEEDLE_TABLE)
+    except CatalogError:
+        return {}
+    return read_needle_table(text)
+
+
+def shipped_patterns() -> list[str]:
+    """Every pattern of the shipped rules and lexicon as it is compiled (macros expanded): the
+    keys of lists/needles.json."""
+    rules = embedded_rules()
+    found = [p.pattern for p in (*rules.ip_slots, *rules.domain_slots, *rules.zone_slots)]
+    for rule in rules.rules:
+        found.extend(p.pattern for p in (*rule.patterns, *rule.unless, *rule.remote_mta))
+        if rule.zone_like is not None:
+            found.append(rule.zone_like.pattern)
+    if rules.lexicon is not None:
+        wording = rules.lexicon.wording
+        for kind in fields(wording):
+            phrases = getattr(wording, kind.name)
+            found.extend(p.pattern for p in getattr(phrases, "patterns", ()))
+    return found
+
+
+def load_rules(
+    text: str,
+    *,
+    source: str,
+    compile_now: bool = True,
+    needles: Mapping[str, tuple[str, ...]] | None = None,
+) -> Rules:
     """Parse and validate bounce rules; every mistake names `source` and the rule.
-    `compile_now=False`: compile each pattern when first used (for data the tests compile)."""
+    `compile_now=False`: compile each pattern when first used (for data the tests compile);
+    `needles`: the patterns' needles already derived (embedded_needles)."""
+    known = needles or {}
     data = parse_list_toml(text, source=source, keys=_TOP_KEYS)
     _check_meta(data.get("meta", {}), source)
     raw = data.get("rule")
@@ -200,13 +252,13 @@ def load_rules(text: str, *, source: str, compile_now: bool = True) -> Rules:
         group = _SLOT_GROUPS[name]
         out = []
         for pattern in _strings(slots.get(name, []), f"slots.{name}", source):
-            compiled = _compile(pattern, f"slots.{name}", source, compile_now)
+            compiled = _compile(pattern, f"slots.{name}", source, compile_now, known)
             if group not in compiled.groups:
                 raise CatalogError(source, f"slots.{name}: {pattern!r} has no {{{group.upper()}}}")
             out.append(compiled)
         return tuple(out)
 
-    rules = [_parse_rule(entry, source, i, compile_now) for i, entry in enumerate(raw, 1)]
+    rules = [_parse_rule(entry, source, i, compile_now, known) for i, entry in enumerate(raw, 1)]
     seen: set[str] = set()
     for rule in rules:
         if rule.id in seen:
@@ -261,7 +313,13 @@ def _check_linear(pattern: str, what: str, source: str) -> None:
         )
 
 
-def _compile(pattern: str, what: str, source: str, now: bool) -> RulePattern:
+def _compile(
+    pattern: str,
+    what: str,
+    source: str,
+    now: bool,
+    known: Mapping[str, tuple[str, ...]],
+) -> RulePattern:
     if unknown := [m for m in _MACRO_RE.findall(pattern) if m not in _MACROS]:
         raise CatalogError(
             source, f"{what}: unknown macro {unknown[0]} (known: {', '.join(_MACROS)})"
@@ -270,12 +328,14 @@ def _compile(pattern: str, what: str, source: str, now: bool) -> RulePattern:
     for macro, expansion in _MACROS.items():
         pattern = pattern.replace(macro, expansion)
     try:
-        return RulePattern(pattern, compile_now=now)
+        return RulePattern(pattern, compile_now=now, needles=known.get(pattern))
     except re.error as exc:
         raise CatalogError(source, f"{what}: bad regular expression {pattern!r}: {exc}") from exc
 
 
-def _parse_rule(entry: Any, source: str, index: int, now: bool) -> Rule:
+def _parse_rule(
+    entry: Any, source: str, index: int, now: bool, known: Mapping[str, tuple[str, ...]]
+) -> Rule:
     if not isinstance(entry, dict):
         raise CatalogError(source, f"rule #{index} is not a table")
     rid = str(entry.get("id", f"#{index}"))
@@ -321,15 +381,15 @@ def _parse_rule(entry: Any, source: str, index: int, now: bool) -> Rule:
         check_url(delist_url, fail)
     try:
         patterns = tuple(
-            _compile(p, f"rule {rid}: match", source, now)
+            _compile(p, f"rule {rid}: match", source, now, known)
             for p in _strings(entry["match"], "match", source)
         )
         unless = tuple(
-            _compile(p, f"rule {rid}: unless", source, now)
+            _compile(p, f"rule {rid}: unless", source, now, known)
             for p in _strings(entry.get("unless", []), "unless", source)
         )
         remote = tuple(
-            _compile(p, f"rule {rid}: remote_mta", source, now)
+            _compile(p, f"rule {rid}: remote_mta", source, now, known)
             for p in _strings(entry.get("remote_mta", []), "remote_mta", source)
         )
         codes = tuple(c.lower() for c in _strings(entry.get("codes", []), "codes", source))
@@ -345,7 +405,7 @@ def _parse_rule(entry: Any, source: str, index: int, now: bool) -> Rule:
         raise fail("'codes' or 'bits' need a (?P<code>…) group in 'match'")
     zone_like = None
     if "zone_like" in entry:
-        zone_like = _compile(entry["zone_like"], f"rule {rid}: zone_like", source, now)
+        zone_like = _compile(entry["zone_like"], f"rule {rid}: zone_like", source, now, known)
     return Rule(
         id=rid,
         source=entry["source"],
