@@ -62,10 +62,18 @@ _CODE_BEFORE_RE = re.compile(
 # the receiving MTA's, never ours ("Client host [192.0.2.1] blocked" is not such a frame).
 _FRAME_BEFORE_RE = re.compile(
     r"(?<!client )(?<!sending )(?<!your )(?<!source )(?<!sender )(?<!connecting )"
-    r"\bhost\s(?:[a-z0-9][a-z0-9.-]{0,252}\s?)?\[?$",
+    r"\bhost\s(?:'?[a-z0-9][a-z0-9.-]{0,252}'?\s?)?\[?$",
     re.IGNORECASE,
 )
-_FRAME_AFTER_RE = re.compile(r"\]?\s?(?::\s|said\b)", re.IGNORECASE)
+# (a port after the address, a quoted-printable "=" left before "said")
+_FRAME_AFTER_RE = re.compile(r"\]?(?::\d{1,5})?\s?=?(?::\s|said\b)", re.IGNORECASE)
+_CLIENT_PORT_RE = re.compile(r"\]:\d{1,5}\b")
+# An address a lookup URL asks about: "?ip=192.0.2.1", "search?q=…", "/query/ip/…": listed.
+_URL_IP_BEFORE_RE = re.compile(
+    r"(?:[?&](?:ip|ipaddr|ip_?address|addr|address|host|q|query|search|searchterm|v)=\[?|"
+    r"/(?:ip|bl|query|lookup|check)/)$",
+    re.IGNORECASE,
+)
 _SENDER_CUE_RE = re.compile(
     r"(?:client|from|your|sender|sending|source|connecting|\bip|host|address|remote|mta|"
     r"listed|blocked|\[)[^\w]{0,4}(?:\w+[^\w]{1,3}){0,3}$",
@@ -79,8 +87,16 @@ _LISTED_VERB_RE = re.compile(r"(?:banned|black-?listed|block-?listed|barred)$", 
 _BARE_LISTED_RE = re.compile(r"(?:black|block)[ -]?listed\b", re.IGNORECASE)
 # What may follow a bare block of our address when the receiver gives no reason of its own:
 # the end, or a pointer ("… blocked. Visit http://…", "blocked, see …", "blocked (123)").
+# Our address named just before the block word, its literal masked or missing: "Client host
+# [] blocked", "This IP [192.0.2.X] is blocked".
+_OWN_BEFORE_RE = re.compile(
+    r"\b(?:client host|client|your ip(?: address)?|this ip(?: address)?|ip address|sender ip|"
+    r"sending ip)\s?(?:\[[^\]\s]{0,40}\]|\([^)\s]{0,40}\)|[\dx]{1,3}(?:\.[\dx*]{1,3}){3})?"
+    r",?\s(?:is |was |has been )?$",
+    re.IGNORECASE,
+)
 _NO_REASON_RE = re.compile(
-    r"[\s.,;!)\]]*(?:$|\(?[\d_a-z]{0,12}\)?\s*$|(?:see|visit|please|refer|contact|more info|"
+    r"[\s.,;!)\]]*(?:$|\(?[\w=:.-]{0,20}\)?\s*$|(?:see|visit|please|refer|contact|more info|"
     r"for (?:details|more|information|assistance)|https?://|www\.))",
     re.IGNORECASE,
 )
@@ -92,7 +108,8 @@ _URL_WHY_RE = re.compile(
     r"(?:black|block|deny|ban)[-_]?list|rbl|dnsbl|remov|delist|unblock|reputation", re.IGNORECASE
 )
 _WHY_RE = re.compile(
-    r"spam|abus|\bbot|infect|compromis|zombie|(?:black|block|deny|ban)[ -]?list|\blist(?:ed|ing)\b|"
+    r"spam|abus|phish|\bbot|infect|compromis|zombie|"
+    r"(?:black|block|deny|ban)[ -]?list|\blist(?:ed|ing)\b|"
     r"\brbl|\bdnsbl|reputa|r[ée]putation|complain|"
     r"unsolicited|\buce\b|junk|pourriel|remov|delist|blocked using|"
     r"спам|список|垃圾|黑名|スパム|リスト|스팸|목록",
@@ -135,6 +152,23 @@ _LISTISH_LABEL_RE = re.compile(
 _ZONE_CUE_RE = re.compile(
     r"(?:\b(?:dns)?rbl|\bdnsbl|\bblackhole(?: site| list| zone)?|\bblocked using|"
     r"\blisted (?:in|on|at|by)|\bzone)\s?:?\s?$",
+    re.IGNORECASE,
+)
+# Wording that says a list named right after it lists the sender; group 1: the weaker verbs
+# that say so only before a zone or "<Name> DNSBL" ("Connection rejected by Barracuda" is a
+# gateway's refusal for any reason).
+_LISTING_CUE_RE = re.compile(
+    r"\b(?:listed (?:on|in|at|by)|blocked using|found (?:in|on)|(?:is|are) (?:in|on)|"
+    r"(blocked by|rejected by|refused by))(?: the)?\s",
+    re.IGNORECASE,
+)
+# A hedge, the receiver's own lookup failing, a denial, the recipient's own list: never made
+# a listing by a list named.
+_HEDGE_OR_ERROR_RE = re.compile(
+    r"\b(?:may|might|could) (?:be|have been)\b|\bquery refused\b|\bopen resolver\b|"
+    r"\b(?:lookup|query|check) (?:failed|error|timed? ?out)\b|\bnot listed\b|"
+    r"\b(?:is|are|was|were)(?: not|n.t) (?:listed|(?:black|block)[ -]?listed)\b|"
+    r"\b(?:recipient|tenant|user|organi[sz]ation)(?:.s)? |\bgr[ea]y[ -]?list",
     re.IGNORECASE,
 )
 # A name denied just before it: "(NOT JUNKEMAILFILTER)", "not Spamhaus", "non-Barracuda".
@@ -197,7 +231,7 @@ def attribute_open(
     )
     if not block and not reputation and not deferral and not urls:
         return None
-    if wording.negative.found(subject, low):
+    if wording.negative.found(subject, low) and not _named_as_listing(subject, lexicon, catalog):
         return None
     if not reputation and wording.ratelimit.found(subject, low):
         return None
@@ -238,8 +272,32 @@ def attribute_open(
     return _unnamed(subject, verdict, temporary, ip, urls, remote_mta, lexicon)
 
 
+def _named_as_listing(subject: str, lexicon: Lexicon, catalog: Catalog) -> bool:
+    """The text says outright that a list it names lists the sender ("listed on SpamCop",
+    "blocked using bl.example.org", "blocked by ROTA DNSBL"), and neither hedges nor reports
+    the receiver's own lookup error: then no other context of the text ("and bad rdns", "the
+    blocked sender e-mail name") makes it something else."""
+    if _HEDGE_OR_ERROR_RE.search(subject):
+        return False
+    cues = list(islice(_LISTING_CUE_RE.finditer(subject), _MOST))
+    if not cues:
+        return False
+    for found in islice(_names(subject, lexicon, catalog), _MOST):
+        if not _is_list(found):
+            continue
+        for cue in cues:
+            # "blocked by" / "rejected by" only before a zone or "<Name> DNSBL", not a vendor
+            if 0 <= found.at - cue.end() <= 3 and (
+                cue.group(1) is None
+                or found.zone is not None
+                or bool(found.zone_name or found.label)
+            ):
+                return True
+    return False
+
+
 def _block_spans(
-    subject: str, lexicon: Lexicon, ips: list[tuple[int, str, bool]], low: str | None
+    subject: str, lexicon: Lexicon, ips: list[tuple[int, str, int]], low: str | None
 ) -> tuple[list[int], list[int]]:
     """Where block wording stands: list wording, or weak wording ("blocked") with an object
     near it and something after it; and apart, weak wording with no object or in a text that
@@ -276,9 +334,10 @@ def _block_spans(
         # Our address itself blocked, no why given ("Client host [192.0.2.1] blocked.",
         # "Access from ip address 192.0.2.1 blocked"): the receiver's own list names it.
         # (not when a reason follows: "blocked by policy", "blocked: not in allowed ranges")
-        own = any(m.start() - _OBJECT_REACH <= at < m.start() for at, _, _ in ips) and bool(
-            _NO_REASON_RE.match(subject, m.end())
-        )
+        own = (
+            any(m.start() - _OBJECT_REACH <= at < m.start() for at, _, _ in ips)
+            or bool(_OWN_BEFORE_RE.search(subject, max(0, m.start() - 40), m.start()))
+        ) and bool(_NO_REASON_RE.match(subject, m.end()))
         (spans if near and (why or own) else vague).append(m.start())
     return sorted(spans), sorted(vague)
 
@@ -606,12 +665,19 @@ def sender_ip(text: str, remote_mta: str = "") -> str:
     return _best_ip(_sender_ips(text, remote_mta))
 
 
-def _best_ip(ips: list[tuple[int, str, bool]]) -> str:
-    return next((ip for _, ip, cued in ips if cued), ips[0][1] if ips else "")
+def _best_ip(ips: list[tuple[int, str, int]]) -> str:
+    """The first of the best cue: the client with its port, the address a lookup URL asks
+    about, one with a sender cue, any."""
+    if not ips:
+        return ""
+    best = max(cue for _, _, cue in ips)
+    return next(ip for _, ip, cue in ips if cue == best)
 
 
-def _sender_ips(text: str, remote_mta: str) -> list[tuple[int, str, bool]]:
-    """(offset, address, has a sender cue before it) of every IP literal that may be ours."""
+def _sender_ips(text: str, remote_mta: str) -> list[tuple[int, str, int]]:
+    """(offset, address, cue) of every IP literal that may be ours; cue 3: the client with its
+    port, 2: a lookup URL asks about it, 1: a sender cue before it (client, from, your IP, [),
+    0: none."""
     mx = _literal_of(remote_mta)
     out = []
     for m in islice(_ip_matches(text), _MOST):
@@ -628,8 +694,16 @@ def _sender_ips(text: str, remote_mta: str) -> list[tuple[int, str, bool]]:
         parsed = ipaddress.ip_address(ip)
         if parsed.is_loopback or parsed.is_unspecified or parsed.is_multicast:
             continue
-        cued = bool(_SENDER_CUE_RE.search(text[max(0, m.start() - 40) : m.start()]))
-        out.append((m.start(), ip, cued))
+        if _CLIENT_PORT_RE.match(text, m.end()):
+            cue = 3  # Exim's client "[192.0.2.1]:51234 is in an RBL", whatever a URL asks
+        elif (
+            _URL_IP_BEFORE_RE.search(text, max(0, m.start() - 16), m.start())
+            and text[m.end() : m.end() + 1] != "-"  # a range: "?ip=192.0.2.0-192.0.2.9"
+        ):
+            cue = 2
+        else:
+            cue = int(bool(_SENDER_CUE_RE.search(text[max(0, m.start() - 40) : m.start()])))
+        out.append((m.start(), ip, cue))
     return out
 
 
