@@ -132,3 +132,56 @@ def test_a_pattern_the_table_lacks_is_derived_and_a_bad_table_is_no_table() -> N
     )
     for text in ("", "not json", "[1, 2]", '{"needles": []}', '{"needles": {"a": [1]}}'):
         assert read_needle_table(text) == {}
+
+
+# ─── texts outside ASCII: pre-checked in their folded form ──────────────────────────────
+
+
+def test_folding_covers_every_character_re_matches_with_an_ascii_letter() -> None:
+    from blmonitor.bounces.needles import folded
+
+    letter = re.compile("[a-z]", re.IGNORECASE)
+    for cp in range(0x80, 0x110000):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        c = chr(cp)
+        if letter.fullmatch(c):
+            # re matches it with an ASCII letter: folding must give that letter (one character)
+            assert folded(c) in {x.lower() for x in "abcdefghijklmnopqrstuvwxyz"}, hex(cp)
+        assert len(folded("x" + c)) == 2, hex(cp)  # the same length: offsets keep their meaning
+
+
+def _texts_outside_ascii() -> list[str]:
+    rows = []
+    for path in sorted((Path(__file__).parent.parent / "bench" / "rejections").glob("dev*.toml")):
+        rows += [str(r["text"]) for r in tomllib.loads(path.read_text("utf-8"))["text"]]
+    texts = [t for t in rows if not t.isascii()]
+    # ASCII texts made non-ASCII by the four characters re matches with an ASCII letter
+    swap = str.maketrans({"i": "\u0131", "I": "\u0130", "s": "\u017f", "k": "\u212a"})
+    texts += [t.translate(swap) + " é" for t in rows[::7]]
+    return texts
+
+
+def test_a_pattern_that_matches_a_text_outside_ascii_is_never_skipped() -> None:
+    from blmonitor.bounces.attribution import _candidates
+    from blmonitor.bounces.needles import folded
+
+    rules = embedded_rules()
+    assert rules.lexicon is not None
+    wording = rules.lexicon.wording
+    kinds = [getattr(wording, k) for k in ("listed", "weak", "deferral", "object")]
+    kinds += [getattr(wording, k) for k in ("reputation", "negative", "ratelimit")]
+    texts = _texts_outside_ascii()
+    assert len(texts) > 100
+    for text in texts:
+        low = folded(text)
+        candidates = set(map(id, _candidates(rules, low, "")))
+        for rule in rules.rules:
+            if any(p.compiled.search(text) for p in rule.patterns) and not rule.remote_mta:
+                assert id(rule) in candidates, (rule.id, text)
+            for p in (*rule.patterns, *rule.unless):
+                assert p.may_match(low) or not p.compiled.search(text), (p.pattern, text)
+        for phrases in kinds:
+            live = set(map(id, phrases.live(low)))
+            for p in phrases.patterns:
+                assert id(p) in live or not p.compiled.search(text), (p.pattern, text)

@@ -41,6 +41,7 @@ from blmonitor.bounces.models import (
     Layer,
     ListKind,
 )
+from blmonitor.bounces.needles import folded
 from blmonitor.bounces.openworld import attribute_open, named_provider, sender_ip
 from blmonitor.bounces.rules import Rule, RulePattern, Rules
 from blmonitor.bounces.smtp import drop_continuations, leading_status, reply_head
@@ -94,9 +95,9 @@ def attribute(
     prefix = [part for part in (reply_code, status) if part and part not in text]
     subject = " ".join([*prefix, text])
     remote_mta = remote_mta.strip()[:512]
-    # For the literal pre-checks: the lower-cased texts, or None for a text that is not ASCII.
-    low = subject.lower() if subject.isascii() else None
-    remote_low = remote_mta.lower() if remote_mta.isascii() else None
+    # For the literal pre-checks: the texts lower-cased (folded: see bounces/needles.py).
+    low = folded(subject)
+    remote_low = folded(remote_mta)
     for rule in _candidates(rules, low, remote_low):
         hit = _match(rule, subject, remote_mta, catalog, low, remote_low)
         if hit is not None:

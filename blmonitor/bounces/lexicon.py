@@ -63,7 +63,7 @@ class Phrases:
     the lower-cased text holds are tried (on an ASCII text, never one that starts with a letter
     outside ASCII). Compiled when first tried."""
 
-    __slots__ = ("_by_needle", "_unfiltered", "patterns")
+    __slots__ = ("_by_needle", "_outside", "_unfiltered", "patterns")
 
     def __init__(
         self, patterns: Sequence[str], needles: Mapping[str, tuple[str, ...]] | None = None
@@ -74,22 +74,29 @@ class Phrases:
         )
         by_needle: dict[str, list[int]] = {}
         unfiltered = []
+        outside = []
         for i, (text, pattern) in enumerate(zip(patterns, self.patterns, strict=True)):
             if _outside_ascii(text):
-                continue  # never tried on an ASCII text
+                outside.append(i)  # never tried on an ASCII text
+                continue
             if not pattern.needles:
                 unfiltered.append(i)
             for needle in pattern.needles:
                 by_needle.setdefault(needle, []).append(i)
         self._by_needle = tuple((n, tuple(i)) for n, i in by_needle.items())
         self._unfiltered = tuple(unfiltered)
+        self._outside = tuple(outside)
 
     def live(self, low: str | None) -> list[RulePattern]:
-        """The patterns that may match the text whose lower case is `low` (None: not ASCII)."""
+        """The patterns that may match the text whose folded form (needles.folded) is `low`
+        (None: no pre-check, all of them)."""
         if low is None:
             return list(self.patterns)
         picked = {i for needle, found in self._by_needle if needle in low for i in found}
-        return [self.patterns[i] for i in sorted(picked.union(self._unfiltered))]
+        picked.update(self._unfiltered)
+        if not low.isascii():
+            picked.update(self._outside)
+        return [self.patterns[i] for i in sorted(picked)]
 
     def starts(self, text: str, low: str | None) -> list[int]:
         """Where any of the patterns matches, in order."""

@@ -4,8 +4,10 @@ Case-insensitive searches are slow in `re`; `str.__contains__` is fast. A pre-ch
 changes a result: it only skips work that would find nothing. Pure.
 
 Needles are declared (the detectors, `smtp.command_of`) or derived from a pattern's own text
-by `required_literals`. Only ASCII texts are pre-checked: Unicode case folding is not ASCII's
-('K' (Kelvin) matches 'k', 'ſ' matches 's'), so a text that is not ASCII is always tried.
+by `required_literals`. The detectors pre-check ASCII texts only; the rules and the lexicon's
+wording pre-check any text in its `folded` form: case-insensitive `re` matches an ASCII letter
+with four characters outside ASCII ('İ' and 'ı' with 'i', 'ſ' with 's', 'K' (Kelvin) with 'k'),
+which `str.lower()` alone does not all turn into that letter.
 """
 
 from __future__ import annotations
@@ -25,6 +27,18 @@ def lowered(text: str) -> str:
     if last[0] is not text:
         last = _LOWERED = (text, text.lower())
     return last[1]
+
+
+# The characters outside ASCII that case-insensitive `re` matches with an ASCII letter and
+# that `str.lower()` does not turn into it (or turns into two characters: 'İ' -> 'i̇');
+# Kelvin's 'K' lowers to 'k' by itself. (tests/test_needles.py checks every code point.)
+_FOLD = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s"})
+
+
+def folded(text: str) -> str:
+    """`text` lower-cased so that every ASCII needle of a case-insensitive match of a pattern
+    on `text` is a substring of it (the same length as `text`)."""
+    return text.lower() if text.isascii() else text.translate(_FOLD).lower()
 
 
 def may_hold(needles: Iterable[str], low: str | None) -> bool:

@@ -206,6 +206,7 @@ def attribute_open(
     urls = find_urls(subject)
     worded = (
         low is None
+        or not low.isascii()  # (block words outside ASCII have no needles)
         or wording.needles is None
         or any(n in low for n in wording.needles)
         or _OBJECT_IN_RE.search(low) is not None
