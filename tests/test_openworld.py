@@ -978,3 +978,23 @@ def test_contexts_a_named_list_does_not_beat(text: str) -> None:
 )  # fmt: skip
 def test_the_address_a_lookup_url_asks_about_is_the_listed_ip(text: str, ip: str) -> None:
     assert _explain(text).listed_ip == ip
+
+
+@pytest.mark.parametrize(
+    ("text", "zone"),
+    [
+        # the catalog's lists the lexicon lacks: the operator named in words, its site in a URL
+        ("550 5.7.1 Rejected: your IP is listed by Suomispam", "bl.suomispam.net"),
+        ("554 Blocked - see http://www.anonmails.de/dnsbl.php?ip=192.0.2.1", "spam.dnsbl.anonmails.de"),
+        ("550 Your host is blacklisted by MegaRBL", "rbl.megarbl.net"),
+    ],
+)  # fmt: skip
+def test_the_catalogs_lists_are_names_too(text: str, zone: str) -> None:
+    got = _explain(text)
+    assert (got.verdict, got.zone) == (BounceVerdict.LISTED, zone), got
+
+
+def test_a_catalog_operators_site_names_a_list_only_in_a_url() -> None:
+    # imp.ch runs a list and a mail service: its mail host is no list named
+    got = _explain("550 5.7.1 host mx1.imp.ch said: your IP 192.0.2.1 is blocked for spam")
+    assert got.zone == "" and got.list == "unnamed", got

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
 
-from blmonitor.bounces.lexicon import MAX_WORDS, Lexicon, Name
+from blmonitor.bounces.lexicon import MAX_WORDS, Lexicon, Name, name_key
 from blmonitor.bounces.models import Attribution, BounceVerdict, Confidence, Layer, ListKind
 from blmonitor.dnsbl.catalog import DQS_SUFFIX, Catalog
-from blmonitor.models import TargetKind, Zone
+from blmonitor.models import TargetKind, Zone, ZoneKind
 
 __all__ = ["attribute_open", "find_urls", "named_provider", "sender_ip"]
 
@@ -465,17 +465,21 @@ def _names(subject: str, lexicon: Lexicon, catalog: Catalog) -> Iterator[_Found]
     run of the text, or a name under it), unknown zones that look like block lists."""
     words = list(_WORD_RE.finditer(subject))
     keys = [w.group().lower() for w in words]
+    operators = _catalog_names(catalog, lexicon).words
     i = 0
     while i < len(words):
         for k in range(min(MAX_WORDS, len(words) - i), 0, -1):
-            name = lexicon.by_key.get("".join(keys[i : i + k]))
+            key = "".join(keys[i : i + k])
+            name = lexicon.by_key.get(key)
+            zone = operators.get(key) if name is None else None
             if (
-                name is not None
+                (name is not None or zone is not None)
                 and _adjacent(subject, words, i, k)
                 and not _in_host(subject, words[i].start(), words[i + k - 1].end())
                 and not _NEGATED_RE.search(subject, max(0, words[i].start() - 8), words[i].start())
             ):
-                yield _Found(at=words[i].start(), tier=_tier(name), name=name)
+                at = words[i].start()
+                yield _Found(at, _tier(name), name=name) if name else _Found(at, 0, zone=zone)
                 i += k - 1
                 break
         i += 1
@@ -494,6 +498,7 @@ def _names(subject: str, lexicon: Lexicon, catalog: Catalog) -> Iterator[_Found]
 def _host_names(subject: str, lexicon: Lexicon, catalog: Catalog) -> Iterator[_Found]:
     """The hosts and zones a text names: catalog zones, lexicon hosts, unknown list zones."""
     zones = _zone_index(catalog)
+    sites = _catalog_names(catalog, lexicon).sites
     for m in _HOSTISH_RE.finditer(subject):
         host = m.group().lower().rstrip(".-")
         labels = host.split(".")
@@ -506,6 +511,9 @@ def _host_names(subject: str, lexicon: Lexicon, catalog: Catalog) -> Iterator[_F
                 break
             if (name := lexicon.by_host.get(suffix)) is not None:
                 yield _Found(at=m.start(), tier=_tier(name), name=name, by_host=True)
+                break
+            if (zone := sites.get(suffix)) is not None and _in_url(subject, m.start()):
+                yield _Found(at=m.start(), tier=0, zone=zone, by_host=True)
                 break
         else:
             zone_name = _unknown_zone(labels) or (
@@ -585,6 +593,52 @@ def _zone_index(catalog: Catalog) -> dict[str, Zone]:
         index.update({f"{z.dqs}.{DQS_SUFFIX}": z for z in catalog.zones if z.dqs})
         last = _ZONES = (catalog, index)
     return last[1]
+
+
+@dataclass(frozen=True, slots=True)
+class _CatalogNames:
+    """Names of the catalog's block lists that the lexicon lacks: the operator's name and the
+    alias in its brackets as words ("Suomispam", "MegaRBL", "NiX Spam"), and the operator's
+    site (the zone's registrable domain) as a URL's host ("http://www.suomispam.net/…")."""
+
+    words: dict[str, Zone]
+    sites: dict[str, Zone]
+
+
+# The last catalog and lexicon read and their names (one tuple: rebinding it is atomic).
+_CATALOG_NAMES: tuple[Catalog | None, Lexicon | None, _CatalogNames] = (
+    None,
+    None,
+    _CatalogNames({}, {}),
+)
+
+
+def _catalog_names(catalog: Catalog, lexicon: Lexicon) -> _CatalogNames:
+    global _CATALOG_NAMES
+    last = _CATALOG_NAMES
+    if last[0] is catalog and last[1] is lexicon:
+        return last[2]
+    words: dict[str, Zone] = {}
+    sites: dict[str, Zone] = {}
+    zones = _zone_index(catalog)
+    for zone in catalog.zones:
+        if zone.kind is ZoneKind.ALLOW:
+            continue
+        head, _, rest = zone.operator.partition("(")
+        aliases = (head, rest.rstrip(") "))
+        if any(lexicon.resolve(a) is not None for a in aliases if a.strip()):
+            aliases = ()  # the lexicon knows the operator by a name of its own ("SenderScore")
+        for alias in aliases:
+            key = name_key(alias)
+            # (short words only when they say "list": "DSBL", not "MAPS" or "BIT")
+            if (len(key) >= 5 or "bl" in key) and key not in lexicon.by_key:
+                words.setdefault(key, zone)
+        site = _registrable(zone.name)
+        if site not in lexicon.by_host and site not in zones:
+            sites.setdefault(site, zone)
+    found = _CatalogNames(words, sites)
+    _CATALOG_NAMES = (catalog, lexicon, found)
+    return found
 
 
 def _provider_of(text: str, lexicon: Lexicon, *, registrable: bool = True) -> str:
