@@ -625,7 +625,7 @@ def _catalog_names(catalog: Catalog, lexicon: Lexicon) -> _CatalogNames:
         if zone.kind is ZoneKind.ALLOW:
             continue
         head, _, rest = zone.operator.partition("(")
-        aliases = (head, rest.rstrip(") "))
+        aliases: tuple[str, ...] = (head, rest.rstrip(") "))
         if any(lexicon.resolve(a) is not None for a in aliases if a.strip()):
             aliases = ()  # the lexicon knows the operator by a name of its own ("SenderScore")
         for alias in aliases:
