@@ -998,3 +998,13 @@ def test_a_catalog_operators_site_names_a_list_only_in_a_url() -> None:
     # imp.ch runs a list and a mail service: its mail host is no list named
     got = _explain("550 5.7.1 host mx1.imp.ch said: your IP 192.0.2.1 is blocked for spam")
     assert got.zone == "" and got.list == "unnamed", got
+
+
+def test_a_checker_site_names_no_list() -> None:
+    # FORMAT.md's settled families: mxtoolbox, multirbl are lookup sites, not lists
+    got = _explain(
+        "550 5.7.1 Your IP 192.0.2.1 is blacklisted, see "
+        "https://mxtoolbox.com/SuperTool.aspx?action=blacklist%3a192.0.2.1"
+    )
+    assert (got.verdict, got.list) == (BounceVerdict.LISTED, "unnamed"), got
+    assert got.delist_url.startswith("https://mxtoolbox.com/")
