@@ -1008,3 +1008,36 @@ def test_a_checker_site_names_no_list() -> None:
     )
     assert (got.verdict, got.list) == (BounceVerdict.LISTED, "unnamed"), got
     assert got.delist_url.startswith("https://mxtoolbox.com/")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # round 5: list wording as often written without diacritics, and in Catalan, Romanian,
+        # Hungarian; a list named only as a proper name after "listed by"
+        "Postovni server, ktery nam poslal zpravu je veden na verejnem cernem seznamu.",
+        "Postovy server ktory posielal spravu k nam je vedeny vo verejnej ciernej listine.",
+        "Serverul de pe care ati trimis mesajul apare listat in cel putin unul din serverele "
+        "anti-spam publice.",
+        "El servidor que ens està enviant el missatge és en una llista negra pública.",
+        "O servidor que está enviando esta mensagem está relacionado em uma lista-negra.",
+        "Listed by Spamikaze, see http://spamikaze.example.com/listing?ip=192.0.2.88",
+    ],
+)
+def test_round_five_block_families(text: str) -> None:
+    assert _explain(text).verdict is BounceVerdict.LISTED
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Sorry! We REJECT this message, because user@example.com has blacklisted "
+        "sender@example.org. See http://open-mail.org/rejects for help.",
+        "501 Spam Blocked - psmtp",
+        "421 Your IP is filtered by IP Rate Control",
+        "550 5.7.1 Message blocked by Administrator",
+    ],
+)
+def test_round_five_negative_families(text: str) -> None:
+    got = _explain(text)
+    assert got.verdict not in (BounceVerdict.LISTED, BounceVerdict.REPUTATION), got

@@ -141,6 +141,12 @@ _NOT_NAMES = frozenset((
     "na", "nella", "nel", "della", "nostra", "nossa", "uma", "een", "het", "op", "onze", "de",
     "w", "naszej", "czarnej",
 ))  # fmt: skip
+# A proper name no lexicon knows right after "listed by", "blacklisted by"…: the list ("Listed by
+# Spamikaze, see …"); capitalised as written (case matters here).
+_AGENT_NAME_RE = re.compile(
+    r"(?<![Nn]ot )(?<!NOT )\b(?:[Ll]isted|LISTED|[Bb]lack-?listed|BLACKLISTED|[Bb]lock-?listed) "
+    r"(?:by|in|on|at) ([A-Z][A-Za-z0-9]{2,30})\b(?![.-][A-Za-z0-9]| [A-Z&])"
+)  # (not a name of several capitalised words: "not listed in Domino Directory")
 # A subdomain label that says "block list": bl., sbl., dnsbl-1., rbl., blacklist., spam.…
 # (not any label holding "bl": public., mobile., bluewin.).
 _LISTISH_LABEL_RE = re.compile(
@@ -488,10 +494,10 @@ def _names(subject: str, lexicon: Lexicon, catalog: Catalog) -> Iterator[_Found]
         for alias, name in lexicon.unspaced:
             if (at := low.find(alias)) >= 0:
                 yield _Found(at=at, tier=_tier(name), name=name)
-    for m in _LABELLED_RE.finditer(subject):
+    for m in (*_LABELLED_RE.finditer(subject), *islice(_AGENT_NAME_RE.finditer(subject), _MOST)):
         word = m.group(1)
         if word.lower() not in _NOT_NAMES and not _valid(word) and lexicon.resolve(word) is None:
-            yield _Found(at=m.start(), tier=1, label=word)
+            yield _Found(at=m.start(1), tier=1, label=word)
     yield from _host_names(subject, lexicon, catalog)
 
 
