@@ -1041,3 +1041,42 @@ def test_round_five_block_families(text: str) -> None:
 def test_round_five_negative_families(text: str) -> None:
     got = _explain(text)
     assert got.verdict not in (BounceVerdict.LISTED, BounceVerdict.REPUTATION), got
+
+
+@pytest.mark.parametrize(
+    ("text", "list_id"),
+    [
+        # round 6 (tuned on test4 and test5, opened after their figures were reported)
+        ("rejected RCPT: ... is in an RBL: Blocked by: Malware.Expert - (SRBL SPAM List)",
+         "malware.expert"),
+        ("SPAM. Your address 192.0.2.91 is in the spews level 1 database", "spews"),
+        ("550 SURBL hit!", "multi.surbl.org"),
+        ("550 Email blocked by ORDB - to unblock see http://www.example.com/", "relays.ordb.org"),
+        ("550 5.7.1 message rejected, SIQ score 10 too low #617 00ABC123", "unnamed"),
+        # a name inside a host is no name: "sbl" of "dnsbl-1.uceprotect.net"
+        ("554 5.7.1 Service unavailable; Client host [192.0.2.4] blocked using dn "
+         "sbl-1.uceprotect.net; IP 192.0.2.4 is UCEPROTECT-Level 1 listed.", "dnsbl-1.uceprotect.net"),
+        ("host mx.example.com[198.51.100.1] said: 454TransientrejectbybehaviourspamatDATAState"
+         "(ConnectionIPaddress:*)ANTISPAM_BAT[01201311R5167S531]: currentlyunexpectedsending",
+         "alibaba-behaviour"),
+    ],
+)  # fmt: skip
+def test_round_six_block_families(text: str, list_id: str) -> None:
+    got = _explain(text)
+    assert got.verdict in (BounceVerdict.LISTED, BounceVerdict.REPUTATION), got
+    assert got.list == list_id, got
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "SMTP Error (550): (5.7.1 <webmail.example.net[10.0.0.18]>: Client host rejected: "
+        "Blacklisted user: someone@example.org).",
+        "554 Reject by behaviour spam at Rcpt State(Connection IP address:192.0.2.5)"
+        "ANTISPAM_BAT[01201311R396a]: spf check failed",
+        "550 5.7.1 Malware detected in the attachment",
+    ],
+)
+def test_round_six_negative_families(text: str) -> None:
+    got = _explain(text)
+    assert got.verdict not in (BounceVerdict.LISTED, BounceVerdict.REPUTATION), got

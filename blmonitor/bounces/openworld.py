@@ -117,7 +117,10 @@ _WHY_RE = re.compile(
 )
 # "IP in SCBL", "host on <list>": the sender put in a list; block wording beside a list named in
 # words (the `deferral` wording holds it too), so such a text counts as worded.
-_OBJECT_IN_RE = re.compile(r"\b(?:ip|ip address|host|client|sender|address) (?:is )?(?:in|on)\b")
+_OBJECT_IN_RE = re.compile(
+    r"\b(?:ip|ip address|host|client|sender|address)(?: \[?(?:\d{1,3}\.){3}\d{1,3}\]?)? "
+    r"(?:is )?(?:in|on)\b"
+)
 # "<Name> RBL": a list name no lexicon knows, written before the word for a list.
 _LABELLED_RE = re.compile(
     r"\b([a-z0-9][a-z0-9.-]{2,30}) (?:rbl|dnsbl|dns-?bl|black ?list|block ?list)\b", re.IGNORECASE
@@ -165,7 +168,7 @@ _ZONE_CUE_RE = re.compile(
 # gateway's refusal for any reason).
 _LISTING_CUE_RE = re.compile(
     r"\b(?:listed (?:on|in|at|by)|blocked using|found (?:in|on)|(?:is|are) (?:in|on)|"
-    r"(blocked by|rejected by|refused by))(?: the)?\s",
+    r"(blocked by|rejected by|refused by))(?: the)?:?\s",
     re.IGNORECASE,
 )
 # A hedge, the receiver's own lookup failing, a denial, the recipient's own list: never made
@@ -472,6 +475,12 @@ def _names(subject: str, lexicon: Lexicon, catalog: Catalog) -> Iterator[_Found]
     words = list(_WORD_RE.finditer(subject))
     keys = [w.group().lower() for w in words]
     operators = _catalog_names(catalog, lexicon).words
+    # host names of the text ("dnsbl-1.uceprotect.net"): a word inside one is no name ("sbl")
+    hosts = [
+        (m.start(), m.start() + len(host))
+        for m in _HOSTISH_RE.finditer(subject)
+        if "." in (host := m.group().rstrip(".-"))
+    ]
     i = 0
     while i < len(words):
         for k in range(min(MAX_WORDS, len(words) - i), 0, -1):
@@ -481,7 +490,7 @@ def _names(subject: str, lexicon: Lexicon, catalog: Catalog) -> Iterator[_Found]
             if (
                 (name is not None or zone is not None)
                 and _adjacent(subject, words, i, k)
-                and not _in_host(subject, words[i].start(), words[i + k - 1].end())
+                and not _in_host(subject, words[i].start(), words[i + k - 1].end(), hosts)
                 and not _NEGATED_RE.search(subject, max(0, words[i].start() - 8), words[i].start())
             ):
                 at = words[i].start()
@@ -497,7 +506,9 @@ def _names(subject: str, lexicon: Lexicon, catalog: Catalog) -> Iterator[_Found]
     for m in (*_LABELLED_RE.finditer(subject), *islice(_AGENT_NAME_RE.finditer(subject), _MOST)):
         word = m.group(1)
         if word.lower() not in _NOT_NAMES and not _valid(word) and lexicon.resolve(word) is None:
-            yield _Found(at=m.start(1), tier=1, label=word)
+            # "Listed by CSS": the one catalog zone whose first label it is (css.spamhaus.org)
+            zone = _catalog_names(catalog, lexicon).firsts.get(word.lower())
+            yield _Found(m.start(1), 0, zone=zone) if zone else _Found(m.start(1), 1, label=word)
     yield from _host_names(subject, lexicon, catalog)
 
 
@@ -529,9 +540,12 @@ def _host_names(subject: str, lexicon: Lexicon, catalog: Catalog) -> Iterator[_F
                 yield _Found(at=m.start(), tier=0, zone_name=zone_name)
 
 
-def _in_host(subject: str, start: int, end: int) -> bool:
-    """The words at start..end are labels of a host name ("ess.barracudanetworks.com"): a host
-    says who runs the server, not that a list is named (hosts are matched as hosts)."""
+def _in_host(subject: str, start: int, end: int, hosts: list[tuple[int, int]] = []) -> bool:  # noqa: B006
+    """The words at start..end are labels of a host name ("ess.barracudanetworks.com", one of
+    `hosts` but not all of it): a host says who runs the server, not that a list is named
+    (hosts are matched as hosts)."""
+    if any(a <= start and end <= b and (a, b) != (start, end) for a, b in hosts):
+        return True
     before = subject[max(0, start - 2) : start]
     after = subject[end : end + 2]
     return (len(before) == 2 and before[1] == "." and before[0].isalnum()) or (
@@ -601,6 +615,12 @@ def _zone_index(catalog: Catalog) -> dict[str, Zone]:
     return last[1]
 
 
+# A zone's first label that names the list by itself ("XBL", "PSBL", "UCEPROTECT dnsbl-1").
+_LIST_LABEL_RE = re.compile(r"[a-z]{0,6}bl(?:-\d|-plus)?")
+# Operators' names that are everyday words: never read as a list named.
+_COMMON_WORDS = frozenset(("maps", "habeas", "validity"))
+
+
 @dataclass(frozen=True, slots=True)
 class _CatalogNames:
     """Names of the catalog's block lists that the lexicon lacks: the operator's name and the
@@ -609,13 +629,14 @@ class _CatalogNames:
 
     words: dict[str, Zone]
     sites: dict[str, Zone]
+    firsts: dict[str, Zone]  # a zone's first label, when no other block list's is the same
 
 
 # The last catalog and lexicon read and their names (one tuple: rebinding it is atomic).
 _CATALOG_NAMES: tuple[Catalog | None, Lexicon | None, _CatalogNames] = (
     None,
     None,
-    _CatalogNames({}, {}),
+    _CatalogNames({}, {}, {}),
 )
 
 
@@ -636,13 +657,24 @@ def _catalog_names(catalog: Catalog, lexicon: Lexicon) -> _CatalogNames:
             aliases = ()  # the lexicon knows the operator by a name of its own ("SenderScore")
         for alias in aliases:
             key = name_key(alias)
-            # (short words only when they say "list": "DSBL", not "MAPS" or "BIT")
-            if (len(key) >= 5 or "bl" in key) and key not in lexicon.by_key:
+            # (not short or common words: "ORDB", "DSBL", but not "MAPS" or "BIT")
+            if len(key) >= 4 and key not in _COMMON_WORDS and key not in lexicon.by_key:
                 words.setdefault(key, zone)
         site = _registrable(zone.name)
         if site not in lexicon.by_host and site not in zones:
             sites.setdefault(site, zone)
-    found = _CatalogNames(words, sites)
+    firsts: dict[str, Zone] = {}
+    seen: set[str] = set()
+    for zone in catalog.zones:
+        if zone.kind is ZoneKind.ALLOW:
+            continue
+        first = zone.name.split(".", 1)[0]
+        if first in seen:
+            firsts.pop(first, None)
+        elif _LIST_LABEL_RE.fullmatch(first):
+            firsts[first] = zone
+        seen.add(first)
+    found = _CatalogNames(words, sites, firsts)
     _CATALOG_NAMES = (catalog, lexicon, found)
     return found
 
