@@ -1080,3 +1080,8 @@ def test_round_six_block_families(text: str, list_id: str) -> None:
 def test_round_six_negative_families(text: str) -> None:
     got = _explain(text)
     assert got.verdict not in (BounceVerdict.LISTED, BounceVerdict.REPUTATION), got
+
+
+def test_a_zones_list_like_first_label_after_listed_by_is_that_zone() -> None:
+    got = _explain("554 Rejected: your IP 192.0.2.1 is Listed by XBL")
+    assert (got.verdict, got.zone) == (BounceVerdict.LISTED, "xbl.spamhaus.org"), got

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 
@@ -85,8 +85,6 @@ _LISTED_VERB_RE = re.compile(r"(?:banned|black-?listed|block-?listed|barred)$", 
 # about whatever that word names, so block wording only with an object or "you" near it.
 # After a colon it is the reason given ("Recipient address rejected: Blacklisted"): kept.
 _BARE_LISTED_RE = re.compile(r"(?:black|block)[ -]?listed\b", re.IGNORECASE)
-# What may follow a bare block of our address when the receiver gives no reason of its own:
-# the end, or a pointer ("… blocked. Visit http://…", "blocked, see …", "blocked (123)").
 # Our address named just before the block word, its literal masked or missing: "Client host
 # [] blocked", "This IP [192.0.2.X] is blocked".
 _OWN_BEFORE_RE = re.compile(
@@ -95,6 +93,8 @@ _OWN_BEFORE_RE = re.compile(
     r",?\s(?:is |was |has been )?$",
     re.IGNORECASE,
 )
+# What may follow a bare block of our address when the receiver gives no reason of its own:
+# the end, or a pointer ("… blocked. Visit http://…", "blocked, see …", "blocked (123)").
 _NO_REASON_RE = re.compile(
     r"[\s.,;!)\]]*(?:$|\(?[\w=:.-]{0,20}\)?\s*$|(?:see|visit|please|refer|contact|more info|"
     r"for (?:details|more|information|assistance)|https?://|www\.))",
@@ -506,7 +506,7 @@ def _names(subject: str, lexicon: Lexicon, catalog: Catalog) -> Iterator[_Found]
     for m in (*_LABELLED_RE.finditer(subject), *islice(_AGENT_NAME_RE.finditer(subject), _MOST)):
         word = m.group(1)
         if word.lower() not in _NOT_NAMES and not _valid(word) and lexicon.resolve(word) is None:
-            # "Listed by CSS": the one catalog zone whose first label it is (css.spamhaus.org)
+            # "Listed by XBL": the one catalog zone whose first label it is (xbl.spamhaus.org)
             zone = _catalog_names(catalog, lexicon).firsts.get(word.lower())
             yield _Found(m.start(1), 0, zone=zone) if zone else _Found(m.start(1), 1, label=word)
     yield from _host_names(subject, lexicon, catalog)
@@ -540,7 +540,7 @@ def _host_names(subject: str, lexicon: Lexicon, catalog: Catalog) -> Iterator[_F
                 yield _Found(at=m.start(), tier=0, zone_name=zone_name)
 
 
-def _in_host(subject: str, start: int, end: int, hosts: list[tuple[int, int]] = []) -> bool:  # noqa: B006
+def _in_host(subject: str, start: int, end: int, hosts: Sequence[tuple[int, int]] = ()) -> bool:
     """The words at start..end are labels of a host name ("ess.barracudanetworks.com", one of
     `hosts` but not all of it): a host says who runs the server, not that a list is named
     (hosts are matched as hosts)."""
