@@ -229,3 +229,27 @@ def test_no_input_raises():
     for text in adversarial():
         got = attribute(text, remote_mta=text[:300], status="", rules=RULES, catalog=CATALOG)
         assert got.verdict in BounceVerdict
+
+
+# ─── the memo of the last attributions ───────────────────────────────────────────────────
+
+
+def test_the_memo_serves_a_repeated_text_and_never_another_rules_answer() -> None:
+
+    catalog = embedded_catalog()
+    text = "554 5.7.1 Service unavailable; Client host [192.0.2.9] blocked using zen.spamhaus.org"
+    first = attribute(text, rules=RULES, catalog=catalog)
+    assert attribute(text, rules=RULES, catalog=catalog) is first  # served from the memo
+    # other rules (a closed world that knows nothing of Spamhaus): their own answer
+    closed = replace(RULES, rules=(), by_id={}, lexicon=None)
+    assert attribute(text, rules=closed, catalog=catalog).verdict is BounceVerdict.OTHER
+    assert first.verdict is BounceVerdict.LISTED
+
+
+def test_the_memo_is_bounded() -> None:
+    from blmonitor.bounces import attribution
+
+    catalog = embedded_catalog()
+    for i in range(attribution._MEMO_SIZE + 50):
+        attribute(f"550 5.1.1 user{i} unknown", rules=RULES, catalog=catalog)
+    assert len(attribution._MEMO) <= attribution._MEMO_SIZE

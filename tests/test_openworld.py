@@ -1085,3 +1085,34 @@ def test_round_six_negative_families(text: str) -> None:
 def test_a_zones_list_like_first_label_after_listed_by_is_that_zone() -> None:
     got = _explain("554 Rejected: your IP 192.0.2.1 is Listed by XBL")
     assert (got.verdict, got.zone) == (BounceVerdict.LISTED, "xbl.spamhaus.org"), got
+
+
+def test_the_word_skip_of_name_finding_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `key_starts` only skips words no name begins with: with a skip that skips nothing
+    # (the plain loop, the oracle) every text of the rejection sets finds the same names
+    import copy
+    from dataclasses import replace
+
+    from blmonitor.bounces import openworld
+
+    class Everything:
+        def __contains__(self, item: object) -> bool:
+            return True
+
+    texts = []
+    for path in sorted((Path(__file__).parent.parent / "bench" / "rejections").glob("*.toml")):
+        texts += [str(r["text"]) for r in tomllib.loads(path.read_text("utf-8"))["text"]]
+    found = {t: list(openworld._names(t, LEXICON, CATALOG)) for t in texts}
+    plain = copy.copy(LEXICON)
+    object.__setattr__(plain, "key_starts", Everything())
+    real = openworld._catalog_names
+    monkeypatch.setattr(
+        openworld,
+        "_catalog_names",
+        lambda catalog, lexicon: replace(
+            real(catalog, lexicon),
+            word_starts=Everything(),  # type: ignore[arg-type]
+        ),
+    )
+    assert len(texts) > 1000
+    assert all(list(openworld._names(t, plain, CATALOG)) == found[t] for t in texts)

@@ -74,6 +74,14 @@ def attribute_record(record: BounceRecord, *, rules: Rules, catalog: Catalog) ->
     )
 
 
+# The last attributions made (the same text comes again and again: one DSN for a thousand
+# recipients, one rejection logged for each): key -> (rules, catalog, attribution), the rules
+# and catalog kept to tell a key of other ones apart (an id may be reused). At most _MEMO_SIZE,
+# the oldest dropped first. An Attribution is frozen: sharing one is safe.
+_MEMO: dict[tuple[str, str, str, str, int, int], tuple[Rules, Catalog, Attribution]] = {}
+_MEMO_SIZE = 512
+
+
 def attribute(
     text: str,
     *,
@@ -84,6 +92,22 @@ def attribute(
     catalog: Catalog,
 ) -> Attribution:
     """Decide what a rejection text means for us (see the module docstring for precedence)."""
+    key = (text[: MAX_TEXT * 2], remote_mta, status, reply_code, id(rules), id(catalog))
+    if (seen := _MEMO.get(key)) is not None and seen[0] is rules and seen[1] is catalog:
+        return seen[2]
+    found = _attribute(
+        text, remote_mta=remote_mta, status=status, reply_code=reply_code, rules=rules,
+        catalog=catalog,
+    )  # fmt: skip
+    if len(_MEMO) >= _MEMO_SIZE:
+        _MEMO.pop(next(iter(_MEMO), key), None)
+    _MEMO[key] = (rules, catalog, found)
+    return found
+
+
+def _attribute(
+    text: str, *, remote_mta: str, status: str, reply_code: str, rules: Rules, catalog: Catalog
+) -> Attribution:
     text = _SPACE_RE.sub(" ", text[: MAX_TEXT * 2]).strip()[:MAX_TEXT]
     if head := reply_head(text):
         reply_code = reply_code or head[0]

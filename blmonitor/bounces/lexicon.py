@@ -132,6 +132,8 @@ class Lexicon:
     # Derived: name key → entry (ASCII names, matched on the text's words), the names that are
     # not ASCII (matched as substrings: CJK text has no spaces), host → entry, id → entry.
     by_key: Mapping[str, Name] = field(init=False, repr=False, compare=False)
+    # Every beginning of a key of `by_key`: a word that is none starts no name (a fast skip)
+    key_starts: frozenset[str] = field(init=False, repr=False, compare=False)
     unspaced: tuple[tuple[str, Name], ...] = field(init=False, repr=False, compare=False)
     by_host: Mapping[str, Name] = field(init=False, repr=False, compare=False)
     by_id: Mapping[str, Name] = field(init=False, repr=False, compare=False)
@@ -149,6 +151,8 @@ class Lexicon:
             for host in entry.hosts:
                 by_host[host] = entry
         object.__setattr__(self, "by_key", by_key)
+        starts = {key[:n] for key in by_key for n in range(1, len(key) + 1)}
+        object.__setattr__(self, "key_starts", frozenset(starts))
         object.__setattr__(self, "unspaced", tuple(unspaced))
         object.__setattr__(self, "by_host", by_host)
         object.__setattr__(self, "by_id", {n.id: n for n in self.names})

@@ -100,6 +100,7 @@ _NO_REASON_RE = re.compile(
     r"for (?:details|more|information|assistance)|https?://|www\.))",
     re.IGNORECASE,
 )
+_PUNCT_TAIL_RE = re.compile(r"[ .!;:)\]]*$")
 _YOU_RE = re.compile(r"\byou\b", re.IGNORECASE)
 # A reason weak wording may give for itself: spam, abuse, a block list, reputation, complaints
 # (not any "list": a distribution list, "the list of allowed IPs").
@@ -324,11 +325,12 @@ def _block_spans(
 
     def about_another(at: int) -> bool:
         bare = _BARE_LISTED_RE.match(subject, at)
-        if bare is None or subject[bare.end() :].strip(" .!;:)]"):
+        if bare is None or not _PUNCT_TAIL_RE.match(subject, bare.end()):
             return False
         start = max(0, at - _OBJECT_REACH)
         return (
-            subject[:at].rstrip()[-1:].isalnum()
+            # (the text's spaces are single: the character before a space at most)
+            subject[max(0, at - 2) : at].rstrip()[-1:].isalnum()
             and not near_object(start, bare.end())
             and not _YOU_RE.search(subject, start, at)
         )
@@ -336,10 +338,15 @@ def _block_spans(
     spans = [at for at in wording.listed.starts(subject, low) if not about_another(at)]
     vague: list[int] = []
     weak = (m for p in wording.weak.live(low) for m in islice(p.finditer(subject), _MOST))
+    gives_why: bool | None = None  # the text's reason, read once (a text holds many "blocked")
     for m in weak:
         word = m.group()
         # (a word outside ASCII: its language's reasons are not in _WHY_RE; taken as is)
-        why = not word.isascii() or _LISTED_VERB_RE.match(word) or _gives_why(subject)
+        why = not word.isascii() or bool(_LISTED_VERB_RE.match(word))
+        if not why:
+            if gives_why is None:
+                gives_why = _gives_why(subject)
+            why = gives_why
         near = near_object(max(0, m.start() - _OBJECT_REACH), m.end() + _OBJECT_REACH)
         # Our address itself blocked, no why given ("Client host [192.0.2.1] blocked.",
         # "Access from ip address 192.0.2.1 blocked"): the receiver's own list names it.
@@ -474,15 +481,20 @@ def _names(subject: str, lexicon: Lexicon, catalog: Catalog) -> Iterator[_Found]
     run of the text, or a name under it), unknown zones that look like block lists."""
     words = list(_WORD_RE.finditer(subject))
     keys = [w.group().lower() for w in words]
-    operators = _catalog_names(catalog, lexicon).words
+    catalog_names = _catalog_names(catalog, lexicon)
+    operators, operator_starts = catalog_names.words, catalog_names.word_starts
     # host names of the text ("dnsbl-1.uceprotect.net"): a word inside one is no name ("sbl")
     hosts = [
         (m.start(), m.start() + len(host))
         for m in _HOSTISH_RE.finditer(subject)
         if "." in (host := m.group().rstrip(".-"))
     ]
+    starts = lexicon.key_starts
     i = 0
     while i < len(words):
+        if keys[i] not in starts and keys[i] not in operator_starts:
+            i += 1  # (no name begins with this word: the usual case, decided cheaply)
+            continue
         for k in range(min(MAX_WORDS, len(words) - i), 0, -1):
             key = "".join(keys[i : i + k])
             name = lexicon.by_key.get(key)
@@ -630,6 +642,7 @@ class _CatalogNames:
     words: dict[str, Zone]
     sites: dict[str, Zone]
     firsts: dict[str, Zone]  # a zone's first label, when no other block list's is the same
+    word_starts: frozenset[str] = frozenset()  # every beginning of a key of `words`
 
 
 # The last catalog and lexicon read and their names (one tuple: rebinding it is atomic).
@@ -674,7 +687,8 @@ def _catalog_names(catalog: Catalog, lexicon: Lexicon) -> _CatalogNames:
         elif _LIST_LABEL_RE.fullmatch(first):
             firsts[first] = zone
         seen.add(first)
-    found = _CatalogNames(words, sites, firsts)
+    starts = frozenset(key[:n] for key in words for n in range(1, len(key) + 1))
+    found = _CatalogNames(words, sites, firsts, starts)
     _CATALOG_NAMES = (catalog, lexicon, found)
     return found
 
