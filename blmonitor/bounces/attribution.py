@@ -100,7 +100,10 @@ def attribute(
         catalog=catalog,
     )  # fmt: skip
     if len(_MEMO) >= _MEMO_SIZE:
-        _MEMO.pop(next(iter(_MEMO), key), None)
+        try:
+            _MEMO.pop(next(iter(_MEMO)), None)
+        except (RuntimeError, StopIteration):  # another thread changed it meanwhile
+            _MEMO.clear()
     _MEMO[key] = (rules, catalog, found)
     return found
 
