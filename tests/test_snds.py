@@ -163,7 +163,7 @@ def test_snds_config_defaults_and_checks() -> None:
     ("text", "why"),
     [
         ('interval = "30m"', "t: [snds] interval: '30m' is less than the minimum of 1h"),
-        ("timeout = 0", "t: [snds] timeout: expected seconds between 0 and 60, got 0"),
+        ("timeout = 0", "t: [snds] timeout: expected seconds above 0 and at most 60, got 0"),
         ('base_url = "ftp://x/"', "t: [snds] base_url: 'ftp://x/' is not an http(s) URL"),
         ('key_file = "snds.key"', "t: [snds] key_file: 'snds.key' is not an absolute path"),
         (f'key = "{KEY}"', "t: [snds] key: is not read here: put it in a file (chmod 600)"),

@@ -284,18 +284,8 @@ def _table(source: str, name: str, raw: Any) -> Table:
 
 
 def _parse_snds(table: Table) -> SndsConfig:
-    base_url = table.string("base_url", SNDS_URL).strip()
-    if not base_url.startswith(("https://", "http://")) or any(c.isspace() for c in base_url):
-        raise table.fail("base_url", f"{base_url!r} is not an http(s) URL (default {SNDS_URL})")
-    interval = table.duration("interval", 6 * 3600.0)
-    if interval < MIN_SOURCE_INTERVAL:
-        raise table.fail("interval", f"{table.shown('interval')} is less than the minimum of 1h "
-                         "(SNDS data is daily)")  # fmt: skip
-    timeout = table.number("timeout", 30.0)
-    if not 0 < timeout <= MAX_TIMEOUT:
-        raise table.fail(
-            "timeout", f"expected seconds between 0 and {MAX_TIMEOUT:g}, got {timeout:g}"
-        )
+    base_url = _http_url(table, "base_url", SNDS_URL)
+    interval, timeout = _poll_timing(table, 6 * 3600.0, "SNDS data is daily")
     return SndsConfig(key_file=table.optional_path("key_file"),
                       base_url=base_url if base_url.endswith("/") else base_url + "/",
                       interval=interval, timeout=timeout)  # fmt: skip
@@ -324,19 +314,26 @@ def _parse_gmail_postmaster(table: Table) -> GmailPostmasterConfig:
                          "`blmonitor gmail-postmaster login --out FILE` writes")  # fmt: skip
     urls = {key: _http_url(table, key, default) for key, default in
             (("base_url", GMAIL_BASE_URL), ("token_url", GOOGLE_TOKEN_URL))}  # fmt: skip
-    interval = table.duration("interval", 12 * 3600.0)
-    if interval < 3600:
-        raise table.fail("interval", f"{table.shown('interval')} is less than the minimum of "
-                         "1h: Gmail publishes one day at a time")  # fmt: skip
+    interval, timeout = _poll_timing(table, 12 * 3600.0, "Gmail publishes one day at a time")
+    return GmailPostmasterConfig(domains=domains, credentials_file=credentials,
+                                 base_url=urls["base_url"].rstrip("/") + "/",
+                                 token_url=urls["token_url"], interval=interval,
+                                 timeout=timeout)  # fmt: skip
+
+
+def _poll_timing(table: Table, default_interval: float, why: str) -> tuple[float, float]:
+    """A receiver's data source's `interval` (at least an hour: `why`) and HTTP `timeout`."""
+    interval = table.duration("interval", default_interval)
+    if interval < MIN_SOURCE_INTERVAL:
+        raise table.fail(
+            "interval", f"{table.shown('interval')} is less than the minimum of 1h: {why}"
+        )
     timeout = table.number("timeout", 30.0)
     if not 0 < timeout <= MAX_TIMEOUT:
         raise table.fail(
             "timeout", f"expected seconds above 0 and at most {MAX_TIMEOUT:g}, got {timeout:g}"
         )
-    return GmailPostmasterConfig(domains=domains, credentials_file=credentials,
-                                 base_url=urls["base_url"].rstrip("/") + "/",
-                                 token_url=urls["token_url"], interval=interval,
-                                 timeout=timeout)  # fmt: skip
+    return interval, timeout
 
 
 def _http_url(table: Table, key: str, default: str) -> str:
