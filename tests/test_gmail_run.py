@@ -22,6 +22,7 @@ from blmonitor.monitor.run import notifier_for, run_once
 from blmonitor.monitor.store import Store
 from tests import googlefake, httpservers
 from tests.googlefake import FakeGoogle
+from tests.runconfig import monitored
 from tests.test_daemon import Clock
 from tests.test_gmail import stats, write_credentials
 
@@ -45,21 +46,9 @@ def setup(lab, tmp_path: Path) -> Iterator[Setup]:
     posted: list[tuple[str, str]] = []
     with googlefake.serve() as google, httpservers.serve({}, posted) as hook:
         config = tmp_path / "config.toml"
-        config.write_text(f"""
-[monitor]
-targets = ["203.0.113.5"]
-zones = ["flip"]
-lists = "{lab.catalog_path}"
-interval = "15m"
-confirm = 1
-database = "{tmp_path / "blmonitor.db"}"
-[dns]
-resolver = ["{lab.address}"]
-timeout = 0.6
-[notify]
-urls = ["{hook.replace("http://", "json://")}/hook"]
-retry = 1
-server_name = "mx.example"
+        config.write_text(
+            monitored(lab, tmp_path, hook)
+            + f"""
 [gmail_postmaster]
 domains = ["example.com"]
 credentials_file = "{credentials}"
@@ -67,7 +56,8 @@ base_url = "{google.base_url}"
 token_url = "{google.token_url}"
 interval = "12h"
 timeout = 2
-""")
+"""
+        )
         yield Setup(google, posted, config, tmp_path / "blmonitor.db")
 
 

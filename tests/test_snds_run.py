@@ -24,6 +24,7 @@ from blmonitor.monitor.metrics import store_renderer
 from blmonitor.monitor.run import notifier_for, run_once
 from blmonitor.monitor.store import Store
 from tests import httpservers
+from tests.runconfig import monitored
 from tests.test_daemon import Clock
 from tests.test_snds import DAILY, KEY, STATUS, read
 
@@ -55,27 +56,16 @@ def snds(lab, tmp_path: Path) -> Iterator[Snds]:
     key_file.chmod(0o600)
     with httpservers.serve(routes, posted, got) as base:
         config = tmp_path / "config.toml"
-        config.write_text(f"""
-[monitor]
-targets = ["203.0.113.5"]
-zones = ["flip"]
-lists = "{lab.catalog_path}"
-interval = "15m"
-confirm = 1
-database = "{tmp_path / "blmonitor.db"}"
-[dns]
-resolver = ["{lab.address}"]
-timeout = 0.6
-[notify]
-urls = ["{base.replace("http://", "json://")}/hook"]
-retry = 1
-server_name = "mx.example"
+        config.write_text(
+            monitored(lab, tmp_path, base)
+            + f"""
 [snds]
 key_file = "{key_file}"
 base_url = "{base}/snds/"
 interval = "6h"
 timeout = 2
-""")
+"""
+        )
         yield Snds(base, routes, posted, got, config, tmp_path / "blmonitor.db")
 
 
