@@ -629,8 +629,6 @@ def _zone_index(catalog: Catalog) -> dict[str, Zone]:
 
 # A zone's first label that names the list by itself ("XBL", "PSBL", "UCEPROTECT dnsbl-1").
 _LIST_LABEL_RE = re.compile(r"[a-z]{0,6}bl(?:-\d|-plus)?")
-# Operators' names that are everyday words: never read as a list named.
-_COMMON_WORDS = frozenset(("maps", "habeas", "validity"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -670,8 +668,9 @@ def _catalog_names(catalog: Catalog, lexicon: Lexicon) -> _CatalogNames:
             aliases = ()  # the lexicon knows the operator by a name of its own ("SenderScore")
         for alias in aliases:
             key = name_key(alias)
-            # (not short or common words: "ORDB", "DSBL", but not "MAPS" or "BIT")
-            if len(key) >= 4 and key not in _COMMON_WORDS and key not in lexicon.by_key:
+            # (not words of three letters: "ORDB", "DSBL", but not "BIT"; "MAPS" and "Validity"
+            # are left to the lexicon, which knows them as Trend Micro and SenderScore)
+            if len(key) >= 4 and key not in lexicon.by_key:
                 words.setdefault(key, zone)
         site = _registrable(zone.name)
         if site not in lexicon.by_host and site not in zones:
