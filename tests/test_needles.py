@@ -169,7 +169,7 @@ def test_a_pattern_that_matches_a_text_outside_ascii_is_never_skipped() -> None:
     rules = embedded_rules()
     assert rules.lexicon is not None
     wording = rules.lexicon.wording
-    kinds = [getattr(wording, k) for k in ("listed", "weak", "deferral", "object")]
+    kinds = [getattr(wording, k) for k in ("listed", "weak", "refusal", "deferral", "object")]
     kinds += [getattr(wording, k) for k in ("reputation", "negative", "ratelimit")]
     texts = _texts_outside_ascii()
     assert len(texts) > 100

@@ -243,6 +243,7 @@ _WORDING = """
 [wording]
 listed = ['blacklist']
 weak = ['blocked']
+refusal = ['denied']
 deferral = ['deferred']
 object = ['\\bip\\b']
 reputation = ['reputation']
@@ -1116,3 +1117,58 @@ def test_the_word_skip_of_name_finding_changes_nothing(monkeypatch: pytest.Monke
     )
     assert len(texts) > 1000
     assert all(list(openworld._names(t, plain, CATALOG)) == found[t] for t in texts)
+
+
+# ─── refusal wording (round 7): vague words that refuse our own address ──────────────────
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # our address right before the refusal, no reason given
+        "553 Mail from 192.0.2.1 not allowed",
+        "550 Connection from 192.0.2.1 refused",
+        "553 Mail from x.x.x.x not allowed - VS98-IP0 deferred",
+        "553 5.3.0 message from <some IP address> rejected",
+        # right after it
+        "554 <mx.example.org> Service denied for IP 192.0.2.1, closing transmission channel",
+        "521 mx.example.org does not accept mail from network 192.0.2.1 - closing transmission",
+        "550 Sorry, no access for this ip",
+        # a behaviour named as the reason (address harvesting) is a reason of abuse
+        "554 <mx.example.org> Service denied for IP 192.0.2.1 (harvester), closing transmission",
+        # German, Spanish: the refusal of the IP literal
+        "550 Verbindung von 192.0.2.1 abgelehnt",
+        "550 Correo desde 192.0.2.1 rechazado",
+        # weak wording with our address after it, or a lookup of our address as the only word
+        "550 5.7.1 Blocked for IP 192.0.2.1",
+        "550 5.7.0 Blocked - see https://check.example.net/lookup?ip=192.0.2.1",
+    ],
+)
+def test_a_refusal_of_our_own_address_is_a_listing(text: str) -> None:
+    got = _explain(text)
+    assert (got.verdict, got.layer, got.list) == (BounceVerdict.LISTED, Layer.GENERIC, "unnamed")
+    assert got.listed_ip in ("192.0.2.1", ""), got
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # the refusal names no address of ours, or names one and gives a reason of its own
+        "554 5.7.1 <user@example.org>: Relay access denied",
+        "554 <mx.example.org> Relay Service denied for IP 192.0.2.1, closing transmission channel",
+        "550 5.1.1 <user@example.org>: Recipient address rejected: User unknown",
+        "503 5.5.0 unknown[192.0.2.1]: Client host rejected",  # Postfix's prefix, no reason
+        "554 5.7.1 <unknown[192.0.2.1]>: Client host rejected: Access denied",
+        "450 4.7.1 Client host rejected: cannot find your reverse hostname, [192.0.2.1]",
+        "connect to mx.example.org[192.0.2.1]:25: Connection refused",
+        "550 Mail from 192.0.2.1 rejected: message too large",
+        "550 Connection from 192.0.2.1 refused: too many connections",
+        "550 5.7.1 192.0.2.1 is not allowed to send mail from example.org",
+        "550 Mail from 192.0.2.1 not accepted: this server accepts mail for its own domains only",
+        "550 Connection rejected by Barracuda",  # a gateway refusing for any reason
+        "550 5.7.1 Mail from 192.0.2.1 rejected, the message was identified as spam",
+    ],
+)
+def test_a_refusal_of_something_else_is_no_listing(text: str) -> None:
+    got = _explain(text)
+    assert got.verdict not in (BounceVerdict.LISTED, BounceVerdict.REPUTATION), got

@@ -22,7 +22,9 @@ __all__ = ["Lexicon", "Name", "Phrases", "Wording", "embedded_lexicon", "load_le
 
 _TOP_KEYS = {"meta", "wording", "name"}
 _META_KEYS = {"version", "updated"}
-_WORDING_KEYS = ("listed", "weak", "deferral", "object", "reputation", "negative", "ratelimit")
+_WORDING_KEYS = (
+    "listed", "weak", "refusal", "deferral", "object", "reputation", "negative", "ratelimit"
+)  # fmt: skip
 _NAME_KEYS = {"id", "provider", "kind", "zone", "names", "hosts", "lookup", "delist_url", "source"}
 _REQUIRED = ("id", "provider", "kind", "source")
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9.&-]{0,62}$")
@@ -113,6 +115,7 @@ class Wording:
 
     listed: Phrases
     weak: Phrases
+    refusal: Phrases
     deferral: Phrases
     object: Phrases
     reputation: Phrases

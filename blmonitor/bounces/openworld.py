@@ -100,6 +100,37 @@ _NO_REASON_RE = re.compile(
     r"for (?:details|more|information|assistance)|https?://|www\.))",
     re.IGNORECASE,
 )
+# Our address named right after refusal wording: "denied for IP 192.0.2.1", "no access for
+# this ip", "not accept mail from network 192.0.2.1", "rejected for <IP address>".
+_OWN_AFTER_RE = re.compile(
+    r" ?(?:for|from) (?:(?:(?:the|your|this|that) )?(?:(?:sending|sender|client|remote|source|"
+    r"connecting) )?(?:ip|ipv4|ipv6|host|network|server|address|client|netblock)(?: address)?:? ?)?"
+    r"(?:\[?(?:\d{1,3}\.){3}\d{1,3}\]?(?![\w.])|\[?(?:x{1,3}|\d{1,3})(?:\.(?:x{1,3}|\d{1,3}|\*)){3}\]?"
+    r"|<[^<>]{0,24}\bip\b[^<>]{0,12}>)|"
+    r" ?(?:for|from) (?:this|your) (?:ip(?: address)?|host|server|mail ?server|network|domain)\b",
+    re.IGNORECASE,
+)
+# A masked or placeholder address of ours just before refusal wording: "Mail from x.x.x.x not
+# allowed", "message from <some IP address> rejected".
+_MASKED_BEFORE_RE = re.compile(
+    r"(?:\b(?:x{1,3}|\d{1,3})(?:\.(?:x{1,3}|\d{1,3}|\*)){3}|<[^<>]{0,24}\bip\b[^<>]{0,12}>)"
+    r"\]?\)?,? (?:is |was |has been |are )?$",
+    re.IGNORECASE,
+)
+# What is not a reason of the receiver's after a refusal: pointers, courtesy, the SMTP
+# session's boilerplate, codes ("- VS98-IP0 deferred", "closing transmission channel").
+_BOILERPLATE = frozenset((
+    "see", "visit", "please", "refer", "contact", "for", "more", "details", "information", "info",
+    "assistance", "closing", "close", "transmission", "channel", "connection", "session",
+    "deferred", "try", "again", "later", "the", "a", "to", "at", "http", "https", "www", "sorry",
+    "postmaster", "administrator", "and", "or", "this", "our", "help", "go", "check", "bye",
+    "goodbye", "service", "mail", "email", "e-mail", "message", "is", "was", "has", "been",
+    "smtp", "server",
+))  # fmt: skip
+_SENTENCE_END_RE = re.compile(r"[.;!?](?:\s|$)|\s-\s(?=[A-Z])")
+# Pointers and codes in a tail, not reasons: URLs, hosts, file names, "VS98-IP0", "#5.7.1".
+_POINTER_RE = re.compile(r"\S*[./#]\S*|\S*\d\S*")
+_LITERAL_RE = re.compile(r"[0-9a-f.:]+", re.IGNORECASE)
 _PUNCT_TAIL_RE = re.compile(r"[ .!;:)\]]*$")
 _YOU_RE = re.compile(r"\byou\b", re.IGNORECASE)
 # A reason weak wording may give for itself: spam, abuse, a block list, reputation, complaints
@@ -109,7 +140,7 @@ _URL_WHY_RE = re.compile(
     r"(?:black|block|deny|ban)[-_]?list|rbl|dnsbl|remov|delist|unblock|reputation", re.IGNORECASE
 )
 _WHY_RE = re.compile(
-    r"spam|abus|phish|\bbot|infect|compromis|zombie|"
+    r"spam|abus|phish|\bbot|infect|compromis|zombie|harvest|dictionary attack|brute[ -]?force|"
     r"(?:black|block|deny|ban)[ -]?list|\blist(?:ed|ing)\b|"
     r"\brbl|\bdnsbl|reputa|r[ée]putation|complain|"
     r"unsolicited|\buce\b|junk|pourriel|remov|delist|blocked using|"
@@ -221,6 +252,9 @@ def attribute_open(
         or any(n in low for n in wording.needles)
         or _OBJECT_IN_RE.search(low) is not None
     )
+    if not worded and wording.refusal.live(low):
+        # Refusal words are block wording only when they refuse our own address.
+        worded = bool(_refusals(subject, lexicon, _sender_ips(subject, remote_mta), low))
     listing = [u for u in urls if _LISTING_URL_RE.search(u)]
     looked_up = bool(listing) or any(_lookup_host(u, lexicon) for u in urls)
     if not worded and not looked_up and not wording.deferral.found(subject, low):
@@ -355,8 +389,80 @@ def _block_spans(
             any(m.start() - _OBJECT_REACH <= at < m.start() for at, _, _ in ips)
             or bool(_OWN_BEFORE_RE.search(subject, max(0, m.start() - 40), m.start()))
         ) and bool(_NO_REASON_RE.match(subject, m.end()))
+        # (Postfix's "Client host rejected" prefixes every client restriction: a reason of
+        # spam or abuse still needed when it gives none — "unknown[192.0.2.1]: Client host
+        # rejected")
+        prefix = word[:6].lower() == "client"
+        own = own and not prefix
+        if not own and not why and not prefix:
+            # "blocked for IP 192.0.2.1", or a pointer to a lookup of our address as the only
+            # word after it: "Blocked - see https://…?ip=192.0.2.1"
+            end = _refused_own(subject, m, ips)
+            own = (end is not None and not _reason_after(subject, end)) or (
+                any(cue == 2 and m.end() < at <= m.end() + 200 for at, _, cue in ips)
+                and not _reason_after(subject, m.end())
+            )
+            near = near or own
         (spans if near and (why or own) else vague).append(m.start())
+    spans += _refusals(subject, lexicon, ips, low)
     return sorted(spans), sorted(vague)
+
+
+def _refusals(
+    subject: str, lexicon: Lexicon, ips: list[tuple[int, str, int]], low: str | None
+) -> list[int]:
+    """Where refusal wording refuses our own address, the only reason given none or one of
+    spam and abuse ("Mail from 192.0.2.1 not allowed", "Service denied for IP 192.0.2.1
+    (harvester)"; not "Client host rejected: Access denied")."""
+    spans = []
+    gives_why: bool | None = None
+    for p in lexicon.wording.refusal.live(low):
+        for m in islice(p.finditer(subject), _MOST):
+            end = _refused_own(subject, m, ips)
+            if end is None:
+                continue
+            if _reason_after(subject, end):
+                if gives_why is None:
+                    gives_why = _gives_why(subject)
+                if not gives_why:
+                    continue
+            spans.append(m.start())
+    return spans
+
+
+def _refused_own(subject: str, m: re.Match[str], ips: list[tuple[int, str, int]]) -> int | None:
+    """Where the refusal `m` of our own address ends (with that address when it follows), or
+    None when no address of ours stands right before or after it."""
+    if after := _OWN_AFTER_RE.match(subject, m.end()):
+        return after.end()
+    for at, _, _ in ips:
+        if at >= m.start() or at < m.start() - 40:
+            continue
+        literal = _LITERAL_RE.match(subject, at)
+        gap = subject[literal.end() if literal else at : m.start()]
+        # "Mail from 192.0.2.1 not allowed", "Client host [192.0.2.1] rejected" (not across a
+        # sentence or a colon: "192.0.2.1: Recipient address rejected")
+        if len(gap) <= 16 and not re.search(r"[.;:!?,]|\bsaid\b", gap.replace("]", "")):
+            return m.end()
+    start = max(0, m.start() - 40)
+    own = _OWN_BEFORE_RE.search(subject, start, m.start())
+    # (not Postfix's "Client host rejected", the prefix of every client restriction: its
+    # reason follows, or it says none — "unknown[…]: Client host rejected")
+    if (own and not own.group().lower().startswith("client")) or _MASKED_BEFORE_RE.search(
+        subject, start, m.start()
+    ):
+        return m.end()
+    return None
+
+
+def _reason_after(subject: str, end: int) -> bool:
+    """The receiver gives a reason of its own after a refusal (up to the sentence's end):
+    a word that is not a pointer, courtesy, the session's boilerplate or a code."""
+    stop = _SENTENCE_END_RE.search(subject, end, end + 120)
+    tail = _POINTER_RE.sub(" ", subject[end : stop.start() if stop else end + 120])
+    return any(
+        len(w) > 2 and w.lower() not in _BOILERPLATE for w in islice(_WORD_RE.findall(tail), 40)
+    )
 
 
 def _gives_why(subject: str) -> bool:
