@@ -1142,6 +1142,11 @@ def test_the_word_skip_of_name_finding_changes_nothing(monkeypatch: pytest.Monke
         # weak wording with our address after it, or a lookup of our address as the only word
         "550 5.7.1 Blocked for IP 192.0.2.1",
         "550 5.7.0 Blocked - see https://check.example.net/lookup?ip=192.0.2.1",
+        # our machine named in words, the action after the block no reason
+        "550 This computer has been blocked from sending email",
+        # MAPS' word for a listing; a receiver's own list of bad senders
+        "553 Blackholed - see <URL:http://rbl.example.org/cgi-bin/lookup?>",
+        "550 Your IP address or subnet is in my list of bad ones.",
     ],
 )
 def test_a_refusal_of_our_own_address_is_a_listing(text: str) -> None:
@@ -1167,6 +1172,8 @@ def test_a_refusal_of_our_own_address_is_a_listing(text: str) -> None:
         "550 Mail from 192.0.2.1 not accepted: this server accepts mail for its own domains only",
         "550 Connection rejected by Barracuda",  # a gateway refusing for any reason
         "550 5.7.1 Mail from 192.0.2.1 rejected, the message was identified as spam",
+        "550 that IP address is not allowed to send",  # the domain's sender policy
+        "550 5.7.1 Your message was blackholed by the content filter",  # discarded, not listed
     ],
 )
 def test_a_refusal_of_something_else_is_no_listing(text: str) -> None:

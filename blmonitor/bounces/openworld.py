@@ -89,7 +89,8 @@ _BARE_LISTED_RE = re.compile(r"(?:black|block)[ -]?listed\b", re.IGNORECASE)
 # [] blocked", "This IP [192.0.2.X] is blocked".
 _OWN_BEFORE_RE = re.compile(
     r"\b(?:client host|client|your ip(?: address)?|this ip(?: address)?|ip address|sender ip|"
-    r"sending ip)\s?(?:\[[^\]\s]{0,40}\]|\([^)\s]{0,40}\)|[\dx]{1,3}(?:\.[\dx*]{1,3}){3})?"
+    r"sending ip|(?:this|your) (?:computer|mail ?server|server|host|network))"
+    r"\s?(?:\[[^\]\s]{0,40}\]|\([^)\s]{0,40}\)|[\dx]{1,3}(?:\.[\dx*]{1,3}){3})?"
     r",?\s(?:is |was |has been )?$",
     re.IGNORECASE,
 )
@@ -125,7 +126,7 @@ _BOILERPLATE = frozenset((
     "deferred", "try", "again", "later", "the", "a", "to", "at", "http", "https", "www", "sorry",
     "postmaster", "administrator", "and", "or", "this", "our", "help", "go", "check", "bye",
     "goodbye", "service", "mail", "email", "e-mail", "message", "is", "was", "has", "been",
-    "smtp", "server",
+    "smtp", "server", "from", "sending", "receiving", "delivering", "delivery",
 ))  # fmt: skip
 _SENTENCE_END_RE = re.compile(r"[.;!?](?:\s|$)|\s-\s(?=[A-Z])")
 # Pointers and codes in a tail, not reasons: URLs, hosts, file names, "VS98-IP0", "#5.7.1".
