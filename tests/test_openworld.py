@@ -132,6 +132,14 @@ def test_a_closed_world_without_lexicon_stays_other():
         ("550 귀하의 IP가 차단되었습니다", "listed"),
         ("553 您的IP已被暂时封禁", "listed"),  # a blocking verb last is no bare "blocked."
         ("550 Vaše IP adresa je na černé listině", "listed"),  # cs
+        ("550 IP adresiniz 192.0.2.9 engellendi", "listed"),  # tr
+        ("421 IP adresinizin itibarı düşük", "reputation"),
+        ("550 Alamat IP 192.0.2.9 masuk daftar hitam", "listed"),  # id
+        ("550 Địa chỉ IP 192.0.2.9 nằm trong danh sách đen", "listed"),  # vi
+        ("550 عنوان IP الخاص بك 192.0.2.9 مدرج في القائمة السوداء", "listed"),  # ar
+        ("550 آدرس IP شما در لیست سیاه است", "listed"),  # fa
+        ("550 כתובת ה-IP שלך 192.0.2.9 נמצאת ברשימה שחורה", "listed"),  # he
+        ("550 IP-adressen din 192.0.2.9 er svartelistet", "listed"),  # no
     ],
 )
 def test_block_wording_in_many_languages(text, verdict):
