@@ -463,8 +463,6 @@ def test_which_hosts_are_lists(text, layer, list_id, zone):
         "550 High probability of spam. Client host [192.0.2.1] blocked",
         "554 5.7.1 Your message from 192.0.2.1 was classified as SPAM",
         "553 sorry, your envelope sender has been denied, maybe you are a SPAMMER",  # a hedge
-        # a list named before "blocked" with no object is not named as the blocker
-        "550 5.7.1 SPFBL you are permanently blocked on this server.",
         # one message's content, in Gmail's words (the IP's rate is another text)
         "550-5.7.1 Our system has detected that this message is likely unsolicited mail. To "
         "reduce the amount of spam sent to Gmail, this message has been blocked.",
@@ -1185,5 +1183,56 @@ def test_a_refusal_of_our_own_address_is_a_listing(text: str) -> None:
     ],
 )
 def test_a_refusal_of_something_else_is_no_listing(text: str) -> None:
+    got = _explain(text)
+    assert got.verdict not in (BounceVerdict.LISTED, BounceVerdict.REPUTATION), got
+
+
+@pytest.mark.parametrize(
+    ("text", "verdict", "list_id"),
+    [
+        # round 7 (dev7): SPFBL's own replies (FORMAT.md settles them as SPFBL's listing)
+        ("550 5.7.1 SPFBL you are permanently blocked on this server.", "listed", "spfbl"),
+        ("554 5.7.1 SPFBL you was banned. See http://spfbl.net/en/feedback", "listed", "spfbl"),
+        # a list named after "appears in" in Spanish; a reputation service between the words
+        ("550 Su IP 192.0.2.1 aparece en Spamhaus por enviar spam", "listed", "zen.spamhaus.org"),
+        ("550 Ihre IP 192.0.2.1 steht auf SpamCop", "listed", "bl.spamcop.net"),
+        ("421 Poor GBUdb reputation for [192.0.2.1]", "reputation", "truncate.gbudb.net"),
+        # a DNS list's answer written out
+        ("552 example.com in multi.uribl.com: 127.0.0.2", "listed", "multi.uribl.com"),
+        # a known bad host; our IP named as the doer of abuse
+        ("554 Connection from a known bad host", "listed", "unnamed"),
+        ("421 Your IP address is flooding our SMTP server with abusive requests", "listed",
+         "unnamed"),
+        # authentication as the sender's remedy, or abused, is no authentication context
+        ("421 your ip is currently blacklisted, try to auth first (zen.spamhaus.org) #5.7.1",
+         "listed", "zen.spamhaus.org"),
+        ("Your IP is generating excessive authentication failures, it is blocked",
+         "listed", "unnamed"),
+        # names: a denylist site, a URL list, a DNSBL software's public list
+        ("421 The IP 192.0.2.1 is denylisted by https://forwardemail.net ; To request removal, "
+         "you must visit https://forwardemail.net/denylist?q=192.0.2.1 ;", "listed",
+         "forwardemail"),
+        ("550 A URL in this email (example . com) is listed on https://spamrl.com/.", "listed",
+         "spamrl"),
+    ],
+)  # fmt: skip
+def test_round_seven_families(text: str, verdict: str, list_id: str) -> None:
+    got = _explain(text)
+    assert (str(got.verdict), got.list) == (verdict, list_id), got
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "550 E507 Blacklisted MIME type",
+        "453 Access is denied - sender is in the audit blacklist, try later",
+        "553 Access is denied - sender is in the blacklist",
+        "554 RCPT user@example.com is in the blacklist",
+        "anna@example.org is rbl blacklisted - http://chk.example/rbl",
+        "535 5.7.8 Error: authentication failed, please authenticate with a valid password",
+        "452 Poor connection quality, try again later",
+    ],
+)
+def test_round_seven_negatives(text: str) -> None:
     got = _explain(text)
     assert got.verdict not in (BounceVerdict.LISTED, BounceVerdict.REPUTATION), got

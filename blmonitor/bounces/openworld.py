@@ -176,6 +176,9 @@ _NOT_NAMES = frozenset((
     "nos", "sur", "dans", "du", "des", "una", "uno", "el", "los", "las", "nuestra", "en", "em",
     "na", "nella", "nel", "della", "nostra", "nossa", "uma", "een", "het", "op", "onze", "de",
     "w", "naszej", "czarnej",
+    # what kind of list the receiver keeps, not whose: "the audit blacklist"
+    "audit", "temporary", "permanent", "dynamic", "static", "main", "default", "system",
+    "automatic", "auto", "internal-use",
 ))  # fmt: skip
 # A proper name no lexicon knows right after "listed by", "blacklisted by"…: the list ("Listed by
 # Spamikaze, see …"); capitalised as written (case matters here).
