@@ -1208,6 +1208,8 @@ def test_a_refusal_of_something_else_is_no_listing(text: str) -> None:
          "listed", "zen.spamhaus.org"),
         ("Your IP is generating excessive authentication failures, it is blocked",
          "listed", "unnamed"),
+        ("550 192.0.2.1 locally blacklisted for a bruteforce auth (username+password) cracking "
+         "attempt", "listed", "unnamed"),
         # names: a denylist site, a URL list, a DNSBL software's public list
         ("421 The IP 192.0.2.1 is denylisted by https://forwardemail.net ; To request removal, "
          "you must visit https://forwardemail.net/denylist?q=192.0.2.1 ;", "listed",
@@ -1231,6 +1233,8 @@ def test_round_seven_families(text: str, verdict: str, list_id: str) -> None:
         "anna@example.org is rbl blacklisted - http://chk.example/rbl",
         "535 5.7.8 Error: authentication failed, please authenticate with a valid password",
         "452 Poor connection quality, try again later",
+        "535 5.7.8 Authentication failed: too many failed login attempts",
+        "530 5.7.0 Must issue a STARTTLS command first; your account is blocked",
     ],
 )
 def test_round_seven_negatives(text: str) -> None:

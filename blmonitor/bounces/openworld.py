@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 
@@ -216,6 +216,14 @@ _HEDGE_OR_ERROR_RE = re.compile(
     r"\b(?:recipient|tenant|user|organi[sz]ation)(?:.s)? |\bgr[ea]y[ -]?list",
     re.IGNORECASE,
 )
+# Authentication abused, named as the reason our host is blocked ("locally blacklisted for a
+# bruteforce auth (username+password) cracking attempt"): the auth words are then no
+# authentication context.
+_AUTH_ABUSE_RE = re.compile(
+    r"\bbrute[ -]?forc|\bdictionary attack|\bcracking attempt|\bpassword guessing|"
+    r"\b(?:too many|excessive|repeated) (?:failed |invalid )?(?:auth|login|logon|password)",
+    re.IGNORECASE,
+)
 # A name denied just before it: "(NOT JUNKEMAILFILTER)", "not Spamhaus", "non-Barracuda".
 _NEGATED_RE = re.compile(r"\b(?:not|non|no)[ -]$", re.IGNORECASE)
 _SECOND_LEVEL = {"co", "com", "net", "org", "ac", "gov", "edu", "ne", "or", "go", "gen"}
@@ -258,7 +266,7 @@ def attribute_open(
     )
     if not worded and wording.refusal.live(low):
         # Refusal words are block wording only when they refuse our own address.
-        worded = bool(_refusals(subject, lexicon, _sender_ips(subject, remote_mta), low))
+        worded = bool(_refusals(subject, lexicon, _Lazy(subject, remote_mta), low))
     listing = [u for u in urls if _LISTING_URL_RE.search(u)]
     looked_up = bool(listing) or any(_lookup_host(u, lexicon) for u in urls)
     if not worded and not looked_up and not wording.deferral.found(subject, low):
@@ -280,7 +288,11 @@ def attribute_open(
     )
     if not block and not reputation and not deferral and not urls:
         return None
-    if wording.negative.found(subject, low) and not _named_as_listing(subject, lexicon, catalog):
+    if (
+        wording.negative.found(subject, low)
+        and not _named_as_listing(subject, lexicon, catalog)
+        and not (block and _AUTH_ABUSE_RE.search(subject))
+    ):
         return None
     if not reputation and wording.ratelimit.found(subject, low):
         return None
@@ -401,7 +413,7 @@ def _block_spans(
         if not own and not why and not prefix:
             # "blocked for IP 192.0.2.1", or a pointer to a lookup of our address as the only
             # word after it: "Blocked - see https://…?ip=192.0.2.1"
-            end = _refused_own(subject, m, ips)
+            end = _refused_own(subject, m, lambda: ips)
             own = (end is not None and not _reason_after(subject, end)) or (
                 any(cue == 2 and m.end() < at <= m.end() + 200 for at, _, cue in ips)
                 and not _reason_after(subject, m.end())
@@ -413,16 +425,20 @@ def _block_spans(
 
 
 def _refusals(
-    subject: str, lexicon: Lexicon, ips: list[tuple[int, str, int]], low: str | None
+    subject: str,
+    lexicon: Lexicon,
+    ips: list[tuple[int, str, int]] | Callable[[], list[tuple[int, str, int]]],
+    low: str | None,
 ) -> list[int]:
     """Where refusal wording refuses our own address, the only reason given none or one of
     spam and abuse ("Mail from 192.0.2.1 not allowed", "Service denied for IP 192.0.2.1
     (harvester)"; not "Client host rejected: Access denied")."""
     spans = []
     gives_why: bool | None = None
+    found = ips if callable(ips) else lambda: ips
     for p in lexicon.wording.refusal.live(low):
         for m in islice(p.finditer(subject), _MOST):
-            end = _refused_own(subject, m, ips)
+            end = _refused_own(subject, m, found)
             if end is None:
                 continue
             if _reason_after(subject, end):
@@ -434,12 +450,19 @@ def _refusals(
     return spans
 
 
-def _refused_own(subject: str, m: re.Match[str], ips: list[tuple[int, str, int]]) -> int | None:
+def _refused_own(
+    subject: str, m: re.Match[str], ips: Callable[[], list[tuple[int, str, int]]]
+) -> int | None:
     """Where the refusal `m` of our own address ends (with that address when it follows), or
-    None when no address of ours stands right before or after it."""
+    None when no address of ours stands right before or after it. `ips`: the text's sender
+    IPs, asked for only when an IP literal stands in the 40 characters before `m`."""
     if after := _OWN_AFTER_RE.match(subject, m.end()):
         return after.end()
-    for at, _, _ in ips:
+    start = max(0, m.start() - 40)
+    literal_before = _IPV4_RE.search(subject, start, m.start()) or (
+        ":" in subject[start : m.start()] and _IPV6_RE.search(subject, start, m.start())
+    )
+    for at, _, _ in ips() if literal_before else ():
         if at >= m.start() or at < m.start() - 40:
             continue
         literal = _LITERAL_RE.match(subject, at)
@@ -448,7 +471,6 @@ def _refused_own(subject: str, m: re.Match[str], ips: list[tuple[int, str, int]]
         # sentence or a colon: "192.0.2.1: Recipient address rejected")
         if len(gap) <= 16 and not re.search(r"[.;:!?,]|\bsaid\b", gap.replace("]", "")):
             return m.end()
-    start = max(0, m.start() - 40)
     own = _OWN_BEFORE_RE.search(subject, start, m.start())
     # (not Postfix's "Client host rejected", the prefix of every client restriction: its
     # reason follows, or it says none — "unknown[…]: Client host rejected")
@@ -457,6 +479,21 @@ def _refused_own(subject: str, m: re.Match[str], ips: list[tuple[int, str, int]]
     ):
         return m.end()
     return None
+
+
+class _Lazy:
+    """The text's sender IPs (_sender_ips), read when first asked for."""
+
+    __slots__ = ("_found", "remote_mta", "subject")
+
+    def __init__(self, subject: str, remote_mta: str) -> None:
+        self.subject, self.remote_mta = subject, remote_mta
+        self._found: list[tuple[int, str, int]] | None = None
+
+    def __call__(self) -> list[tuple[int, str, int]]:
+        if self._found is None:
+            self._found = _sender_ips(self.subject, self.remote_mta)
+        return self._found
 
 
 def _reason_after(subject: str, end: int) -> bool:
