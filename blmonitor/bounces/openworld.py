@@ -224,6 +224,10 @@ _AUTH_ABUSE_RE = re.compile(
     r"\b(?:too many|excessive|repeated) (?:failed |invalid )?(?:auth|login|logon|password)",
     re.IGNORECASE,
 )
+_FRAME_RE = re.compile(
+    r"\bhost [a-z0-9][a-z0-9.-]{0,252} ?\[[0-9a-f.:]{3,45}\](?::\d{1,5})? ?(?:said:?|:)",
+    re.IGNORECASE,
+)
 # A name denied just before it: "(NOT JUNKEMAILFILTER)", "not Spamhaus", "non-Barracuda".
 _NEGATED_RE = re.compile(r"\b(?:not|non|no)[ -]$", re.IGNORECASE)
 _SECOND_LEVEL = {"co", "com", "net", "org", "ac", "gov", "edu", "ne", "or", "go", "gen"}
@@ -367,11 +371,20 @@ def _block_spans(
     names in words ("Blocked by SpamCop")."""
     wording = lexicon.wording
     objects = wording.object.live(low)
+    # The sending MTA's frame of the receiver ("host mx.example.net[198.51.100.1] said:") names
+    # the receiver's host, not ours: an object word inside it is none.
+    frames = [m.span() for m in islice(_FRAME_RE.finditer(subject), _MOST)]
 
     def near_object(start: int, end: int) -> bool:
-        return any(start <= at < end for at, _, _ in ips) or any(
-            p.compiled.search(subject, start, end) for p in objects
-        )
+        if any(start <= at < end for at, _, _ in ips):
+            return True
+        for p in objects:
+            at = start
+            while (found := p.compiled.search(subject, at, end)) is not None:
+                if not any(a <= found.start() < b for a, b in frames):
+                    return True
+                at = found.end() if found.end() > at else at + 1
+        return False
 
     def about_another(at: int) -> bool:
         bare = _BARE_LISTED_RE.match(subject, at)
