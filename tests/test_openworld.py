@@ -1243,6 +1243,7 @@ def test_round_seven_families(text: str, verdict: str, list_id: str) -> None:
         "535 5.7.8 Error: authentication failed, please authenticate with a valid password",
         "452 Poor connection quality, try again later",
         "535 5.7.8 Authentication failed: too many failed login attempts",
+        "550 5.7.1 SPFBL blocked by unwanted content. See http://spfbl.net/en/feedback",
         # the receiver's host in the sender's frame is no object of ours
         "host mail.example.net[198.51.100.7] said: 551 5.9.9 Message you sent blocked by our "
         "bulk spam email filter (in reply to end of DATA command)",
