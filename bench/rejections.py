@@ -14,20 +14,26 @@ same path as `blmonitor explain` (the reply code and status read from its start)
 
 --misses lists the texts each figure missed, for a development set only: it refuses a file
 named test*.toml (the held-out set must stay unseen, or its figures mean nothing).
+--tree scores another checkout of blmonitor (the anchor, an older round): its attributions are
+made in a child process on that tree, and compared here with this tree's list matching.
 
     python3 bench/rejections.py bench/rejections/dev.toml --misses
+    python3 bench/rejections.py --tree ../anchor bench/rejections/test7.toml
 """
 
 from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
 import re
+import subprocess
 import sys
 import tomllib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -89,15 +95,59 @@ def list_matches(got: Attribution, accepted: list[str], lexicon: Lexicon) -> boo
     return bool(ours_ids & wanted_ids)
 
 
+# Run on another tree: its own `blmonitor explain` for each [text, remote_mta] read as JSON.
+_CHILD = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from blmonitor.bounces.service import explain
+out = []
+for text, mta in json.load(sys.stdin):
+    got = explain(text, remote_mta=mta)
+    found = {k: str(getattr(got, k, "") or "") for k in
+             ("verdict", "list", "zone", "provider", "listed_ip", "layer")}
+    if not hasattr(got, "layer"):  # a tree from before issue 13 reports no layer
+        found["layer"] = "unreported"
+    out.append(found)
+print(json.dumps(out))
+"""
+
+
+def tree_attributions(tree: Path, rows: list[dict[str, object]]) -> list[Attribution]:
+    """The attributions another checkout makes of the rows' texts (in a child process)."""
+    pairs = [[str(r["text"]), str(r.get("remote_mta", ""))] for r in rows]
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(tree)],
+        input=json.dumps(pairs),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    # (duck-typed: the scorer reads only these fields, as strings)
+    return [SimpleNamespace(**g) for g in json.loads(done.stdout)]  # type: ignore[misc]
+
+
 def score_set(
-    path: Path, lexicon: Lexicon, rules: Rules | None = None, catalog: Catalog | None = None
+    path: Path,
+    lexicon: Lexicon,
+    rules: Rules | None = None,
+    catalog: Catalog | None = None,
+    tree: Path | None = None,
 ) -> Score:
-    """The figures of one set; every text goes the way of `blmonitor explain`."""
+    """The figures of one set; every text goes the way of `blmonitor explain` (of this tree,
+    or of `tree`)."""
     rules, catalog = rules or embedded_rules(), catalog or embedded_catalog()
     score = Score(path.name)
-    for row in load_set(path):
+    rows = load_set(path)
+    theirs = tree_attributions(tree, rows) if tree is not None else None
+    for n, row in enumerate(rows):
         text, label = str(row["text"]), str(row.get("verdict", ""))
-        got = explain(text, remote_mta=str(row.get("remote_mta", "")), rules=rules, catalog=catalog)
+        got = (
+            theirs[n]
+            if theirs is not None
+            else explain(
+                text, remote_mta=str(row.get("remote_mta", "")), rules=rules, catalog=catalog
+            )
+        )
         score.texts += 1
         score.layers[str(got.layer) if got.layer else "none"] += 1
         rid = str(row.get("id", "?"))
@@ -164,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("files", nargs="+", type=Path, help="rejection-set TOML files")
     parser.add_argument("--misses", action="store_true", help="list the misses (dev sets only)")
+    parser.add_argument("--tree", type=Path, help="score this other checkout of blmonitor")
     args = parser.parse_args(argv)
     if args.misses:
         held_out = [f for f in args.files if f.name.lower().startswith("test")]
@@ -177,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     rules, catalog = embedded_rules(), embedded_catalog()
     lexicon = rules.lexicon or embedded_lexicon()
     for path in args.files:
-        score = score_set(path, lexicon, rules, catalog)
+        score = score_set(path, lexicon, rules, catalog, args.tree)
         print(render(score))
         if args.misses:
             print(render_misses(score))

@@ -67,6 +67,29 @@ def test_scores_a_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert "[block] t-4" in out
 
 
+def test_scores_another_tree_as_this_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    # --tree: the attributions made in a child process on a checkout (here this one) give
+    # the figures the in-process scorer gives; a tree with no layers says so
+    path = tmp_path / "dev.toml"
+    path.write_text(SET)
+    assert _bench().main([str(path)]) == 0
+    here = capsys.readouterr().out
+    assert _bench().main(["--tree", str(ROOT), str(path)]) == 0
+    assert capsys.readouterr().out == here
+    old = tmp_path / "old" / "blmonitor" / "bounces"
+    old.mkdir(parents=True)
+    (old.parent / "__init__.py").write_text("")
+    (old / "__init__.py").write_text("")
+    (old / "service.py").write_text(
+        "from types import SimpleNamespace\n"
+        "def explain(text, remote_mta=''):\n"
+        "    return SimpleNamespace(verdict='other', list='', zone='', provider='', listed_ip='')\n"
+    )
+    assert _bench().main(["--tree", str(tmp_path / "old"), str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "block detected   0/3 (0.00)" in out and "by layer         unreported 4" in out
+
+
 def test_refuses_to_show_a_test_sets_misses(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     path = tmp_path / "test.toml"
     path.write_text(SET)
