@@ -132,6 +132,8 @@ _SENTENCE_END_RE = re.compile(r"[.;!?](?:\s|$)|\s-\s(?=[A-Z])")
 # Pointers and codes in a tail, not reasons: URLs, hosts, file names, "VS98-IP0", "#5.7.1".
 _POINTER_RE = re.compile(r"\S*[./#]\S*|\S*\d\S*")
 _LITERAL_RE = re.compile(r"[0-9a-f.:]+", re.IGNORECASE)
+# Between our address and a refusal: a sentence, a colon or the frame's "said" parts them.
+_GAP_BREAK_RE = re.compile(r"[.;:!?,]|\bsaid\b", re.IGNORECASE)
 _PUNCT_TAIL_RE = re.compile(r"[ .!;:)\]]*$")
 _YOU_RE = re.compile(r"\byou\b", re.IGNORECASE)
 # A reason weak wording may give for itself: spam, abuse, a block list, reputation, complaints
@@ -270,7 +272,7 @@ def attribute_open(
     )
     if not worded and wording.refusal.live(low):
         # Refusal words are block wording only when they refuse our own address.
-        worded = bool(_refusals(subject, lexicon, _Lazy(subject, remote_mta), low))
+        worded = bool(_refusals(subject, lexicon, _LazyIPs(subject, remote_mta), low))
     listing = [u for u in urls if _LISTING_URL_RE.search(u)]
     looked_up = bool(listing) or any(_lookup_host(u, lexicon) for u in urls)
     if not worded and not looked_up and not wording.deferral.found(subject, low):
@@ -482,7 +484,7 @@ def _refused_own(
         gap = subject[literal.end() if literal else at : m.start()]
         # "Mail from 192.0.2.1 not allowed", "Client host [192.0.2.1] rejected" (not across a
         # sentence or a colon: "192.0.2.1: Recipient address rejected")
-        if len(gap) <= 16 and not re.search(r"[.;:!?,]|\bsaid\b", gap.replace("]", "")):
+        if len(gap) <= 16 and not _GAP_BREAK_RE.search(gap.replace("]", "")):
             return m.end()
     own = _OWN_BEFORE_RE.search(subject, start, m.start())
     # (not Postfix's "Client host rejected", the prefix of every client restriction: its
@@ -494,7 +496,7 @@ def _refused_own(
     return None
 
 
-class _Lazy:
+class _LazyIPs:
     """The text's sender IPs (_sender_ips), read when first asked for."""
 
     __slots__ = ("_found", "remote_mta", "subject")
