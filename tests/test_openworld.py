@@ -1158,7 +1158,7 @@ def test_the_word_skip_of_name_finding_changes_nothing(monkeypatch: pytest.Monke
 def test_a_refusal_of_our_own_address_is_a_listing(text: str) -> None:
     got = _explain(text)
     assert (got.verdict, got.layer, got.list) == (BounceVerdict.LISTED, Layer.GENERIC, "unnamed")
-    assert got.listed_ip in ("192.0.2.1", ""), got
+    assert got.listed_ip == ("192.0.2.1" if "192.0.2.1" in text else ""), got
 
 
 @pytest.mark.parametrize(

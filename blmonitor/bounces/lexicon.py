@@ -14,14 +14,19 @@ from typing import Any
 
 from blmonitor.bounces.models import ListKind
 from blmonitor.bounces.needles import minimal
-from blmonitor.bounces.rules import RulePattern, check_pattern, check_url, embedded_needles
+from blmonitor.bounces.rules import (
+    RulePattern,
+    check_meta,
+    check_pattern,
+    check_url,
+    embedded_needles,
+)
 from blmonitor.dnsbl.catalog import parse_list_toml, read_list_data
 from blmonitor.errors import CatalogError
 
 __all__ = ["Lexicon", "Name", "Phrases", "Wording", "embedded_lexicon", "load_lexicon", "name_key"]
 
 _TOP_KEYS = {"meta", "wording", "name"}
-_META_KEYS = {"version", "updated"}
 _WORDING_KEYS = (
     "listed", "weak", "refusal", "deferral", "object", "reputation", "negative", "ratelimit"
 )  # fmt: skip
@@ -196,13 +201,7 @@ def load_lexicon(
     `compile_now=False`: compile each pattern when first used (for data the tests compile);
     `needles`: the patterns' needles already derived (rules.embedded_needles)."""
     data = parse_list_toml(text, source=source, keys=_TOP_KEYS)
-    meta = data.get("meta", {})
-    if not isinstance(meta, dict):
-        raise CatalogError(source, "[meta] is not a table")
-    if unknown := set(meta) - _META_KEYS:
-        raise CatalogError(source, f"[meta]: unknown key(s) {', '.join(sorted(unknown))}")
-    if meta.get("version", 1) != 1:
-        raise CatalogError(source, f"[meta]: version {meta['version']!r} is not 1")
+    check_meta(data.get("meta", {}), source)
     wording = _parse_wording(data.get("wording"), source, compile_now, needles)
     raw = data.get("name")
     if not isinstance(raw, list) or not raw:

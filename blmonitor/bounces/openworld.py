@@ -270,9 +270,11 @@ def attribute_open(
         or any(n in low for n in wording.needles)
         or _OBJECT_IN_RE.search(low) is not None
     )
+    refused: list[int] | None = None
     if not worded and wording.refusal.live(low):
         # Refusal words are block wording only when they refuse our own address.
-        worded = bool(_refusals(subject, lexicon, _LazyIPs(subject, remote_mta), low))
+        refused = _refusals(subject, lexicon, _LazyIPs(subject, remote_mta), low)
+        worded = bool(refused)
     listing = [u for u in urls if _LISTING_URL_RE.search(u)]
     looked_up = bool(listing) or any(_lookup_host(u, lexicon) for u in urls)
     if not worded and not looked_up and not wording.deferral.found(subject, low):
@@ -287,7 +289,7 @@ def attribute_open(
     ):
         return None  # (decided before the word names are looked up: the usual case again)
     ips = _sender_ips(subject, remote_mta)
-    block, vague = _block_spans(subject, lexicon, ips, low) if worded else ([], [])
+    block, vague = _block_spans(subject, lexicon, ips, low, refused) if worded else ([], [])
     reputation = wording.reputation.starts(subject, low) if worded else []
     deferral = (
         not block and not reputation and (bool(vague) or wording.deferral.found(subject, low))
@@ -364,7 +366,11 @@ def _named_as_listing(subject: str, lexicon: Lexicon, catalog: Catalog) -> bool:
 
 
 def _block_spans(
-    subject: str, lexicon: Lexicon, ips: list[tuple[int, str, int]], low: str | None
+    subject: str,
+    lexicon: Lexicon,
+    ips: list[tuple[int, str, int]],
+    low: str | None,
+    refused: list[int] | None = None,
 ) -> tuple[list[int], list[int]]:
     """Where block wording stands: list wording, or weak wording ("blocked") with an object
     near it and something after it; and apart, weak wording with no object or in a text that
@@ -435,7 +441,8 @@ def _block_spans(
             )
             near = near or own
         (spans if near and (why or own) else vague).append(m.start())
-    spans += _refusals(subject, lexicon, ips, low)
+    # (the refusals of our address, unless the caller has already found them)
+    spans += _refusals(subject, lexicon, ips, low) if refused is None else refused
     return sorted(spans), sorted(vague)
 
 

@@ -237,7 +237,7 @@ def load_rules(
     `needles`: the patterns' needles already derived (embedded_needles)."""
     known = needles or {}
     data = parse_list_toml(text, source=source, keys=_TOP_KEYS)
-    _check_meta(data.get("meta", {}), source)
+    check_meta(data.get("meta", {}), source)
     raw = data.get("rule")
     if not isinstance(raw, list) or not raw:
         raise CatalogError(source, "no [[rule]] tables found")
@@ -275,7 +275,8 @@ def load_rules(
     )
 
 
-def _check_meta(meta: Any, source: str) -> None:
+def check_meta(meta: Any, source: str) -> None:
+    """A lists/ data file's [meta] table: `version` (1) and `updated` only."""
     if not isinstance(meta, dict):
         raise CatalogError(source, "[meta] is not a table")
     unknown = set(meta) - _META_KEYS
