@@ -179,10 +179,12 @@ def test_the_shipped_rules_load():
     assert all(rule.needles for rule in rules.rules if rule.verdict != BounceVerdict.OTHER)
     # embedded_rules() compiles each pattern when first used: the same rules, and the group
     # names it read from each pattern's text are the compiled pattern's.
-    # It also carries the lexicon of the open-world layers (lists/names.toml).
+    # It also carries the lexicon of the open-world layers (lists/names.toml) and the
+    # generic layer's word score (lists/wordscore.json).
     lazy = embedded_rules()
     assert lazy.lexicon is not None and rules.lexicon is None
-    assert replace(lazy, lexicon=None) == rules
+    assert lazy.wordscore is not None and rules.wordscore is None
+    assert replace(lazy, lexicon=None, wordscore=None) == rules
     patterns = [p for r in lazy.rules for p in (*r.patterns, *r.unless, *r.remote_mta)]
     patterns += [r.zone_like for r in lazy.rules if r.zone_like is not None]
     patterns += [*lazy.ip_slots, *lazy.domain_slots, *lazy.zone_slots]

@@ -9,7 +9,9 @@ Three layers, each tried only when the one before found nothing:
              the catalog's zones, a lookup URL); confidence medium (`openworld`);
   generic  — block or reputation wording in any of several languages, about our IP or host,
              outside the negative contexts (auth, SPF, mailbox, TLS, PTR…): list "unnamed";
-             confidence low (`openworld`).
+             confidence low (`openworld`); last, a text worded like the block texts the word
+             score of lists/wordscore.json learned from, outside the same negative contexts
+             (`wordscore`, rule "wordscore:<list>"); confidence low.
 The open-world layers run when the rules carry a lexicon (`embedded_rules()` does).
 
 Precedence of the rules, first hit wins:
@@ -42,7 +44,12 @@ from blmonitor.bounces.models import (
     ListKind,
 )
 from blmonitor.bounces.needles import folded
-from blmonitor.bounces.openworld import attribute_open, named_provider, sender_ip
+from blmonitor.bounces.openworld import (
+    attribute_open,
+    attribute_scored,
+    named_provider,
+    sender_ip,
+)
 from blmonitor.bounces.rules import Rule, RulePattern, Rules
 from blmonitor.bounces.smtp import drop_continuations, leading_status, reply_head
 from blmonitor.dnsbl.catalog import DQS_SUFFIX, Catalog
@@ -144,6 +151,19 @@ def _attribute(
         )
         if opened is not None:
             return opened
+        if rules.wordscore is not None:
+            scored = attribute_scored(
+                subject,
+                remote_mta=remote_mta,
+                temporary=_temporary(None, status, reply_code),
+                lexicon=rules.lexicon,
+                catalog=catalog,
+                low=low,
+                wordscore=rules.wordscore,
+                status=status,
+            )
+            if scored is not None:
+                return scored
     return Attribution(
         verdict=BounceVerdict.OTHER,
         temporary=_temporary(None, status, reply_code),

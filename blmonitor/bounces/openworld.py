@@ -1,8 +1,9 @@
 """The open-world layers of attribution, tried when no specific rule of lists/bounces.toml knows
 the wording: a list NAMED near block wording (the lexicon of lists/names.toml and the catalog's
 zones; confidence medium), else block wording with no name (the generic grammar of
-lists/names.toml in several languages; confidence low). Also the listed IP and the delist URL
-read from any IP literal and URL of a text. [core] Pure.
+lists/names.toml in several languages; confidence low), else, last, a text worded like the block
+texts the word score learned from (lists/wordscore.json; generic, confidence low). Also the
+listed IP and the delist URL read from any IP literal and URL of a text. [core] Pure.
 """
 
 from __future__ import annotations
@@ -10,16 +11,23 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice
+from typing import TYPE_CHECKING
 
 from blmonitor.bounces.lexicon import MAX_WORDS, Lexicon, Name, name_key
 from blmonitor.bounces.models import Attribution, BounceVerdict, Confidence, Layer, ListKind
 from blmonitor.dnsbl.catalog import DQS_SUFFIX, Catalog
 from blmonitor.models import TargetKind, Zone, ZoneKind
 
-__all__ = ["attribute_open", "find_urls", "named_provider", "sender_ip"]
+if TYPE_CHECKING:
+    from blmonitor.bounces.wordscore import WordScore
 
+__all__ = ["attribute_open", "attribute_scored", "find_urls", "named_provider", "sender_ip"]
+
+# RFC 3463 status subjects the word score is never asked about: X.1 addressing, X.2 mailbox,
+# X.6 content (of ~1,000 block texts in the sets, 6 carry one, and a rule reads each of them).
+_NOT_ABOUT_US = frozenset({".1", ".2", ".6"})
 # The most matches of one kind looked at in a text: a hostile text of many does not cost more.
 _MOST = 24
 # How far (characters) an object may stand from weak block wording ("blocked" … "your IP").
@@ -341,6 +349,59 @@ def attribute_open(
     return _unnamed(subject, verdict, temporary, ip, urls, remote_mta, lexicon)
 
 
+def attribute_scored(
+    subject: str,
+    *,
+    remote_mta: str,
+    temporary: bool,
+    lexicon: Lexicon,
+    catalog: Catalog,
+    low: str | None,
+    wordscore: WordScore,
+    status: str = "",
+) -> Attribution | None:
+    """The generic layer's last resort, for a text the layers above did not take for a block
+    and whose block wording the grammar does not know: worded like the block texts the word
+    score was trained on (lists/wordscore.json), and outside the negative contexts and plain
+    rate limits. None when it is not."""
+    if status[1:3] in _NOT_ABOUT_US or not wordscore.gated(low or subject.lower()):
+        # The status blames the address, the mailbox or the content, or the text has no
+        # block word stem at all: the usual cases, decided cheaply.
+        return None
+    wording = lexicon.wording
+    if wording.listed.starts(subject, low) or any(
+        p.compiled.search(subject) for p in wording.weak.live(low)
+    ):
+        # Block wording the grammar knows and judged itself ("blocked by the firewall",
+        # "From: header address is black listed"): its call stands.
+        return None
+    score = wordscore.score(subject)  # (before the negative contexts: it is seldom high)
+    if score < wordscore.threshold:
+        return None
+    reputation = wording.reputation.starts(subject, low)
+    if (
+        wording.negative.found(subject, low) and not _named_as_listing(subject, lexicon, catalog)
+    ) or (not reputation and wording.ratelimit.found(subject, low)):
+        return None
+    listed = not reputation or wording.listed.found(subject, low)
+    verdict = BounceVerdict.LISTED if listed else BounceVerdict.REPUTATION
+    words = ", ".join(f"'{w}'" for w in wordscore.weighed(subject))
+    how = f"worded like the block texts it learned from: {score:.2f}" + (
+        f", most by {words}" if words else ""
+    )
+    urls = find_urls(subject)
+    ip = _best_ip(_sender_ips(subject, remote_mta))
+    found: Attribution
+    if names := list(islice(_names(subject, lexicon, catalog), _MOST)):
+        best = min(names, key=lambda f: (f.tier, bool(f.label), f.by_host, f.at))
+        found = _named(best, verdict, temporary, ip, urls, _zone_index(catalog), how)
+    else:
+        found = _unnamed(subject, verdict, temporary, ip, urls, remote_mta, lexicon, how)
+    return replace(
+        found, rule=f"wordscore:{found.list}", layer=Layer.GENERIC, confidence=Confidence.LOW
+    )
+
+
 def _named_as_listing(subject: str, lexicon: Lexicon, catalog: Catalog) -> bool:
     """The text says outright that a list it names lists the sender ("listed on SpamCop",
     "blocked using bl.example.org", "blocked by ROTA DNSBL"), and neither hedges nor reports
@@ -545,6 +606,7 @@ def _named(
     ip: str,
     urls: list[str],
     zones: dict[str, Zone],
+    how: str = "named near block wording no rule knows",
 ) -> Attribution:
     name, zone = found.name, found.zone
     if zone is None and name is not None and name.zone:
@@ -574,7 +636,7 @@ def _named(
         what = f"{provider} blocks or defers the sender for its reputation ({list_id} named)"
     else:
         what = f"{provider}'s list {list_id} lists the sender"
-    reason = _reason(what, verdict, ip, delist, list_id, "named near block wording no rule knows")
+    reason = _reason(what, verdict, ip, delist, list_id, how)
     return Attribution(
         verdict=verdict,
         list=list_id,
@@ -599,6 +661,7 @@ def _unnamed(
     urls: list[str],
     remote_mta: str,
     lexicon: Lexicon,
+    how: str = "block wording, no list named",
 ) -> Attribution:
     provider = _provider_of(remote_mta, lexicon) or _provider_of(subject, lexicon)
     delist = urls[0] if urls else ""
@@ -609,7 +672,7 @@ def _unnamed(
     else:
         what = f"A block list {who} does not name lists the sender"
         kind = ListKind.PROVIDER_PRIVATE
-    reason = _reason(what, verdict, ip, delist, "unnamed", "block wording, no list named")
+    reason = _reason(what, verdict, ip, delist, "unnamed", how)
     return Attribution(
         verdict=verdict,
         list="unnamed",

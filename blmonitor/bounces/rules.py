@@ -23,6 +23,7 @@ from blmonitor.errors import CatalogError
 
 if TYPE_CHECKING:
     from blmonitor.bounces.lexicon import Lexicon
+    from blmonitor.bounces.wordscore import WordScore
 
 __all__ = [
     "Rule", "RulePattern", "Rules", "check_pattern", "check_url", "embedded_rules", "load_rules",
@@ -161,6 +162,9 @@ class Rules:
     # The names and block wording of the open-world layers (lists/names.toml); None: only the
     # specific rules decide (a closed world, as a rules file of your own alone gives).
     lexicon: Lexicon | None = None
+    # The generic layer's last resort (lists/wordscore.json): a text worded like the block
+    # texts it was trained on; None: no score (only with a lexicon does it run).
+    wordscore: WordScore | None = None
     # Derived, for the pre-check in `attribute`: every needle of any rule, with the positions
     # (in `rules`) of the rules that name it, and the positions of the rules without needles.
     by_needle: Mapping[str, tuple[int, ...]] = field(init=False, repr=False, compare=False)
@@ -186,12 +190,14 @@ def embedded_rules() -> Rules:
     from dataclasses import replace
 
     from blmonitor.bounces.lexicon import embedded_lexicon
+    from blmonitor.bounces.wordscore import embedded_wordscore
 
     text, source = read_list_data("bounces.toml")
     known = embedded_needles()
     return replace(
         load_rules(text, source=source, compile_now=False, needles=known),
         lexicon=embedded_lexicon(known),
+        wordscore=embedded_wordscore(),
     )
 
 
