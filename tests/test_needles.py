@@ -185,3 +185,18 @@ def test_a_pattern_that_matches_a_text_outside_ascii_is_never_skipped() -> None:
             live = set(map(id, phrases.live(low)))
             for p in phrases.patterns:
                 assert id(p) in live or not p.compiled.search(text), (p.pattern, text)
+
+
+def test_the_last_texts_live_patterns_are_kept_for_that_text_only():
+    from blmonitor.bounces.lexicon import Phrases
+
+    phrases = Phrases([r"\bblocked\b", r"\blisted\b", r"spam"])
+    one, two = "ip blocked", "ip listed as spam"
+    assert [p.pattern for p in phrases.live(one)] == [r"\bblocked\b"]
+    assert [p.pattern for p in phrases.live(two)] == [r"\blisted\b", "spam"]
+    assert phrases.live(two) is phrases.live(two)  # (kept: asked again for the same text)
+    # an equal text that is another object is worked out again, the same
+    again = "".join(["ip ", "blocked"])
+    assert again == one and again is not one
+    assert [p.pattern for p in phrases.live(again)] == [r"\bblocked\b"]
+    assert phrases.live(None) == phrases.patterns

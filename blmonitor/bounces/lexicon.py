@@ -70,7 +70,7 @@ class Phrases:
     the lower-cased text holds are tried (on an ASCII text, never one that starts with a letter
     outside ASCII). Compiled when first tried."""
 
-    __slots__ = ("_by_needle", "_outside", "_unfiltered", "patterns")
+    __slots__ = ("_by_needle", "_last", "_outside", "_unfiltered", "patterns")
 
     def __init__(
         self, patterns: Sequence[str], needles: Mapping[str, tuple[str, ...]] | None = None
@@ -93,17 +93,24 @@ class Phrases:
         self._by_needle = tuple((n, tuple(i)) for n, i in by_needle.items())
         self._unfiltered = tuple(unfiltered)
         self._outside = tuple(outside)
+        # The last text's answer (one text asks several times): (low, patterns), set at once.
+        self._last: tuple[str, tuple[RulePattern, ...]] | None = None
 
-    def live(self, low: str | None) -> list[RulePattern]:
+    def live(self, low: str | None) -> tuple[RulePattern, ...]:
         """The patterns that may match the text whose folded form (needles.folded) is `low`
         (None: no pre-check, all of them)."""
         if low is None:
-            return list(self.patterns)
+            return self.patterns
+        last = self._last
+        if last is not None and last[0] is low:
+            return last[1]
         picked = {i for needle, found in self._by_needle if needle in low for i in found}
         picked.update(self._unfiltered)
         if not low.isascii():
             picked.update(self._outside)
-        return [self.patterns[i] for i in sorted(picked)]
+        patterns = tuple(self.patterns[i] for i in sorted(picked))
+        self._last = (low, patterns)
+        return patterns
 
     def starts(self, text: str, low: str | None) -> list[int]:
         """Where any of the patterns matches, in order."""
