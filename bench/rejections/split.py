@@ -40,14 +40,23 @@ def write(path: str, rows: list[dict], header: str) -> None:
                 out.write(f"{key} = {q(value)}\n")
 
 
-def main(paths: list[str], suffix: str = "") -> None:
+def group_key(source: str, by_repo: bool) -> str:
+    """The source a text goes with: its page; with --by-repo, a GitHub repository's files go
+    together (round 9: many rows are a project's defaults spread over several files)."""
+    key = source.strip().rstrip("/").lower()
+    if by_repo and key.startswith("https://github.com/"):
+        key = "/".join(key.split("/")[:5])
+    return key
+
+
+def main(paths: list[str], suffix: str = "", by_repo: bool = False) -> None:
     rows = [row for p in paths for row in tomllib.loads(Path(p).read_text("utf-8"))["text"]]
     ids = [r["id"] for r in rows]
     if len(ids) != len(set(ids)):
         raise SystemExit("duplicate ids")
     groups: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
-        groups[row["source"].strip().rstrip("/").lower()].append(row)
+        groups[group_key(row["source"], by_repo)].append(row)
     sources = sorted(groups)
     random.Random(SEED).shuffle(sources)
     test: list[dict] = []
@@ -74,4 +83,5 @@ if __name__ == "__main__":
     suffix = ""
     if args[:1] == ["--suffix"]:
         suffix, args = args[1], args[2:]
-    main(args, suffix)
+    by_repo = args[:1] == ["--by-repo"]
+    main(args[1:] if by_repo else args, suffix, by_repo)
