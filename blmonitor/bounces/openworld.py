@@ -98,7 +98,7 @@ _BARE_LISTED_RE = re.compile(r"(?:black|block)[ -]?listed\b", re.IGNORECASE)
 _OWN_BEFORE_RE = re.compile(
     r"\b(?:client host|client|your ip(?: address)?|this ip(?: address)?|ip address|sender ip|"
     r"sending ip|(?:this|your) (?:computer|mail ?server|server|host|network))"
-    r"\s?(?:\[[^\]\s]{0,40}\]|\([^)\s]{0,40}\)|[\dx]{1,3}(?:\.[\dx*]{1,3}){3})?"
+    r"\s?(?:\[[^\]\s]{0,40}\]|\([^)\s]{0,40}\)|'[^'\s]{0,40}'|[\dx]{1,3}(?:\.[\dx*]{1,3}){3})?"
     r",?\s(?:is |was |has been )?$",
     re.IGNORECASE,
 )
@@ -106,7 +106,9 @@ _OWN_BEFORE_RE = re.compile(
 # the end, or a pointer ("… blocked. Visit http://…", "blocked, see …", "blocked (123)").
 _NO_REASON_RE = re.compile(
     r"[\s.,;!)\]]*(?:$|\(?[\w=:.-]{0,20}\)?\s*$|(?:see|visit|please|refer|contact|more info|"
-    r"for (?:details|more|information|assistance)|https?://|www\.))",
+    r"for (?:details|more|information|assistance)|https?://|www\.|"
+    r"(?:this|the|your) (?:attempt|connection|incident) (?:has been |was |is )?"
+    r"(?:logged|recorded)))",
     re.IGNORECASE,
 )
 # Our address named right after refusal wording: "denied for IP 192.0.2.1", "no access for
@@ -116,7 +118,9 @@ _OWN_AFTER_RE = re.compile(
     r"connecting) )?(?:ip|ipv4|ipv6|host|network|server|address|client|netblock)(?: address)?:? ?)?"
     r"(?:\[?(?:\d{1,3}\.){3}\d{1,3}\]?(?![\w.])|\[?(?:x{1,3}|\d{1,3})(?:\.(?:x{1,3}|\d{1,3}|\*)){3}\]?"
     r"|<[^<>]{0,24}\bip\b[^<>]{0,12}>)|"
-    r" ?(?:for|from) (?:this|your) (?:ip(?: address)?|host|server|mail ?server|network|domain)\b",
+    r" ?(?:for|from) (?:this|your) (?:ip(?: address)?|host|server|mail ?server|network|domain)\b|"
+    # "Server access forbidden by your IP"
+    r" ?by (?:this|your) ip(?: address)?\b",
     re.IGNORECASE,
 )
 # A masked or placeholder address of ours just before refusal wording: "Mail from x.x.x.x not
@@ -134,7 +138,7 @@ _BOILERPLATE = frozenset((
     "deferred", "try", "again", "later", "the", "a", "to", "at", "http", "https", "www", "sorry",
     "postmaster", "administrator", "and", "or", "this", "our", "help", "go", "check", "bye",
     "goodbye", "service", "mail", "email", "e-mail", "message", "is", "was", "has", "been",
-    "smtp", "server", "from", "sending", "receiving", "delivering", "delivery",
+    "smtp", "server", "from", "sending", "receiving", "delivering", "delivery", "here",
 ))  # fmt: skip
 _SENTENCE_END_RE = re.compile(r"[.;!?](?:\s|$)|\s-\s(?=[A-Z])")
 # Pointers and codes in a tail, not reasons: URLs, hosts, file names, "VS98-IP0", "#5.7.1".
@@ -194,8 +198,10 @@ _NOT_NAMES = frozenset((
 # Spamikaze, see …"); capitalised as written (case matters here).
 _AGENT_NAME_RE = re.compile(
     r"(?<![Nn]ot )(?<!NOT )\b(?:[Ll]isted|LISTED|[Bb]lack-?listed|BLACKLISTED|[Bb]lock-?listed) "
-    r"(?:by|in|on|at) ([A-Z][A-Za-z0-9]{2,30})\b(?![.-][A-Za-z0-9]| [A-Z&])"
-)  # (not a name of several capitalised words: "not listed in Domino Directory")
+    r"(?:by|in|on|at) (?!(?:RBL|DNSBL|DNSRBL|RHSBL|URIBL|SURBL|BL|DNS)s?\b)"
+    r"([A-Z][A-Za-z0-9]{2,30})\b(?![.-][A-Za-z0-9]| [A-Z&])"
+)  # (not a name of several capitalised words: "not listed in Domino Directory"; nor the kind
+# of list itself: "blacklisted by RBL")
 # A subdomain label that says "block list": bl., sbl., dnsbl-1., rbl., blacklist., spam.…
 # (not any label holding "bl": public., mobile., bluewin.).
 _LISTISH_LABEL_RE = re.compile(
