@@ -1290,6 +1290,9 @@ def test_round_seven_negatives(text: str) -> None:
         ("554 5.7.1 Mail refused - 192.0.2.4 - See http://security.rr.com/cgi-bin/block-lookup?192.0.2.4",
          "listed", "spectrum", "192.0.2.4"),
         ("Rejected - see http://orbz.org/", "listed", "orbz", ""),
+        # Postfix's refusal of the client with a reason of abuse: address harvesting
+        ("550 Client host rejected because of email address enumeration.",
+         "listed", "unnamed", ""),
         ("550 Su IP esta en lista negra en SPAMBAG - vea http://www.spambag.org/cgi-bin/spambag?query=192.0.2.3",
          "listed", "spambag", "192.0.2.3"),
     ],
@@ -1309,6 +1312,8 @@ def test_round_nine_families(text, verdict, list_id, ip):
         "421 sorry, your IP (192.0.2.61) is temporarily denied (#4.7.1)",  # a pause, not a block
         "550 Client blocked: too many connections from your IP",  # a plain rate limit
         "550 <user@example.com>... We don't accept mail from spammers",  # sendmail's access table
+        "550 U:BL/ (user recipient policy: sender host address)",  # a recipient's own list
+        "550 S:BL/ (system policy: sender mail address)",  # a sender ADDRESS
     ],
 )
 def test_round_nine_negatives(text):

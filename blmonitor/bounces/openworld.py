@@ -155,7 +155,8 @@ _URL_WHY_RE = re.compile(
     r"(?:black|block|deny|ban)[-_]?list|rbl|dnsbl|remov|delist|unblock|reputation", re.IGNORECASE
 )
 _WHY_RE = re.compile(
-    r"spam|abus|phish|\bbot|infect|compromis|zombie|harvest|dictionary attack|brute[ -]?force|"
+    r"spam|abus|phish|\bbot|infect|compromis|zombie|harvest|enumeration|dictionary attack|"
+    r"brute[ -]?force|"
     r"(?:black|block|deny|ban)[ -]?list|\blist(?:ed|ing)\b|"
     r"\brbl|\bdnsbl|reputa|r[ée]putation|complain|"
     r"unsolicited|\buce\b|junk|pourriel|remov|delist|blocked using|"
