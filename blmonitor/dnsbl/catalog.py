@@ -108,11 +108,16 @@ def read_list_data(name: str) -> tuple[str, str]:
 
 
 def parse_list_toml(text: str, *, source: str, keys: set[str]) -> dict[str, Any]:
-    """A data file of lists/ as TOML, with no top-level key but `keys` (one line on error)."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise CatalogError(source, f"not valid TOML: {exc}") from exc
+    """A data file of lists/ as TOML, with no top-level key but `keys` (one line on error).
+    A shipped file comes parsed already when it is unchanged (`_parsed`)."""
+    from blmonitor.dnsbl._parsed import derived
+
+    data = derived(text, source)
+    if data is None:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise CatalogError(source, f"not valid TOML: {exc}") from exc
     unknown = set(data) - keys
     if unknown:
         raise CatalogError(source, f"unknown top-level key(s) {', '.join(sorted(unknown))}")
