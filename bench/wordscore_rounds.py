@@ -46,8 +46,7 @@ for text in json.load(sys.stdin):
     veto = wording.negative.found(text, low) or (
         wording.ratelimit.found(text, low) and not wording.reputation.starts(text, low))
     # block wording the grammar judged itself (list wording, "blocked"…): its call stands
-    veto = veto or bool(wording.listed.starts(text, low)) or any(
-        p.compiled.search(text) for p in wording.weak.live(low))
+    veto = veto or wording.listed.found(text, low) or wording.weak.found(text, low)
     out.append([str(got.verdict.value) in ("listed", "reputation"), bool(veto)])
 print(json.dumps(out))
 """
@@ -80,7 +79,8 @@ def main() -> int:
     added = []
     for text, (found, veto) in zip(rows, tree, strict=True):
         status = (reply_head(text) or ("", ""))[1] or leading_status(text)
-        asked = not found and not veto and status[1:3] not in {".1", ".2", ".6"}
+        subject = status.split(".")[1] if status.count(".") == 2 else ""
+        asked = not found and not veto and subject not in {"1", "2", "6"}
         asked = asked and model.gated(text.lower())
         added.append(asked and model.score(text) >= model.threshold)
     alone = [found for found, _ in tree]
