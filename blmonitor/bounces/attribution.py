@@ -140,33 +140,23 @@ def _attribute(
                 # A rule that knows the wording but not who wrote it: the name the text gives.
                 found = replace(found, provider=named_provider(subject, rules.lexicon))
             return replace(found, layer=Layer.RULE, confidence=Confidence.HIGH)
-    if rules.lexicon is not None:
+    temporary = _temporary(None, status, reply_code)
+    if (lexicon := rules.lexicon) is not None:
         opened = attribute_open(
-            subject,
-            remote_mta=remote_mta,
-            temporary=_temporary(None, status, reply_code),
-            lexicon=rules.lexicon,
-            catalog=catalog,
+            subject, remote_mta=remote_mta, temporary=temporary, lexicon=lexicon, catalog=catalog,
             low=low,
-        )
+        )  # fmt: skip
+        if opened is None and rules.wordscore is not None:
+            # (the same text and context, and what only the word score needs)
+            opened = attribute_scored(
+                subject, remote_mta=remote_mta, temporary=temporary, lexicon=lexicon,
+                catalog=catalog, low=low, wordscore=rules.wordscore, status=status,
+            )  # fmt: skip
         if opened is not None:
             return opened
-        if rules.wordscore is not None:
-            scored = attribute_scored(
-                subject,
-                remote_mta=remote_mta,
-                temporary=_temporary(None, status, reply_code),
-                lexicon=rules.lexicon,
-                catalog=catalog,
-                low=low,
-                wordscore=rules.wordscore,
-                status=status,
-            )
-            if scored is not None:
-                return scored
     return Attribution(
         verdict=BounceVerdict.OTHER,
-        temporary=_temporary(None, status, reply_code),
+        temporary=temporary,
         reason="not about a block list (no list or reputation wording found)",
     )
 
