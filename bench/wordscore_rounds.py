@@ -63,8 +63,7 @@ def main() -> int:
     if set(train) & set(score):
         parser.error("a set may not be both fitted on and scored")
     texts, blocks, _ = TRAINER["load_sets"](train)
-    fitted = TRAINER["fit"](texts, blocks)
-    fitted.pop("_sklearn")
+    fitted, _, _ = TRAINER["fit"](texts, blocks)
     model = parse_wordscore(json.dumps(fitted), "fitted")
     rows, _, _ = TRAINER["load_sets"](score)
     truth = []

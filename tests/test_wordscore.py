@@ -125,7 +125,7 @@ def test_an_unseen_block_wording_is_found_by_the_word_score():
     assert "most by '" in got.reason  # (the words that weighed most)
 
 
-def test_the_threshold_decides(monkeypatch):
+def test_the_threshold_decides():
     strict = replace(RULES, wordscore=replace(MODEL, threshold=0.9999))
     assert _explain(UNSEEN, strict).verdict is BounceVerdict.OTHER
     assert MODEL.score(UNSEEN) >= MODEL.threshold

@@ -372,7 +372,8 @@ def attribute_scored(
     and whose block wording the grammar does not know: worded like the block texts the word
     score was trained on (lists/wordscore.json), and outside the negative contexts and plain
     rate limits. None when it is not."""
-    if status.split(".")[1:2] and status.split(".")[1] in _NOT_ABOUT_US:
+    parts = status.split(".")
+    if len(parts) == 3 and parts[1] in _NOT_ABOUT_US:
         return None  # (the status blames the address, the mailbox or the content)
     if not wordscore.gated(low or subject.lower()):
         return None  # (no block word stem at all: the usual case, decided cheaply)
