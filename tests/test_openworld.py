@@ -1319,3 +1319,43 @@ def test_round_nine_families(text, verdict, list_id, ip):
 def test_round_nine_negatives(text):
     got = _explain(text)
     assert got.verdict not in (BounceVerdict.LISTED, BounceVerdict.REPUTATION), got
+
+
+@pytest.mark.parametrize(
+    ("text", "verdict", "list_id", "ip"),
+    [
+        # a list's level written onto its name
+        ("IP address 192.0.2.5 found in DNS blacklist UCEProtect1, mail from <a@example.org>",
+         "listed", "dnsbl-1.uceprotect.net", "192.0.2.5"),
+        # an ISP's own list, named by its mail servers' host
+        ("421 mx1.telenet-ops.be cmsmtp 192.0.2.6 sorry, you have temporarily been blacklisted",
+         "listed", "telenet", "192.0.2.6"),
+        # Microsoft's hosted filtering names its list by a code
+        ("550 5.7.1 Service unavailable; Client host [192.0.2.7] blocked using FBLW15; To request"
+         " removal from this list please forward this message to delist@messaging.microsoft.com",
+         "listed", "microsoft-fbl", "192.0.2.7"),
+        # our host refused, the object before the refusal
+        ("476 connections from your host are denied", "listed", "unnamed", ""),
+        ("554 Connections from this server have been refused", "listed", "unnamed", ""),
+        # a sender the receiver has no history for
+        ("550 5.7.1 Policy rejection: sender domain has no established reputation.",
+         "reputation", "unnamed", ""),
+    ],
+)  # fmt: skip
+def test_round_eleven_families(text, verdict, list_id, ip):
+    got = _explain(text)
+    assert (str(got.verdict), got.list, got.listed_ip) == (verdict, list_id, ip), got
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "550 permanent failure for one or more recipients. Connection rejected by Barracuda",
+        "550 Connections from your host are denied: no reverse DNS",  # rDNS policy
+        "421 Connections from your host are refused: too many connections",  # a rate limit
+        "550 5.7.1 HELO domain has no established reputation: HELO must be a FQDN",  # HELO
+    ],
+)
+def test_round_eleven_negatives(text):
+    got = _explain(text)
+    assert got.verdict not in (BounceVerdict.LISTED, BounceVerdict.REPUTATION), got

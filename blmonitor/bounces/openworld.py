@@ -98,9 +98,11 @@ _BARE_LISTED_RE = re.compile(r"(?:black|block)[ -]?listed\b", re.IGNORECASE)
 # [] blocked", "This IP [192.0.2.X] is blocked".
 _OWN_BEFORE_RE = re.compile(
     r"\b(?:client host|client|your ip(?: address)?|this ip(?: address)?|ip address|sender ip|"
-    r"sending ip|(?:this|your) (?:computer|mail ?server|server|host|network))"
+    r"sending ip|(?:this|your) (?:computer|mail ?server|server|host|network)|"
+    # "476 connections from your host are denied"
+    r"connections? from (?:this|your) (?:ip(?: address)?|mail ?server|server|host|network))"
     r"\s?(?:\[[^\]\s]{0,40}\]|\([^)\s]{0,40}\)|'[^'\s]{0,40}'|[\dx]{1,3}(?:\.[\dx*]{1,3}){3})?"
-    r",?\s(?:is |was |has been )?$",
+    r",?\s(?:is |are |was |were |has been |have been )?$",
     re.IGNORECASE,
 )
 # What may follow a bare block of our address when the receiver gives no reason of its own:
