@@ -16,9 +16,13 @@ same path as `blmonitor explain` (the reply code and status read from its start)
 named test*.toml (the held-out set must stay unseen, or its figures mean nothing).
 --tree scores another checkout of blmonitor (the anchor, an older round): its attributions are
 made in a child process on that tree, and compared here with this tree's list matching.
+--labels takes the labels of the rows it names from a file of `[[label]]` rows (id, verdict,
+list, listed_ip) instead of the set's own: the labels agreed by a second, blind labeller and a
+third for their disagreements (bench/rejections/adjudicate.py), scored beside the first ones.
 
     python3 bench/rejections.py bench/rejections/dev.toml --misses
     python3 bench/rejections.py --tree ../anchor bench/rejections/test7.toml
+    python3 bench/rejections.py --labels bench/rejections/agreed.toml bench/rejections/test9.toml
 """
 
 from __future__ import annotations
@@ -66,12 +70,37 @@ class Score:
     misses: list[tuple[str, str, dict[str, object], Attribution]] = field(default_factory=list)
 
 
-def load_set(path: Path) -> list[dict[str, object]]:
+def load_set(
+    path: Path, labels: dict[str, dict[str, object]] | None = None
+) -> list[dict[str, object]]:
+    """The set's rows with text; a row `labels` names takes its verdict, list and listed IP
+    from there."""
     data = tomllib.loads(path.read_text("utf-8"))
     rows = data.get("text", [])
     if not isinstance(rows, list):
         raise SystemExit(f"{path}: no [[text]] rows")
-    return [r for r in rows if isinstance(r, dict) and str(r.get("text", "")).strip()]
+    kept = [r for r in rows if isinstance(r, dict) and str(r.get("text", "")).strip()]
+    return [{**r, **(labels or {}).get(str(r.get("id", "")), {})} for r in kept]
+
+
+_LABEL_KEYS = ("verdict", "list", "listed_ip")
+
+
+def load_labels(path: Path) -> dict[str, dict[str, object]]:
+    """`[[label]]` rows by id: the labels that stand instead of a set's own."""
+    rows = tomllib.loads(path.read_text("utf-8")).get("label", [])
+    if not isinstance(rows, list):
+        raise SystemExit(f"{path}: no [[label]] rows")
+    found: dict[str, dict[str, object]] = {}
+    for row in rows:
+        if not isinstance(row, dict) or not row.get("id"):
+            raise SystemExit(f"{path}: a [[label]] row without an id")
+        if str(row.get("verdict")) not in _BLOCK | _NEGATIVE:
+            raise SystemExit(
+                f"{path}: {row['id']}: verdict {row.get('verdict')!r} is not one of four"
+            )
+        found[str(row["id"])] = {k: row[k] for k in _LABEL_KEYS if k in row}
+    return found
 
 
 def real_ip(text: str) -> str:
@@ -132,12 +161,13 @@ def score_set(
     rules: Rules | None = None,
     catalog: Catalog | None = None,
     tree: Path | None = None,
+    labels: dict[str, dict[str, object]] | None = None,
 ) -> Score:
     """The figures of one set; every text goes the way of `blmonitor explain` (of this tree,
     or of `tree`)."""
     rules, catalog = rules or embedded_rules(), catalog or embedded_catalog()
     score = Score(path.name)
-    rows = load_set(path)
+    rows = load_set(path, labels)
     theirs = tree_attributions(tree, rows) if tree is not None else None
     for n, row in enumerate(rows):
         text, label = str(row["text"]), str(row.get("verdict", ""))
@@ -215,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("files", nargs="+", type=Path, help="rejection-set TOML files")
     parser.add_argument("--misses", action="store_true", help="list the misses (dev sets only)")
     parser.add_argument("--tree", type=Path, help="score this other checkout of blmonitor")
+    parser.add_argument(
+        "--labels", type=Path, help="[[label]] rows that stand instead of the sets' own labels"
+    )
     args = parser.parse_args(argv)
     if args.misses:
         held_out = [f for f in args.files if f.name.lower().startswith("test")]
@@ -227,8 +260,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     rules, catalog = embedded_rules(), embedded_catalog()
     lexicon = rules.lexicon or embedded_lexicon()
+    labels = load_labels(args.labels) if args.labels else None
     for path in args.files:
-        score = score_set(path, lexicon, rules, catalog, args.tree)
+        score = score_set(path, lexicon, rules, catalog, args.tree, labels)
         print(render(score))
         if args.misses:
             print(render_misses(score))

@@ -57,6 +57,9 @@ def main() -> int:
     parser.add_argument("--tree", type=Path, required=True, help="an older checkout")
     parser.add_argument("--train", required=True, help="sets to fit on, comma-separated")
     parser.add_argument("--score", required=True, help="sets to score, comma-separated")
+    parser.add_argument(
+        "--thresholds", default="", help="also count the added texts at these thresholds (0.5,0.7)"
+    )
     args = parser.parse_args()
     train = tuple(args.train.split(","))
     score = tuple(args.score.split(","))
@@ -76,12 +79,14 @@ def main() -> int:
     )  # fmt: skip
     tree = json.loads(done.stdout)
     added = []
+    asked_scores: list[float] = []  # the score where the word score is asked, else -1
     for text, (found, veto) in zip(rows, tree, strict=True):
         status = (reply_head(text) or ("", ""))[1] or leading_status(text)
         subject = status.split(".")[1] if status.count(".") == 2 else ""
         asked = not found and not veto and subject not in {"1", "2", "6"}
         asked = asked and model.gated(text.lower())
-        added.append(asked and model.score(text) >= model.threshold)
+        asked_scores.append(model.score(text) if asked else -1.0)
+        added.append(asked and asked_scores[-1] >= model.threshold)
     alone = [found for found, _ in tree]
     both = [found or more for found, more in zip(alone, added, strict=True)]
     for name, picks in (("tree alone", alone), ("tree + word score", both)):
@@ -89,6 +94,11 @@ def main() -> int:
         wrong = sum(p and not t for p, t in zip(picks, truth, strict=True))
         print(f"{name:18} block {hit}/{sum(truth)} ({hit / sum(truth):.3f})  "
               f"negatives wrong {wrong} of {len(truth) - sum(truth)}")  # fmt: skip
+    for cut in (float(c) for c in args.thresholds.split(",") if c):
+        more = [a >= cut for a in asked_scores]
+        hit = sum(m and t for m, t in zip(more, truth, strict=True))
+        wrong = sum(m and not t for m, t in zip(more, truth, strict=True))
+        print(f"  at {cut:.2f}: adds {hit} blocks, {wrong} negatives")
     for text, a, t in zip(rows, added, truth, strict=True):
         if a:
             print(f"  {'block' if t else 'NEGATIVE'}: {text[:150]}")

@@ -100,6 +100,98 @@ def test_refuses_to_show_a_test_sets_misses(tmp_path: Path, capsys: pytest.Captu
     assert "t-4" not in capsys.readouterr().out
 
 
+def _adjudicate() -> ModuleType:
+    name = "bench_adjudicate"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(
+        name, ROOT / "bench" / "rejections" / "adjudicate.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+BLIND = """
+[[text]]
+id = "t-1"
+verdict = "listed"
+list = ["spamhaus"]
+listed_ip = "192.0.2.1"
+[[text]]
+id = "t-2"
+verdict = "other"
+list = []
+[[text]]
+id = "t-3"
+verdict = "listed"
+list = []
+listed_ip = "192.0.2.9"
+[[text]]
+id = "t-4"
+verdict = "other"
+list = []
+"""
+TIE = """
+[[text]]
+id = "t-2"
+verdict = "listed"
+list = []
+[[text]]
+id = "t-3"
+verdict = "listed"
+list = []
+listed_ip = "192.0.2.9"
+[[text]]
+id = "t-4"
+verdict = "other"
+list = []
+"""
+
+
+def test_three_labellers_agree_and_the_scorer_takes_their_labels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # t-2: the second says other, the third listed: the first (listed) stands, no row;
+    # t-3: first other, second and third listed: listed, with their IP; t-4: first listed,
+    # both others other: other. The labellers see no labels: only id, source, language, text.
+    path, blind, tie = tmp_path / "test.toml", tmp_path / "b1.toml", tmp_path / "b2.toml"
+    path.write_text(SET)
+    blind.write_text(BLIND)
+    tie.write_text(TIE)
+    adjudicate = _adjudicate()
+    assert adjudicate.main(["texts", str(path)]) == 0
+    shown = capsys.readouterr().out
+    assert "verdict" not in shown.replace("fill verdict", "") and "Mailbox full" in shown
+    assert adjudicate.main(["disputed", str(path), "--blind", str(blind)]) == 0
+    disputed = capsys.readouterr().out
+    assert [f'id = "t-{n}"' in disputed for n in (1, 2, 3, 4)] == [False, True, True, True]
+    assert adjudicate.main(["agree", str(path), "--blind", str(blind), "--tie", str(tie)]) == 0
+    captured = capsys.readouterr()
+    assert "disputed 3, kept 1, to block 1, to not block 1" in captured.err
+    agreed = tmp_path / "agreed.toml"
+    agreed.write_text(captured.out)
+    labels = _bench().load_labels(agreed)
+    assert labels == {
+        "t-3": {"verdict": "listed", "list": [], "listed_ip": "192.0.2.9"},
+        "t-4": {"verdict": "other", "list": [], "listed_ip": ""},
+    }
+    assert _bench().main([str(path), "--labels", str(agreed)]) == 0
+    out = capsys.readouterr().out
+    # t-3 (user unknown) now a block we miss; t-4 (mailbox full) a negative we get right
+    assert "block detected   2/3 (0.67)" in out and "negatives wrong  0 of 1" in out
+    assert "listed IP right  1/2 (0.50)" in out
+
+
+def test_the_labels_file_is_checked(tmp_path: Path) -> None:
+    bad = tmp_path / "agreed.toml"
+    bad.write_text('[[label]]\nid = "t-1"\nverdict = "spam"\n')
+    with pytest.raises(SystemExit, match="not one of four"):
+        _bench().load_labels(bad)
+
+
 def test_the_dev_set_meets_the_issue_aims() -> None:
     path = ROOT / "bench" / "rejections" / "dev.toml"
     bench = _bench()
