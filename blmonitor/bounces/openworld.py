@@ -63,9 +63,10 @@ _IPV6_RE = re.compile(
     r"(?:(?<=ipv6:)|(?<![\w:.]))[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}(?![\w:])", re.IGNORECASE
 )
 # Before a status code such as Yahoo's "421 4.16.55.1" (an IPv4 literal in shape), or a version.
-_CODE_BEFORE_RE = re.compile(
-    r"(?:^|\b[245]\d\d[ -]|#|\b(?:status|code|version|release|ver\.?|v)\s?)$", re.IGNORECASE
-)
+_CODE_BEFORE_RE = re.compile(r"(?:#|\b(?:status|code|version|release|ver\.?|v)\s?)$", re.IGNORECASE)
+# A reply code (or the text's start) before a literal: a status code when the literal starts
+# with a status class ("421 4.16.55.1"), else an address ("554 192.0.2.15 has been blocked").
+_REPLY_BEFORE_RE = re.compile(r"(?:^|\b[245]\d\d[ -])$")
 # The sending MTA's framing of the receiver: "host mx.example.net[198.51.100.1] said:",
 # "host mx.example.net [198.51.100.1]: 550 …", "Remote host 198.51.100.1 said:" — that IP is
 # the receiving MTA's, never ours ("Client host [192.0.2.1] blocked" is not such a frame).
@@ -75,7 +76,10 @@ _FRAME_BEFORE_RE = re.compile(
     re.IGNORECASE,
 )
 # (a port after the address, a quoted-printable "=" left before "said")
-_FRAME_AFTER_RE = re.compile(r"\]?(?::\d{1,5})?\s?=?(?::\s|said\b)", re.IGNORECASE)
+# (or Postfix's greeting refusal: "host mx.example.net[198.51.100.1] refused to talk to me:")
+_FRAME_AFTER_RE = re.compile(
+    r"\]?(?::\d{1,5})?\s?=?(?::\s|said\b|refused to talk to me\b)", re.IGNORECASE
+)
 _CLIENT_PORT_RE = re.compile(r"\]:\d{1,5}\b")
 # An address a lookup URL asks about: "?ip=192.0.2.1", "search?q=…", "/query/ip/…": listed.
 _URL_IP_BEFORE_RE = re.compile(
@@ -155,11 +159,14 @@ _YOU_RE = re.compile(r"\byou\b", re.IGNORECASE)
 # (not any "list": a distribution list, "the list of allowed IPs").
 # In a URL only list, lookup or removal words count: "…/blacklist/remove?ip=…".
 _URL_WHY_RE = re.compile(
-    r"(?:black|block|deny|ban)[-_]?list|rbl|dnsbl|remov|delist|unblock|reputation", re.IGNORECASE
+    r"(?:black|block|deny|ban)[-_]?list|rbl|dnsbl|remov|delist|unblock|reputation|abus",
+    re.IGNORECASE,
 )
 _WHY_RE = re.compile(
     r"spam|abus|phish|\bbot|infect|compromis|zombie|harvest|enumeration|dictionary attack|"
     r"brute[ -]?force|"
+    # (mailing many invalid recipients: a dictionary attack's behaviour)
+    r"too many (?:invalid|unknown|non-?existent|bad) (?:recipients|addresses|users)|"
     r"(?:black|block|deny|ban)[ -]?list|\blist(?:ed|ing)\b|"
     r"\brbl|\bdnsbl|reputa|r[ée]putation|complain|"
     r"unsolicited|\buce\b|junk|pourriel|remov|delist|blocked using|"
@@ -638,7 +645,12 @@ def _named(
         provider = zone.operator if zone is not None else _registrable(zone_name)
         kind = ListKind.PUBLIC_DNSBL
         list_id = zone_name
-    if zone is not None and TargetKind.IPV4 not in zone.takes and TargetKind.IPV6 not in zone.takes:
+    # (a zone of domains lists no address; a name of a list of domains whose text ties an
+    # address to the sender keeps it: "The sending IP (192.0.2.1) is listed on spamrl.com")
+    domains_only = zone is not None and not (
+        TargetKind.IPV4 in zone.takes or TargetKind.IPV6 in zone.takes
+    )
+    if domains_only:
         kind = ListKind.DOMAIN_LIST
     delist = _pick_url(urls, name) or _template(name, zone, ip)
     if verdict is BounceVerdict.REPUTATION:
@@ -653,7 +665,7 @@ def _named(
         provider=provider,
         kind=kind,
         temporary=temporary,
-        listed_ip=ip if kind is not ListKind.DOMAIN_LIST else "",
+        listed_ip="" if domains_only else ip,
         delist_url=delist,
         reason=reason,
         rule=f"lexicon:{name.id if name is not None else list_id}",
@@ -1031,6 +1043,8 @@ def _sender_ips(text: str, remote_mta: str) -> list[tuple[int, str, int]]:
         ip = _valid(m.group())
         before = text[max(0, m.start() - 12) : m.start()]
         if not ip or ip == mx or _CODE_BEFORE_RE.search(before):
+            continue
+        if m.group()[:2] in ("2.", "4.", "5.") and _REPLY_BEFORE_RE.search(before):
             continue
         if _FRAME_AFTER_RE.match(text, m.end()) and _FRAME_BEFORE_RE.search(
             text, max(0, m.start() - 270), m.start()
