@@ -22,7 +22,8 @@ third for their disagreements (bench/rejections/adjudicate.py), scored beside th
 
     python3 bench/rejections.py bench/rejections/dev.toml --misses
     python3 bench/rejections.py --tree ../anchor bench/rejections/test7.toml
-    python3 bench/rejections.py --labels bench/rejections/agreed.toml bench/rejections/test9.toml
+    python3 bench/rejections.py --labels bench/rejections/second/agreed.toml \
+        bench/rejections/test9.toml
 """
 
 from __future__ import annotations
