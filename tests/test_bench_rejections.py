@@ -114,41 +114,19 @@ def _adjudicate() -> ModuleType:
     return module
 
 
-BLIND = """
-[[text]]
-id = "t-1"
-verdict = "listed"
-list = ["spamhaus"]
-listed_ip = "192.0.2.1"
-[[text]]
-id = "t-2"
-verdict = "other"
-list = []
-[[text]]
-id = "t-3"
-verdict = "listed"
-list = []
-listed_ip = "192.0.2.9"
-[[text]]
-id = "t-4"
-verdict = "other"
-list = []
-"""
-TIE = """
-[[text]]
-id = "t-2"
-verdict = "listed"
-list = []
-[[text]]
-id = "t-3"
-verdict = "listed"
-list = []
-listed_ip = "192.0.2.9"
-[[text]]
-id = "t-4"
-verdict = "other"
-list = []
-"""
+def _labels(*rows: tuple[str, str, str]) -> str:
+    """Blind labels as a labeller writes them: (id, verdict, listed_ip) rows."""
+    return "".join(
+        f'[[text]]\nid = "{rid}"\nverdict = "{verdict}"\nlist = []\nlisted_ip = "{ip}"\n'
+        for rid, verdict, ip in rows
+    )
+
+
+BLIND = _labels(
+    ("t-1", "listed", "192.0.2.1"), ("t-2", "other", ""), ("t-3", "listed", "192.0.2.9"),
+    ("t-4", "other", ""),
+)  # fmt: skip
+TIE = _labels(("t-2", "listed", ""), ("t-3", "listed", "192.0.2.9"), ("t-4", "other", ""))
 
 
 def test_three_labellers_agree_and_the_scorer_takes_their_labels(
