@@ -1386,6 +1386,10 @@ def test_round_eleven_families(text, verdict, list_id, ip):
         " and not a spam source.",
         # a status code after the reply code is no address: Yahoo's deferral names none here
         "421 4.16.55.1 deferred: too many connections",
+        # the sending MTA's own words in its frame of the receiver refuse nothing of ours,
+        # nor is the receiver's host in it an object: as with "said:"
+        "host mail.example.net[198.51.100.7] refused to talk to me: 554 blocked - spam",
+        "host mail.example.net[198.51.100.7] said: 554 blocked - spam",
     ],
 )
 def test_round_eleven_negatives(text):

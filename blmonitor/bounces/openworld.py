@@ -75,11 +75,11 @@ _FRAME_BEFORE_RE = re.compile(
     r"\bhost\s(?:'?[a-z0-9][a-z0-9.-]{0,252}'?\s?)?\[?$",
     re.IGNORECASE,
 )
+# What closes the frame after the receiver's address: "said", or Postfix's greeting refusal
+# ("host mx.example.net[198.51.100.1] refused to talk to me:"); one for both frame patterns.
+_FRAME_VERB = r"said\b|refused to talk to me\b"
 # (a port after the address, a quoted-printable "=" left before "said")
-# (or Postfix's greeting refusal: "host mx.example.net[198.51.100.1] refused to talk to me:")
-_FRAME_AFTER_RE = re.compile(
-    r"\]?(?::\d{1,5})?\s?=?(?::\s|said\b|refused to talk to me\b)", re.IGNORECASE
-)
+_FRAME_AFTER_RE = re.compile(rf"\]?(?::\d{{1,5}})?\s?=?(?::\s|{_FRAME_VERB})", re.IGNORECASE)
 _CLIENT_PORT_RE = re.compile(r"\]:\d{1,5}\b")
 # An address a lookup URL asks about: "?ip=192.0.2.1", "search?q=…", "/query/ip/…": listed.
 _URL_IP_BEFORE_RE = re.compile(
@@ -252,7 +252,8 @@ _AUTH_ABUSE_RE = re.compile(
     re.IGNORECASE,
 )
 _FRAME_RE = re.compile(
-    r"\bhost [a-z0-9][a-z0-9.-]{0,252} ?\[[0-9a-f.:]{3,45}\](?::\d{1,5})? ?(?:said:?|:)",
+    r"\bhost [a-z0-9][a-z0-9.-]{0,252} ?\[[0-9a-f.:]{3,45}\](?::\d{1,5})? ?"
+    rf"(?:(?:{_FRAME_VERB}):?|:)",
     re.IGNORECASE,
 )
 # A name denied just before it: "(NOT JUNKEMAILFILTER)", "not Spamhaus", "non-Barracuda".
@@ -531,14 +532,20 @@ def _refusals(
 ) -> list[int]:
     """Where refusal wording refuses our own address, the only reason given none or one of
     spam and abuse ("Mail from 192.0.2.1 not allowed", "Service denied for IP 192.0.2.1
-    (harvester)"; not "Client host rejected: Access denied")."""
+    (harvester)"; not "Client host rejected: Access denied", nor the sending MTA's own words
+    in its frame of the receiver: "host mx.example.net[198.51.100.1] refused to talk to me:")."""
     spans = []
     gives_why: bool | None = None
+    frames: list[tuple[int, int]] | None = None  # (read when a refusal of ours is first found)
     found = ips if callable(ips) else lambda: ips
     for p in lexicon.wording.refusal.live(low):
         for m in islice(p.finditer(subject), _MOST):
             end = _refused_own(subject, m, found)
             if end is None:
+                continue
+            if frames is None:
+                frames = [f.span() for f in islice(_FRAME_RE.finditer(subject), _MOST)]
+            if any(a <= m.start() < b for a, b in frames):
                 continue
             if _reason_after(subject, end):
                 if gives_why is None:
@@ -1044,14 +1051,14 @@ def _sender_ips(text: str, remote_mta: str) -> list[tuple[int, str, int]]:
         before = text[max(0, m.start() - 12) : m.start()]
         if not ip or ip == mx or _CODE_BEFORE_RE.search(before):
             continue
-        if m.group()[:2] in ("2.", "4.", "5.") and _REPLY_BEFORE_RE.search(before):
-            continue
         if _FRAME_AFTER_RE.match(text, m.end()) and _FRAME_BEFORE_RE.search(
             text, max(0, m.start() - 270), m.start()
         ):
             continue  # the receiving MTA as the sender's MTA names it
-        if m.group()[:2] in ("2.", "4.", "5.") and before.endswith("- "):
-            continue  # Yahoo's "temporarily deferred - 4.16.55.1" is a status code
+        if m.group()[:2] in ("2.", "4.", "5.") and (
+            before.endswith("- ") or _REPLY_BEFORE_RE.search(before)
+        ):
+            continue  # a status code: "421 4.16.55.1", Yahoo's "temporarily deferred - 4.16.55.1"
         parsed = ipaddress.ip_address(ip)
         if parsed.is_loopback or parsed.is_unspecified or parsed.is_multicast:
             continue
